@@ -1,0 +1,197 @@
+"""The inner stepping loop and the hand-designed optimizers (design.md sections 4-5).
+
+Every optimizer, hand-designed or learned, is an ``InnerOptimizer``: a local update
+(weights, gradients, state) -> (deltas, state) and an optional teleport
+(weights, problems, state) -> (weights, state). ``inner_step`` is the one step they all share:
+
+    L_t, g_t = L(W_t), grad L(W_t)       # g_t carries no graph (first-order inputs)
+    W        = W_t + update(g_t)
+    W_{t+1}  = teleport(W)                # loss unchanged
+
+so meta-training and evaluation run the very same code. States are dicts of tensors (or
+nested lists of them), which keeps detaching them between unroll windows a tree map.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch.utils._pytree import tree_map
+
+from .symmetry import pinv_full_column_rank
+from .tasks import Problems, mlp_loss_and_grad
+from .teleport import ascent_teleport
+
+__all__ = [
+    "GD",
+    "Adam",
+    "InnerOptimizer",
+    "StepContext",
+    "Trajectory",
+    "adam_update",
+    "detach_state",
+    "gd_update",
+    "inner_step",
+    "run",
+]
+
+State = dict[str, Any]
+
+
+@dataclass
+class StepContext:
+    """What an optimizer may read besides weights and gradients at inner step ``t``."""
+
+    t: int
+    problems: Problems
+    x_pinv: torch.Tensor | None = None
+    stats: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class InnerOptimizer(Protocol):
+    name: str
+
+    def init_state(self, problems: Problems) -> State: ...
+
+    def update(
+        self, weights: list[torch.Tensor], grads: list[torch.Tensor], state: State,
+        ctx: StepContext,
+    ) -> tuple[list[torch.Tensor], State]:
+        """Return the local update (one delta per weight) and the new state."""
+        ...
+
+    def teleport(
+        self, weights: list[torch.Tensor], state: State, ctx: StepContext
+    ) -> tuple[list[torch.Tensor], State]:
+        """Return the (possibly) teleported weights and the new state."""
+        ...
+
+
+def gd_update(grads: list[torch.Tensor], lr: float | torch.Tensor) -> list[torch.Tensor]:
+    """Plain gradient descent: delta = -lr * g (lr a float or a (B,) tensor)."""
+    if isinstance(lr, torch.Tensor) and lr.dim() == 1:
+        lr = lr[:, None, None]
+    return [-lr * g for g in grads]
+
+
+def adam_update(
+    grads: list[torch.Tensor], state: State, lr: float, beta1: float = 0.9,
+    beta2: float = 0.999, eps: float = 1e-8,
+) -> tuple[list[torch.Tensor], State]:
+    """Adam (Kingma & Ba) with bias correction; state holds m, v (per weight) and step."""
+    step = state["step"] + 1
+    m = [beta1 * m_ + (1 - beta1) * g for m_, g in zip(state["m"], grads)]
+    v = [beta2 * v_ + (1 - beta2) * g * g for v_, g in zip(state["v"], grads)]
+    c1, c2 = 1 - beta1**step, 1 - beta2**step
+    deltas = [-lr * (m_ / c1) / ((v_ / c2).sqrt() + eps) for m_, v_ in zip(m, v)]
+    return deltas, {"m": m, "v": v, "step": step}
+
+
+@dataclass
+class TeleportSchedule:
+    """Gradient-ascent teleports at chosen inner steps (after that step's update)."""
+
+    at_steps: tuple[int, ...] = ()
+    steps: int = 8
+    step_size: float | None = None
+    max_norm: float = 0.01
+
+    def __call__(self, weights, state, ctx: StepContext):
+        if ctx.t not in self.at_steps:
+            return weights, state
+        p = ctx.problems
+        moved = ascent_teleport(weights, p.X, p.Y, self.steps, self.step_size, self.max_norm,
+                                p.slope, x_pinv=ctx.x_pinv)
+        return moved, state
+
+
+def _no_teleport(weights, state, ctx):
+    return weights, state
+
+
+@dataclass
+class GD:
+    """Gradient descent with a fixed step size, optionally with gradient-ascent teleports."""
+
+    lr: float = 3e-4
+    teleports: TeleportSchedule | None = None
+    name: str = "GD"
+
+    def init_state(self, problems: Problems) -> State:
+        return {}
+
+    def update(self, weights, grads, state, ctx):
+        return gd_update(grads, self.lr), state
+
+    def teleport(self, weights, state, ctx):
+        return (self.teleports or _no_teleport)(weights, state, ctx)
+
+
+@dataclass
+class Adam:
+    """Adam with a fixed step size, optionally with gradient-ascent teleports."""
+
+    lr: float = 1e-2
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    teleports: TeleportSchedule | None = None
+    name: str = "Adam"
+
+    def init_state(self, problems: Problems) -> State:
+        zeros = [torch.zeros_like(w) for w in problems.weights]
+        return {"m": zeros, "v": [z.clone() for z in zeros], "step": 0}
+
+    def update(self, weights, grads, state, ctx):
+        return adam_update(grads, state, self.lr, self.beta1, self.beta2, self.eps)
+
+    def teleport(self, weights, state, ctx):
+        return (self.teleports or _no_teleport)(weights, state, ctx)
+
+
+def inner_step(
+    opt: InnerOptimizer, weights: list[torch.Tensor], state: State, ctx: StepContext
+) -> tuple[torch.Tensor, list[torch.Tensor], State]:
+    """One inner step. Returns (L(W_t) (B,) with graph, W_{t+1}, new state)."""
+    p = ctx.problems
+    loss, grads = mlp_loss_and_grad(weights, p.X, p.Y, p.slope)
+    deltas, state = opt.update(weights, grads, state, ctx)
+    weights = [w + d for w, d in zip(weights, deltas)]
+    weights, state = opt.teleport(weights, state, ctx)
+    return loss, weights, state
+
+
+def detach_state(state: Any) -> Any:
+    """Cut the graph of every tensor in a (nested) state: the truncation point of BPTT."""
+    return tree_map(lambda x: x.detach() if isinstance(x, torch.Tensor) else x, state)
+
+
+@dataclass
+class Trajectory:
+    """losses: (n_steps + 1, B), the loss at W_0..W_N; seconds: (n_steps + 1,), the wall time at
+    which W_0..W_N were reached (0 for W_0); weights: the final W_N."""
+
+    losses: torch.Tensor
+    seconds: torch.Tensor
+    weights: list[torch.Tensor]
+
+
+@torch.no_grad()
+def run(opt: InnerOptimizer, problems: Problems, n_steps: int) -> Trajectory:
+    """Run ``opt`` for ``n_steps`` inner steps on every problem of the batch, without graph."""
+    x_pinv = pinv_full_column_rank(problems.X, layer=1)
+    weights = [w.clone() for w in problems.weights]
+    state = opt.init_state(problems)
+    losses, seconds = [], [0.0]
+    start = time.perf_counter()
+    for t in range(n_steps):
+        ctx = StepContext(t, problems, x_pinv)
+        loss, weights, state = inner_step(opt, weights, state, ctx)
+        losses.append(loss)
+        seconds.append(time.perf_counter() - start)
+    p = problems
+    losses.append(mlp_loss_and_grad(weights, p.X, p.Y, p.slope)[0])
+    return Trajectory(torch.stack(losses), torch.tensor(seconds), weights)

@@ -1,0 +1,111 @@
+"""The exact GL(d_k) action on the hidden layers of a bias-free LeakyReLU MLP (design.md section 3).
+
+For hidden layer k with input h_{k-1} of full column rank (so h^+ h = I_n) and g in GL(d_k):
+
+    W_k'     = sigma^-1( g sigma(W_k h_{k-1}) ) h_{k-1}^+
+    W_{k+1}' = W_{k+1} g^-1
+
+leaves the network output, hence the loss, unchanged for every g. We parameterize g = expm(T)
+with T in gl(d_k) and g^-1 = expm(-T); unlike the first-order g = I + T, (I - T) of the public
+reference code, this is exact for every T. Layers are acted on in order (1, 2), (2, 3), ...,
+each with the already-transformed input h_{k-1}' = g_{k-1} h_{k-1}.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .tasks import DEFAULT_SLOPE, leaky_relu, leaky_relu_inv
+
+__all__ = ["RankError", "group_act", "pinv_full_column_rank"]
+
+
+class RankError(ValueError):
+    """A hidden layer's input lacks full column rank: the group action would not be exact."""
+
+
+def pinv_full_column_rank(
+    h: torch.Tensor, layer: int = 1, rtol: float | None = None, check_rank: bool = True
+) -> torch.Tensor:
+    """Pseudo-inverse h^+ = R^-1 Q^T of a batch of full-column-rank matrices h = QR.
+
+    h: (B, d, n) with n <= d. Returns (B, n, d). Raises RankError when n > d or when some h is
+    numerically rank-deficient (smallest |R_ii| below rtol times the largest), naming the layer.
+    """
+    d, n = h.shape[-2], h.shape[-1]
+    if n > d:
+        raise RankError(
+            f"the input of hidden layer {layer} is {d} x {n} with n={n} samples > "
+            f"d_{layer - 1}={d} rows: it cannot have full column rank, so the group action "
+            "is not exact"
+        )
+    Q, R = torch.linalg.qr(h)
+    if check_rank:
+        diag = R.diagonal(dim1=-2, dim2=-1).abs()
+        tol = rtol if rtol is not None else 10 * max(d, n) * torch.finfo(h.dtype).eps
+        bad = diag.amin(-1) <= tol * diag.amax(-1)
+        if bool(bad.any()):
+            idx = bad.nonzero().flatten().tolist()
+            raise RankError(
+                f"the input of hidden layer {layer} is numerically rank-deficient in problems "
+                f"{idx[:8]}{'...' if len(idx) > 8 else ''}: the group action is not exact there"
+            )
+    # h^+ = R^-1 Q^T, a triangular solve.
+    return torch.linalg.solve_triangular(R, Q.transpose(-2, -1), upper=True)
+
+
+def group_act(
+    weights: list[torch.Tensor],
+    X: torch.Tensor,
+    Ts: list[torch.Tensor | None],
+    slope: float = DEFAULT_SLOPE,
+    *,
+    check_rank: bool = True,
+    x_pinv: torch.Tensor | None = None,
+    compute_dtype: torch.dtype | None = torch.float64,
+) -> list[torch.Tensor]:
+    """Act with g_k = expm(T_k) on every hidden layer k = 1..L-1.
+
+    weights: [W_1 (B, d_1, d_0), ..., W_L (B, d_L, d_{L-1})]; X: (B, d_0, n);
+    Ts: L-1 entries, T_k of shape (B, d_k, d_k), or None to leave layer k alone.
+    x_pinv: optional precomputed X^+ (B, n, d_0), reused across steps since X is fixed.
+    compute_dtype: dtype of the internal computation (None: the weights' own). The pseudo-inverse
+        loses about eps * cond(h_{k-1}); in float32 that moved the loss of the paper's task by
+        up to 1.6e-4 (relative), computing in float64 and casting back by 1.3e-7.
+    Returns the new weights (same shapes and dtype); differentiable in weights and Ts.
+    """
+    L = len(weights)
+    out_dtype = weights[0].dtype
+    if compute_dtype is not None and compute_dtype != out_dtype:
+        cast = [w.to(compute_dtype) for w in weights]
+        Ts_cast = [None if T is None else T.to(compute_dtype) for T in Ts]
+        pinv = None if x_pinv is None else x_pinv.to(compute_dtype)
+        new = group_act(cast, X.to(compute_dtype), Ts_cast, slope, check_rank=check_rank,
+                        x_pinv=pinv, compute_dtype=None)
+        return [w.to(out_dtype) for w in new]
+    if len(Ts) != L - 1:
+        raise ValueError(f"need one T per hidden layer: {L - 1} for {L} layers, got {len(Ts)}")
+    new = list(weights)
+    h = X
+    for k, T in enumerate(Ts):
+        z = torch.bmm(new[k], h)
+        if T is None:
+            h = leaky_relu(z, slope)
+            continue
+        d = new[k].shape[1]
+        if T.shape != (X.shape[0], d, d):
+            raise ValueError(
+                f"T_{k + 1} has shape {tuple(T.shape)}; expected (B={X.shape[0]}, {d}, {d})"
+            )
+        g = torch.linalg.matrix_exp(T)
+        g_inv = torch.linalg.matrix_exp(-T)
+        a = torch.bmm(g, leaky_relu(z, slope))
+        if k == 0 and x_pinv is not None:
+            h_pinv = x_pinv
+        else:
+            h_pinv = pinv_full_column_rank(h, layer=k + 1, check_rank=check_rank)
+        new[k] = torch.bmm(leaky_relu_inv(a, slope), h_pinv)
+        new[k + 1] = torch.bmm(new[k + 1], g_inv)
+        # sigma(W_k' h) = g sigma(z) exactly: the next layer's input is a.
+        h = a
+    return new

@@ -1,0 +1,256 @@
+"""The optimizee: batched bias-free LeakyReLU MLP regression problems (design.md section 2).
+
+A problem is (X, Y, W): X in R^{d_0 x n} (columns are samples), Y in R^{d_L x n}, and the
+initial weights W = [W_1 (d_1 x d_0), ..., W_L (d_L x d_{L-1})]. Work is batched: every tensor
+carries a leading batch axis B, one problem per row.
+
+Seeds: a problem is drawn from numpy's PCG64 seeded by (split, seed, index in batch), so the same
+seed gives the same problems on every machine, problem i of ``sample(B, s)`` does not depend on B,
+and the three splits (train, val, test) can never produce the same stream even for equal seeds.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = [
+    "DEFAULT_SLOPE",
+    "MLPTaskFamily",
+    "Problems",
+    "Split",
+    "leaky_relu",
+    "leaky_relu_inv",
+    "mlp_forward",
+    "mlp_loss",
+    "mlp_loss_and_grad",
+]
+
+DEFAULT_SLOPE = 0.1
+
+
+class Split(enum.Enum):
+    """Disjoint seed streams. The value enters the PRNG seed, so equal seeds never collide."""
+
+    TRAIN = 0
+    VAL = 1
+    TEST = 2
+
+
+def _as_split(split: Split | str) -> Split:
+    if isinstance(split, Split):
+        return split
+    try:
+        return Split[str(split).upper()]
+    except KeyError:
+        raise ValueError(
+            f"unknown split {split!r}; allowed: {[s.name.lower() for s in Split]}"
+        ) from None
+
+
+@dataclass
+class Problems:
+    """A batch of B problems.
+
+    X: (B, d_0, n); Y: (B, d_L, n); weights: [W_1 (B, d_1, d_0), ..., W_L (B, d_L, d_{L-1})].
+    """
+
+    X: torch.Tensor
+    Y: torch.Tensor
+    weights: list[torch.Tensor]
+    slope: float = DEFAULT_SLOPE
+
+    @property
+    def batch_size(self) -> int:
+        return self.X.shape[0]
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
+        def move(t: torch.Tensor) -> torch.Tensor:
+            return t.to(device=device, dtype=dtype)
+
+        return Problems(move(self.X), move(self.Y), [move(w) for w in self.weights], self.slope)
+
+    def __getitem__(self, idx) -> Problems:
+        """Select problems along the batch axis (an int keeps the axis, with size 1)."""
+        if isinstance(idx, int):
+            idx = slice(idx, idx + 1)
+        return Problems(self.X[idx], self.Y[idx], [w[idx] for w in self.weights], self.slope)
+
+
+_DISTRIBUTIONS = ("uniform", "normal")
+
+
+class MLPTaskFamily:
+    """The family of L-layer bias-free LeakyReLU regression problems.
+
+    Args:
+        widths: (d_0, ..., d_L); L = len(widths) - 1 >= 2 layers.
+        n_samples: n, the number of columns of X and Y.
+        init: distribution of the initial weights, "uniform" (U[0, init_scale]; the paper's
+            U[0, 1]) or "normal" (N(0, init_scale^2)).
+        data: distribution of X and Y, same choices, with ``data_scale``.
+        slope: LeakyReLU negative slope alpha (0 < alpha, alpha != 1).
+        dtype: dtype of the tensors ``sample`` returns.
+
+    The group action (symmetry.py) needs every hidden layer's input to have full column rank,
+    so n <= d_{k-1} for every hidden layer k; the family checks it for d_0 and d_1..d_{L-2}.
+    """
+
+    def __init__(
+        self,
+        widths: list[int] | tuple[int, ...] = (20, 20, 20),
+        n_samples: int = 20,
+        init: str = "uniform",
+        data: str = "uniform",
+        init_scale: float = 1.0,
+        data_scale: float = 1.0,
+        slope: float = DEFAULT_SLOPE,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        widths = [int(w) for w in widths]
+        if len(widths) < 3:
+            raise ValueError(f"widths needs at least 3 entries (d_0, d_1, d_2), got {widths}")
+        if any(w < 1 for w in widths):
+            raise ValueError(f"every width must be >= 1, got {widths}")
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        for name, dist in (("init", init), ("data", data)):
+            if dist not in _DISTRIBUTIONS:
+                raise ValueError(f"{name} must be one of {_DISTRIBUTIONS}, got {dist!r}")
+        if not (init_scale > 0 and data_scale > 0):
+            raise ValueError("init_scale and data_scale must be > 0")
+        if not (slope > 0 and slope != 1):
+            raise ValueError(
+                f"slope must be > 0 and != 1 (LeakyReLU must be invertible), got {slope}"
+            )
+        narrow = [k for k in range(1, len(widths) - 1) if n_samples > widths[k - 1]]
+        if narrow:
+            k = narrow[0]
+            raise ValueError(
+                f"n_samples={n_samples} > d_{k - 1}={widths[k - 1]}: the input of hidden layer {k} "
+                "cannot have full column rank, so the group action is not defined"
+            )
+        self.widths = widths
+        self.n_samples = int(n_samples)
+        self.init, self.data = init, data
+        self.init_scale, self.data_scale = float(init_scale), float(data_scale)
+        self.slope = float(slope)
+        self.dtype = dtype
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.widths) - 1
+
+    def _draw(self, rng: np.random.Generator, dist: str, scale: float, shape) -> np.ndarray:
+        if dist == "uniform":
+            return scale * rng.random(shape)
+        return scale * rng.standard_normal(shape)
+
+    def sample(self, batch_size: int, seed: int, split: Split | str = Split.TRAIN) -> Problems:
+        """Draw ``batch_size`` problems from stream ``split`` (train, val or test) at ``seed``."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        split = _as_split(split)
+        d, n = self.widths, self.n_samples
+        xs, ys, ws = [], [], [[] for _ in range(self.n_layers)]
+        for i in range(batch_size):
+            seq = np.random.SeedSequence([split.value, int(seed), i])
+            rng = np.random.Generator(np.random.PCG64(seq))
+            xs.append(self._draw(rng, self.data, self.data_scale, (d[0], n)))
+            ys.append(self._draw(rng, self.data, self.data_scale, (d[-1], n)))
+            for k in range(self.n_layers):
+                ws[k].append(self._draw(rng, self.init, self.init_scale, (d[k + 1], d[k])))
+
+        def stack(arrs):
+            return torch.from_numpy(np.stack(arrs)).to(self.dtype)
+
+        return Problems(stack(xs), stack(ys), [stack(w) for w in ws], self.slope)
+
+    def config(self) -> dict:
+        return {
+            "widths": list(self.widths),
+            "n_samples": self.n_samples,
+            "init": self.init,
+            "data": self.data,
+            "init_scale": self.init_scale,
+            "data_scale": self.data_scale,
+            "slope": self.slope,
+        }
+
+
+def leaky_relu(x: torch.Tensor, slope: float = DEFAULT_SLOPE) -> torch.Tensor:
+    return torch.where(x >= 0, x, slope * x)
+
+
+def leaky_relu_inv(x: torch.Tensor, slope: float = DEFAULT_SLOPE) -> torch.Tensor:
+    return torch.where(x >= 0, x, x / slope)
+
+
+def mlp_forward(
+    weights: list[torch.Tensor], X: torch.Tensor, slope: float = DEFAULT_SLOPE
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """Forward pass. Returns (f (B, d_L, n), pre-activations Z_1..Z_{L-1}, inputs h_0..h_{L-1})."""
+    _check_shapes(weights, X)
+    h = X
+    hs, zs = [X], []
+    for W in weights[:-1]:
+        z = torch.bmm(W, h)
+        h = leaky_relu(z, slope)
+        zs.append(z)
+        hs.append(h)
+    return torch.bmm(weights[-1], h), zs, hs
+
+
+def mlp_loss(
+    weights: list[torch.Tensor], X: torch.Tensor, Y: torch.Tensor, slope: float = DEFAULT_SLOPE
+) -> torch.Tensor:
+    """Per-problem loss 1/2 ||Y - f(X)||_F^2, shape (B,)."""
+    f, _, _ = mlp_forward(weights, X, slope)
+    if Y.shape != f.shape:
+        raise ValueError(f"Y has shape {tuple(Y.shape)}, the network outputs {tuple(f.shape)}")
+    return 0.5 * (f - Y).pow(2).sum(dim=(1, 2))
+
+
+def mlp_loss_and_grad(
+    weights: list[torch.Tensor], X: torch.Tensor, Y: torch.Tensor, slope: float = DEFAULT_SLOPE
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Per-problem loss (B,) and its gradient w.r.t. every weight, by hand-written backprop.
+
+    The loss keeps the autograd graph of ``weights`` (meta-training differentiates it); the
+    gradients are computed from detached tensors and carry no graph: learned optimizers read
+    them as first-order inputs (design.md section 6), and this is cheaper than autograd.grad.
+    """
+    f, zs, hs = mlp_forward(weights, X, slope)
+    if Y.shape != f.shape:
+        raise ValueError(f"Y has shape {tuple(Y.shape)}, the network outputs {tuple(f.shape)}")
+    r = f - Y
+    loss = 0.5 * r.pow(2).sum(dim=(1, 2))
+    with torch.no_grad():
+        delta = r.detach()
+        grads = [None] * len(weights)
+        for k in range(len(weights) - 1, -1, -1):
+            grads[k] = torch.bmm(delta, hs[k].detach().transpose(1, 2))
+            if k > 0:
+                back = torch.bmm(weights[k].detach().transpose(1, 2), delta)
+                delta = torch.where(zs[k - 1].detach() >= 0, back, slope * back)
+    return loss, grads
+
+
+def _check_shapes(weights: list[torch.Tensor], X: torch.Tensor) -> None:
+    if X.dim() != 3:
+        raise ValueError(f"X must be (B, d_0, n), got shape {tuple(X.shape)}")
+    if len(weights) < 2:
+        raise ValueError(f"need at least 2 weight matrices, got {len(weights)}")
+    rows = X.shape[1]
+    for k, W in enumerate(weights, start=1):
+        if W.dim() != 3 or W.shape[0] != X.shape[0] or W.shape[2] != rows:
+            raise ValueError(
+                f"W_{k} has shape {tuple(W.shape)}; expected (B={X.shape[0]}, d_{k}, {rows})"
+            )
+        rows = W.shape[1]
+

@@ -1,0 +1,122 @@
+import pytest
+import torch
+
+from metateleport.symmetry import RankError, group_act, pinv_full_column_rank
+from metateleport.tasks import MLPTaskFamily, mlp_loss
+
+CASES = [([20, 20, 20], 20), ([10, 30, 5], 10), ([8, 16, 16, 4], 8)]
+
+
+def random_Ts(widths, batch, norm, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    Ts = []
+    for d in widths[1:-1]:
+        T = torch.randn(batch, d, d, generator=g, dtype=torch.float64)
+        Ts.append((T * norm / T.norm(dim=(1, 2), keepdim=True)).to(dtype))
+    return Ts
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-9), (torch.float32, 5e-4)])
+@pytest.mark.parametrize("norm", [0.01, 1.0, 3.0])
+@pytest.mark.parametrize("widths, n", CASES)
+def test_loss_invariance(widths, n, norm, dtype, tol):
+    p = MLPTaskFamily(widths, n, dtype=dtype).sample(64, seed=0)
+    before = mlp_loss(p.weights, p.X, p.Y)
+    moved = group_act(p.weights, p.X, random_Ts(widths, 64, norm, dtype))
+    assert all(m.dtype == dtype for m in moved)
+    assert not all(torch.allclose(m, w) for m, w in zip(moved, p.weights))
+    rel = ((mlp_loss(moved, p.X, p.Y) - before).abs() / before).max().item()
+    assert rel < tol
+
+
+def test_float32_in_native_precision_is_worse_which_is_why_we_upcast():
+    p = MLPTaskFamily().sample(64, seed=0)
+    Ts = random_Ts([20, 20, 20], 64, 1.0, torch.float32)
+    before = mlp_loss(p.weights, p.X, p.Y)
+
+    def rel(**kw):
+        return ((mlp_loss(group_act(p.weights, p.X, Ts, **kw), p.X, p.Y) - before).abs()
+                / before).max().item()
+
+    assert rel() < 1e-5 < rel(compute_dtype=None)
+
+
+def test_inverse_element_returns_the_weights():
+    p = MLPTaskFamily(dtype=torch.float64).sample(8, seed=1)
+    Ts = random_Ts([20, 20, 20], 8, 1.0, torch.float64)
+    back = group_act(group_act(p.weights, p.X, Ts), p.X, [-T for T in Ts])
+    for b, w in zip(back, p.weights):
+        torch.testing.assert_close(b, w, rtol=1e-8, atol=1e-8)
+
+
+def test_output_layer_moves_by_g_inverse_and_hidden_activations_by_g():
+    p = MLPTaskFamily(dtype=torch.float64).sample(4, seed=2)
+    (T,) = random_Ts([20, 20, 20], 4, 0.5, torch.float64)
+    W1, W2 = group_act(p.weights, p.X, [T])
+    g = torch.linalg.matrix_exp(T)
+    torch.testing.assert_close(W2, p.weights[1] @ torch.linalg.inv(g))
+    h = torch.nn.functional.leaky_relu(p.weights[0] @ p.X, 0.1)
+    torch.testing.assert_close(torch.nn.functional.leaky_relu(W1 @ p.X, 0.1), g @ h)
+
+
+def test_batched_equals_per_problem():
+    p = MLPTaskFamily([8, 16, 16, 4], 8, dtype=torch.float64).sample(5, seed=3)
+    Ts = random_Ts([8, 16, 16, 4], 5, 1.0, torch.float64)
+    full = group_act(p.weights, p.X, Ts)
+    for i in range(5):
+        q = p[i]
+        one = group_act(q.weights, q.X, [T[i:i + 1] for T in Ts])
+        for a, b in zip(one, full):
+            torch.testing.assert_close(a, b[i:i + 1], rtol=1e-12, atol=1e-12)
+
+
+def test_none_leaves_a_layer_alone():
+    p = MLPTaskFamily([8, 16, 16, 4], 8, dtype=torch.float64).sample(2, seed=0)
+    _, T2 = random_Ts([8, 16, 16, 4], 2, 1.0, torch.float64)
+    moved = group_act(p.weights, p.X, [None, T2])
+    assert torch.equal(moved[0], p.weights[0])
+    assert not torch.allclose(moved[1], p.weights[1])
+
+
+def test_rank_error_when_more_samples_than_input_rows():
+    p = MLPTaskFamily([10, 30, 5], 10, dtype=torch.float64).sample(2, seed=0)
+    X = torch.rand(2, 10, 12, dtype=torch.float64)
+    W = [p.weights[0], p.weights[1]]
+    with pytest.raises(RankError, match="n=12 samples > d_0=10"):
+        group_act(W, X, [torch.zeros(2, 30, 30, dtype=torch.float64)])
+
+
+def test_rank_error_for_rank_deficient_data():
+    p = MLPTaskFamily(dtype=torch.float64).sample(3, seed=0)
+    X = p.X.clone()
+    X[1, :, 5] = X[1, :, 3]  # two equal samples in problem 1
+    with pytest.raises(RankError, match=r"rank-deficient in problems \[1\]"):
+        group_act(p.weights, X, [torch.zeros(3, 20, 20, dtype=torch.float64)])
+
+
+def test_rank_error_names_deeper_layer():
+    with pytest.raises(RankError, match="hidden layer 2"):
+        pinv_full_column_rank(torch.rand(1, 4, 6), layer=2)
+
+
+def test_wrong_T_shape():
+    p = MLPTaskFamily().sample(2, seed=0)
+    with pytest.raises(ValueError, match=r"T_1 has shape \(2, 19, 19\)"):
+        group_act(p.weights, p.X, [torch.zeros(2, 19, 19)])
+    with pytest.raises(ValueError, match="one T per hidden layer"):
+        group_act(p.weights, p.X, [])
+
+
+def test_gradient_through_action_matches_finite_differences():
+    p = MLPTaskFamily([6, 6, 6], 6, init="normal", data="normal", dtype=torch.float64).sample(1, 0)
+    T = (0.3 * torch.randn(1, 6, 6, dtype=torch.float64)).requires_grad_()
+
+    def f(T):
+        W1, W2 = group_act(p.weights, p.X, [T])
+        return (W1.sin().sum() + W2.pow(2).sum())
+
+    (grad,) = torch.autograd.grad(f(T), T)
+    V = torch.randn(1, 6, 6, dtype=torch.float64)
+    eps = 1e-6
+    fd = (f(T + eps * V) - f(T - eps * V)) / (2 * eps)
+    assert abs((grad * V).sum().item() - fd.item()) < 1e-6 * max(1.0, abs(fd.item()))
