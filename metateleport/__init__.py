@@ -1,0 +1,3 @@
+"""metateleport: learned optimizers that exploit parameter-space symmetry."""
+
+__version__ = "0.1.0"

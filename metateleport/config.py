@@ -1,0 +1,246 @@
+"""Run configuration: dataclasses loaded from YAML and validated before any work starts.
+
+A YAML file has up to three sections, ``task``, ``model`` and ``train``; every key is optional and
+defaults to the value below. ``--set section.key=value`` overrides a key (the value is parsed as
+YAML). An unknown key, a wrong type or an out-of-range value raises ``ConfigError`` naming the key
+and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "ModelConfig",
+    "TaskConfig",
+    "TrainConfig",
+    "config_from_dict",
+    "config_to_dict",
+    "load_config",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown, has the wrong type or is out of range."""
+
+
+@dataclass
+class TaskConfig:
+    """The optimizee family (tasks.MLPTaskFamily)."""
+
+    widths: list[int] = field(default_factory=lambda: [20, 20, 20])
+    n_samples: int = 20
+    init: str = "uniform"
+    data: str = "uniform"
+    init_scale: float = 1.0
+    data_scale: float = 1.0
+    slope: float = 0.1
+
+
+@dataclass
+class ModelConfig:
+    """The learned optimizer (meta_optimizers.LearnedOptimizer)."""
+
+    variant: str = "update_tele"
+    hidden_size: int = 20
+    preprocess_p: float = 10.0
+    update_scale: float = 0.1
+    tele_scale: float = 0.01
+    tele_norm: float | None = 0.01
+    max_tele_norm: float = 0.1
+    lr_max: float = 1e-3
+    lr_init: float = 3e-4
+
+
+@dataclass
+class TrainConfig:
+    """Meta-training by truncated BPTT (unroll.MetaTrainer)."""
+
+    batch_size: int = 8
+    n_steps: int = 100
+    unroll: int = 10
+    trajectories: int = 480
+    meta_lr: float = 1e-3
+    grad_clip: float = 1.0
+    meta_loss: str = "log"
+    val_every: int = 10
+    val_problems: int = 32
+    ckpt_every: int = 20
+    keep_checkpoints: int = 3
+    seed: int = 0
+    dtype: str = "float32"
+    threads: int = 0
+
+
+@dataclass
+class Config:
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+_CHOICES = {
+    "task.init": ("uniform", "normal"),
+    "task.data": ("uniform", "normal"),
+    "model.variant": ("update_tele", "update", "lr_tele"),
+    "train.meta_loss": ("log", "sum"),
+    "train.dtype": ("float32", "float64"),
+}
+
+# key -> (predicate, what is allowed)
+_RANGES = {
+    "task.n_samples": (lambda v: v >= 1, ">= 1"),
+    "task.init_scale": (lambda v: v > 0, "> 0"),
+    "task.data_scale": (lambda v: v > 0, "> 0"),
+    "task.slope": (lambda v: v > 0 and v != 1, "> 0 and != 1"),
+    "model.hidden_size": (lambda v: v >= 1, ">= 1"),
+    "model.preprocess_p": (lambda v: v > 0, "> 0"),
+    "model.update_scale": (lambda v: v > 0, "> 0"),
+    "model.tele_scale": (lambda v: v > 0, "> 0"),
+    "model.tele_norm": (lambda v: v is None or v > 0, "> 0, or null to let the network set it"),
+    "model.max_tele_norm": (lambda v: v > 0, "> 0"),
+    "model.lr_max": (lambda v: v > 0, "> 0"),
+    "model.lr_init": (lambda v: v > 0, "> 0"),
+    "train.batch_size": (lambda v: v >= 1, ">= 1"),
+    "train.n_steps": (lambda v: v >= 1, ">= 1"),
+    "train.unroll": (lambda v: v >= 1, ">= 1"),
+    "train.trajectories": (lambda v: v >= 1, ">= 1"),
+    "train.meta_lr": (lambda v: v > 0, "> 0"),
+    "train.grad_clip": (lambda v: v > 0, "> 0"),
+    "train.val_every": (lambda v: v >= 0, ">= 0 (0: never)"),
+    "train.val_problems": (lambda v: v >= 1, ">= 1"),
+    "train.ckpt_every": (lambda v: v >= 1, ">= 1"),
+    "train.keep_checkpoints": (lambda v: v >= 1, ">= 1"),
+    "train.seed": (lambda v: v >= 0, ">= 0"),
+    "train.threads": (lambda v: v >= 0, ">= 0 (0: torch's default)"),
+}
+
+
+def _check_type(key: str, value: Any, hint: Any) -> Any:
+    """Return value converted to ``hint`` (int -> float allowed) or raise ConfigError."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _check_type(key, value, inner[0])
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list of {item.__name__}, got {value!r}")
+        return [_check_type(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool) or not isinstance(value, hint):
+        raise ConfigError(
+            f"{key}: expected {hint.__name__}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _section_from_dict(name: str, cls: type, data: Any):
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}: expected a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    values = {}
+    for key, value in data.items():
+        full = f"{name}.{key}"
+        if key not in allowed:
+            raise ConfigError(f"{full}: unknown key; allowed keys in {name}: {', '.join(allowed)}")
+        value = _check_type(full, value, hints[key])
+        if full in _CHOICES and value not in _CHOICES[full]:
+            raise ConfigError(f"{full}: {value!r} is not one of {list(_CHOICES[full])}")
+        if full in _RANGES and not _RANGES[full][0](value):
+            raise ConfigError(f"{full}: {value!r} is out of range; allowed: {_RANGES[full][1]}")
+        values[key] = value
+    return cls(**values)
+
+
+def config_from_dict(data: Any) -> Config:
+    """Build and validate a Config from a nested dict (the parsed YAML)."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"the config must be a mapping with task/model/train, got {data!r}")
+    sections = {f.name: f.type for f in dataclasses.fields(Config)}
+    unknown = [k for k in data if k not in sections]
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown section; allowed: {', '.join(sections)}")
+    hints = typing.get_type_hints(Config)
+    cfg = Config(**{k: _section_from_dict(k, hints[k], data.get(k)) for k in sections})
+    _check_cross(cfg)
+    return cfg
+
+
+def _check_cross(cfg: Config) -> None:
+    t, m, tr = cfg.task, cfg.model, cfg.train
+    if len(t.widths) < 3 or any(w < 1 for w in t.widths):
+        raise ConfigError(f"task.widths: need >= 3 positive widths (d_0, d_1, ..., d_L), "
+                          f"got {t.widths}")
+    for k in range(1, len(t.widths) - 1):
+        if t.n_samples > t.widths[k - 1]:
+            raise ConfigError(
+                f"task.n_samples: {t.n_samples} > task.widths[{k - 1}]={t.widths[k - 1]}; the "
+                f"input of hidden layer {k} needs full column rank (n <= d_{k - 1})"
+            )
+    if not m.lr_init < m.lr_max:
+        raise ConfigError(f"model.lr_init: {m.lr_init} must be < model.lr_max={m.lr_max}")
+    if tr.n_steps % tr.unroll:
+        raise ConfigError(
+            f"train.unroll: {tr.unroll} must divide train.n_steps={tr.n_steps}"
+        )
+
+
+def config_to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
+    """Apply ``section.key=value`` strings (value parsed as YAML) to a nested dict, in place."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected section.key=value")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        if len(parts) != 2 or not all(parts):
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. train.unroll=10")
+        section, name = parts
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {item!r}: cannot parse the value: {err}") from None
+        if data.get(section) is None:
+            data[section] = {}
+        if not isinstance(data[section], dict):
+            raise ConfigError(f"{section}: expected a mapping of keys")
+        data[section][name] = value
+    return data
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML file (None: all defaults), apply overrides, validate."""
+    data: Any = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the config must be a mapping with task/model/train")
+    return config_from_dict(apply_overrides(data, overrides))

@@ -1,0 +1,226 @@
+"""Coordinatewise LSTM meta-optimizers (design.md section 5).
+
+One small LSTM, shared by every coordinate, with its own state per coordinate: the coordinates of
+all B trajectories are stacked on the LSTM's batch axis, so one call serves them all and nothing
+depends on the number of parameters (a trained optimizer runs on any width and depth).
+
+- ``UpdateLSTM`` (m1): preprocessed gradient of each weight -> that weight's update.
+- ``GroupLSTM`` (m2): preprocessed teleport feature G_ij -> T_ij of every hidden layer.
+- ``LrTeleLSTM``: m2 plus a head whose mean over coordinates gives a positive, bounded step size
+  for the next plain-GD step (as the reference's LSTM(lr,tele) returns "a step size for the next
+  gradient descent step").
+
+``LearnedOptimizer`` puts them together as an ``InnerOptimizer`` for the shared stepping loop.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .optimizers import State, StepContext, gd_update
+from .preprocess import log_sign
+from .symmetry import group_act
+from .teleport import clip_frobenius, rescale_frobenius, teleport_feature
+
+__all__ = [
+    "VARIANTS",
+    "CoordinateLSTM",
+    "GroupLSTM",
+    "LearnedOptimizer",
+    "LrTeleLSTM",
+    "UpdateLSTM",
+    "flatten_coords",
+    "unflatten_coords",
+]
+
+#: variant name -> display name used in tables and plots
+VARIANTS = {
+    "update_tele": "LSTM(update,tele)",
+    "update": "LSTM(update)",
+    "lr_tele": "LSTM(lr,tele)",
+}
+
+
+class CoordinateLSTM(nn.Module):
+    """A 2-layer LSTM applied independently to N coordinates.
+
+    forward(x (N, in_features), state [h_1, c_1, h_2, c_2] each (N, H)) -> (h_2 (N, H), state).
+    """
+
+    def __init__(self, in_features: int = 2, hidden_size: int = 20, num_layers: int = 2):
+        super().__init__()
+        sizes = [in_features] + [hidden_size] * num_layers
+        self.cells = nn.ModuleList(nn.LSTMCell(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.hidden_size = hidden_size
+
+    def init_state(self, n: int, like: torch.Tensor) -> list[torch.Tensor]:
+        zeros = like.new_zeros(n, self.hidden_size)
+        return [zeros] * (2 * len(self.cells))
+
+    def forward(self, x: torch.Tensor, state: list[torch.Tensor]):
+        new_state = []
+        for i, cell in enumerate(self.cells):
+            h, c = cell(x, (state[2 * i], state[2 * i + 1]))
+            new_state += [h, c]
+            x = h
+        return x, new_state
+
+
+def flatten_coords(mats: list[torch.Tensor]) -> torch.Tensor:
+    """[(B, a_k, b_k)] -> (B, sum_k a_k b_k): every coordinate of a problem in one row."""
+    return torch.cat([m.reshape(m.shape[0], -1) for m in mats], dim=1)
+
+
+def unflatten_coords(flat: torch.Tensor, like: list[torch.Size]) -> list[torch.Tensor]:
+    """Inverse of ``flatten_coords`` for matrices of shapes ``like`` ((B, a_k, b_k) each)."""
+    sizes = [s[1] * s[2] for s in like]
+    return [part.reshape(s) for part, s in zip(flat.split(sizes, dim=1), like)]
+
+
+class UpdateLSTM(nn.Module):
+    """m1: gradient coordinates (N,) -> updates (N,) = out_scale * Linear(LSTM(log_sign(g)))."""
+
+    def __init__(self, hidden_size: int = 20, p: float = 10.0, out_scale: float = 0.1):
+        super().__init__()
+        self.lstm = CoordinateLSTM(2, hidden_size)
+        self.head = nn.Linear(hidden_size, 1)
+        self.p, self.out_scale = p, out_scale
+
+    def forward(self, grads: torch.Tensor, state: list[torch.Tensor]):
+        h, state = self.lstm(log_sign(grads, self.p), state)
+        return self.out_scale * self.head(h).squeeze(-1), state
+
+
+class GroupLSTM(nn.Module):
+    """m2: teleport-feature coordinates (N,) -> Lie-algebra coordinates T (N,).
+
+    T = out_scale * Linear(LSTM(log_sign(G))); the caller then rescales each T_k to a fixed
+    Frobenius norm (``tele_norm``, the paper's 0.01) or, with tele_norm None, lets the network
+    set the norm and only clips it at ``max_tele_norm`` (a guard against divergence, see
+    teleport.py).
+    """
+
+    def __init__(
+        self, hidden_size: int = 20, p: float = 10.0, out_scale: float = 0.01,
+        tele_norm: float | None = 0.01, max_tele_norm: float = 0.1,
+    ):
+        super().__init__()
+        self.lstm = CoordinateLSTM(2, hidden_size)
+        self.head = nn.Linear(hidden_size, 1)
+        self.p, self.out_scale = p, out_scale
+        self.tele_norm, self.max_tele_norm = tele_norm, max_tele_norm
+
+    def forward(self, feats: torch.Tensor, state: list[torch.Tensor]):
+        """Returns (T (N,), top hidden state (N, H), new state)."""
+        h, state = self.lstm(log_sign(feats, self.p), state)
+        return self.out_scale * self.head(h).squeeze(-1), h, state
+
+    def normalize(self, T: torch.Tensor) -> torch.Tensor:
+        if self.tele_norm is not None:
+            return rescale_frobenius(T, self.tele_norm)
+        return clip_frobenius(T, self.max_tele_norm)
+
+
+class LrTeleLSTM(GroupLSTM):
+    """GroupLSTM plus a step-size head: lr = lr_max * sigmoid(mean over coordinates of a
+    Linear(h)), per problem, in (0, lr_max). The bias starts at the value giving ``lr_init``."""
+
+    def __init__(self, *args, lr_max: float = 1e-3, lr_init: float = 3e-4, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not 0 < lr_init < lr_max:
+            raise ValueError(f"need 0 < lr_init < lr_max, got {lr_init}, {lr_max}")
+        self.lr_head = nn.Linear(self.lstm.hidden_size, 1)
+        self.lr_max = lr_max
+        with torch.no_grad():
+            self.lr_head.weight.mul_(0.1)
+            self.lr_head.bias.fill_(math.log(lr_init / (lr_max - lr_init)))
+
+    def step_size(self, h: torch.Tensor, batch: int) -> torch.Tensor:
+        """h: (B * Q, H) top hidden states -> (B,) step sizes."""
+        logits = self.lr_head(h).reshape(batch, -1).mean(dim=1)
+        return self.lr_max * torch.sigmoid(logits)
+
+
+class LearnedOptimizer(nn.Module):
+    """An InnerOptimizer made of an optional m1 (UpdateLSTM) and an optional m2.
+
+    variant "update_tele": m1 + GroupLSTM; "update": m1 only; "lr_tele": LrTeleLSTM, whose
+    learned step size drives plain GD. State: {"m1": LSTM state, "m2": LSTM state,
+    "lr": (B,) step size for lr_tele}.
+    """
+
+    def __init__(
+        self,
+        variant: str = "update_tele",
+        hidden_size: int = 20,
+        preprocess_p: float = 10.0,
+        update_scale: float = 0.1,
+        tele_scale: float = 0.01,
+        tele_norm: float | None = 0.01,
+        max_tele_norm: float = 0.1,
+        lr_max: float = 1e-3,
+        lr_init: float = 3e-4,
+    ):
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; allowed: {list(VARIANTS)}")
+        self.variant = variant
+        self.name = VARIANTS[variant]
+        self.update_net = (
+            UpdateLSTM(hidden_size, preprocess_p, update_scale) if variant != "lr_tele" else None
+        )
+        group_kwargs = dict(hidden_size=hidden_size, p=preprocess_p, out_scale=tele_scale,
+                            tele_norm=tele_norm, max_tele_norm=max_tele_norm)
+        if variant == "update_tele":
+            self.group_net = GroupLSTM(**group_kwargs)
+        elif variant == "lr_tele":
+            self.group_net = LrTeleLSTM(**group_kwargs, lr_max=lr_max, lr_init=lr_init)
+        else:
+            self.group_net = None
+
+    def init_state(self, problems) -> State:
+        like = problems.weights[0].to(self._dtype)
+        B = problems.batch_size
+        state: State = {}
+        if self.update_net is not None:
+            n = B * sum(w.shape[1] * w.shape[2] for w in problems.weights)
+            state["m1"] = self.update_net.lstm.init_state(n, like)
+        if self.group_net is not None:
+            n = B * sum(w.shape[1] ** 2 for w in problems.weights[:-1])
+            state["m2"] = self.group_net.lstm.init_state(n, like)
+        if isinstance(self.group_net, LrTeleLSTM):
+            h0 = like.new_zeros(B, self.group_net.lstm.hidden_size)
+            state["lr"] = self.group_net.step_size(h0, B)
+        return state
+
+    @property
+    def _dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def update(self, weights, grads, state: State, ctx: StepContext):
+        if self.update_net is None:
+            ctx.stats["lr"] = state["lr"]
+            return gd_update(grads, state["lr"].to(grads[0].dtype)), state
+        flat = flatten_coords(grads)
+        delta, m1 = self.update_net(flat.reshape(-1).to(self._dtype), state["m1"])
+        delta = delta.reshape(flat.shape).to(grads[0].dtype)
+        ctx.stats["update_norm"] = delta.detach().norm(dim=1)
+        return unflatten_coords(delta, [g.shape for g in grads]), {**state, "m1": m1}
+
+    def teleport(self, weights, state: State, ctx: StepContext):
+        if self.group_net is None:
+            return weights, state
+        p = ctx.problems
+        G = teleport_feature(weights, p.X, p.Y, p.slope, x_pinv=ctx.x_pinv)
+        flat = flatten_coords(G)
+        T, h, m2 = self.group_net(flat.reshape(-1).to(self._dtype), state["m2"])
+        Ts = [self.group_net.normalize(t) for t in
+              unflatten_coords(T.reshape(flat.shape).to(weights[0].dtype), [g.shape for g in G])]
+        ctx.stats["tele_norm"] = torch.stack([t.detach().norm(dim=(1, 2)) for t in Ts]).sum(0)
+        new_state = {**state, "m2": m2}
+        if isinstance(self.group_net, LrTeleLSTM):
+            new_state["lr"] = self.group_net.step_size(h, p.batch_size)
+        return group_act(weights, p.X, Ts, p.slope, x_pinv=ctx.x_pinv), new_state

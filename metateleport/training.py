@@ -1,0 +1,155 @@
+"""A meta-training run: run folder, TensorBoard, progress bar, checkpoints, resume.
+
+Run folder layout:
+
+    <out>/config.yaml                  the resolved config
+    <out>/tb/                          TensorBoard events
+    <out>/checkpoints/full_*.pt        full checkpoints (newest ``train.keep_checkpoints`` kept)
+    <out>/params.pt                    parameters-only export, written at the end (eval loads it)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from torch.utils._pytree import tree_map
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from .checkpoint import (
+    FORMAT_VERSION,
+    latest_full,
+    load_checkpoint,
+    package_version,
+    save_atomic,
+    save_full,
+)
+from .config import Config, ConfigError, config_from_dict, config_to_dict
+from .unroll import MetaTrainer
+
+__all__ = ["RunError", "export_params", "train_run"]
+
+# Keys that may differ between a run's stored config and the one given with --resume.
+_RESUMABLE_CHANGES = {"train.trajectories", "train.val_every", "train.ckpt_every",
+                      "train.keep_checkpoints", "train.threads"}
+
+
+class RunError(RuntimeError):
+    """The run folder cannot be used as asked (exists without --resume, nothing to resume...)."""
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _check_resume_config(stored: Config, given: Config) -> None:
+    a, b = _flat(config_to_dict(stored)), _flat(config_to_dict(given))
+    diff = [k for k in a if a[k] != b[k] and k not in _RESUMABLE_CHANGES]
+    if diff:
+        details = "; ".join(f"{k}: run has {a[k]!r}, given {b[k]!r}" for k in diff)
+        raise ConfigError(f"--resume with a config that differs from the run's: {details}")
+
+
+def export_params(trainer: MetaTrainer, path: Path) -> Path:
+    cfg = trainer.cfg
+    return save_atomic({
+        "kind": "params",
+        "format_version": FORMAT_VERSION,
+        "package_version": package_version(),
+        "variant": cfg.model.variant,
+        "model": dataclasses.asdict(cfg.model),
+        "task": dataclasses.asdict(cfg.task),
+        "config": config_to_dict(cfg),
+        "meta_step": trainer.meta_step,
+        "state_dict": {k: v.detach().cpu() for k, v in trainer.opt.state_dict().items()},
+    }, path)
+
+
+def _to_device(obj, device):
+    return tree_map(lambda x: x.to(device) if isinstance(x, torch.Tensor) else x, obj)
+
+
+def train_run(
+    cfg: Config,
+    out: str | Path,
+    resume: bool = False,
+    device: str = "cpu",
+    progress: bool = True,
+    max_meta_steps: int | None = None,
+) -> MetaTrainer:
+    """Meta-train ``cfg`` into run folder ``out``.
+
+    Without ``resume`` an existing non-empty ``out`` is refused (nothing there is touched). With
+    ``resume`` training continues from the newest full checkpoint. ``max_meta_steps`` stops
+    early (after that many windows in total) without writing the export: a way to run a long
+    job in chunks.
+    """
+    out = Path(out)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    if resume:
+        ckpt = latest_full(out)
+        if ckpt is None:
+            raise RunError(f"--resume: no full checkpoint in {out / 'checkpoints'} to resume from")
+        data = load_checkpoint(ckpt, "full", variant=cfg.model.variant)
+        _check_resume_config(config_from_dict(data["config"]), cfg)
+        trainer = MetaTrainer(cfg, device)
+        trainer.load_state_dict(_to_device(data["trainer"], trainer.device))
+    else:
+        if out.exists() and any(out.iterdir()):
+            raise RunError(
+                f"run folder {out} already exists and is not empty; pass --resume to continue "
+                "it or choose another --out (nothing was changed)"
+            )
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+        trainer = MetaTrainer(cfg, device)
+
+    tr = cfg.train
+    writer = SummaryWriter(str(out / "tb"), purge_step=trainer.meta_step or None)
+    if trainer.meta_step == 0:
+        text = "    " + yaml.safe_dump(config_to_dict(cfg), sort_keys=False).replace("\n", "\n    ")
+        writer.add_text("config", text, 0)
+    stop_at = trainer.total_meta_steps
+    if max_meta_steps is not None:
+        stop_at = min(stop_at, max_meta_steps)
+    bar = tqdm(total=trainer.total_meta_steps, initial=trainer.meta_step, disable=not progress,
+               desc=f"meta-train {cfg.model.variant}", unit="win", dynamic_ncols=True)
+    start, start_step = time.perf_counter(), trainer.meta_step
+    try:
+        while trainer.meta_step < stop_at:
+            stats = trainer.window()
+            step = trainer.meta_step
+            for key, value in stats.items():
+                if key != "t_end":
+                    writer.add_scalar(f"train/{key}", value, step)
+            elapsed = time.perf_counter() - start
+            tps = (step - start_step) * tr.unroll * tr.batch_size / max(elapsed, 1e-9)
+            bar.set_postfix(meta_loss=f"{stats['meta_loss']:.3g}", traj_per_s=
+                            f"{tps / tr.n_steps:.2f}", skipped=trainer.skipped)
+            bar.update(1)
+            if tr.val_every and step % tr.val_every == 0:
+                losses = trainer.validate().losses
+                for t in sorted({min(30, tr.n_steps), tr.n_steps}):
+                    writer.add_scalar(f"val/median_loss_step{t}", losses[t].median().item(), step)
+            if step % tr.ckpt_every == 0 or step == stop_at:
+                save_full(out, step, {"config": config_to_dict(cfg),
+                                      "variant": cfg.model.variant,
+                                      "trainer": trainer.state_dict()}, tr.keep_checkpoints)
+    finally:
+        bar.close()
+        writer.close()
+    if trainer.done:
+        export_params(trainer, out / "params.pt")
+    return trainer
+

@@ -1,0 +1,61 @@
+"""Meta-train a learned optimizer.
+
+    python train_meta.py --config configs/NAME.yaml [--set section.key=value ...]
+                         [--out runs/NAME] [--seed N] [--resume] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from metateleport.checkpoint import CheckpointError
+from metateleport.config import ConfigError, load_config
+from metateleport.training import RunError, train_run
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Meta-train a learned (teleporting) optimizer.")
+    parser.add_argument("--config", required=True, help="YAML config (see configs/)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="SECTION.KEY=VALUE", help="override a config key (repeatable)")
+    parser.add_argument("--out", help="run folder (default: runs/<config name>)")
+    parser.add_argument("--seed", type=int, help="same as --set train.seed=N")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its newest full checkpoint")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--max-meta-steps", type=int, default=None,
+                        help="stop after this many meta-steps in total (resume later)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    overrides = list(args.overrides)
+    if args.seed is not None:
+        overrides.append(f"train.seed={args.seed}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda, but CUDA is not available on this machine", file=sys.stderr)
+        return 2
+    try:
+        cfg = load_config(args.config, overrides)
+        out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+        trainer = train_run(cfg, out, resume=args.resume, device=args.device,
+                            progress=not args.no_progress, max_meta_steps=args.max_meta_steps)
+    except (ConfigError, CheckpointError, RunError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if trainer.done:
+        print(f"done: {trainer.meta_step} meta-steps, {trainer.skipped} skipped windows; "
+              f"parameters: {out / 'params.pt'}; tensorboard --logdir {out / 'tb'}")
+    else:
+        print(f"stopped at meta-step {trainer.meta_step}; continue with --resume --out {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
