@@ -127,7 +127,9 @@ def load_optimizer(path: str | Path, device: str | torch.device = "cpu"):
         opt = LearnedOptimizer(**data["model"])
         opt.load_state_dict(data["state_dict"])
     except (KeyError, TypeError, RuntimeError, ValueError) as err:
-        raise CheckpointError(f"{path}: the parameters do not fit the stored model: {err}") from None
+        raise CheckpointError(
+            f"{path}: the parameters do not fit the stored model: {err}"
+        ) from None
     opt.to(device).eval()
     meta = {k: data.get(k) for k in ("variant", "task", "model", "meta_step", "package_version")}
     return opt, meta

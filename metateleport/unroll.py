@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import numpy as np
 import torch
 
 from .config import Config
@@ -149,7 +148,9 @@ class MetaTrainer:
                          "skipped": self.skipped},
             "carry": None if self.carry is None else {
                 **self.carry, "problems": dataclasses.asdict(self.carry["problems"])},
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()},
+            # Problems come from seeded numpy generators of their own; only torch's global RNG
+            # (parameter init) is process state.
+            "rng": {"torch": torch.get_rng_state()},
         }
 
     def load_state_dict(self, data: dict) -> None:
@@ -164,4 +165,3 @@ class MetaTrainer:
             carry = {**carry, "problems": Problems(**carry["problems"])}
         self.carry = carry
         torch.set_rng_state(data["rng"]["torch"])
-        np.random.set_state(data["rng"]["numpy"])
