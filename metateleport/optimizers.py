@@ -15,6 +15,7 @@ nested lists of them), which keeps detaching them between unroll windows a tree 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -152,12 +153,23 @@ class Adam:
         return (self.teleports or _no_teleport)(weights, state, ctx)
 
 
+LossAndGrad = Callable[[list[torch.Tensor]], tuple[torch.Tensor, list[torch.Tensor]]]
+
+
 def inner_step(
-    opt: InnerOptimizer, weights: list[torch.Tensor], state: State, ctx: StepContext
+    opt: InnerOptimizer, weights: list[torch.Tensor], state: State, ctx: StepContext,
+    loss_and_grad: LossAndGrad | None = None,
 ) -> tuple[torch.Tensor, list[torch.Tensor], State]:
-    """One inner step. Returns (L(W_t) (B,) with graph, W_{t+1}, new state)."""
+    """One inner step. Returns (L(W_t) (B,) with graph, W_{t+1}, new state).
+
+    loss_and_grad(weights) -> (loss (B,) with graph, detached gradients) defaults to the batched
+    MLP (tasks.mlp_loss_and_grad); modules.py passes one that runs a user's nn.Module.
+    """
     p = ctx.problems
-    loss, grads = mlp_loss_and_grad(weights, p.X, p.Y, p.slope)
+    if loss_and_grad is None:
+        loss, grads = mlp_loss_and_grad(weights, p.X, p.Y, p.slope)
+    else:
+        loss, grads = loss_and_grad(weights)
     deltas, state = opt.update(weights, grads, state, ctx)
     weights = [w + d for w, d in zip(weights, deltas)]
     weights, state = opt.teleport(weights, state, ctx)
