@@ -160,11 +160,12 @@ def _section_from_dict(name: str, cls: type, data: Any):
         full = f"{name}.{key}"
         if key not in allowed:
             raise ConfigError(f"{full}: unknown key; allowed keys in {name}: {', '.join(allowed)}")
+        given = value
         value = _check_type(full, value, hints[key])
         if full in _CHOICES and value not in _CHOICES[full]:
-            raise ConfigError(f"{full}: {value!r} is not one of {list(_CHOICES[full])}")
+            raise ConfigError(f"{full}: {given!r} is not one of {list(_CHOICES[full])}")
         if full in _RANGES and not _RANGES[full][0](value):
-            raise ConfigError(f"{full}: {value!r} is out of range; allowed: {_RANGES[full][1]}")
+            raise ConfigError(f"{full}: {given!r} is out of range; allowed: {_RANGES[full][1]}")
         values[key] = value
     return cls(**values)
 

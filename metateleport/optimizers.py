@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import torch
 from torch.utils._pytree import tree_map
 
-from .symmetry import pinv_full_column_rank
+from .symmetry import input_pinv
 from .tasks import Problems, mlp_loss_and_grad
 from .teleport import ascent_teleport
 
@@ -192,18 +192,26 @@ class Trajectory:
 
 
 @torch.no_grad()
-def run(opt: InnerOptimizer, problems: Problems, n_steps: int) -> Trajectory:
-    """Run ``opt`` for ``n_steps`` inner steps on every problem of the batch, without graph."""
-    x_pinv = pinv_full_column_rank(problems.X, layer=1)
-    weights = [w.clone() for w in problems.weights]
-    state = opt.init_state(problems)
+def run(
+    opt: InnerOptimizer, problems: Problems, n_steps: int,
+    loss_and_grad: LossAndGrad | None = None,
+) -> Trajectory:
+    """Run ``opt`` for ``n_steps`` inner steps on every problem of the batch, without graph.
+    ``loss_and_grad`` as in ``inner_step`` (default: the batched MLP)."""
+    p = problems
+    if loss_and_grad is None:
+        def loss_and_grad(ws):
+            return mlp_loss_and_grad(ws, p.X, p.Y, p.slope)
+
+    x_pinv = input_pinv(p.X)
+    weights = [w.clone() for w in p.weights]
+    state = opt.init_state(p)
     losses, seconds = [], [0.0]
     start = time.perf_counter()
     for t in range(n_steps):
-        ctx = StepContext(t, problems, x_pinv)
-        loss, weights, state = inner_step(opt, weights, state, ctx)
+        ctx = StepContext(t, p, x_pinv)
+        loss, weights, state = inner_step(opt, weights, state, ctx, loss_and_grad)
         losses.append(loss)
         seconds.append(time.perf_counter() - start)
-    p = problems
-    losses.append(mlp_loss_and_grad(weights, p.X, p.Y, p.slope)[0])
+    losses.append(loss_and_grad(weights)[0])
     return Trajectory(torch.stack(losses), torch.tensor(seconds), weights)

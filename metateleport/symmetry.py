@@ -17,7 +17,7 @@ import torch
 
 from .tasks import DEFAULT_SLOPE, leaky_relu, leaky_relu_inv
 
-__all__ = ["RankError", "group_act", "pinv_full_column_rank"]
+__all__ = ["RankError", "group_act", "input_pinv", "pinv_full_column_rank"]
 
 
 class RankError(ValueError):
@@ -52,6 +52,16 @@ def pinv_full_column_rank(
             )
     # h^+ = R^-1 Q^T, a triangular solve.
     return torch.linalg.solve_triangular(R, Q.transpose(-2, -1), upper=True)
+
+
+def input_pinv(X: torch.Tensor) -> torch.Tensor | None:
+    """X^+ for reuse across the steps of a trajectory, or None when X (B, d_0, n) lacks full
+    column rank: optimizers that do not teleport still run, and a teleport then raises the
+    RankError naming the layer (group_act recomputes and checks the pseudo-inverse)."""
+    try:
+        return pinv_full_column_rank(X, layer=1)
+    except RankError:
+        return None
 
 
 def group_act(

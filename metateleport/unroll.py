@@ -23,11 +23,26 @@ import torch
 
 from .config import Config
 from .meta_optimizers import LearnedOptimizer
-from .optimizers import StepContext, Trajectory, detach_state, inner_step, run
-from .symmetry import pinv_full_column_rank
+from .optimizers import (
+    LossAndGrad,
+    State,
+    StepContext,
+    Trajectory,
+    detach_state,
+    inner_step,
+    run,
+)
+from .symmetry import input_pinv
 from .tasks import MLPTaskFamily, Problems, Split, mlp_loss
 
-__all__ = ["MetaTrainer", "build_family", "build_optimizer", "window_meta_loss"]
+__all__ = [
+    "MetaTrainer",
+    "apply_meta_step",
+    "build_family",
+    "build_optimizer",
+    "unroll_window",
+    "window_meta_loss",
+]
 
 # Training batch j of a run with seed s uses task seed s * _SEED_STRIDE + j.
 _SEED_STRIDE = 1_000_000
@@ -41,11 +56,63 @@ def build_optimizer(cfg: Config) -> LearnedOptimizer:
     return LearnedOptimizer(**dataclasses.asdict(cfg.model)).to(getattr(torch, cfg.train.dtype))
 
 
+META_LOSSES = ("log", "sum")
+
+
 def window_meta_loss(losses: torch.Tensor, kind: str) -> torch.Tensor:
     """losses: (K, B) inner losses reached in a window -> scalar meta-loss."""
+    if kind not in META_LOSSES:
+        raise ValueError(f"meta-loss must be one of {META_LOSSES}, got {kind!r}")
     if kind == "log":
         losses = losses.log()
     return losses.sum(dim=0).mean()
+
+
+def unroll_window(
+    opt: LearnedOptimizer,
+    weights: list[torch.Tensor],
+    state: State,
+    problems: Problems,
+    x_pinv: torch.Tensor | None,
+    t0: int,
+    K: int,
+    loss_and_grad: LossAndGrad | None = None,
+) -> tuple[torch.Tensor, list[torch.Tensor], State, StepContext]:
+    """K inner steps from inner step t0, keeping the graph to the meta-parameters.
+
+    Returns (losses (K, B) = L(W_{t0+1}) .. L(W_{t0+K}), the final weights and state, the last
+    step's context with its stats). L(W_{t0}) is left out: it does not depend on the window.
+    """
+    p = problems
+    losses, ctx = [], None
+    for k in range(K):
+        ctx = StepContext(t0 + k, p, x_pinv)
+        loss, weights, state = inner_step(opt, weights, state, ctx, loss_and_grad)
+        if k > 0:
+            losses.append(loss)
+    if loss_and_grad is None:
+        losses.append(mlp_loss(weights, p.X, p.Y, p.slope))
+    else:
+        losses.append(loss_and_grad(weights)[0])
+    return torch.stack(losses), weights, state, ctx
+
+
+def apply_meta_step(
+    meta_opt: torch.optim.Optimizer, params, meta_loss: torch.Tensor, grad_clip: float
+) -> tuple[bool, float]:
+    """Backpropagate ``meta_loss``, clip the meta-gradient norm and take the step, unless the
+    loss or the norm is not finite: then nothing is applied. Returns (applied, grad norm)."""
+    params = list(params)
+    meta_opt.zero_grad(set_to_none=True)
+    if not bool(torch.isfinite(meta_loss)):
+        return False, math.nan
+    meta_loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip).item()
+    if not math.isfinite(grad_norm):
+        meta_opt.zero_grad(set_to_none=True)
+        return False, grad_norm
+    meta_opt.step()
+    return True, grad_norm
 
 
 class MetaTrainer:
@@ -80,7 +147,7 @@ class MetaTrainer:
         self.batches += 1
         self.carry = {
             "problems": problems,
-            "x_pinv": pinv_full_column_rank(problems.X, layer=1),
+            "x_pinv": input_pinv(problems.X),
             "weights": [w.clone() for w in problems.weights],
             "state": self.opt.init_state(problems),
             "t": 0,
@@ -92,16 +159,9 @@ class MetaTrainer:
         if self.carry is None:
             self._new_batch()
         c = self.carry
-        p, weights, state = c["problems"], c["weights"], c["state"]
-        losses, ctx = [], None
         self.opt.train()
-        for k in range(tr.unroll):
-            ctx = StepContext(c["t"] + k, p, c["x_pinv"])
-            loss, weights, state = inner_step(self.opt, weights, state, ctx)
-            if k > 0:
-                losses.append(loss)
-        losses.append(mlp_loss(weights, p.X, p.Y, p.slope))
-        losses = torch.stack(losses)
+        losses, weights, state, ctx = unroll_window(
+            self.opt, c["weights"], c["state"], c["problems"], c["x_pinv"], c["t"], tr.unroll)
         meta_loss = window_meta_loss(losses, tr.meta_loss)
         self.meta_step += 1
         stats = {
@@ -110,22 +170,16 @@ class MetaTrainer:
             "t_end": c["t"] + tr.unroll,
         }
         stats.update({k: v.float().mean().item() for k, v in ctx.stats.items()})
-        self.meta_opt.zero_grad(set_to_none=True)
-        applied = bool(torch.isfinite(meta_loss))
+        applied, stats["grad_norm"] = apply_meta_step(
+            self.meta_opt, self.opt.parameters(), meta_loss, tr.grad_clip)
         if applied:
-            meta_loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.opt.parameters(), tr.grad_clip)
-            stats["grad_norm"] = grad_norm.item()
-            applied = bool(torch.isfinite(grad_norm))
-        if applied:
-            self.meta_opt.step()
             c["weights"], c["state"] = detach_state(weights), detach_state(state)
             c["t"] += tr.unroll
             if c["t"] >= tr.n_steps:
                 self.carry = None
         else:
+            # Diverged trajectories would only produce more skipped windows: draw new ones.
             self.skipped += 1
-            self.meta_opt.zero_grad(set_to_none=True)
             self.carry = None
         stats["skipped"] = self.skipped
         return stats

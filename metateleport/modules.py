@@ -1,0 +1,314 @@
+"""A user's own torch.nn.Module as the optimizee, through ``higher.monkeypatch`` (design.md s. 6).
+
+The module must be the MLP of design.md section 2 written the torch way: bias-free ``nn.Linear``
+layers interleaved with ``nn.LeakyReLU`` of one common slope, taking rows as samples,
+
+    module(X_rows) = (W_L sigma(... sigma(W_1 X_rows^T)))^T,   X_rows (n, d_0),
+
+with nn.Linear's weight (out, in) being exactly W_k. ``ModuleProblem`` turns it and its data into
+the batched column convention with B = 1 (``tasks.Problems``) and supplies the loss and its
+gradients computed by the module itself, as a functional model of explicit fast weights. The
+learned optimizer and ``optimizers.inner_step`` are the very ones of the batched path; only the
+loss-and-gradient callable differs. The teleport still reads ``ctx.problems``: the group action
+is defined on the MLP's weights, and ``ModuleProblem`` checks that the module computes that MLP.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import higher
+import torch
+from torch import nn
+
+from .optimizers import InnerOptimizer, Trajectory, detach_state, run
+from .symmetry import input_pinv
+from .tasks import Problems, mlp_forward
+from .unroll import META_LOSSES, apply_meta_step, unroll_window, window_meta_loss
+
+__all__ = [
+    "ModuleProblem",
+    "ModuleSpec",
+    "inspect_module",
+    "load_weights_into",
+    "meta_train_module",
+    "run_module",
+]
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """What ``inspect_module`` reads from a valid module.
+
+    names: qualified names of the L Linear layers, in order; linears: those layers;
+    widths: (d_0, ..., d_L); slope: the common LeakyReLU negative slope.
+    """
+
+    names: tuple[str, ...]
+    linears: tuple[nn.Linear, ...]
+    widths: tuple[int, ...]
+    slope: float
+
+
+def _leaves(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(name or type(module).__name__, m) for name, m in module.named_modules()
+            if next(m.children(), None) is None]
+
+
+def inspect_module(module: nn.Module) -> ModuleSpec:
+    """Check that ``module`` is a bias-free LeakyReLU MLP and read its layers, widths and slope.
+
+    Accepts an ``nn.Sequential`` (possibly nested) or any nn.Module whose parameters are, in
+    order, the weights of L >= 2 ``nn.Linear(..., bias=False)`` layers and whose other layers are
+    ``nn.LeakyReLU`` (``nn.Identity`` is ignored). Raises ValueError naming the offending layer
+    when a Linear has a bias, a layer is of another kind (ReLU, Tanh, Dropout, ...), slopes differ
+    or make LeakyReLU non-invertible, shapes do not chain, or, for an nn.Sequential, two Linear
+    layers or two activations follow each other.
+    """
+    linears: list[tuple[str, nn.Linear]] = []
+    acts: list[tuple[str, nn.LeakyReLU]] = []
+    order: list[tuple[str, str]] = []
+    for name, m in _leaves(module):
+        if isinstance(m, nn.Linear):
+            if m.bias is not None:
+                raise ValueError(
+                    f"layer {name!r} ({m}) has a bias; the group action is defined for "
+                    "bias-free layers only: use nn.Linear(..., bias=False)"
+                )
+            linears.append((name, m))
+            order.append((name, "linear"))
+        elif isinstance(m, nn.LeakyReLU):
+            acts.append((name, m))
+            order.append((name, "act"))
+        elif not isinstance(m, nn.Identity):
+            raise ValueError(
+                f"layer {name!r} is {type(m).__name__}, not nn.Linear or nn.LeakyReLU; the group "
+                "action needs the invertible activation LeakyReLU between bias-free Linear layers"
+            )
+    if len(linears) < 2:
+        raise ValueError(f"the module needs at least 2 nn.Linear layers, found {len(linears)}")
+    if not acts:
+        raise ValueError("the module has no nn.LeakyReLU layer, so its slope cannot be read")
+    first_name, first = acts[0]
+    slope = float(first.negative_slope)
+    for name, act in acts:
+        if float(act.negative_slope) != slope:
+            raise ValueError(
+                f"layer {name!r} has LeakyReLU slope {act.negative_slope}, but layer "
+                f"{first_name!r} has {slope}: all activations must share one slope"
+            )
+    if not (slope > 0 and slope != 1):
+        raise ValueError(
+            f"layer {first_name!r} has LeakyReLU slope {slope}; it must be > 0 and != 1 for "
+            "the activation to be invertible"
+        )
+    weights = [lin.weight for _, lin in linears]
+    for pname, param in module.named_parameters():
+        if not any(param is w for w in weights):
+            raise ValueError(f"parameter {pname!r} is not the weight of an nn.Linear layer")
+    # higher passes fast weights in the order of module.parameters(); they must be W_1..W_L.
+    if [id(p) for p in module.parameters()] != [id(w) for w in weights]:
+        raise ValueError("the module's parameters are not the Linear weights in layer order")
+    for (prev_name, prev), (name, lin) in zip(linears[:-1], linears[1:]):
+        if lin.in_features != prev.out_features:
+            raise ValueError(
+                f"layer {name!r} takes {lin.in_features} inputs, but the previous Linear layer "
+                f"{prev_name!r} outputs {prev.out_features}"
+            )
+    if isinstance(module, nn.Sequential):
+        expected = "linear"
+        for name, kind in order:
+            if kind != expected:
+                what = "Linear layer" if kind == "linear" else "activation"
+                raise ValueError(
+                    f"layer {name!r} is a second {what} in a row; the layers must alternate "
+                    "Linear, LeakyReLU, ..., Linear"
+                )
+            expected = "act" if kind == "linear" else "linear"
+        if order[-1][1] != "linear":
+            raise ValueError(f"layer {order[-1][0]!r}: the last layer must be a Linear layer")
+    widths = (linears[0][1].in_features, *(lin.out_features for _, lin in linears))
+    return ModuleSpec(tuple(n for n, _ in linears), tuple(m for _, m in linears), widths, slope)
+
+
+def load_weights_into(module: nn.Module, weights: list[torch.Tensor]) -> None:
+    """Copy weights [W_1 (1, d_1, d_0) or (d_1, d_0), ..., W_L] into the module's Linear layers
+    (in place, no graph), e.g. the final weights of ``run_module``."""
+    spec = inspect_module(module)
+    if len(weights) != len(spec.linears):
+        raise ValueError(
+            f"got {len(weights)} weight matrices for a module with {len(spec.linears)} "
+            "Linear layers"
+        )
+    for name, lin, w in zip(spec.names, spec.linears, weights):
+        if w.dim() == 3 and w.shape[0] == 1:
+            w = w[0]
+        if w.shape != lin.weight.shape:
+            raise ValueError(
+                f"layer {name!r} has weight shape {tuple(lin.weight.shape)}, got "
+                f"{tuple(w.shape)}"
+            )
+    with torch.no_grad():
+        for lin, w in zip(spec.linears, weights):
+            lin.weight.copy_(w.reshape(lin.weight.shape))
+
+
+class ModuleProblem:
+    """A user's module and data as one batched problem (B = 1) with the module's own loss.
+
+    module: a valid module (see ``inspect_module``); X_rows: (n, d_0) and Y_rows: (n, d_L),
+    rows are samples, moved to the module's dtype and device.
+
+    Attributes: ``spec``; ``problems``: Problems with X (1, d_0, n), Y (1, d_L, n), the module's
+    current weights [(1, d_k, d_{k-1})] (copies) and its slope; ``x_pinv``: X^+ (1, n, d_0), or
+    None when n > d_0 (then only optimizers that do not teleport can run: the group action
+    raises RankError naming the layer).
+
+    The module is never modified: the functional model works on copies of its weights and
+    takes explicit fast weights; ``load_weights_into`` writes results back.
+    """
+
+    def __init__(self, module: nn.Module, X_rows: torch.Tensor, Y_rows: torch.Tensor):
+        self.spec = inspect_module(module)
+        ref = self.spec.linears[0].weight
+        X_rows = torch.as_tensor(X_rows).to(device=ref.device, dtype=ref.dtype)
+        Y_rows = torch.as_tensor(Y_rows).to(device=ref.device, dtype=ref.dtype)
+        d = self.spec.widths
+        if X_rows.dim() != 2 or X_rows.shape[1] != d[0]:
+            raise ValueError(f"X_rows must be (n, d_0={d[0]}), got shape {tuple(X_rows.shape)}")
+        if Y_rows.shape != (X_rows.shape[0], d[-1]):
+            raise ValueError(
+                f"Y_rows must be (n={X_rows.shape[0]}, d_L={d[-1]}), got shape "
+                f"{tuple(Y_rows.shape)}"
+            )
+        self.module = module
+        self.X_rows, self.Y_rows = X_rows, Y_rows
+        weights = [lin.weight.detach().clone().unsqueeze(0) for lin in self.spec.linears]
+        self.problems = Problems(X_rows.T.unsqueeze(0).contiguous(),
+                                 Y_rows.T.unsqueeze(0).contiguous(), weights, self.spec.slope)
+        self._fmodel = higher.monkeypatch(module, copy_initial_weights=True)
+        self._check_forward()
+        self.x_pinv = input_pinv(self.problems.X)
+
+    def _check_forward(self) -> None:
+        # The teleport acts on ctx.problems with the MLP's formulas: a module that computes
+        # something else (a custom forward, layers used out of order) would be teleported wrongly.
+        p = self.problems
+        with torch.no_grad():
+            out = self.module(self.X_rows)
+            ref = mlp_forward(p.weights, p.X, p.slope)[0][0].T
+        if out.shape != ref.shape:
+            raise ValueError(
+                f"the module outputs shape {tuple(out.shape)}, the MLP of its Linear layers "
+                f"{tuple(ref.shape)}"
+            )
+        scale = ref.abs().max()
+        # Overflowing outputs cannot be compared; their loss is not finite anyway.
+        tol = math.sqrt(torch.finfo(ref.dtype).eps)
+        if torch.isfinite(scale) and (out - ref).abs().max() > tol * scale:
+            raise ValueError(
+                "the module's forward does not compute W_L sigma(... sigma(W_1 x)) with its "
+                f"Linear layers {list(self.spec.names)} and LeakyReLU({self.spec.slope}) in order"
+            )
+
+    def loss(self, weights: list[torch.Tensor]) -> torch.Tensor:
+        """weights [(1, d_k, d_{k-1})] -> 1/2 ||module(X_rows) - Y_rows||_F^2, shape (1,), with
+        the graph to ``weights``."""
+        if any(w.dim() != 3 or w.shape[0] != 1 for w in weights):
+            shapes = [tuple(w.shape) for w in weights]
+            raise ValueError(f"expected weights of shape (1, d_k, d_(k-1)), got {shapes}")
+        out = self._fmodel(self.X_rows, params=[w[0] for w in weights])
+        return 0.5 * (out - self.Y_rows).pow(2).sum().reshape(1)
+
+    def loss_and_grad(
+        self, weights: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The ``loss_and_grad`` of ``optimizers.inner_step``: (loss (1,) with the graph to
+        ``weights``, detached gradients [(1, d_k, d_{k-1})])."""
+        with torch.enable_grad():
+            # Weights carried without a graph (the start of a window, evaluation under no_grad)
+            # still need a leaf to differentiate against.
+            weights = [w if w.requires_grad else w.detach().requires_grad_() for w in weights]
+            loss = self.loss(weights)
+            # retain_graph: meta-training later backpropagates through this same loss.
+            grads = torch.autograd.grad(loss.sum(), weights, retain_graph=True)
+        return loss, [g.detach().reshape(w.shape) for g, w in zip(grads, weights)]
+
+
+def run_module(
+    opt: InnerOptimizer, module: nn.Module, X_rows: torch.Tensor, Y_rows: torch.Tensor,
+    n_steps: int,
+) -> Trajectory:
+    """Run ``opt`` for ``n_steps`` inner steps on the module's weights, without graph.
+
+    X_rows: (n, d_0), Y_rows: (n, d_L). Returns a Trajectory with losses (n_steps + 1, 1),
+    seconds (n_steps + 1,) and the final weights [(1, d_k, d_{k-1})]; the module itself is left
+    unchanged (``load_weights_into(module, traj.weights)`` installs the result).
+    """
+    mp = ModuleProblem(module, X_rows, Y_rows)
+    return run(opt, mp.problems, n_steps, mp.loss_and_grad)
+
+
+def meta_train_module(
+    opt: nn.Module,
+    make_module: Callable[[int], nn.Module],
+    X_rows: torch.Tensor,
+    Y_rows: torch.Tensor,
+    n_trajectories: int,
+    n_steps: int = 100,
+    unroll: int = 10,
+    meta_lr: float = 1e-3,
+    grad_clip: float = 1.0,
+    meta_loss: str = "log",
+    *,
+    on_window: Callable[[dict[str, float]], None] | None = None,
+) -> list[float]:
+    """Meta-train ``opt`` (a LearnedOptimizer, in place) on a user's module by truncated BPTT.
+
+    make_module(i) must return a freshly initialized module for trajectory i (a different
+    initialization per i); X_rows (n, d_0) and Y_rows (n, d_L) are the data of every trajectory.
+    Each trajectory of ``n_steps`` inner steps gives n_steps // unroll windows; each window's
+    meta-loss (``unroll.window_meta_loss`` of the losses reached at steps t+1..t+K, "log" or
+    "sum") takes one Adam step (lr ``meta_lr``) on opt.parameters() after clipping the
+    meta-gradient norm at ``grad_clip``; weights and LSTM states are then detached and carried on.
+    A window whose meta-loss or meta-gradient norm is not finite is skipped (no step), counted,
+    and ends its trajectory.
+
+    on_window, if given, receives per window {"trajectory", "window", "meta_loss", "grad_norm",
+    "inner_loss" (loss at the window's end), "skipped" (windows skipped so far)}.
+    Returns the meta-loss of every window, skipped ones included, in order.
+    """
+    if meta_loss not in META_LOSSES:
+        raise ValueError(f"meta_loss must be one of {META_LOSSES}, got {meta_loss!r}")
+    if not (n_trajectories >= 1 and unroll >= 1 and n_steps >= unroll):
+        raise ValueError(
+            f"need n_trajectories >= 1 and n_steps >= unroll >= 1, got {n_trajectories}, "
+            f"{n_steps}, {unroll}"
+        )
+    meta_opt = torch.optim.Adam(opt.parameters(), lr=meta_lr)
+    history: list[float] = []
+    skipped = 0
+    opt.train()
+    for i in range(n_trajectories):
+        mp = ModuleProblem(make_module(i), X_rows, Y_rows)
+        weights = [w.clone() for w in mp.problems.weights]
+        state = opt.init_state(mp.problems)
+        for j in range(n_steps // unroll):
+            losses, weights, state, _ = unroll_window(
+                opt, weights, state, mp.problems, mp.x_pinv, j * unroll, unroll,
+                mp.loss_and_grad)
+            window_loss = window_meta_loss(losses, meta_loss)
+            applied, grad_norm = apply_meta_step(meta_opt, opt.parameters(), window_loss,
+                                                 grad_clip)
+            skipped += not applied
+            history.append(window_loss.item())
+            if on_window is not None:
+                on_window({"trajectory": i, "window": j, "meta_loss": history[-1],
+                           "grad_norm": grad_norm, "inner_loss": losses[-1].item(),
+                           "skipped": skipped})
+            if not applied:
+                # Diverged weights would only produce more skipped windows.
+                break
+            weights, state = detach_state(weights), detach_state(state)
+    return history

@@ -1,0 +1,119 @@
+import math
+
+import pytest
+import torch
+
+from metateleport.config import config_from_dict
+from metateleport.meta_optimizers import LearnedOptimizer, flatten_coords, unflatten_coords
+from metateleport.optimizers import GD, run
+from metateleport.preprocess import log_sign
+from metateleport.tasks import MLPTaskFamily, mlp_loss
+from metateleport.unroll import MetaTrainer
+
+
+def test_log_sign_values_and_continuity():
+    x = torch.tensor([3.0, -2e-3, 0.0, math.exp(-10) * 0.5, -math.exp(-10)])
+    f = log_sign(x, p=10.0)
+    assert f.shape == (5, 2)
+    torch.testing.assert_close(f[0], torch.tensor([math.log(3.0) / 10, 1.0]))
+    torch.testing.assert_close(f[1], torch.tensor([math.log(2e-3) / 10, -1.0]))
+    torch.testing.assert_close(f[2], torch.tensor([-1.0, 0.0]))
+    torch.testing.assert_close(f[3], torch.tensor([-1.0, 0.5]))
+    torch.testing.assert_close(f[4], torch.tensor([-1.0, -1.0]))  # both branches agree here
+    with pytest.raises(ValueError, match="p must be > 0"):
+        log_sign(x, p=0)
+
+
+def test_flatten_roundtrip():
+    mats = [torch.randn(3, 4, 5), torch.randn(3, 2, 4)]
+    flat = flatten_coords(mats)
+    assert flat.shape == (3, 28)
+    for a, b in zip(unflatten_coords(flat, [m.shape for m in mats]), mats):
+        assert torch.equal(a, b)
+
+
+def small_cfg(variant, **train):
+    base = {"batch_size": 2, "n_steps": 4, "unroll": 2, "trajectories": 4, "val_problems": 4,
+            "val_every": 0}
+    return config_from_dict({"model": {"variant": variant}, "train": {**base, **train}})
+
+
+@pytest.mark.parametrize("variant", ["update_tele", "update", "lr_tele"])
+def test_meta_gradients_finite_and_nonzero_for_every_parameter(variant):
+    trainer = MetaTrainer(small_cfg(variant))
+    before = {k: v.clone() for k, v in trainer.opt.state_dict().items()}
+    stats = trainer.window()
+    assert stats["skipped"] == 0 and math.isfinite(stats["meta_loss"])
+    for name, param in trainer.opt.named_parameters():
+        assert param.grad is not None, name
+        assert torch.isfinite(param.grad).all(), name
+        assert param.grad.abs().sum() > 0, name
+        assert not torch.equal(param.detach(), before[name]), name
+
+
+def test_lr_tele_starts_at_lr_init_and_stays_bounded():
+    opt = LearnedOptimizer("lr_tele", lr_max=1e-3, lr_init=3e-4)
+    p = MLPTaskFamily().sample(3, 0)
+    state = opt.init_state(p)
+    torch.testing.assert_close(state["lr"], torch.full((3,), 3e-4))
+    with torch.no_grad():
+        opt.group_net.lr_head.bias.fill_(50.0)
+    lr = opt.init_state(p)["lr"]
+    assert (lr <= 1e-3).all() and (lr > 0.99e-3).all()
+    with torch.no_grad():
+        opt.group_net.lr_head.bias.fill_(-50.0)
+    assert (opt.init_state(p)["lr"] > 0).all()
+
+
+def test_fixed_tele_norm_is_applied():
+    opt = LearnedOptimizer("update_tele", tele_norm=0.02)
+    from metateleport.optimizers import StepContext
+
+    p = MLPTaskFamily().sample(2, 0)
+    ctx = StepContext(0, p)
+    moved, _ = opt.teleport(p.weights, opt.init_state(p), ctx)
+    torch.testing.assert_close(ctx.stats["tele_norm"], torch.full((2,), 0.02))
+    l0, l1 = mlp_loss(p.weights, p.X, p.Y), mlp_loss(moved, p.X, p.Y)
+    assert ((l1 - l0).abs() / l0).max() < 1e-5
+
+
+def test_trained_optimizer_runs_unchanged_on_other_sizes():
+    trainer = MetaTrainer(small_cfg("update_tele"))
+    for _ in range(2):
+        trainer.window()
+    opt = trainer.opt
+    for widths in ([10, 10, 10], [40, 40, 40], [20, 20, 20, 20]):
+        n = min(widths[:-2]) if len(widths) > 3 else widths[0]
+        p = MLPTaskFamily(widths, n_samples=min(n, 10)).sample(3, 0, "test")
+        traj = run(opt, p, 5)
+        assert traj.losses.shape == (6, 3) and torch.isfinite(traj.losses).all()
+        assert [w.shape for w in traj.weights] == [w.shape for w in p.weights]
+        torch.testing.assert_close(traj.losses[0], mlp_loss(p.weights, p.X, p.Y))
+
+
+def test_quick_config_lstm_update_beats_untrained_and_gd():
+    from metateleport.config import load_config
+
+    cfg = load_config("configs/quick.yaml", ["model.variant=update"])
+    trainer = MetaTrainer(cfg)
+    family = trainer.family
+    val = family.sample(32, 123, "val")
+    untrained = trainer.validate(val).losses[30].median()
+    while not trainer.done:
+        trainer.window()
+    trained = trainer.validate(val).losses[30].median()
+    gd = run(GD(3e-4), val, 30).losses[30].median()
+    assert trained < untrained and trained < gd, (trained, untrained, gd)
+
+
+def test_non_finite_window_is_skipped_not_applied():
+    trainer = MetaTrainer(small_cfg("update_tele"))
+    trainer.window()
+    params = {k: v.clone() for k, v in trainer.opt.state_dict().items()}
+    trainer.carry["weights"] = [w * float("nan") for w in trainer.carry["weights"]]
+    stats = trainer.window()
+    assert stats["skipped"] == 1 and trainer.skipped == 1
+    assert all(torch.equal(v, params[k]) for k, v in trainer.opt.state_dict().items())
+    assert trainer.carry is None  # the broken trajectories are replaced
+    assert trainer.window()["skipped"] == 1
+    assert not all(torch.equal(v, params[k]) for k, v in trainer.opt.state_dict().items())
