@@ -58,13 +58,24 @@ def teleport_feature(
     slope: float = DEFAULT_SLOPE,
     *,
     x_pinv: torch.Tensor | None = None,
+    method: str = "auto",
 ) -> list[torch.Tensor]:
-    """G_k = dObj/dT_k at T = 0 for every hidden layer k, by double backward.
+    """G_k = dObj/dT_k at T = 0 for every hidden layer k.
 
     weights: [W_1 (B, d_1, d_0), ...]; X: (B, d_0, n); Y: (B, d_L, n).
-    Returns L-1 detached tensors G_k of shape (B, d_k, d_k). Problems are independent, so the
-    gradient of the batch sum is the per-problem gradient.
+    Returns L-1 detached tensors G_k of shape (B, d_k, d_k).
+    method: "autograd" (double backward through the group action, any depth), "closed_form"
+    (two-layer nets only, see ``_feature_two_layer``) or "auto" (closed form when L = 2).
     """
+    if method == "auto":
+        method = "closed_form" if len(weights) == 2 else "autograd"
+    if method == "closed_form":
+        if len(weights) != 2:
+            raise ValueError(f"the closed-form feature needs 2 layers, got {len(weights)}")
+        with torch.no_grad():
+            return [_feature_two_layer(weights[0].detach(), weights[1].detach(), X, Y, slope)]
+    if method != "autograd":
+        raise ValueError(f"method must be auto, autograd or closed_form, got {method!r}")
     with torch.enable_grad():
         base = [w.detach() for w in weights]
         Ts = [
@@ -74,7 +85,32 @@ def teleport_feature(
         ]
         moved = group_act(base, X, Ts, slope, x_pinv=x_pinv)
         obj = grad_norm_sq(moved, X, Y, slope)
+        # Problems are independent: the gradient of the batch sum is the per-problem gradient.
         return [G.detach() for G in torch.autograd.grad(obj.sum(), Ts)]
+
+
+def _feature_two_layer(W1, W2, X, Y, slope):
+    """Closed-form G for L = 2, equal to the double-backward one (tests/test_teleport.py).
+
+    With Z = W1 X, D = sigma'(Z), A = sigma(Z), R = W2 A - Y, the action g = expm(T) gives
+    A' = g A, W2' = W2 g^-1 and leaves R unchanged, so (D is locally constant in T)
+
+        grad W2' = R A^T g^T,   grad W1' = ((g^-T W2^T R) * D) X^T.
+
+    Differentiating the squared norms at T = 0 (d expm = dT, d expm(-T) = -dT) with
+    P = R A^T = grad W2, E = W2^T R and Gamma = (E * D) X^T = grad W1:
+
+        G = 2 P^T P - 2 E ((Gamma X) * D)^T.
+    """
+    Z = torch.bmm(W1, X)
+    D = torch.where(Z >= 0, torch.ones_like(Z), torch.full_like(Z, slope))
+    A = Z * D
+    R = torch.bmm(W2, A) - Y
+    P = torch.bmm(R, A.transpose(1, 2))
+    E = torch.bmm(W2.transpose(1, 2), R)
+    gamma = torch.bmm(E * D, X.transpose(1, 2))
+    Q = torch.bmm(gamma, X) * D
+    return 2 * torch.bmm(P.transpose(1, 2), P) - 2 * torch.bmm(E, Q.transpose(1, 2))
 
 
 def _frobenius(T: torch.Tensor) -> torch.Tensor:

@@ -108,3 +108,19 @@ def test_too_large_teleport_makes_fixed_lr_gd_diverge():
     final = run(GD(3e-4, TeleportSchedule((30,), 8, None, 0.2)), p, 100).losses[99]
     assert int((~torch.isfinite(final)).sum()) >= 8
     assert torch.isfinite(run(GD(3e-4), p, 100).losses[99]).all()
+
+
+@pytest.mark.parametrize("widths, n", [([20, 20, 20], 20), ([10, 30, 5], 10), ([12, 7, 9], 6)])
+def test_closed_form_feature_equals_double_backward(widths, n):
+    p = MLPTaskFamily(widths, n, init="normal", data="normal", dtype=torch.float64).sample(6, 9)
+    (auto,) = teleport_feature(p.weights, p.X, p.Y, method="autograd")
+    (closed,) = teleport_feature(p.weights, p.X, p.Y, method="closed_form")
+    torch.testing.assert_close(closed, auto, rtol=1e-9, atol=1e-9 * auto.abs().max().item())
+
+
+def test_feature_method_errors():
+    p = MLPTaskFamily([5, 7, 6, 3], 5).sample(1, 0)
+    with pytest.raises(ValueError, match="needs 2 layers"):
+        teleport_feature(p.weights, p.X, p.Y, method="closed_form")
+    with pytest.raises(ValueError, match="method must be"):
+        teleport_feature(p.weights, p.X, p.Y, method="fast")
