@@ -45,28 +45,28 @@ VARIANTS = {
 
 
 class CoordinateLSTM(nn.Module):
-    """A 2-layer LSTM applied independently to N coordinates.
+    """A 2-layer LSTM applied independently to N coordinates, one time step per call.
 
-    forward(x (N, in_features), state [h_1, c_1, h_2, c_2] each (N, H)) -> (h_2 (N, H), state).
+    forward(x (N, in_features), state [h (layers, N, H), c (layers, N, H)])
+        -> (top-layer h (N, H), new state).
+
+    One ``nn.LSTM`` call on a length-1 sequence steps both layers; on CPU it runs oneDNN's
+    fused RNN kernels, 1.4x faster forward+backward than two nn.LSTMCell at N = 6400, H = 20
+    (python -m metateleport.bench). tests/test_meta_optimizers.py checks it against LSTMCells.
     """
 
     def __init__(self, in_features: int = 2, hidden_size: int = 20, num_layers: int = 2):
         super().__init__()
-        sizes = [in_features] + [hidden_size] * num_layers
-        self.cells = nn.ModuleList(nn.LSTMCell(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        self.hidden_size = hidden_size
+        self.lstm = nn.LSTM(in_features, hidden_size, num_layers=num_layers)
+        self.hidden_size, self.num_layers = hidden_size, num_layers
 
     def init_state(self, n: int, like: torch.Tensor) -> list[torch.Tensor]:
-        zeros = like.new_zeros(n, self.hidden_size)
-        return [zeros] * (2 * len(self.cells))
+        zeros = like.new_zeros(self.num_layers, n, self.hidden_size)
+        return [zeros, zeros]
 
     def forward(self, x: torch.Tensor, state: list[torch.Tensor]):
-        new_state = []
-        for i, cell in enumerate(self.cells):
-            h, c = cell(x, (state[2 * i], state[2 * i + 1]))
-            new_state += [h, c]
-            x = h
-        return x, new_state
+        out, (h, c) = self.lstm(x.unsqueeze(0), (state[0], state[1]))
+        return out[0], [h, c]
 
 
 def flatten_coords(mats: list[torch.Tensor]) -> torch.Tensor:

@@ -117,3 +117,36 @@ def test_non_finite_window_is_skipped_not_applied():
     assert trainer.carry is None  # the broken trajectories are replaced
     assert trainer.window()["skipped"] == 1
     assert not all(torch.equal(v, params[k]) for k, v in trainer.opt.state_dict().items())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_coordinate_lstm_equals_two_lstm_cells(dtype):
+    from metateleport.meta_optimizers import CoordinateLSTM
+
+    torch.manual_seed(0)
+    lstm = CoordinateLSTM(2, 20).to(dtype)
+    cells = [torch.nn.LSTMCell(2, 20).to(dtype), torch.nn.LSTMCell(20, 20).to(dtype)]
+    with torch.no_grad():
+        for k, cell in enumerate(cells):
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(cell, name).copy_(getattr(lstm.lstm, f"{name}_l{k}"))
+    x = torch.randn(500, 2, dtype=dtype)
+    state = lstm.init_state(500, x)
+    ref = [torch.zeros(500, 20, dtype=dtype)] * 4
+    outs, refs = [], []
+    for _ in range(3):
+        out, state = lstm(x, state)
+        h1, c1 = cells[0](x, (ref[0], ref[1]))
+        h2, c2 = cells[1](h1, (ref[2], ref[3]))
+        ref = [h1, c1, h2, c2]
+        outs.append(out)
+        refs.append(h2)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(torch.stack(outs), torch.stack(refs), rtol=tol, atol=tol)
+    torch.testing.assert_close(state[1][1], ref[3], rtol=tol, atol=tol)
+    grads = torch.autograd.grad(torch.stack(outs).pow(2).sum(), list(lstm.parameters()))
+    ref_grads = torch.autograd.grad(torch.stack(refs).pow(2).sum(),
+                                    [p for c in cells for p in c.parameters()])
+    # nn.LSTM's parameters: per layer weight_ih, weight_hh, bias_ih, bias_hh (same as the cells)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=10 * tol, atol=10 * tol)

@@ -120,3 +120,31 @@ def test_gradient_through_action_matches_finite_differences():
     eps = 1e-6
     fd = (f(T + eps * V) - f(T - eps * V)) / (2 * eps)
     assert abs((grad * V).sum().item() - fd.item()) < 1e-6 * max(1.0, abs(fd.item()))
+
+
+@pytest.mark.parametrize("norm", [0.0, 1e-3, 0.01, 0.3, 1.0, 3.0, 8.0])
+def test_expm_pair_matches_matrix_exp(norm):
+    from metateleport.symmetry import expm_pair
+
+    T = torch.randn(5, 7, 7, dtype=torch.float64)
+    T = T * norm / T.norm(dim=(1, 2), keepdim=True)
+    g, g_inv = expm_pair(T)
+    ref = torch.linalg.matrix_exp(T)
+    scale = ref.abs().max().item()
+    torch.testing.assert_close(g, ref, rtol=0, atol=1e-13 * scale)
+    torch.testing.assert_close(g_inv, torch.linalg.matrix_exp(-T), rtol=0,
+                               atol=1e-13 * max(scale, 1.0) * torch.exp(torch.tensor(2 * norm)))
+    eye = torch.eye(7, dtype=torch.float64).expand(5, 7, 7)
+    torch.testing.assert_close(g @ g_inv, eye, rtol=0, atol=1e-12 * max(1.0, scale**2))
+
+
+def test_expm_pair_gradient_matches_matrix_exp():
+    from metateleport.symmetry import expm_pair
+
+    T = (0.7 * torch.randn(3, 6, 6, dtype=torch.float64)).requires_grad_()
+    V = torch.randn(3, 6, 6, dtype=torch.float64)
+    g, g_inv = expm_pair(T)
+    ours = torch.autograd.grad((g * V).sum() + (g_inv * V).sum(), T)[0]
+    ref = torch.autograd.grad((torch.linalg.matrix_exp(T) * V).sum()
+                              + (torch.linalg.matrix_exp(-T) * V).sum(), T)[0]
+    torch.testing.assert_close(ours, ref, rtol=1e-11, atol=1e-11)

@@ -1,0 +1,141 @@
+"""Benchmark: ``python -m metateleport.bench [--quick] [--json PATH] [--threads N]``.
+
+For each variant and batch size B: meta-training throughput in inner task-steps per second
+(B x inner steps / wall time, forward and backward included), milliseconds per meta-step (one
+window of K inner steps plus the Adam step), and peak resident memory of a process that does
+only that variant's training. Then the wall time to evaluate 6 optimizers (GD, Adam,
+GD+teleport and the three learned variants) on 64 problems for 100 steps.
+
+Each variant runs in a subprocess of its own so that its peak RSS is its own. The configs are
+the shipped real ones (configs/<variant>.yaml), with only the batch size changed. Peak RSS is
+reported per (variant, B), each measured in a fresh process; ``peak_rss_mb`` in the JSON is that
+of the variant's default config (its own batch size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+VARIANTS = ("update_tele", "update", "lr_tele")
+BATCHES = (1, 8, 32)
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _config(variant: str, batch: int | None = None):
+    """The shipped config of ``variant`` (defaults if absent), at batch size ``batch``."""
+    from .config import load_config
+
+    path = CONFIG_DIR / f"{variant}.yaml"
+    overrides = [f"model.variant={variant}", "train.val_problems=1"]
+    if batch is not None:
+        overrides.append(f"train.batch_size={batch}")
+    return load_config(path if path.is_file() else None, overrides)
+
+
+def bench_train(variant: str, batch: int, windows: int, warmup: int = 2) -> dict:
+    """Time ``windows`` meta-steps of a fresh trainer after ``warmup`` untimed ones."""
+    from .unroll import MetaTrainer
+
+    trainer = MetaTrainer(_config(variant, batch))
+    for _ in range(warmup):
+        trainer.window()
+    start = time.perf_counter()
+    for _ in range(windows):
+        trainer.window()
+    seconds = time.perf_counter() - start
+    K = trainer.cfg.train.unroll
+    return {"tps": batch * K * windows / seconds, "ms_per_meta_step": 1e3 * seconds / windows}
+
+
+def bench_eval(problems: int = 64, steps: int = 100) -> float:
+    """Seconds to run 6 optimizers on ``problems`` problems for ``steps`` steps."""
+    from .meta_optimizers import LearnedOptimizer
+    from .optimizers import GD, Adam, TeleportSchedule, run
+    from .tasks import MLPTaskFamily
+
+    torch.manual_seed(0)
+    opts = [GD(3e-4), Adam(1e-2), GD(3e-4, TeleportSchedule((30,), 8, None, 0.01))]
+    opts += [LearnedOptimizer(v).eval() for v in VARIANTS]
+    p = MLPTaskFamily().sample(problems, 0, "test")
+    run(opts[-1], p[:2], 2)  # warm-up
+    start = time.perf_counter()
+    for opt in opts:
+        run(opt, p, steps)
+    return time.perf_counter() - start
+
+
+def _worker(variant: str, batch: int, windows: int) -> None:
+    out = bench_train(variant, batch, windows)
+    out["peak_rss_mb"] = _peak_rss_mb()
+    print(json.dumps(out))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="metateleport benchmark")
+    parser.add_argument("--quick", action="store_true", help="reduced run, under a minute")
+    parser.add_argument("--json", type=Path, help="write the results as JSON here")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--worker", nargs=3, metavar=("VARIANT", "BATCH", "WINDOWS"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.worker:
+        variant, batch, windows = args.worker
+        _worker(variant, int(batch), int(windows))
+        return 0
+
+    batches = (1, 8) if args.quick else BATCHES
+    windows = 3 if args.quick else 10
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{platform.machine()} {platform.processor() or ''} {platform.system()}, "
+          f"python {platform.python_version()}")
+    train: dict[str, dict[str, float]] = {}
+    ms: dict[str, dict[str, float]] = {}
+    rss: dict[str, dict[str, float]] = {}
+    print(f"{'variant':<12} {'B':>3} {'task-steps/s':>13} {'ms/meta-step':>13} {'peak MB':>8}")
+    for variant in VARIANTS:
+        train[variant], ms[variant], rss[variant] = {}, {}, {}
+        for batch in sorted({*batches, _config(variant).train.batch_size}):
+            cmd = [sys.executable, "-m", "metateleport.bench", "--worker", variant, str(batch),
+                   str(windows)]
+            if args.threads:
+                cmd += ["--threads", str(args.threads)]
+            res = json.loads(subprocess.run(cmd, check=True, capture_output=True,
+                                            text=True).stdout.strip().splitlines()[-1])
+            b = str(batch)
+            train[variant][b], ms[variant][b] = res["tps"], res["ms_per_meta_step"]
+            rss[variant][b] = res["peak_rss_mb"]
+            print(f"{variant:<12} {batch:>3} {res['tps']:>13.0f} {res['ms_per_meta_step']:>13.1f} "
+                  f"{res['peak_rss_mb']:>8.0f}")
+    n_problems, n_steps = (16, 50) if args.quick else (64, 100)
+    eval_seconds = bench_eval(n_problems, n_steps)
+    print(f"evaluation: 6 optimizers x {n_problems} problems x {n_steps} steps: "
+          f"{eval_seconds:.2f} s")
+    default_b = {v: str(_config(v).train.batch_size) for v in VARIANTS}
+    result = {"train": train, "ms_per_meta_step": ms, "eval_seconds": eval_seconds,
+              "peak_rss_mb": {v: rss[v][default_b[v]] for v in VARIANTS},
+              "peak_rss_mb_by_batch": rss, "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "machine": platform.machine(),
+              "quick": args.quick}
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
