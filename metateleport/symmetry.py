@@ -68,7 +68,8 @@ def expm_pair(T: torch.Tensor, tol: float = 1e-17) -> tuple[torch.Tensor, torch.
     """
     norm = float(T.detach().pow(2).sum(dim=(-2, -1)).sqrt().max()) if T.numel() else 0.0
     if not math.isfinite(norm):
-        raise ValueError("expm_pair: T has non-finite entries")
+        # A diverged trajectory: let NaN/inf flow to the caller's guards (skipped window).
+        norm = 0.0
     s = max(0, math.ceil(math.log2(norm / 0.5))) if norm > 0.5 else 0
     theta = norm / 2**s
     m, term = 1, theta

@@ -148,3 +148,12 @@ def test_expm_pair_gradient_matches_matrix_exp():
     ref = torch.autograd.grad((torch.linalg.matrix_exp(T) * V).sum()
                               + (torch.linalg.matrix_exp(-T) * V).sum(), T)[0]
     torch.testing.assert_close(ours, ref, rtol=1e-11, atol=1e-11)
+
+
+def test_expm_pair_propagates_non_finite_values():
+    from metateleport.symmetry import expm_pair
+
+    T = torch.zeros(2, 3, 3)
+    T[1, 0, 0] = float("nan")
+    g, g_inv = expm_pair(T)
+    assert torch.isfinite(g[0]).all() and not torch.isfinite(g[1]).all()
