@@ -70,6 +70,7 @@ class TrainConfig:
     unroll: int = 10
     trajectories: int = 480
     meta_lr: float = 1e-3
+    meta_lr_schedule: str = "cosine"
     grad_clip: float = 1.0
     meta_loss: str = "log"
     val_every: int = 10
@@ -93,6 +94,7 @@ _CHOICES = {
     "task.data": ("uniform", "normal"),
     "model.variant": ("update_tele", "update", "lr_tele"),
     "train.meta_loss": ("log", "sum"),
+    "train.meta_lr_schedule": ("constant", "cosine"),
     "train.dtype": ("float32", "float64"),
 }
 

@@ -153,9 +153,19 @@ class MetaTrainer:
             "t": 0,
         }
 
+    def meta_lr(self) -> float:
+        """The meta step size of the current window: constant, or cosine-decayed from meta_lr
+        to 0 over the run (late windows then stop jolting the validation loss)."""
+        tr = self.cfg.train
+        if tr.meta_lr_schedule == "constant":
+            return tr.meta_lr
+        return 0.5 * tr.meta_lr * (1 + math.cos(math.pi * self.meta_step / self.total_meta_steps))
+
     def window(self) -> dict[str, float]:
         """Run one window of K inner steps and one meta-step. Returns scalar stats."""
         tr = self.cfg.train
+        for group in self.meta_opt.param_groups:
+            group["lr"] = self.meta_lr()
         if self.carry is None:
             self._new_batch()
         c = self.carry
@@ -163,8 +173,8 @@ class MetaTrainer:
         losses, weights, state, ctx = unroll_window(
             self.opt, c["weights"], c["state"], c["problems"], c["x_pinv"], c["t"], tr.unroll)
         meta_loss = window_meta_loss(losses, tr.meta_loss)
-        self.meta_step += 1
         stats = {
+            "meta_lr": self.meta_opt.param_groups[0]["lr"],
             "meta_loss": meta_loss.item(),
             "inner_loss": losses[-1].detach().median().item(),
             "t_end": c["t"] + tr.unroll,
@@ -172,6 +182,7 @@ class MetaTrainer:
         stats.update({k: v.float().mean().item() for k, v in ctx.stats.items()})
         applied, stats["grad_norm"] = apply_meta_step(
             self.meta_opt, self.opt.parameters(), meta_loss, tr.grad_clip)
+        self.meta_step += 1
         if applied:
             c["weights"], c["state"] = detach_state(weights), detach_state(state)
             c["t"] += tr.unroll

@@ -150,3 +150,14 @@ def test_coordinate_lstm_equals_two_lstm_cells(dtype):
     # nn.LSTM's parameters: per layer weight_ih, weight_hh, bias_ih, bias_hh (same as the cells)
     for g, r in zip(grads, ref_grads):
         torch.testing.assert_close(g, r, rtol=10 * tol, atol=10 * tol)
+
+
+def test_cosine_meta_lr_schedule():
+    trainer = MetaTrainer(small_cfg("update", trajectories=8, meta_lr=0.01))
+    assert trainer.total_meta_steps == 8
+    lrs = []
+    while not trainer.done:
+        lrs.append(trainer.window()["meta_lr"])
+    assert lrs[0] == 0.01 and all(a > b for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 0.001
+    const = MetaTrainer(small_cfg("update", meta_lr_schedule="constant", meta_lr=0.01))
+    assert [const.window()["meta_lr"] for _ in range(3)] == [0.01] * 3
