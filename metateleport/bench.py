@@ -60,8 +60,38 @@ def bench_train(variant: str, batch: int, windows: int, warmup: int = 2) -> dict
     return {"tps": batch * K * windows / seconds, "ms_per_meta_step": 1e3 * seconds / windows}
 
 
+def time_to_quality(
+    variant: str = "update_tele", target: float = 12.4, check_every: int = 5,
+    max_meta_steps: int | None = None,
+) -> dict:
+    """Meta-train ``variant`` on its shipped config until the median validation loss at the
+    last inner step drops below ``target`` (checked every ``check_every`` meta-steps on the
+    config's validation problems). Returns training seconds (validation excluded), meta-steps
+    and trajectories used, and the validation loss reached (None if never)."""
+    from .config import load_config
+    from .unroll import MetaTrainer
+
+    path = CONFIG_DIR / f"{variant}.yaml"
+    trainer = MetaTrainer(load_config(path if path.is_file() else None,
+                                      [f"model.variant={variant}"]))
+    limit = max_meta_steps or trainer.total_meta_steps
+    seconds = 0.0
+    while trainer.meta_step < limit:
+        start = time.perf_counter()
+        for _ in range(check_every):
+            trainer.window()
+        seconds += time.perf_counter() - start
+        val = trainer.validate().losses[-1].median().item()
+        if val < target:
+            return {"seconds": seconds, "meta_steps": trainer.meta_step,
+                    "trajectories": trainer.trajectories, "val_median": val}
+    return {"seconds": seconds, "meta_steps": trainer.meta_step,
+            "trajectories": trainer.trajectories, "val_median": None}
+
+
 def bench_eval(problems: int = 64, steps: int = 100) -> float:
-    """Seconds to run 6 optimizers on ``problems`` problems for ``steps`` steps."""
+    """Seconds to run 6 optimizers on ``problems`` problems for ``steps`` steps (untrained
+    learned optimizers cost the same per step as trained ones)."""
     from .meta_optimizers import LearnedOptimizer
     from .optimizers import GD, Adam, TeleportSchedule, run
     from .tasks import MLPTaskFamily
@@ -88,6 +118,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="reduced run, under a minute")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--no-quality", action="store_true",
+                        help="skip the time-to-quality run (LSTM(update,tele) to 12.4)")
     parser.add_argument("--worker", nargs=3, metavar=("VARIANT", "BATCH", "WINDOWS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -126,7 +158,16 @@ def main(argv=None) -> int:
     print(f"evaluation: 6 optimizers x {n_problems} problems x {n_steps} steps: "
           f"{eval_seconds:.2f} s")
     default_b = {v: str(_config(v).train.batch_size) for v in VARIANTS}
+    quality = None
+    if not (args.quick or args.no_quality):
+        quality = time_to_quality()
+        reached = ("not reached" if quality["val_median"] is None
+                   else f"{quality['val_median']:.2f} after {quality['meta_steps']} meta-steps "
+                   f"({quality['trajectories']} trajectories)")
+        print(f"time to quality (LSTM(update,tele), median validation loss at step 100 < 12.4):"
+              f" {quality['seconds']:.1f} s of training; {reached}")
     result = {"train": train, "ms_per_meta_step": ms, "eval_seconds": eval_seconds,
+              "time_to_quality": quality,
               "peak_rss_mb": {v: rss[v][default_b[v]] for v in VARIANTS},
               "peak_rss_mb_by_batch": rss, "torch": torch.__version__,
               "threads": torch.get_num_threads(), "machine": platform.machine(),
