@@ -77,18 +77,19 @@ def test_fixed_tele_norm_is_applied():
     assert ((l1 - l0).abs() / l0).max() < 1e-5
 
 
-def test_trained_optimizer_runs_unchanged_on_other_sizes():
-    trainer = MetaTrainer(small_cfg("update_tele"))
-    for _ in range(2):
-        trainer.window()
-    opt = trainer.opt
+@pytest.mark.parametrize("variant", ["update_tele", "update"])
+def test_shipped_optimizer_runs_unchanged_on_other_sizes(variant):
+    from metateleport.checkpoint import load_optimizer
+
+    opt, meta = load_optimizer(f"checkpoints/{variant}.pt")
+    assert meta["task"]["widths"] == [20, 20, 20]
     for widths in ([10, 10, 10], [40, 40, 40], [20, 20, 20, 20]):
-        n = min(widths[:-2]) if len(widths) > 3 else widths[0]
-        p = MLPTaskFamily(widths, n_samples=min(n, 10)).sample(3, 0, "test")
-        traj = run(opt, p, 5)
-        assert traj.losses.shape == (6, 3) and torch.isfinite(traj.losses).all()
+        p = MLPTaskFamily(widths, n_samples=min(widths[0], 20)).sample(8, 0, "test")
+        traj = run(opt, p, 60)
         assert [w.shape for w in traj.weights] == [w.shape for w in p.weights]
-        torch.testing.assert_close(traj.losses[0], mlp_loss(p.weights, p.X, p.Y))
+        assert torch.isfinite(traj.losses).all()
+        # trained on 20 x 20 only, it still cuts the loss by > 1000x on every size
+        assert (traj.losses[-1] < 1e-3 * traj.losses[0]).all(), widths
 
 
 def test_quick_config_lstm_update_beats_untrained_and_gd():
