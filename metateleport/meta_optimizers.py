@@ -219,7 +219,9 @@ class LearnedOptimizer(nn.Module):
         T, h, m2 = self.group_net(flat.reshape(-1).to(self._dtype), state["m2"])
         Ts = [self.group_net.normalize(t) for t in
               unflatten_coords(T.reshape(flat.shape).to(weights[0].dtype), [g.shape for g in G])]
-        ctx.stats["tele_norm"] = torch.stack([t.detach().norm(dim=(1, 2)) for t in Ts]).sum(0)
+        # ||T|| over all hidden layers together, per problem
+        ctx.stats["tele_norm"] = torch.stack(
+            [t.detach().pow(2).sum(dim=(1, 2)) for t in Ts]).sum(0).sqrt()
         new_state = {**state, "m2": m2}
         if isinstance(self.group_net, LrTeleLSTM):
             new_state["lr"] = self.group_net.step_size(h, p.batch_size)
