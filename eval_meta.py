@@ -35,6 +35,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def default_out(checkpoint: str) -> Path:
+    """runs/eval/<name>: the run folder's name for a run's params.pt (runs/NAME/params.pt),
+    the file's stem otherwise (checkpoints/update_tele.pt -> update_tele)."""
+    path = Path(checkpoint)
+    name = path.parent.name if path.stem == "params" else path.stem
+    return Path("runs") / "eval" / (name or path.stem)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.problems < 1 or args.steps < 1 or args.seed < 0:
@@ -43,7 +51,7 @@ def main(argv=None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda, but CUDA is not available on this machine", file=sys.stderr)
         return 2
-    out = args.out or Path("runs") / "eval" / Path(args.checkpoint).parent.name
+    out = args.out or default_out(args.checkpoint)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         print(f"error: report folder {out} exists and is not empty; pass --overwrite or choose "
               "another --out (nothing was changed)", file=sys.stderr)

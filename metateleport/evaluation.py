@@ -232,7 +232,7 @@ def summarize(
     if threshold is None:
         best = min(names, key=lambda n: float(quantile(finals[n], 0.5)))
         threshold = 10.0 * float(quantile(finals[best], 0.5))
-        source = f"10x the smallest median final loss ({best})"
+        source = f"10x the smallest median final loss, that of {best}"
     else:
         source = "given"
 
@@ -300,16 +300,22 @@ def tune_lr(
     grid: Sequence[float],
 ) -> tuple[float, dict[float, float]]:
     """Pick the learning rate with the lowest median final loss after ``n_steps`` on
-    ``problems`` (validation problems, never the test ones).
+    ``problems`` (validation problems, never the test ones), among those with which no run
+    diverged; only if every one diverges somewhere, among all. (By the median alone GD took
+    5e-4, which then diverged on 14 of 64 test problems.)
 
     Returns (best lr, {lr: median final loss}); a diverged run counts as +inf, ties go to the
     earlier grid entry.
     """
     if not grid:
         raise ValueError("empty learning-rate grid")
-    table = {float(lr): float(quantile(run(make_opt(lr), problems, n_steps).losses[-1], 0.5))
-             for lr in grid}
-    best = min(table, key=table.__getitem__)
+    table, stable = {}, []
+    for lr in grid:
+        final = run(make_opt(lr), problems, n_steps).losses[-1]
+        table[float(lr)] = float(quantile(final, 0.5))
+        if bool(torch.isfinite(final).all()):
+            stable.append(float(lr))
+    best = min(stable or table, key=table.__getitem__)
     return best, table
 
 
@@ -532,7 +538,7 @@ def run_evaluation(
     anything: a missing or broken one raises CheckpointError), build the task family stored in
     the main checkpoint, tune GD and Adam on ``n_problems`` validation problems, run everything
     on ``n_problems`` test problems (seed ``seed``) and write the report into ``out_dir``
-    (TensorBoard under ``out_dir/tb``)."""
+    (TensorBoard under ``out_dir/tb``, whose previous event files are replaced)."""
     from .checkpoint import CheckpointError, load_optimizer
 
     main_opt, main_meta = load_optimizer(checkpoint, device)
@@ -561,4 +567,8 @@ def run_evaluation(
     }
     main = MAIN_NAME if MAIN_NAME in opts else main_opt.name
     result = evaluate(opts, test, n_steps, threshold, main=main, metadata=metadata)
-    return result, write_report(result, out_dir, Path(out_dir) / "tb")
+    tb = Path(out_dir) / "tb"
+    # A replaced report must not keep the old curves: TensorBoard would merge both into one run.
+    for stale in [*tb.glob("events.out.tfevents.*"), *tb.glob("*/events.out.tfevents.*")]:
+        stale.unlink()
+    return result, write_report(result, out_dir, tb)

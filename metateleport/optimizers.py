@@ -206,12 +206,15 @@ def run(
     x_pinv = input_pinv(p.X)
     weights = [w.clone() for w in p.weights]
     state = opt.init_state(p)
+    # CUDA runs asynchronously: wait for each step, or the times measure only the launches.
+    sync = torch.cuda.synchronize if p.X.is_cuda else (lambda: None)
     losses, seconds = [], [0.0]
     start = time.perf_counter()
     for t in range(n_steps):
         ctx = StepContext(t, p, x_pinv)
         loss, weights, state = inner_step(opt, weights, state, ctx, loss_and_grad)
         losses.append(loss)
+        sync()
         seconds.append(time.perf_counter() - start)
     losses.append(loss_and_grad(weights)[0])
     return Trajectory(torch.stack(losses), torch.tensor(seconds), weights)

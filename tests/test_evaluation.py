@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import math
 import subprocess
@@ -7,9 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from metateleport.config import config_from_dict
 from metateleport.evaluation import (
+    DEFAULT_ADAM_LR,
+    DEFAULT_GD_LR,
+    baselines,
     bootstrap_ci,
     evaluate,
     quantile,
@@ -18,7 +23,7 @@ from metateleport.evaluation import (
     win_rate,
     write_report,
 )
-from metateleport.optimizers import GD
+from metateleport.optimizers import GD, run
 from metateleport.tasks import MLPTaskFamily
 from metateleport.training import train_run
 
@@ -70,7 +75,37 @@ def test_evaluate_and_report_are_consistent(tmp_path):
     assert result.steps == [1, 10, 12]
     assert "| slow GD |" in paths["markdown"].read_text()
     assert paths["curves"].stat().st_size > 10_000
-    assert any((tmp_path / "tb" / "GD").iterdir())
+    assert result.threshold == pytest.approx(10 * final["median"])  # GD has the lower median
+    assert result.threshold_source.endswith("that of GD")
+    tb = EventAccumulator(str(tmp_path / "tb" / "GD"))
+    tb.Reload()
+    by_step = tb.Scalars("eval/log10_median_loss")
+    assert [e.step for e in by_step] == list(range(13))
+    assert by_step[-1].value == pytest.approx(math.log10(final["median"]), rel=1e-6)
+    by_ms = tb.Scalars("eval/log10_median_loss_vs_ms")
+    assert by_ms[-1].value == pytest.approx(by_step[-1].value)
+    assert by_ms[-1].step == int(1000 * result.seconds["GD"][-1])
+
+
+def test_baselines_are_the_three_hand_designed_optimizers():
+    opts, info = baselines(None, 10, tune=False)
+    assert list(opts) == ["GD", "Adam", "GD+teleport"]
+    assert opts["GD"].lr == DEFAULT_GD_LR and opts["Adam"].lr == DEFAULT_ADAM_LR
+    assert opts["GD+teleport"].lr == DEFAULT_GD_LR
+    assert opts["GD+teleport"].teleports.at_steps == (30,) and opts["GD"].teleports is None
+    assert info["GD+teleport"]["max_norm"] == 0.01
+    val = MLPTaskFamily().sample(4, 0, "val")
+    opts, info = baselines(val, 5, teleport_at=(2,), gd_grid=(1e-6, 3e-4), adam_grid=(1e-2,))
+    assert opts["GD"].lr == opts["GD+teleport"].lr == 3e-4 and opts["Adam"].lr == 1e-2
+    assert set(info["GD"]["median_final_loss_by_lr"]) == {1e-6, 3e-4}
+
+
+def test_default_report_folder_is_named_after_the_checkpoint():
+    spec = importlib.util.spec_from_file_location("eval_meta", REPO / "eval_meta.py")
+    eval_meta = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(eval_meta)
+    assert eval_meta.default_out("checkpoints/update_tele.pt") == Path("runs/eval/update_tele")
+    assert eval_meta.default_out("runs/quick/params.pt") == Path("runs/eval/quick")
 
 
 def eval_cli(*args):
@@ -107,6 +142,13 @@ def test_eval_cli_runs_and_writes_the_report(tmp_path, tiny_checkpoints):
     r = eval_cli("--checkpoint", str(tiny_checkpoints["update_tele"]), "--out", str(out))
     assert r.returncode == 2 and "exists and is not empty" in r.stderr
     assert (out / "results.json").read_bytes() == before
+    r = eval_cli("--checkpoint", str(tiny_checkpoints["update_tele"]), "--problems", "3",
+                 "--steps", "4", "--no-tune", "--out", str(out), "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "results.json").read_text())["n_steps"] == 4
+    for name in ("LSTM(update,tele)", "GD"):  # the old curves are gone, not merged
+        assert len(list((out / "tb" / name).glob("events.out.tfevents.*"))) == 1
+    assert not list((out / "tb" / "LSTM(update)").glob("events.out.tfevents.*"))
 
 
 def test_eval_cli_refuses_bad_checkpoints_before_running(tmp_path, tiny_checkpoints):
@@ -124,3 +166,15 @@ def test_eval_cli_refuses_bad_checkpoints_before_running(tmp_path, tiny_checkpoi
     r = eval_cli("--checkpoint", str(full), "--out", str(out))
     assert r.returncode == 2 and "is a full checkpoint, expected params" in r.stderr
     assert not out.exists()
+
+
+def test_tune_lr_avoids_step_sizes_that_diverge():
+    val = MLPTaskFamily().sample(16, 0, "val")
+    # 5e-4 has the lower median after 30 steps but diverges on 5 of the 16 problems
+    final = run(GD(5e-4), val, 30).losses[-1]
+    assert 0 < int((~torch.isfinite(final)).sum()) < 8
+    best, table = tune_lr(lambda lr: GD(lr), val, 30, [3e-4, 5e-4])
+    assert table[5e-4] < table[3e-4] and best == 3e-4
+    # if every step size diverges somewhere, the median decides
+    best, _ = tune_lr(lambda lr: GD(lr), val, 30, [5e-4, 7e-4])
+    assert best == 5e-4
