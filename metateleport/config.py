@@ -99,31 +99,34 @@ _CHOICES = {
 }
 
 # key -> (predicate, what is allowed)
+_POSITIVE = (lambda v: v > 0, "> 0")
+_AT_LEAST_ONE = (lambda v: v >= 1, ">= 1")
+_NON_NEGATIVE = (lambda v: v >= 0, ">= 0")
 _RANGES = {
-    "task.n_samples": (lambda v: v >= 1, ">= 1"),
-    "task.init_scale": (lambda v: v > 0, "> 0"),
-    "task.data_scale": (lambda v: v > 0, "> 0"),
+    "task.n_samples": _AT_LEAST_ONE,
+    "task.init_scale": _POSITIVE,
+    "task.data_scale": _POSITIVE,
     "task.slope": (lambda v: v > 0 and v != 1, "> 0 and != 1"),
-    "model.hidden_size": (lambda v: v >= 1, ">= 1"),
-    "model.preprocess_p": (lambda v: v > 0, "> 0"),
-    "model.update_scale": (lambda v: v > 0, "> 0"),
-    "model.tele_scale": (lambda v: v > 0, "> 0"),
+    "model.hidden_size": _AT_LEAST_ONE,
+    "model.preprocess_p": _POSITIVE,
+    "model.update_scale": _POSITIVE,
+    "model.tele_scale": _POSITIVE,
     "model.tele_norm": (lambda v: v is None or v > 0, "> 0, or null to let the network set it"),
-    "model.max_tele_norm": (lambda v: v > 0, "> 0"),
-    "model.lr_max": (lambda v: v > 0, "> 0"),
-    "model.lr_init": (lambda v: v > 0, "> 0"),
-    "train.batch_size": (lambda v: v >= 1, ">= 1"),
-    "train.n_steps": (lambda v: v >= 1, ">= 1"),
-    "train.unroll": (lambda v: v >= 1, ">= 1"),
-    "train.trajectories": (lambda v: v >= 1, ">= 1"),
-    "train.meta_lr": (lambda v: v > 0, "> 0"),
-    "train.grad_clip": (lambda v: v > 0, "> 0"),
-    "train.val_every": (lambda v: v >= 0, ">= 0 (0: never)"),
-    "train.val_problems": (lambda v: v >= 1, ">= 1"),
-    "train.ckpt_every": (lambda v: v >= 1, ">= 1"),
-    "train.keep_checkpoints": (lambda v: v >= 1, ">= 1"),
-    "train.seed": (lambda v: v >= 0, ">= 0"),
-    "train.threads": (lambda v: v >= 0, ">= 0 (0: torch's default)"),
+    "model.max_tele_norm": _POSITIVE,
+    "model.lr_max": _POSITIVE,
+    "model.lr_init": _POSITIVE,
+    "train.batch_size": _AT_LEAST_ONE,
+    "train.n_steps": _AT_LEAST_ONE,
+    "train.unroll": _AT_LEAST_ONE,
+    "train.trajectories": _AT_LEAST_ONE,
+    "train.meta_lr": _POSITIVE,
+    "train.grad_clip": _POSITIVE,
+    "train.val_every": (_NON_NEGATIVE[0], ">= 0 (0: never)"),
+    "train.val_problems": _AT_LEAST_ONE,
+    "train.ckpt_every": _AT_LEAST_ONE,
+    "train.keep_checkpoints": _AT_LEAST_ONE,
+    "train.seed": _NON_NEGATIVE,
+    "train.threads": (_NON_NEGATIVE[0], ">= 0 (0: torch's default)"),
 }
 
 
