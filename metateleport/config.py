@@ -25,6 +25,7 @@ __all__ = [
     "TrainConfig",
     "config_from_dict",
     "config_to_dict",
+    "config_to_yaml",
     "load_config",
 ]
 
@@ -212,6 +213,11 @@ def _check_cross(cfg: Config) -> None:
 
 def config_to_dict(cfg: Config) -> dict:
     return dataclasses.asdict(cfg)
+
+
+def config_to_yaml(cfg: Config) -> str:
+    """The resolved config as YAML, in field order: what a run folder's config.yaml holds."""
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
 
 
 def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:

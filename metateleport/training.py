@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 from torch.utils._pytree import tree_map
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
@@ -28,7 +27,7 @@ from .checkpoint import (
     save_atomic,
     save_full,
 )
-from .config import Config, ConfigError, config_from_dict, config_to_dict
+from .config import Config, ConfigError, config_from_dict, config_to_dict, config_to_yaml
 from .unroll import MetaTrainer
 
 __all__ = ["RunError", "export_params", "train_run"]
@@ -112,13 +111,14 @@ def train_run(
                 "it or choose another --out (nothing was changed)"
             )
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+        (out / "config.yaml").write_text(config_to_yaml(cfg))
         trainer = MetaTrainer(cfg, device)
 
     tr = cfg.train
     writer = SummaryWriter(str(out / "tb"), purge_step=trainer.meta_step or None)
     if trainer.meta_step == 0:
-        text = "    " + yaml.safe_dump(config_to_dict(cfg), sort_keys=False).replace("\n", "\n    ")
+        # indented: TensorBoard renders text as Markdown, and this keeps it a code block
+        text = "    " + config_to_yaml(cfg).replace("\n", "\n    ")
         writer.add_text("config", text, 0)
     stop_at = trainer.total_meta_steps
     if max_meta_steps is not None:

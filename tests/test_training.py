@@ -47,6 +47,9 @@ def test_run_folder_layout_and_pruning(tmp_path):
     train_run(tiny(), tmp_path / "r", progress=False)
     run_dir = tmp_path / "r"
     assert (run_dir / "config.yaml").is_file() and any((run_dir / "tb").iterdir())
+    from metateleport.config import load_config
+
+    assert load_config(run_dir / "config.yaml") == tiny()  # the run can be rerun from it
     kept = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
     assert kept == ["full_00000005.pt", "full_00000006.pt"]
     full = load_checkpoint(latest_full(run_dir), "full", variant="update_tele")
