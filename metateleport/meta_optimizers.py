@@ -28,6 +28,7 @@ from .teleport import clip_frobenius, rescale_frobenius, teleport_feature
 __all__ = [
     "VARIANTS",
     "CoordinateLSTM",
+    "CoordinateNet",
     "GroupLSTM",
     "LearnedOptimizer",
     "LrTeleLSTM",
@@ -80,8 +81,11 @@ def unflatten_coords(flat: torch.Tensor, like: list[torch.Size]) -> list[torch.T
     return [part.reshape(s) for part, s in zip(flat.split(sizes, dim=1), like)]
 
 
-class UpdateLSTM(nn.Module):
-    """m1: gradient coordinates (N,) -> updates (N,) = out_scale * Linear(LSTM(log_sign(g)))."""
+class CoordinateNet(nn.Module):
+    """The shared body of m1 and m2: coordinates x (N,) -> out_scale * Linear(LSTM(log_sign(x))).
+
+    forward(x (N,), state) -> (output (N,), top hidden state (N, H), new state).
+    """
 
     def __init__(self, hidden_size: int = 20, p: float = 10.0, out_scale: float = 0.1):
         super().__init__()
@@ -89,34 +93,29 @@ class UpdateLSTM(nn.Module):
         self.head = nn.Linear(hidden_size, 1)
         self.p, self.out_scale = p, out_scale
 
-    def forward(self, grads: torch.Tensor, state: list[torch.Tensor]):
-        h, state = self.lstm(log_sign(grads, self.p), state)
-        return self.out_scale * self.head(h).squeeze(-1), state
+    def forward(self, x: torch.Tensor, state: list[torch.Tensor]):
+        h, state = self.lstm(log_sign(x, self.p), state)
+        return self.out_scale * self.head(h).squeeze(-1), h, state
 
 
-class GroupLSTM(nn.Module):
+class UpdateLSTM(CoordinateNet):
+    """m1: gradient coordinates (N,) -> updates (N,)."""
+
+
+class GroupLSTM(CoordinateNet):
     """m2: teleport-feature coordinates (N,) -> Lie-algebra coordinates T (N,).
 
-    T = out_scale * Linear(LSTM(log_sign(G))); the caller then rescales each T_k to a fixed
-    Frobenius norm (``tele_norm``, the paper's 0.01) or, with tele_norm None, lets the network
-    set the norm and only clips it at ``max_tele_norm`` (a guard against divergence, see
-    teleport.py).
+    The caller then rescales each T_k to a fixed Frobenius norm (``tele_norm``, the paper's
+    0.01) or, with tele_norm None, lets the network set the norm and only clips it at
+    ``max_tele_norm`` (a guard against divergence, see teleport.py).
     """
 
     def __init__(
         self, hidden_size: int = 20, p: float = 10.0, out_scale: float = 0.01,
         tele_norm: float | None = 0.01, max_tele_norm: float = 0.1,
     ):
-        super().__init__()
-        self.lstm = CoordinateLSTM(2, hidden_size)
-        self.head = nn.Linear(hidden_size, 1)
-        self.p, self.out_scale = p, out_scale
+        super().__init__(hidden_size, p, out_scale)
         self.tele_norm, self.max_tele_norm = tele_norm, max_tele_norm
-
-    def forward(self, feats: torch.Tensor, state: list[torch.Tensor]):
-        """Returns (T (N,), top hidden state (N, H), new state)."""
-        h, state = self.lstm(log_sign(feats, self.p), state)
-        return self.out_scale * self.head(h).squeeze(-1), h, state
 
     def normalize(self, T: torch.Tensor) -> torch.Tensor:
         if self.tele_norm is not None:
@@ -205,7 +204,7 @@ class LearnedOptimizer(nn.Module):
             ctx.stats["lr"] = state["lr"]
             return gd_update(grads, state["lr"].to(grads[0].dtype)), state
         flat = flatten_coords(grads)
-        delta, m1 = self.update_net(flat.reshape(-1).to(self._dtype), state["m1"])
+        delta, _, m1 = self.update_net(flat.reshape(-1).to(self._dtype), state["m1"])
         delta = delta.reshape(flat.shape).to(grads[0].dtype)
         ctx.stats["update_norm"] = delta.detach().norm(dim=1)
         return unflatten_coords(delta, [g.shape for g in grads]), {**state, "m1": m1}
