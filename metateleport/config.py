@@ -93,7 +93,7 @@ class Config:
 _CHOICES = {
     "task.init": ("uniform", "normal"),
     "task.data": ("uniform", "normal"),
-    "model.variant": ("update_tele", "update", "lr_tele"),
+    "model.variant": ("update_tele", "update", "lr_tele", "update_random_tele"),
     "train.meta_loss": ("log", "sum"),
     "train.meta_lr_schedule": ("constant", "cosine"),
     "train.dtype": ("float32", "float64"),
@@ -203,6 +203,9 @@ def _check_cross(cfg: Config) -> None:
                 f"task.n_samples: {t.n_samples} > task.widths[{k - 1}]={t.widths[k - 1]}; the "
                 f"input of hidden layer {k} needs full column rank (n <= d_{k - 1})"
             )
+    if m.variant == "update_random_tele" and m.tele_norm is None:
+        raise ConfigError("model.tele_norm: variant update_random_tele needs a fixed norm for "
+                          "its random teleports, got null")
     if not m.lr_init < m.lr_max:
         raise ConfigError(f"model.lr_init: {m.lr_init} must be < model.lr_max={m.lr_max}")
     if tr.n_steps % tr.unroll:

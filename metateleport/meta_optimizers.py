@@ -23,7 +23,7 @@ from torch import nn
 from .optimizers import State, StepContext, gd_update
 from .preprocess import log_sign
 from .symmetry import group_act
-from .teleport import clip_frobenius, rescale_frobenius, teleport_feature
+from .teleport import clip_frobenius, random_teleport, rescale_frobenius, teleport_feature
 
 __all__ = [
     "VARIANTS",
@@ -42,6 +42,7 @@ VARIANTS = {
     "update_tele": "LSTM(update,tele)",
     "update": "LSTM(update)",
     "lr_tele": "LSTM(lr,tele)",
+    "update_random_tele": "LSTM(update)+random tele",
 }
 
 
@@ -147,8 +148,12 @@ class LearnedOptimizer(nn.Module):
     """An InnerOptimizer made of an optional m1 (UpdateLSTM) and an optional m2.
 
     variant "update_tele": m1 + GroupLSTM; "update": m1 only; "lr_tele": LrTeleLSTM, whose
-    learned step size drives plain GD. State: {"m1": LSTM state, "m2": LSTM state,
-    "lr": (B,) step size for lr_tele}.
+    learned step size drives plain GD; "update_random_tele" (the ablation of the learned
+    direction): m1, then after every update a random teleport, T_k with i.i.d. normal entries
+    rescaled to ||T_k||_F = ``tele_norm``, the norm the learned teleports are rescaled to. Its
+    random numbers come from torch's global generator (seed it to repeat a run; training
+    checkpoints store its state). State: {"m1": LSTM state, "m2": LSTM state, "lr": (B,) step
+    size for lr_tele}.
     """
 
     def __init__(
@@ -166,8 +171,12 @@ class LearnedOptimizer(nn.Module):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; allowed: {list(VARIANTS)}")
+        if variant == "update_random_tele" and tele_norm is None:
+            raise ValueError("variant 'update_random_tele' needs a fixed tele_norm (the norm of "
+                             "its random teleports), got None")
         self.variant = variant
         self.name = VARIANTS[variant]
+        self.tele_norm = tele_norm
         self.update_net = (
             UpdateLSTM(hidden_size, preprocess_p, update_scale) if variant != "lr_tele" else None
         )
@@ -210,9 +219,12 @@ class LearnedOptimizer(nn.Module):
         return unflatten_coords(delta, [g.shape for g in grads]), {**state, "m1": m1}
 
     def teleport(self, weights, state: State, ctx: StepContext):
+        p = ctx.problems
+        if self.variant == "update_random_tele":
+            return random_teleport(weights, p.X, self.tele_norm, slope=p.slope,
+                                   x_pinv=ctx.x_pinv), state
         if self.group_net is None:
             return weights, state
-        p = ctx.problems
         G = teleport_feature(weights, p.X, p.Y, p.slope, x_pinv=ctx.x_pinv)
         flat = flatten_coords(G)
         T, h, m2 = self.group_net(flat.reshape(-1).to(self._dtype), state["m2"])

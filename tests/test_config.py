@@ -26,6 +26,8 @@ def test_int_is_accepted_for_float_and_null_for_optional():
         ({"train": {"batch_size": 0}}, r"train\.batch_size: 0 is out of range; allowed: >= 1"),
         ({"train": {"meta_lr": -1e-3}}, r"train\.meta_lr: -0\.001 is out of range"),
         ({"model": {"variant": "tele"}}, r"model\.variant: 'tele' is not one of"),
+        ({"model": {"variant": "update_random_tele", "tele_norm": None}},
+         r"model\.tele_norm: variant update_random_tele needs a fixed norm"),
         ({"train": {"meta_loss": "mse"}}, r"train\.meta_loss: 'mse' is not one of"),
         ({"task": {"widths": [20, "a", 20]}}, r"task\.widths\[1\]: expected int"),
         ({"task": {"widths": [20, 20]}}, r"task\.widths: need >= 3"),

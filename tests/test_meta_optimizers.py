@@ -38,7 +38,7 @@ def small_cfg(variant, **train):
     return config_from_dict({"model": {"variant": variant}, "train": {**base, **train}})
 
 
-@pytest.mark.parametrize("variant", ["update_tele", "update", "lr_tele"])
+@pytest.mark.parametrize("variant", ["update_tele", "update", "lr_tele", "update_random_tele"])
 def test_meta_gradients_finite_and_nonzero_for_every_parameter(variant):
     trainer = MetaTrainer(small_cfg(variant))
     before = {k: v.clone() for k, v in trainer.opt.state_dict().items()}
@@ -75,6 +75,29 @@ def test_fixed_tele_norm_is_applied():
     torch.testing.assert_close(ctx.stats["tele_norm"], torch.full((2,), 0.02))
     l0, l1 = mlp_loss(p.weights, p.X, p.Y), mlp_loss(moved, p.X, p.Y)
     assert ((l1 - l0).abs() / l0).max() < 1e-5
+
+
+def test_random_teleport_ablation_moves_along_the_level_set_with_the_set_norm():
+    from metateleport.optimizers import StepContext
+
+    opt = LearnedOptimizer("update_random_tele", tele_norm=0.02).double()
+    p = MLPTaskFamily(widths=[8, 8, 8], n_samples=6, dtype=torch.float64).sample(3, 0)
+    torch.manual_seed(0)
+    moved, _ = opt.teleport(p.weights, opt.init_state(p), StepContext(0, p))
+    torch.manual_seed(0)
+    again, _ = opt.teleport(p.weights, opt.init_state(p), StepContext(0, p))
+    other, _ = opt.teleport(p.weights, opt.init_state(p), StepContext(0, p))
+    l0, l1 = mlp_loss(p.weights, p.X, p.Y), mlp_loss(moved, p.X, p.Y)
+    assert ((l1 - l0).abs() / l0).max() < 1e-10
+    assert all(torch.equal(a, b) for a, b in zip(moved, again))  # seeded: repeatable
+    assert not torch.allclose(moved[0], other[0])  # a fresh draw per step
+    # W_2' = W_2 expm(-T), so ||W_2^-1 W_2' - I||_F = ||T||_F (1 + O(||T||)) per problem
+    g_inv = torch.linalg.solve(p.weights[1], moved[1])
+    torch.testing.assert_close((g_inv - torch.eye(8, dtype=torch.float64)).norm(dim=(1, 2)),
+                               torch.full((3,), 0.02, dtype=torch.float64), rtol=0.03, atol=0)
+    assert not any(n.startswith("group_net") for n, _ in opt.named_parameters())
+    with pytest.raises(ValueError, match="needs a fixed tele_norm"):
+        LearnedOptimizer("update_random_tele", tele_norm=None)
 
 
 @pytest.mark.parametrize("variant", ["update_tele", "update"])

@@ -29,7 +29,7 @@ def snapshot(folder: Path) -> dict:
     return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
-@pytest.mark.parametrize("variant", ["update_tele", "lr_tele"])
+@pytest.mark.parametrize("variant", ["update_tele", "lr_tele", "update_random_tele"])
 def test_resume_is_bit_identical(tmp_path, variant):
     whole = train_run(tiny(variant), tmp_path / "whole", progress=False)
     assert whole.done and whole.meta_step == 6
