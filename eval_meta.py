@@ -1,8 +1,13 @@
 """Evaluate trained optimizers on initializations never seen in training.
 
-    python eval_meta.py --checkpoint PATH [--baseline PATH ...] [--problems 64] [--steps 100]
-                        [--seed 0] [--threshold X] [--out DIR] [--overwrite] [--no-tune]
-                        [--device cpu|cuda]
+    python eval_meta.py --checkpoint A.pt [B.pt ...] [--num-inits 64] [--steps 100]
+                        [--widths 20,20,20] [--n-samples 20] [--init uniform] [--seed N]
+                        [--baselines gd,adam,gd_tele,gd_schedule] [--out DIR] [--overwrite]
+                        [--threshold X] [--no-tune] [--device cpu|cuda]
+
+Writes DIR/results.json, DIR/results.md, DIR/curves.png, DIR/tb/<optimizer>/ (TensorBoard) and
+DIR/tuned_lrs.json (the baselines' step sizes, reused by a rerun into DIR). Exit code 2 with
+"error: ..." on bad input, before anything is written.
 """
 
 from __future__ import annotations
@@ -14,54 +19,84 @@ from pathlib import Path
 import torch
 
 from metateleport.checkpoint import CheckpointError
-from metateleport.evaluation import run_evaluation
+from metateleport.config import ConfigError
+from metateleport.evaluation import BASELINES, EvalError, checkpoint_name, run_evaluation
+
+
+def _widths(text: str) -> list[int]:
+    try:
+        return [int(w) for w in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 20,20,20, got {text!r}") from None
+
+
+def _baselines(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()] if text.strip() else []
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown baselines {unknown}; allowed: {','.join(BASELINES)} (or '' for none)")
+    return sorted(set(names), key=BASELINES.index)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Evaluate learned optimizers against baselines.")
-    parser.add_argument("--checkpoint", required=True, help="params checkpoint (run/params.pt)")
-    parser.add_argument("--baseline", action="append", default=[], metavar="PATH",
-                        help="another learned optimizer to compare (repeatable)")
-    parser.add_argument("--problems", type=int, default=64, help="test problems M (>= 1)")
+    parser.add_argument("--checkpoint", nargs="+", required=True, metavar="PATH",
+                        help="params checkpoints (run/params.pt or checkpoints/*.pt); the variant "
+                             "is read from each")
+    parser.add_argument("--num-inits", type=int, default=64,
+                        help="unseen initializations M (>= 1)")
     parser.add_argument("--steps", type=int, default=100, help="inner steps N (>= 1)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the test/val problems")
+    parser.add_argument("--widths", type=_widths, default=None,
+                        help="task widths d_0,...,d_L (default: the checkpoints' own)")
+    parser.add_argument("--n-samples", type=int, default=None,
+                        help="samples n per problem (default: the checkpoints' own)")
+    parser.add_argument("--init", choices=["uniform", "normal"], default=None,
+                        help="weight initialization (default: the checkpoints' own)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the evaluation (test) and tuning (validation) problems")
+    parser.add_argument("--baselines", type=_baselines, default=list(BASELINES),
+                        help=f"hand-designed baselines, comma-separated (default: "
+                             f"{','.join(BASELINES)})")
     parser.add_argument("--threshold", type=float, default=None,
                         help="loss threshold for steps-to-threshold (default: 10x best median)")
     parser.add_argument("--out", type=Path, help="report folder (default runs/eval/<name>)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report")
     parser.add_argument("--no-tune", action="store_true",
-                        help="GD at 3e-4 and Adam at 1e-2 instead of tuning on validation")
+                        help="fixed step sizes (GD 3e-4, Adam 1e-2, two-phase 1e-4 then 5e-3) "
+                             "instead of tuning them on validation problems")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     return parser.parse_args(argv)
 
 
 def default_out(checkpoint: str) -> Path:
-    """runs/eval/<name>: the run folder's name for a run's params.pt (runs/NAME/params.pt),
-    the file's stem otherwise (checkpoints/update_tele.pt -> update_tele)."""
-    path = Path(checkpoint)
-    name = path.parent.name if path.stem == "params" else path.stem
-    return Path("runs") / "eval" / (name or path.stem)
+    """runs/eval/<name> for the first checkpoint: the run folder's name for a run's params.pt
+    (runs/NAME/params.pt), the file's stem otherwise (checkpoints/update_tele.pt ->
+    update_tele)."""
+    return Path("runs") / "eval" / checkpoint_name(checkpoint)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.problems < 1 or args.steps < 1 or args.seed < 0:
-        print("error: --problems and --steps must be >= 1, --seed >= 0", file=sys.stderr)
+    if args.num_inits < 1 or args.steps < 1 or args.seed < 0:
+        print("error: --num-inits and --steps must be >= 1, --seed >= 0", file=sys.stderr)
         return 2
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda, but CUDA is not available on this machine", file=sys.stderr)
         return 2
-    out = args.out or default_out(args.checkpoint)
+    out = args.out or default_out(args.checkpoint[0])
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         print(f"error: report folder {out} exists and is not empty; pass --overwrite or choose "
               "another --out (nothing was changed)", file=sys.stderr)
         return 2
     try:
         result, paths = run_evaluation(
-            args.checkpoint, args.baseline, n_problems=args.problems, n_steps=args.steps,
-            seed=args.seed, threshold=args.threshold, tune=not args.no_tune, out_dir=out,
-            device=args.device)
-    except CheckpointError as err:
+            args.checkpoint, num_inits=args.num_inits, n_steps=args.steps, seed=args.seed,
+            widths=args.widths, n_samples=args.n_samples, init=args.init,
+            baseline_names=args.baselines, threshold=args.threshold, tune=not args.no_tune,
+            out_dir=out, device=args.device)
+    except (CheckpointError, ConfigError, EvalError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(paths["markdown"].read_text())

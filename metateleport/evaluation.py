@@ -7,19 +7,21 @@ inner steps and ``summarize`` turns the loss curves (N+1, M) into, per optimizer
   percentile-bootstrap intervals;
 - the number of steps to reach a loss threshold (median over problems; never reached = inf);
 - wall-clock milliseconds per inner step;
-- the per-initialization win rate of the main optimizer against it.
+- for every learned optimizer, its per-initialization win rate against every other optimizer.
 
 A diverged run (non-finite loss) counts as an infinite loss everywhere: a median is infinite when
 at least half of the runs diverged, a mean as soon as one did. The median is the usual one (mean
 of the two middle values for even M), as ``numpy.median``.
 
-``write_report`` writes results.json, results.md, curves.png and TensorBoard scalars.
-``baselines`` builds the hand-designed baselines (GD, Adam with learning rates tuned on
-validation problems by ``tune_lr``, and GD with a gradient-ascent teleport).
+``baselines`` builds the hand-designed baselines (GD, Adam, GD with gradient-ascent teleports,
+GD with a two-phase step size), their step sizes tuned on validation problems by ``tune_lr``;
+``write_report`` writes results.json, results.md, curves.png and TensorBoard scalars;
+``run_evaluation`` is eval_meta.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -33,21 +35,28 @@ import torch
 from matplotlib.figure import Figure
 
 from .meta_optimizers import VARIANTS
-from .optimizers import GD, Adam, InnerOptimizer, TeleportSchedule, run
-from .tasks import MLPTaskFamily, Problems
+from .optimizers import GD, Adam, GDSchedule, InnerOptimizer, TeleportSchedule, run
+from .tasks import MLPTaskFamily, Problems, Split
 
 __all__ = [
     "ADAM_LR_GRID",
+    "BASELINES",
     "DEFAULT_ADAM_LR",
     "DEFAULT_GD_LR",
+    "DEFAULT_SCHEDULE",
     "GD_LR_GRID",
-    "MAIN_NAME",
+    "LABELS",
     "REPORT_STEPS",
+    "SCHEDULE_LR_GRID",
+    "SCHEDULE_SWITCH_GRID",
+    "EvalError",
     "EvalResult",
     "baselines",
     "bootstrap_ci",
+    "checkpoint_name",
     "evaluate",
     "markdown_table",
+    "optimizer_names",
     "quantile",
     "run_evaluation",
     "steps_to_threshold",
@@ -59,11 +68,23 @@ __all__ = [
 
 GD_LR_GRID = (1e-4, 2e-4, 3e-4, 5e-4, 7e-4, 1e-3)
 ADAM_LR_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+# GD two-phase: (switch, lr_first, lr) with lr_first from GD_LR_GRID and lr > lr_first.
+SCHEDULE_SWITCH_GRID = (1, 3, 10)
+SCHEDULE_LR_GRID = (3e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2)
 DEFAULT_GD_LR = 3e-4
 DEFAULT_ADAM_LR = 1e-2
+DEFAULT_SCHEDULE = (1, 1e-4, 5e-3)  # tuned on 64 validation problems of the paper's task
 REPORT_STEPS = (1, 10, 30, 100)
 
-MAIN_NAME = VARIANTS["update_tele"]
+#: the hand-designed baselines, in table order
+BASELINES = ("gd", "adam", "gd_tele", "gd_schedule")
+#: results.json name -> display name
+LABELS = {"gd": "GD", "adam": "Adam", "gd_tele": "GD+teleport", "gd_schedule": "GD two-phase",
+          **{f"lstm_{v}": label for v, label in VARIANTS.items()}}
+#: top-level keys of results.json besides the optimizers
+RESERVED_KEYS = frozenset({"num_inits", "steps", "seed", "widths", "n_samples", "init",
+                           "optimizers", "learned", "report_steps", "threshold",
+                           "threshold_source", "n_boot", "metadata"})
 
 ArrayLike = torch.Tensor | np.ndarray | Sequence[float]
 
@@ -162,21 +183,24 @@ def win_rate(main_final: ArrayLike, other_final: ArrayLike) -> tuple[float, int]
 class EvalResult:
     """Everything one evaluation produced.
 
-    names: optimizers in table order. losses[name]: (N+1, M) float64 on the CPU, the loss at
-    W_0..W_N of every problem. seconds[name]: (N+1,), wall time at which W_t was reached.
+    names: optimizers in table order (the keys of results.json: "gd", "lstm_update", ...).
+    labels[name]: the display name. learned: the names of the learned optimizers, which get
+    win rates against every other optimizer. losses[name]: (N+1, M) float64 on the CPU, the loss
+    at W_0..W_N of every problem. seconds[name]: (N+1,), wall time at which W_t was reached.
     summary[name]: JSON-ready numbers (see ``summarize``). steps: the reported steps, the last
     being N. threshold_source says where the threshold came from. metadata: whatever the caller
-    wants written along (config, checkpoints, tuned learning rates).
+    wants written along (task, seeds, checkpoints, tuned learning rates).
     """
 
     names: list[str]
+    labels: dict[str, str]
+    learned: list[str]
     losses: dict[str, torch.Tensor]
     seconds: dict[str, torch.Tensor]
     summary: dict[str, dict[str, Any]]
     steps: list[int]
     threshold: float
     threshold_source: str
-    main: str | None
     n_boot: int
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -193,19 +217,20 @@ def summarize(
     losses: Mapping[str, torch.Tensor],
     seconds: Mapping[str, torch.Tensor],
     threshold: float | None = None,
-    main: str | None = None,
+    learned: Sequence[str] = (),
     *,
+    labels: Mapping[str, str] | None = None,
     n_boot: int = 2000,
     seed: int = 0,
     metadata: dict[str, Any] | None = None,
 ) -> EvalResult:
     """Summarize loss curves losses[name] (N+1, M) and wall times seconds[name] (N+1,).
 
-    threshold=None uses 10x the smallest median final loss among the optimizers. main=None
-    picks MAIN_NAME if present (else no win rates). summary[name] holds:
-    ``loss[step]`` = {median, median_ci, mean, mean_ci} for every reported step;
+    threshold=None uses 10x the smallest median final loss among the optimizers. summary[name]
+    holds: ``loss[step]`` = {median, median_ci, mean, mean_ci} for every reported step;
     ``diverged`` (problems with a non-finite final loss); ``steps_to_threshold`` =
-    {median, never}; ``ms_per_step``; ``win_rate_of_main`` and ``wins_of_main`` (None for main).
+    {median, never}; ``ms_per_step``; and for the ``learned`` optimizers ``win_rate`` =
+    {other: {rate, wins}} against every other optimizer.
     """
     names = list(losses)
     if not names:
@@ -223,10 +248,9 @@ def summarize(
     n_steps = shape[0] - 1
     if any(t.shape != (n_steps + 1,) for t in times.values()):
         raise ValueError(f"every seconds[name] must have shape ({n_steps + 1},)")
-    if main is None and MAIN_NAME in curves:
-        main = MAIN_NAME
-    if main is not None and main not in curves:
-        raise ValueError(f"main optimizer {main!r} is not among {names}")
+    unknown = [n for n in learned if n not in curves]
+    if unknown:
+        raise ValueError(f"learned optimizers {unknown} are not among {names}")
 
     finals = {n: curves[n][-1] for n in names}
     if threshold is None:
@@ -246,21 +270,21 @@ def summarize(
             loss[s] = {"median": med, "median_ci": [med_lo, med_hi],
                        "mean": mean, "mean_ci": [mean_lo, mean_hi]}
         reach = steps_to_threshold(curves[name], threshold)
-        if main is None or name == main:
-            rate, wins = None, None
-        else:
-            rate, wins = win_rate(finals[main], finals[name])
         summary[name] = {
             "loss": loss,
             "diverged": int((~torch.isfinite(finals[name])).sum()),
             "steps_to_threshold": {"median": float(quantile(reach, 0.5)),
                                    "never": int(np.isinf(reach).sum())},
             "ms_per_step": 1000.0 * float(times[name][-1]) / n_steps,
-            "win_rate_of_main": rate,
-            "wins_of_main": wins,
         }
-    return EvalResult(names, curves, times, summary, steps, threshold, source, main, n_boot,
-                      dict(metadata or {}))
+        if name in learned:
+            summary[name]["win_rate"] = {
+                other: dict(zip(("rate", "wins"), win_rate(finals[name], finals[other])))
+                for other in names if other != name
+            }
+    labels = {n: (labels or {}).get(n, n) for n in names}
+    return EvalResult(names, labels, list(learned), curves, times, summary, steps, threshold,
+                      source, n_boot, dict(metadata or {}))
 
 
 def evaluate(
@@ -269,7 +293,8 @@ def evaluate(
     n_steps: int,
     threshold: float | None = None,
     *,
-    main: str | None = None,
+    learned: Sequence[str] = (),
+    labels: Mapping[str, str] | None = None,
     n_boot: int = 2000,
     seed: int = 0,
     warmup_steps: int = 2,
@@ -278,8 +303,10 @@ def evaluate(
     """Run every optimizer on the same ``problems`` (B = M) for ``n_steps`` and summarize.
 
     Each optimizer first runs ``warmup_steps`` untimed steps so that one-off costs (allocator,
-    lazy library initialization) do not land on whichever optimizer happens to run first.
-    See ``summarize`` for threshold, main and the summary.
+    lazy library initialization) do not land on whichever optimizer happens to run first. Its
+    timed run starts from torch's generator seeded at ``seed``, so an optimizer that draws
+    random numbers (the random-teleport ablation) gives the same curves on every rerun.
+    See ``summarize`` for threshold, learned, labels and the summary.
     """
     if n_steps < 1:
         raise ValueError(f"n_steps must be >= 1, got {n_steps}")
@@ -287,76 +314,113 @@ def evaluate(
     for name, opt in optimizers.items():
         if warmup_steps > 0:
             run(opt, problems, min(warmup_steps, n_steps))
+        torch.manual_seed(seed)
         traj = run(opt, problems, n_steps)
         losses[name], seconds[name] = traj.losses, traj.seconds
-    return summarize(losses, seconds, threshold, main, n_boot=n_boot, seed=seed,
-                     metadata=metadata)
+    return summarize(losses, seconds, threshold, learned, labels=labels, n_boot=n_boot,
+                     seed=seed, metadata=metadata)
 
 
 def tune_lr(
-    make_opt: Callable[[float], InnerOptimizer],
+    make_opt: Callable[[Any], InnerOptimizer],
     problems: Problems,
     n_steps: int,
-    grid: Sequence[float],
-) -> tuple[float, dict[float, float]]:
-    """Pick the learning rate with the lowest median final loss after ``n_steps`` on
-    ``problems`` (validation problems, never the test ones), among those with which no run
-    diverged; only if every one diverges somewhere, among all. (By the median alone GD took
-    5e-4, which then diverged on 14 of 64 test problems.)
+    grid: Sequence[Any],
+) -> tuple[Any, dict[Any, float]]:
+    """Pick the grid entry (a learning rate, or a tuple of step-size settings) with the lowest
+    median final loss after ``n_steps`` on ``problems`` (validation problems, never the test
+    ones), among those with which no run diverged; only if every one diverges somewhere, among
+    all. (By the median alone GD took 5e-4, which then diverged on 14 of 64 test problems.)
 
-    Returns (best lr, {lr: median final loss}); a diverged run counts as +inf, ties go to the
-    earlier grid entry.
+    Returns (best entry, {entry: median final loss}); a diverged run counts as +inf, ties go to
+    the earlier grid entry.
     """
     if not grid:
         raise ValueError("empty learning-rate grid")
     table, stable = {}, []
-    for lr in grid:
-        final = run(make_opt(lr), problems, n_steps).losses[-1]
-        table[float(lr)] = float(quantile(final, 0.5))
+    for entry in grid:
+        final = run(make_opt(entry), problems, n_steps).losses[-1]
+        table[entry] = float(quantile(final, 0.5))
         if bool(torch.isfinite(final).all()):
-            stable.append(float(lr))
+            stable.append(entry)
     best = min(stable or table, key=table.__getitem__)
     return best, table
+
+
+def _schedule_grid() -> list[tuple[int, float, float]]:
+    return [(switch, first, lr) for switch in SCHEDULE_SWITCH_GRID for first in GD_LR_GRID
+            for lr in SCHEDULE_LR_GRID if lr > first]
 
 
 def baselines(
     val_problems: Problems | None,
     n_steps: int,
+    names: Sequence[str] = BASELINES,
     *,
     tune: bool = True,
-    gd_lr: float = DEFAULT_GD_LR,
-    adam_lr: float = DEFAULT_ADAM_LR,
+    tuned: Mapping[str, Any] | None = None,
     teleport_at: tuple[int, ...] = (30,),
     gd_grid: Sequence[float] = GD_LR_GRID,
     adam_grid: Sequence[float] = ADAM_LR_GRID,
+    schedule_grid: Sequence[tuple[int, float, float]] | None = None,
 ) -> tuple[dict[str, InnerOptimizer], dict[str, Any]]:
-    """The hand-designed baselines "GD", "Adam" and "GD+teleport".
+    """The hand-designed baselines ``names`` (a subset of BASELINES, in that order):
 
-    With ``tune`` the GD and Adam learning rates are chosen by ``tune_lr`` on ``val_problems``
-    over ``n_steps``; otherwise ``gd_lr`` and ``adam_lr`` are used. GD+teleport is GD at the GD
-    learning rate with an 8-step normalized gradient-ascent teleport (||T||_F = 0.01 per step)
-    after the update of every step in ``teleport_at``.
-    Returns (optimizers by name, a JSON-ready description with the tuning tables).
+    - "gd": GD; "adam": Adam;
+    - "gd_tele": GD at GD's step size with an 8-step normalized gradient-ascent teleport
+      (||T||_F = 0.01 per ascent step) after the update of every step in ``teleport_at``;
+    - "gd_schedule": GD with a two-phase step size (``GDSchedule``: lr_first for the first
+      ``switch`` steps, then lr), all three chosen together.
+
+    With ``tune`` the step sizes are chosen by ``tune_lr`` on ``val_problems`` over ``n_steps``
+    (gd_grid, adam_grid, schedule_grid = (switch, lr_first, lr) triples); entries of ``tuned``
+    (a previous run's returned description, keys "gd", "adam", "gd_schedule") are reused
+    instead of searched again. Without ``tune``: GD 3e-4, Adam 1e-2, the schedule
+    DEFAULT_SCHEDULE. Returns (optimizers by name, a JSON-ready description of the step sizes
+    with the search tables, keyed "gd", "adam", "gd_schedule", "gd_tele").
     """
-    info: dict[str, Any] = {"tuned": tune}
-    if tune:
-        if val_problems is None:
-            raise ValueError("tuning the learning rates needs validation problems")
-        gd_lr, gd_table = tune_lr(lambda lr: GD(lr), val_problems, n_steps, gd_grid)
-        adam_lr, adam_table = tune_lr(lambda lr: Adam(lr), val_problems, n_steps, adam_grid)
-        info["GD"] = {"lr": gd_lr, "median_final_loss_by_lr": gd_table}
-        info["Adam"] = {"lr": adam_lr, "median_final_loss_by_lr": adam_table}
-    else:
-        info["GD"], info["Adam"] = {"lr": gd_lr}, {"lr": adam_lr}
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise ValueError(f"unknown baselines {unknown}; allowed: {list(BASELINES)}")
+    tuned = dict(tuned or {})
+    info: dict[str, Any] = {}
+    searches = {
+        "gd": (lambda lr: GD(lr), gd_grid, DEFAULT_GD_LR),
+        "adam": (lambda lr: Adam(lr), adam_grid, DEFAULT_ADAM_LR),
+        "gd_schedule": (lambda s: GDSchedule(s[1], s[2], s[0]),
+                        schedule_grid or _schedule_grid(), DEFAULT_SCHEDULE),
+    }
+    needs = {"gd": "gd", "gd_tele": "gd", "adam": "adam", "gd_schedule": "gd_schedule"}
+    for key in dict.fromkeys(needs[n] for n in names):
+        make, grid, default = searches[key]
+        if not tune:
+            info[key] = {"lr": default, "tuned": False}
+        elif key in tuned:
+            info[key] = {**tuned[key], "cached": True}
+        else:
+            if val_problems is None:
+                raise ValueError("tuning the step sizes needs validation problems")
+            best, table = tune_lr(make, val_problems, n_steps, list(grid))
+            info[key] = {"lr": best, "tuned": True, "median_final_loss_by_lr": {
+                str(list(k)) if isinstance(k, tuple) else str(k): v for k, v in table.items()}}
+    if "gd_schedule" in info:
+        switch, first, lr = info["gd_schedule"]["lr"]
+        info["gd_schedule"].update(switch=switch, lr_first=first, lr_after=lr)
     schedule = TeleportSchedule(at_steps=tuple(teleport_at), steps=8, step_size=None,
                                 max_norm=0.01)
-    info["GD+teleport"] = {"lr": gd_lr, "teleport_at": list(schedule.at_steps),
-                           "ascent_steps": schedule.steps, "max_norm": schedule.max_norm}
-    opts: dict[str, InnerOptimizer] = {
-        "GD": GD(gd_lr),
-        "Adam": Adam(adam_lr),
-        "GD+teleport": GD(gd_lr, schedule, name="GD+teleport"),
-    }
+    opts: dict[str, InnerOptimizer] = {}
+    for name in names:
+        if name == "gd":
+            opts[name] = GD(info["gd"]["lr"], name=LABELS[name])
+        elif name == "adam":
+            opts[name] = Adam(info["adam"]["lr"], name=LABELS[name])
+        elif name == "gd_tele":
+            opts[name] = GD(info["gd"]["lr"], schedule, name=LABELS[name])
+            info["gd_tele"] = {"lr": info["gd"]["lr"], "teleport_at": list(schedule.at_steps),
+                               "ascent_steps": schedule.steps, "max_norm": schedule.max_norm}
+        else:
+            switch, first, lr = info["gd_schedule"]["lr"]
+            opts[name] = GDSchedule(first, lr, switch, name=LABELS[name])
     return opts, info
 
 
@@ -368,40 +432,59 @@ def _fmt(x: float | None) -> str:
     return f"{x:.3g}"
 
 
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|---" * len(head) + "|",
+            *("| " + " | ".join(r) + " |" for r in rows)]
+
+
 def markdown_table(result: EvalResult) -> str:
-    """The summary as a Markdown table, one row per optimizer."""
-    final = result.n_steps
-    main = result.main or "main"
-    head = [f"median@{s}" for s in result.steps[:-1]]
-    head += [f"median@{final} [95% CI]", f"mean@{final} [95% CI]", "steps to threshold",
-             "ms/step", f"win rate of {main}"]
-    lines = ["| optimizer | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
-    m = result.n_problems
-    for name in result.names:
+    """The summary as Markdown: median and mean loss with 95% intervals at the reported steps,
+    steps to the threshold, divergences and time per step, and the win rates of the learned
+    optimizers against every other optimizer."""
+    m, names = result.n_problems, result.names
+    lines: list[str] = []
+    for key, title in (("median", "Median"), ("mean", "Mean")):
+        lines += [f"{title} loss over the {m} problems [95% bootstrap interval]", ""]
+        rows = []
+        for name in names:
+            cells = []
+            for step in result.steps:
+                s = result.summary[name]["loss"][step]
+                lo, hi = s[f"{key}_ci"]
+                cells.append(f"{_fmt(s[key])} [{_fmt(lo)}, {_fmt(hi)}]")
+            rows.append([name, result.labels[name], *cells])
+        lines += _table(["name", "optimizer", *(f"step {s}" for s in result.steps)], rows)
+        lines.append("")
+    rows = []
+    for name in names:
         s = result.summary[name]
-        cells = [_fmt(s["loss"][step]["median"]) for step in result.steps[:-1]]
-        last = s["loss"][final]
-        for key in ("median", "mean"):
-            lo, hi = last[f"{key}_ci"]
-            cells.append(f"{_fmt(last[key])} [{_fmt(lo)}, {_fmt(hi)}]")
         reach = s["steps_to_threshold"]
-        never = f" ({reach['never']}/{m} never)" if reach["never"] else ""
-        cells.append(("never" if math.isinf(reach["median"]) else f"{reach['median']:g}") + never)
-        cells.append(f"{s['ms_per_step']:.3g}")
-        rate = s["win_rate_of_main"]
-        cells.append("-" if rate is None else f"{rate:.2f} ({s['wins_of_main']}/{m})")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        rows.append([name, ("never" if math.isinf(reach["median"]) else f"{reach['median']:g}"),
+                     f"{reach['never']}/{m}", f"{s['diverged']}/{m}", f"{s['ms_per_step']:.3g}"])
+    lines += [f"Steps to reach loss {_fmt(result.threshold)} (median over problems), problems "
+              f"that never reach it or diverge, and wall-clock time per step", ""]
+    lines += _table(["name", "steps to threshold", "never reached", "diverged", "ms/step"], rows)
+    if result.learned:
+        lines += ["", f"Win rate at step {result.n_steps}: fraction of the {m} problems on which "
+                  "the row's optimizer ends with a strictly lower loss than the column's", ""]
+        rows = []
+        for name in result.learned:
+            wins = result.summary[name]["win_rate"]
+            rows.append([name, *("-" if o == name else
+                                 f"{wins[o]['rate']:.2f} ({wins[o]['wins']}/{m})" for o in names)])
+        lines += _table(["learned \\ vs", *names], rows)
     return "\n".join(lines) + "\n"
 
 
 def _header(result: EvalResult) -> str:
-    main = f"; main optimizer: {result.main}" if result.main else ""
+    meta = result.metadata
+    task = meta.get("task")
+    where = f" of the task family {task}" if task else ""
     return (
-        f"M = {result.n_problems} test problems, N = {result.n_steps} inner steps; loss "
-        f"threshold {_fmt(result.threshold)} ({result.threshold_source}){main}.\n"
+        f"M = {result.n_problems} unseen initializations{where}, N = {result.n_steps} inner "
+        f"steps; loss threshold {_fmt(result.threshold)} ({result.threshold_source}).\n"
         f"Medians and means over problems with 95% percentile-bootstrap intervals "
-        f"({result.n_boot} resamples); a diverged run counts as an infinite loss. "
-        f"Win rate: fraction of problems where the main optimizer ends with a lower loss.\n"
+        f"({result.n_boot} resamples); a diverged run counts as an infinite loss.\n"
     )
 
 
@@ -424,6 +507,8 @@ def _jsonable(x: Any) -> Any:
         return [_jsonable(v) for v in x]
     if isinstance(x, np.ndarray):
         return _jsonable(x.tolist())
+    if isinstance(x, torch.Tensor):
+        return _jsonable(x.tolist())
     if isinstance(x, (float, np.floating)):
         x = float(x)
         return x if math.isfinite(x) else str(x)
@@ -442,7 +527,7 @@ def _plot(result: EvalResult, bands: dict[str, dict[str, np.ndarray]], path: Pat
         clean = {k: np.where(np.isfinite(v), v, np.nan) for k, v in b.items()}
         ms = 1000.0 * result.seconds[name].numpy()
         for ax, x in ((by_step, steps), (by_time, ms)):
-            (line,) = ax.plot(x, clean["median"], label=name)
+            (line,) = ax.plot(x, clean["median"], label=result.labels[name])
             ax.fill_between(x, clean["q25"], clean["q75"], color=line.get_color(), alpha=0.2,
                             linewidth=0)
     by_step.set_xlabel("inner step")
@@ -452,7 +537,7 @@ def _plot(result: EvalResult, bands: dict[str, dict[str, np.ndarray]], path: Pat
         ax.set_ylabel("loss (median, 25-75% band)")
         ax.grid(True, which="both", alpha=0.3)
     by_step.legend(fontsize="small")
-    fig.suptitle(f"{result.n_problems} test problems")
+    fig.suptitle(f"{result.n_problems} unseen initializations")
     fig.savefig(path, dpi=120)
 
 
@@ -464,7 +549,7 @@ def _write_tensorboard(result: EvalResult, bands: dict[str, dict[str, np.ndarray
     for name in result.names:
         median = bands[name]["median"]
         seconds = result.seconds[name].numpy()
-        writer = SummaryWriter(log_dir=str(tb_dir / name.replace("/", "_")))
+        writer = SummaryWriter(log_dir=str(tb_dir / name))
         last_step_at_ms: dict[int, int] = {}
         for t, value in enumerate(median):
             if not (math.isfinite(value) and value > 0):
@@ -487,32 +572,57 @@ def write_report(
     result: EvalResult, out_dir: Path | str, tb_writer_dir: Path | str | None = None
 ) -> dict[str, Path]:
     """Write results.json, results.md and curves.png into ``out_dir`` and, if
-    ``tb_writer_dir`` is given, TensorBoard scalars under ``tb_writer_dir/<optimizer name>/``
-    (eval/log10_median_loss vs step, eval/log10_median_loss_vs_ms vs integer milliseconds) and
-    the table as text eval/table under ``tb_writer_dir`` itself.
+    ``tb_writer_dir`` is given, TensorBoard scalars under ``tb_writer_dir/<name>/``, one run per
+    optimizer (eval/log10_median_loss vs step, eval/log10_median_loss_vs_ms vs integer
+    milliseconds) and the table as text eval/table under ``tb_writer_dir`` itself.
 
-    In results.json non-finite numbers are the strings "inf" / "nan" (strict JSON).
+    results.json holds, under each optimizer's name: ``label``, ``loss_median``, ``loss_mean``,
+    ``loss_q25``, ``loss_q75`` (lists of N+1: index t = loss after t steps), ``seconds`` (N+1),
+    ``final_losses`` (M, one per problem), ``ms_per_step`` and ``summary`` (the intervals,
+    steps to threshold, divergences and, for learned optimizers, win rates). Top level:
+    ``num_inits``, ``steps``, ``seed``, ``widths``, ``n_samples``, ``init`` (from the
+    metadata), ``optimizers`` (names in order), ``learned``, ``report_steps``, ``threshold``,
+    ``threshold_source``, ``n_boot``, ``metadata``. Non-finite numbers are the strings
+    "inf" / "nan" (strict JSON).
     Returns the paths written: keys "json", "markdown", "curves" and, with TensorBoard, "tb".
     """
+    clash = [n for n in result.names if n in RESERVED_KEYS]
+    if clash:
+        raise ValueError(f"optimizer names {clash} clash with the top-level keys of results.json")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     bands = _bands(result)
     table = markdown_table(result)
     paths = {"json": out_dir / "results.json", "markdown": out_dir / "results.md",
              "curves": out_dir / "curves.png"}
-    payload = {
-        "metadata": result.metadata,
-        "n_problems": result.n_problems,
-        "n_steps": result.n_steps,
-        "steps": result.steps,
+    task = result.metadata.get("task", {})
+    payload: dict[str, Any] = {
+        "num_inits": result.n_problems,
+        "steps": result.n_steps,
+        "seed": result.metadata.get("seed"),
+        "widths": task.get("widths"),
+        "n_samples": task.get("n_samples"),
+        "init": task.get("init"),
+        "optimizers": result.names,
+        "learned": result.learned,
+        "report_steps": result.steps,
         "threshold": result.threshold,
         "threshold_source": result.threshold_source,
-        "main": result.main,
         "n_boot": result.n_boot,
-        "optimizers": result.names,
-        "summary": result.summary,
-        "curves": {n: {**bands[n], "seconds": result.seconds[n].numpy()} for n in result.names},
+        "metadata": result.metadata,
     }
+    for name in result.names:
+        payload[name] = {
+            "label": result.labels[name],
+            "loss_median": bands[name]["median"],
+            "loss_mean": result.losses[name].mean(dim=1),
+            "loss_q25": bands[name]["q25"],
+            "loss_q75": bands[name]["q75"],
+            "seconds": result.seconds[name],
+            "final_losses": result.losses[name][-1],
+            "ms_per_step": result.summary[name]["ms_per_step"],
+            "summary": result.summary[name],
+        }
     paths["json"].write_text(json.dumps(_jsonable(payload), indent=2, allow_nan=False) + "\n")
     paths["markdown"].write_text("# Evaluation\n\n" + _header(result) + "\n" + table)
     _plot(result, bands, paths["curves"])
@@ -522,53 +632,125 @@ def write_report(
     return paths
 
 
+class EvalError(ValueError):
+    """The evaluation cannot run as asked (conflicting checkpoints, a bad task override...)."""
+
+
+def optimizer_names(variants: Sequence[str], checkpoint_names: Sequence[str]) -> list[str]:
+    """The results.json name of each checkpoint: "lstm_<variant>", or the checkpoint's own name
+    where two checkpoints share a variant. Raises EvalError if two names still coincide."""
+    counts = {v: variants.count(v) for v in variants}
+    names = [f"lstm_{v}" if counts[v] == 1 else c for v, c in zip(variants, checkpoint_names)]
+    dup = sorted({n for n in names if names.count(n) > 1 or n in BASELINES})
+    if dup:
+        raise EvalError(f"two optimizers would be reported as {dup}: give the checkpoints of "
+                        "one variant distinct file names")
+    return names
+
+
+def checkpoint_name(path: str | Path) -> str:
+    """A run's params.pt (runs/NAME/params.pt) is named after its run folder, any other
+    checkpoint after its file (checkpoints/update_tele.pt -> update_tele)."""
+    path = Path(path)
+    return (path.parent.name if path.stem == "params" else path.stem) or path.stem
+
+
+TUNING_CACHE = "tuned_lrs.json"
+
+
 def run_evaluation(
-    checkpoint: str | Path,
-    baseline_checkpoints: Sequence[str | Path] = (),
+    checkpoints: Sequence[str | Path],
     *,
-    n_problems: int = 64,
+    num_inits: int = 64,
     n_steps: int = 100,
     seed: int = 0,
+    widths: Sequence[int] | None = None,
+    n_samples: int | None = None,
+    init: str | None = None,
+    baseline_names: Sequence[str] = BASELINES,
     threshold: float | None = None,
     tune: bool = True,
     out_dir: str | Path,
     device: str = "cpu",
 ) -> tuple[EvalResult, dict[str, Path]]:
-    """The whole evaluation of eval_meta.py: load the checkpoints (all of them before running
-    anything: a missing or broken one raises CheckpointError), build the task family stored in
-    the main checkpoint, tune GD and Adam on ``n_problems`` validation problems, run everything
-    on ``n_problems`` test problems (seed ``seed``) and write the report into ``out_dir``
-    (TensorBoard under ``out_dir/tb``, whose previous event files are replaced)."""
-    from .checkpoint import CheckpointError, load_optimizer
+    """The whole evaluation of eval_meta.py.
 
-    main_opt, main_meta = load_optimizer(checkpoint, device)
-    learned = {main_opt.name: (main_opt, main_meta, str(checkpoint))}
-    for path in baseline_checkpoints:
-        opt, meta = load_optimizer(path, device)
-        if meta["task"] != main_meta["task"]:
-            raise CheckpointError(
-                f"{path} was trained on task {meta['task']}, but {checkpoint} on "
-                f"{main_meta['task']}: evaluate checkpoints of one task family together"
-            )
-        if opt.name in learned:
-            raise CheckpointError(f"{path}: a second {opt.name} checkpoint (first: "
-                                  f"{learned[opt.name][2]})")
-        learned[opt.name] = (opt, meta, str(path))
-    family = MLPTaskFamily(**main_meta["task"])
-    test = family.sample(n_problems, seed, "test").to(device)
-    val = family.sample(n_problems, seed, "val").to(device) if tune else None
-    hand, tuning = baselines(val, n_steps, tune=tune)
-    opts: dict[str, InnerOptimizer] = {**hand, **{n: v[0] for n, v in learned.items()}}
+    1. Load every checkpoint before anything runs or is written (a missing or broken one
+       raises CheckpointError; an untrained optimizer is never put in its place).
+    2. The task family is the checkpoints' own (they must agree) with ``widths``,
+       ``n_samples``, ``init`` replaced where given (validated like a config: ConfigError).
+    3. ``num_inits`` evaluation problems come from the test stream at ``seed``; the baselines'
+       step sizes are searched on as many problems of the validation stream at ``seed`` (the
+       streams never overlap, and neither overlaps training) and cached in
+       ``out_dir/tuned_lrs.json``: a rerun into the same folder with the same task, steps, seed
+       and grids reuses them.
+    4. Run everything, write the report into ``out_dir`` (TensorBoard under ``out_dir/tb``,
+       whose previous event files are replaced).
+    """
+    from .checkpoint import CheckpointError, load_optimizer
+    from .config import ConfigError, config_from_dict
+
+    if not checkpoints:
+        raise EvalError("no checkpoint to evaluate")
+    loaded = [(str(p), *load_optimizer(p, device)) for p in checkpoints]
+    names = optimizer_names([meta["variant"] for _, _, meta in loaded],
+                            [checkpoint_name(p) for p, _, _ in loaded])
+    task = dict(loaded[0][2]["task"])
+    overrides = {k: v for k, v in (("widths", None if widths is None else list(widths)),
+                                   ("n_samples", n_samples), ("init", init)) if v is not None}
+    if not overrides:
+        for path, _, meta in loaded[1:]:
+            if meta["task"] != task:
+                raise CheckpointError(
+                    f"{path} was trained on task {meta['task']}, but {loaded[0][0]} on {task}: "
+                    "evaluate checkpoints of one task family together, or choose the family "
+                    "with --widths/--n-samples/--init")
+    task.update(overrides)
+    try:
+        task = dataclasses.asdict(config_from_dict({"task": task}).task)
+    except ConfigError as err:
+        raise EvalError(f"cannot evaluate on task {task}: {err}") from None
+    family = MLPTaskFamily(**task)
+    test = family.sample(num_inits, seed, Split.TEST).to(device)
+    val = family.sample(num_inits, seed, Split.VAL).to(device) if tune else None
+
+    out_dir = Path(out_dir)
+    cache_key = {"task": task, "n_steps": n_steps, "seed": seed, "num_inits": num_inits,
+                 "split": "val", "grids": {"gd": list(GD_LR_GRID), "adam": list(ADAM_LR_GRID),
+                                           "gd_schedule": [list(s) for s in _schedule_grid()]}}
+    cached = {}
+    cache_file = out_dir / TUNING_CACHE
+    if tune and cache_file.is_file():
+        stored = json.loads(cache_file.read_text())
+        if stored.get("key") == _jsonable(cache_key):
+            cached = {k: {**v, "lr": tuple(v["lr"]) if isinstance(v["lr"], list) else v["lr"]}
+                      for k, v in stored["tuning"].items()}
+    hand, tuning = baselines(val, n_steps, baseline_names, tune=tune, tuned=cached)
+    opts: dict[str, InnerOptimizer] = {**hand, **{n: opt for n, (_, opt, _) in
+                                                  zip(names, loaded)}}
+    labels = {n: LABELS[n] for n in hand}
+    for name, (_, opt, meta) in zip(names, loaded):
+        labels[name] = opt.name if name == f"lstm_{meta['variant']}" else f"{opt.name} [{name}]"
     metadata = {
-        "checkpoints": {n: {"path": v[2], "variant": v[1]["variant"],
-                            "meta_step": v[1]["meta_step"]} for n, v in learned.items()},
-        "task": main_meta["task"], "seed": seed, "baselines": tuning,
-        "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "task": task, "seed": seed,
+        "problems": {"evaluation": {"split": "test", "seed": seed, "count": num_inits},
+                     "tuning": {"split": "val", "seed": seed, "count": num_inits} if tune
+                     else None},
+        "checkpoints": {n: {"path": p, "variant": m["variant"], "meta_step": m["meta_step"],
+                            "trained_on": m["task"]} for n, (p, _, m) in zip(names, loaded)},
+        "baselines": tuning, "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "device": device,
     }
-    main = MAIN_NAME if MAIN_NAME in opts else main_opt.name
-    result = evaluate(opts, test, n_steps, threshold, main=main, metadata=metadata)
-    tb = Path(out_dir) / "tb"
+    result = evaluate(opts, test, n_steps, threshold, learned=names, labels=labels,
+                      seed=seed, metadata=metadata)
+    tb = out_dir / "tb"
     # A replaced report must not keep the old curves: TensorBoard would merge both into one run.
     for stale in [*tb.glob("events.out.tfevents.*"), *tb.glob("*/events.out.tfevents.*")]:
         stale.unlink()
-    return result, write_report(result, out_dir, tb)
+    paths = write_report(result, out_dir, tb)
+    if tune:
+        cache_file.write_text(json.dumps(_jsonable(
+            {"key": cache_key, "tuning": {k: v for k, v in tuning.items() if k != "gd_tele"}}),
+            indent=2) + "\n")
+        paths["tuning"] = cache_file
+    return result, paths

@@ -29,6 +29,7 @@ from .teleport import ascent_teleport
 __all__ = [
     "GD",
     "Adam",
+    "GDSchedule",
     "InnerOptimizer",
     "StepContext",
     "Trajectory",
@@ -129,6 +130,28 @@ class GD:
 
     def teleport(self, weights, state, ctx):
         return (self.teleports or _no_teleport)(weights, state, ctx)
+
+
+@dataclass
+class GDSchedule:
+    """Gradient descent with a two-phase step size: ``lr_first`` for the first ``switch``
+    steps, ``lr`` after. The baseline for LSTM(lr,tele): the public reference found that its
+    learned step size amounts to such a schedule (a small step while the loss is ~5e5 and the
+    curvature high, then a larger one)."""
+
+    lr_first: float = 1e-4
+    lr: float = 1e-3
+    switch: int = 1
+    name: str = "GD two-phase"
+
+    def init_state(self, problems: Problems) -> State:
+        return {}
+
+    def update(self, weights, grads, state, ctx):
+        return gd_update(grads, self.lr_first if ctx.t < self.switch else self.lr), state
+
+    def teleport(self, weights, state, ctx):
+        return weights, state
 
 
 @dataclass

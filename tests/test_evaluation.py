@@ -14,17 +14,20 @@ from metateleport.config import config_from_dict
 from metateleport.evaluation import (
     DEFAULT_ADAM_LR,
     DEFAULT_GD_LR,
+    DEFAULT_SCHEDULE,
+    EvalError,
     baselines,
     bootstrap_ci,
     evaluate,
+    optimizer_names,
     quantile,
     steps_to_threshold,
     tune_lr,
     win_rate,
     write_report,
 )
-from metateleport.optimizers import GD, run
-from metateleport.tasks import MLPTaskFamily
+from metateleport.optimizers import GD, GDSchedule, run
+from metateleport.tasks import MLPTaskFamily, Problems
 from metateleport.training import train_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,40 +67,86 @@ def test_tune_lr_prefers_a_working_step_size():
 
 def test_evaluate_and_report_are_consistent(tmp_path):
     problems = MLPTaskFamily().sample(9, 1, "test")
-    opts = {"GD": GD(3e-4), "slow GD": GD(1e-5, name="slow GD")}
-    result = evaluate(opts, problems, 12, main="GD", n_boot=200)
+    opts = {"gd": GD(3e-4), "slow": GD(1e-5, name="slow GD")}
+    result = evaluate(opts, problems, 12, learned=["slow"], labels={"gd": "GD"}, n_boot=200,
+                      metadata={"task": {"widths": [20, 20, 20], "init": "uniform"}, "seed": 1})
     paths = write_report(result, tmp_path, tmp_path / "tb")
     data = json.loads(paths["json"].read_text())
-    final = data["summary"]["GD"]["loss"]["12"]
-    assert final["median"] == pytest.approx(float(np.median(result.losses["GD"][-1].numpy())))
-    assert data["summary"]["slow GD"]["win_rate_of_main"] == 1.0
-    assert result.summary["GD"]["win_rate_of_main"] is None
-    assert result.steps == [1, 10, 12]
-    assert "| slow GD |" in paths["markdown"].read_text()
+    assert (data["num_inits"], data["steps"], data["seed"]) == (9, 12, 1)
+    assert data["widths"] == [20, 20, 20] and data["init"] == "uniform"
+    gd = data["gd"]
+    assert len(gd["loss_median"]) == len(gd["loss_mean"]) == 13 and len(gd["final_losses"]) == 9
+    curve = result.losses["gd"]
+    assert gd["loss_median"][12] == pytest.approx(float(np.median(curve[-1].numpy())))
+    assert gd["loss_mean"][5] == pytest.approx(float(curve[5].mean()))
+    assert gd["final_losses"] == pytest.approx(curve[-1].tolist())
+    assert gd["ms_per_step"] > 0 and gd["label"] == "GD" and data["slow"]["label"] == "slow"
+    final = gd["summary"]["loss"]["12"]
+    lo, hi = final["median_ci"]
+    assert lo <= final["median"] <= hi
+    # slow GD loses everywhere: its win rate against GD is 0; GD gets none (not learned)
+    assert data["slow"]["summary"]["win_rate"]["gd"] == {"rate": 0.0, "wins": 0}
+    assert "win_rate" not in gd["summary"]
+    assert result.steps == [1, 10, 12] and data["report_steps"] == [1, 10, 12]
+    md = paths["markdown"].read_text()
+    assert "| slow | slow | " in md and "| slow | 0.00 (0/9) | - |" in md
+    assert md.count("step 12 |") == 2  # median and mean tables
     assert paths["curves"].stat().st_size > 10_000
     assert result.threshold == pytest.approx(10 * final["median"])  # GD has the lower median
-    assert result.threshold_source.endswith("that of GD")
-    tb = EventAccumulator(str(tmp_path / "tb" / "GD"))
+    assert result.threshold_source.endswith("that of gd")
+    tb = EventAccumulator(str(tmp_path / "tb" / "gd"))
     tb.Reload()
     by_step = tb.Scalars("eval/log10_median_loss")
     assert [e.step for e in by_step] == list(range(13))
     assert by_step[-1].value == pytest.approx(math.log10(final["median"]), rel=1e-6)
     by_ms = tb.Scalars("eval/log10_median_loss_vs_ms")
     assert by_ms[-1].value == pytest.approx(by_step[-1].value)
-    assert by_ms[-1].step == int(1000 * result.seconds["GD"][-1])
+    assert by_ms[-1].step == int(1000 * result.seconds["gd"][-1])
 
 
-def test_baselines_are_the_three_hand_designed_optimizers():
+def test_baselines_are_the_four_hand_designed_optimizers():
     opts, info = baselines(None, 10, tune=False)
-    assert list(opts) == ["GD", "Adam", "GD+teleport"]
-    assert opts["GD"].lr == DEFAULT_GD_LR and opts["Adam"].lr == DEFAULT_ADAM_LR
-    assert opts["GD+teleport"].lr == DEFAULT_GD_LR
-    assert opts["GD+teleport"].teleports.at_steps == (30,) and opts["GD"].teleports is None
-    assert info["GD+teleport"]["max_norm"] == 0.01
+    assert list(opts) == ["gd", "adam", "gd_tele", "gd_schedule"]
+    assert opts["gd"].lr == DEFAULT_GD_LR and opts["adam"].lr == DEFAULT_ADAM_LR
+    assert opts["gd_tele"].lr == DEFAULT_GD_LR
+    assert opts["gd_tele"].teleports.at_steps == (30,) and opts["gd"].teleports is None
+    assert info["gd_tele"]["max_norm"] == 0.01
+    sched = opts["gd_schedule"]
+    assert (sched.switch, sched.lr_first, sched.lr) == DEFAULT_SCHEDULE
+    opts, _ = baselines(None, 10, ["gd_schedule", "adam"], tune=False)
+    assert list(opts) == ["gd_schedule", "adam"]
+    with pytest.raises(ValueError, match="unknown baselines"):
+        baselines(None, 10, ["sgd"], tune=False)
     val = MLPTaskFamily().sample(4, 0, "val")
-    opts, info = baselines(val, 5, teleport_at=(2,), gd_grid=(1e-6, 3e-4), adam_grid=(1e-2,))
-    assert opts["GD"].lr == opts["GD+teleport"].lr == 3e-4 and opts["Adam"].lr == 1e-2
-    assert set(info["GD"]["median_final_loss_by_lr"]) == {1e-6, 3e-4}
+    opts, info = baselines(val, 5, teleport_at=(2,), gd_grid=(1e-6, 3e-4), adam_grid=(1e-2,),
+                           schedule_grid=[(1, 1e-6, 3e-4), (2, 1e-4, 3e-4)])
+    assert opts["gd"].lr == opts["gd_tele"].lr == 3e-4 and opts["adam"].lr == 1e-2
+    assert set(info["gd"]["median_final_loss_by_lr"]) == {"1e-06", "0.0003"}
+    assert info["gd_schedule"]["lr"] == (2, 1e-4, 3e-4) == (
+        opts["gd_schedule"].switch, opts["gd_schedule"].lr_first, opts["gd_schedule"].lr)
+    # a cached search is reused, not repeated
+    opts, again = baselines(None, 5, ["gd", "gd_schedule"], tuned=info)
+    assert opts["gd"].lr == 3e-4 and again["gd"]["cached"]
+
+
+def test_two_phase_schedule_switches_step_size():
+    p = MLPTaskFamily().sample(3, 0, "val")
+    two = run(GDSchedule(1e-4, 2e-4, switch=2), p, 4).losses
+    first = run(GD(1e-4), p, 2).losses
+    torch.testing.assert_close(two[:3], first)  # two steps at lr_first
+    after = run(GD(2e-4), Problems(p.X, p.Y, run(GD(1e-4), p, 2).weights, p.slope), 2).losses
+    torch.testing.assert_close(two[2:], after)
+
+
+def test_names_of_checkpoints():
+    assert optimizer_names(["update_tele", "update"], ["a", "b"]) == [
+        "lstm_update_tele", "lstm_update"]
+    assert optimizer_names(["update", "update", "lr_tele"], ["s0", "s1", "c"]) == [
+        "s0", "s1", "lstm_lr_tele"]
+    with pytest.raises(EvalError, match="distinct file names"):
+        optimizer_names(["update", "update"], ["params", "params"])
+    with pytest.raises(EvalError, match="distinct file names"):
+        optimizer_names(["update", "update"], ["gd", "x"])
 
 
 def test_default_report_folder_is_named_after_the_checkpoint():
@@ -119,53 +168,151 @@ def tiny_checkpoints(tmp_path_factory):
     base = {"batch_size": 2, "n_steps": 4, "unroll": 2, "trajectories": 2, "val_problems": 2,
             "val_every": 0}
     out = {}
-    for variant, widths in (("update_tele", [20, 20, 20]), ("update", [20, 20, 20]),
-                            ("lr_tele", [10, 10, 10])):
+    for name, variant, widths in (("update_tele", "update_tele", [20, 20, 20]),
+                                  ("update", "update", [20, 20, 20]),
+                                  ("update_b", "update", [20, 20, 20]),
+                                  ("lr_tele", "lr_tele", [10, 10, 10])):
         cfg = config_from_dict({"model": {"variant": variant}, "train": base,
                                 "task": {"widths": widths, "n_samples": widths[0]}})
-        train_run(cfg, root / variant, progress=False)
-        out[variant] = root / variant / "params.pt"
+        train_run(cfg, root / name, progress=False)
+        out[name] = root / name / "params.pt"
     return out
 
 
 def test_eval_cli_runs_and_writes_the_report(tmp_path, tiny_checkpoints):
     out = tmp_path / "report"
-    r = eval_cli("--checkpoint", str(tiny_checkpoints["update_tele"]), "--baseline",
-                 str(tiny_checkpoints["update"]), "--problems", "6", "--steps", "12",
-                 "--no-tune", "--out", str(out))
+    r = eval_cli("--checkpoint", str(tiny_checkpoints["update_tele"]),
+                 str(tiny_checkpoints["update"]), "--num-inits", "6", "--steps", "12",
+                 "--no-tune", "--seed", "3", "--out", str(out))
     assert r.returncode == 0, r.stderr
-    assert "| LSTM(update,tele) |" in r.stdout and "| LSTM(update) |" in r.stdout
+    assert "| lstm_update_tele | LSTM(update,tele) |" in r.stdout
     assert f"curves: {out / 'curves.png'}" in r.stdout
     for name in ("results.json", "results.md", "curves.png"):
         assert (out / name).is_file()
+    data = json.loads((out / "results.json").read_text())
+    names = ["gd", "adam", "gd_tele", "gd_schedule", "lstm_update_tele", "lstm_update"]
+    assert data["optimizers"] == names and data["learned"] == names[-2:]
+    assert (data["num_inits"], data["steps"], data["seed"]) == (6, 12, 3)
+    assert data["widths"] == [20, 20, 20] and data["init"] == "uniform"
+    for name in names:
+        entry = data[name]
+        assert len(entry["loss_median"]) == len(entry["loss_mean"]) == 13
+        assert len(entry["final_losses"]) == 6 and entry["ms_per_step"] > 0
+        assert entry["loss_median"][0] == pytest.approx(data["gd"]["loss_median"][0])  # same W_0
+        assert len(list((out / "tb" / name).glob("events.out.tfevents.*"))) == 1
+    wins = data["lstm_update"]["summary"]["win_rate"]
+    assert set(wins) == set(names) - {"lstm_update"}
+    md = (out / "results.md").read_text()
+    assert "| learned \\ vs | gd | adam | gd_tele | gd_schedule |" in md
     before = (out / "results.json").read_bytes()
     r = eval_cli("--checkpoint", str(tiny_checkpoints["update_tele"]), "--out", str(out))
     assert r.returncode == 2 and "exists and is not empty" in r.stderr
     assert (out / "results.json").read_bytes() == before
-    r = eval_cli("--checkpoint", str(tiny_checkpoints["update_tele"]), "--problems", "3",
-                 "--steps", "4", "--no-tune", "--out", str(out), "--overwrite")
+    r = eval_cli("--checkpoint", str(tiny_checkpoints["update_tele"]), "--num-inits", "3",
+                 "--steps", "4", "--no-tune", "--baselines", "gd", "--out", str(out),
+                 "--overwrite")
     assert r.returncode == 0, r.stderr
-    assert json.loads((out / "results.json").read_text())["n_steps"] == 4
-    for name in ("LSTM(update,tele)", "GD"):  # the old curves are gone, not merged
+    data = json.loads((out / "results.json").read_text())
+    assert data["steps"] == 4 and data["optimizers"] == ["gd", "lstm_update_tele"]
+    for name in ("lstm_update_tele", "gd"):  # the old curves are gone, not merged
         assert len(list((out / "tb" / name).glob("events.out.tfevents.*"))) == 1
-    assert not list((out / "tb" / "LSTM(update)").glob("events.out.tfevents.*"))
+    assert not list((out / "tb" / "lstm_update").glob("events.out.tfevents.*"))
 
 
-def test_eval_cli_refuses_bad_checkpoints_before_running(tmp_path, tiny_checkpoints):
+def test_tuning_never_touches_the_evaluation_problems(tmp_path, tiny_checkpoints, monkeypatch):
+    import metateleport.evaluation as ev
+
+    sampled, tuned_on = [], []
+    real_sample, real_tune = MLPTaskFamily.sample, ev.tune_lr
+
+    def sample(self, batch_size, seed, split="train"):
+        sampled.append((getattr(split, "name", split).lower(), seed, batch_size))
+        return real_sample(self, batch_size, seed, split)
+
+    def tune(make_opt, problems, n_steps, grid):
+        tuned_on.append(problems.X.clone())
+        return real_tune(make_opt, problems, n_steps, grid)
+
+    monkeypatch.setattr(MLPTaskFamily, "sample", sample)
+    monkeypatch.setattr(ev, "tune_lr", tune)
+    result, paths = ev.run_evaluation([tiny_checkpoints["update"]], num_inits=4, n_steps=3,
+                                      seed=7, out_dir=tmp_path / "r")
+    assert sorted(sampled) == [("test", 7, 4), ("val", 7, 4)]
+    family = MLPTaskFamily()
+    val_x, test_x = real_sample(family, 4, 7, "val").X, real_sample(family, 4, 7, "test").X
+    assert len(tuned_on) == 3  # gd, adam, gd_schedule (gd_tele uses gd's)
+    assert all(torch.equal(x, val_x) and not torch.equal(x, test_x) for x in tuned_on)
+    meta = json.loads(paths["json"].read_text())["metadata"]
+    assert meta["problems"]["tuning"] == {"split": "val", "seed": 7, "count": 4}
+    assert meta["problems"]["evaluation"] == {"split": "test", "seed": 7, "count": 4}
+    # the tuned step sizes are cached in the output and reused by a rerun into it
+    first = meta["baselines"]
+    tuned_on.clear()
+    _, paths = ev.run_evaluation([tiny_checkpoints["update"]], num_inits=4, n_steps=3,
+                                 seed=7, out_dir=tmp_path / "r")
+    again = json.loads(paths["json"].read_text())["metadata"]["baselines"]
+    assert tuned_on == [] and all(again[k]["cached"] for k in ("gd", "adam", "gd_schedule"))
+    assert [again[k]["lr"] for k in first] == [first[k]["lr"] for k in first]
+    # another seed is another search
+    ev.run_evaluation([tiny_checkpoints["update"]], num_inits=4, n_steps=3, seed=8,
+                      baseline_names=["gd"], out_dir=tmp_path / "r")
+    assert len(tuned_on) == 1
+
+
+def test_eval_on_another_task_family_and_checkpoints_of_one_variant(tmp_path, tiny_checkpoints):
+    out = tmp_path / "other"
+    r = eval_cli("--checkpoint", str(tiny_checkpoints["update"]),
+                 str(tiny_checkpoints["update_b"]), "--widths", "10,12,10", "--n-samples", "8",
+                 "--init", "normal", "--num-inits", "3", "--steps", "3", "--no-tune",
+                 "--baselines", "", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    data = json.loads((out / "results.json").read_text())
+    assert data["widths"] == [10, 12, 10] and data["n_samples"] == 8 and data["init"] == "normal"
+    assert data["optimizers"] == ["update", "update_b"]  # named after their checkpoints
+    assert len(data["update"]["final_losses"]) == 3
+    r = eval_cli("--checkpoint", str(tiny_checkpoints["update"]), "--n-samples", "30",
+                 "--out", str(tmp_path / "bad"))
+    assert r.returncode == 2 and "task.n_samples: 30 > task.widths[0]=20" in r.stderr
+    r = eval_cli("--checkpoint", str(tiny_checkpoints["update"]), "--baselines", "gd,sgd")
+    assert r.returncode == 2 and "unknown baselines ['sgd']" in r.stderr
+    r = eval_cli("--checkpoint", str(tiny_checkpoints["update"]), "--widths", "20,x")
+    assert r.returncode == 2 and "comma-separated integers" in r.stderr
+    assert not (tmp_path / "bad").exists()
+
+
+def test_eval_cli_refuses_bad_checkpoints_before_writing(tmp_path, tiny_checkpoints):
     out = tmp_path / "report"
+    good = str(tiny_checkpoints["update_tele"])
     missing = tmp_path / "nope.pt"
     r = eval_cli("--checkpoint", str(missing), "--out", str(out))
     assert r.returncode == 2 and f"no checkpoint at {missing}" in r.stderr
-    r = eval_cli("--checkpoint", str(tiny_checkpoints["update_tele"]), "--baseline",
-                 str(missing), "--out", str(out))
+    r = eval_cli("--checkpoint", good, str(missing), "--out", str(out))
     assert r.returncode == 2 and "no checkpoint at" in r.stderr
-    r = eval_cli("--checkpoint", str(tiny_checkpoints["update_tele"]), "--baseline",
-                 str(tiny_checkpoints["lr_tele"]), "--out", str(out))
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(tiny_checkpoints["update"].read_bytes()[:500])
+    r = eval_cli("--checkpoint", good, str(truncated), "--out", str(out))
+    assert r.returncode == 2 and "is truncated or corrupt" in r.stderr
+    old = torch.load(tiny_checkpoints["update"], weights_only=False)
+    old["format_version"] = 0
+    torch.save(old, tmp_path / "old.pt")
+    r = eval_cli("--checkpoint", str(tmp_path / "old.pt"), "--out", str(out))
+    assert r.returncode == 2 and "has checkpoint format version 0" in r.stderr
+    r = eval_cli("--checkpoint", good, str(tiny_checkpoints["lr_tele"]), "--out", str(out))
     assert r.returncode == 2 and "trained on task" in r.stderr
     full = next((tiny_checkpoints["update"].parent / "checkpoints").iterdir())
     r = eval_cli("--checkpoint", str(full), "--out", str(out))
     assert r.returncode == 2 and "is a full checkpoint, expected params" in r.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("variant", ["update_tele", "update", "lr_tele"])
+def test_shipped_checkpoint_loads_and_optimizes_the_default_task(variant):
+    from metateleport.checkpoint import load_optimizer
+
+    opt, meta = load_optimizer(REPO / "checkpoints" / f"{variant}.pt")
+    assert meta["variant"] == variant and meta["task"]["widths"] == [20, 20, 20]
+    losses = run(opt, MLPTaskFamily().sample(4, 0, "test"), 10).losses
+    assert torch.isfinite(losses).all() and (losses[-1] < 1e-2 * losses[0]).all()
 
 
 def test_tune_lr_avoids_step_sizes_that_diverge():

@@ -1,0 +1,125 @@
+"""Meta-train variants over several meta-training seeds, pick each variant's checkpoint on
+validation problems and report the spread on test problems, in one command:
+
+    python scripts/seed_study.py [--variants update_tele update lr_tele update_random_tele]
+                                 [--seeds 0 1 2] [--jobs 2] [--out runs/study]
+                                 [--set section.key=value ...] [--tag NAME] [--ship]
+
+Run r of variant v, seed s trains configs/<v>.yaml (plus the --set overrides) into
+OUT/<v>[-TAG]/s<s>, one thread per job. A finished run (params.pt present) is reused; an
+interrupted one is resumed from its newest checkpoint. Then every run is scored on
+
+- validation: M problems of the validation stream at seed 0 (selection only), and
+- test: M problems of the test stream at seed 0 (the same problems eval_meta.py uses by
+  default; reported, never used to select anything),
+
+by the median loss at step N. OUT/<v>[-TAG]/study.json and the printed table hold, per run,
+the validation and test median and mean at step N and the number of diverged test problems;
+the selected run is the one with the lowest validation median. With --ship the selected run's
+params.pt is copied to checkpoints/<v>.pt and its config to checkpoints/<v>.yaml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from metateleport.checkpoint import load_optimizer  # noqa: E402
+from metateleport.evaluation import quantile  # noqa: E402
+from metateleport.optimizers import run  # noqa: E402
+from metateleport.tasks import MLPTaskFamily  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--variants", nargs="+",
+                   default=["update_tele", "update", "lr_tele", "update_random_tele"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--jobs", type=int, default=2, help="runs trained at once (1 thread each)")
+    p.add_argument("--out", type=Path, default=REPO / "runs" / "study")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="SECTION.KEY=VALUE", help="override for every run (repeatable)")
+    p.add_argument("--tag", default="", help="suffix of the run folders (for --set sweeps)")
+    p.add_argument("--problems", type=int, default=64, help="validation and test problems M")
+    p.add_argument("--ship", action="store_true",
+                   help="copy each variant's selected run to checkpoints/<variant>.pt")
+    return p.parse_args(argv)
+
+
+def train(variant: str, seed: int, folder: Path, overrides: list[str]) -> Path:
+    params = folder / "params.pt"
+    if params.exists():
+        return params
+    cmd = [sys.executable, str(REPO / "train_meta.py"), "--config",
+           str(REPO / "configs" / f"{variant}.yaml"), "--out", str(folder), "--seed", str(seed),
+           "--no-progress", "--set", "train.threads=1"]
+    for item in overrides:
+        cmd += ["--set", item]
+    if (folder / "checkpoints").exists():
+        cmd.append("--resume")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f"{folder.name}.log", "a") as log:
+        log.write(" ".join(cmd) + "\n")
+        log.flush()
+        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    return params
+
+
+@torch.no_grad()
+def score(params: Path, problems: int) -> dict:
+    opt, meta = load_optimizer(params)
+    family = MLPTaskFamily(**meta["task"])
+    n_steps = meta["config"]["train"]["n_steps"]
+    out = {}
+    for split in ("val", "test"):
+        torch.manual_seed(0)  # the random-teleport ablation draws from torch's generator
+        final = run(opt.eval(), family.sample(problems, 0, split), n_steps).losses[-1]
+        out[split] = {"median": float(quantile(final, 0.5)),
+                      "mean": float(final.double().mean()),
+                      "diverged": int((~torch.isfinite(final)).sum())}
+    return out
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    jobs = [(v, s, args.out / (v + (f"-{args.tag}" if args.tag else "")) / f"s{s}")
+            for v in args.variants for s in args.seeds]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        params = list(pool.map(lambda j: train(j[0], j[1], j[2], args.overrides), jobs))
+    by_variant: dict[str, dict] = {}
+    for (variant, seed, folder), path in zip(jobs, params):
+        by_variant.setdefault(variant, {})[seed] = {"run": str(folder), **score(path,
+                                                                              args.problems)}
+    print(f"median (mean) loss at the last step; M = {args.problems}; overrides "
+          f"{args.overrides or 'none'}")
+    for variant, runs in by_variant.items():
+        best = min(runs, key=lambda s: runs[s]["val"]["median"])
+        folder = Path(runs[best]["run"]).parent
+        (folder / "study.json").write_text(json.dumps(
+            {"overrides": args.overrides, "problems": args.problems, "selected_seed": best,
+             "runs": runs}, indent=2) + "\n")
+        for seed, r in runs.items():
+            mark = "  <- selected (lowest validation median)" if seed == best else ""
+            print(f"{folder.name:<28} seed {seed}: val {r['val']['median']:.3g} "
+                  f"({r['val']['mean']:.3g})  test {r['test']['median']:.3g} "
+                  f"({r['test']['mean']:.3g}) diverged {r['test']['diverged']}{mark}")
+        if args.ship:
+            src = Path(runs[best]["run"])
+            shutil.copyfile(src / "params.pt", REPO / "checkpoints" / f"{variant}.pt")
+            shutil.copyfile(src / "config.yaml", REPO / "checkpoints" / f"{variant}.yaml")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
