@@ -119,7 +119,8 @@ def load_checkpoint(
 
 def load_optimizer(path: str | Path, device: str | torch.device = "cpu"):
     """Load a params checkpoint. Returns (LearnedOptimizer in eval mode, metadata dict with
-    "variant", "task", "model", "meta_step", "package_version")."""
+    "variant", "task", "model", "config" (the run's whole config), "meta_step",
+    "package_version")."""
     from .meta_optimizers import LearnedOptimizer
 
     data = load_checkpoint(path, "params")
@@ -131,5 +132,6 @@ def load_optimizer(path: str | Path, device: str | torch.device = "cpu"):
             f"{path}: the parameters do not fit the stored model: {err}"
         ) from None
     opt.to(device).eval()
-    meta = {k: data.get(k) for k in ("variant", "task", "model", "meta_step", "package_version")}
+    meta = {k: data.get(k)
+            for k in ("variant", "task", "model", "config", "meta_step", "package_version")}
     return opt, meta

@@ -61,6 +61,7 @@ def test_params_export_roundtrip(tmp_path):
     opt, meta = load_optimizer(tmp_path / "r" / "params.pt")
     assert meta["variant"] == "lr_tele" and meta["meta_step"] == 6
     assert meta["task"]["widths"] == [20, 20, 20]
+    assert config_from_dict(meta["config"]) == tiny("lr_tele")
     p = trainer.val_problems
     torch.testing.assert_close(run(opt, p, 4).losses, run(trainer.opt, p, 4).losses)
 
