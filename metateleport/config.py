@@ -60,6 +60,7 @@ class ModelConfig:
     max_tele_norm: float = 0.1
     lr_max: float = 1e-3
     lr_init: float = 3e-4
+    tele_steps: int | None = None
 
 
 @dataclass
@@ -116,6 +117,7 @@ _RANGES = {
     "model.max_tele_norm": _POSITIVE,
     "model.lr_max": _POSITIVE,
     "model.lr_init": _POSITIVE,
+    "model.tele_steps": (lambda v: v is None or v >= 1, ">= 1, or null to teleport every step"),
     "train.batch_size": _AT_LEAST_ONE,
     "train.n_steps": _AT_LEAST_ONE,
     "train.unroll": _AT_LEAST_ONE,

@@ -154,6 +154,10 @@ class LearnedOptimizer(nn.Module):
     random numbers come from torch's global generator (seed it to repeat a run; training
     checkpoints store its state). State: {"m1": LSTM state, "m2": LSTM state, "lr": (B,) step
     size for lr_tele}.
+
+    ``tele_steps``: teleport only after the updates of inner steps t < tele_steps (None:
+    after every update), as the paper teleports early in training; later steps then skip m2
+    (and lr_tele keeps its last step size).
     """
 
     def __init__(
@@ -167,6 +171,7 @@ class LearnedOptimizer(nn.Module):
         max_tele_norm: float = 0.1,
         lr_max: float = 1e-3,
         lr_init: float = 3e-4,
+        tele_steps: int | None = None,
     ):
         super().__init__()
         if variant not in VARIANTS:
@@ -177,6 +182,7 @@ class LearnedOptimizer(nn.Module):
         self.variant = variant
         self.name = VARIANTS[variant]
         self.tele_norm = tele_norm
+        self.tele_steps = tele_steps
         self.update_net = (
             UpdateLSTM(hidden_size, preprocess_p, update_scale) if variant != "lr_tele" else None
         )
@@ -219,6 +225,8 @@ class LearnedOptimizer(nn.Module):
         return unflatten_coords(delta, [g.shape for g in grads]), {**state, "m1": m1}
 
     def teleport(self, weights, state: State, ctx: StepContext):
+        if self.tele_steps is not None and ctx.t >= self.tele_steps:
+            return weights, state
         p = ctx.problems
         if self.variant == "update_random_tele":
             return random_teleport(weights, p.X, self.tele_norm, slope=p.slope,

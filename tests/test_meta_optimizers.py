@@ -77,6 +77,19 @@ def test_fixed_tele_norm_is_applied():
     assert ((l1 - l0).abs() / l0).max() < 1e-5
 
 
+@pytest.mark.parametrize("variant", ["update_tele", "update_random_tele"])
+def test_teleports_stop_after_tele_steps(variant):
+    from metateleport.optimizers import StepContext
+
+    opt = LearnedOptimizer(variant, tele_steps=2)
+    p = MLPTaskFamily().sample(2, 0)
+    state = opt.init_state(p)
+    moved, after = opt.teleport(p.weights, state, StepContext(1, p))
+    assert not torch.equal(moved[0], p.weights[0])
+    kept, same = opt.teleport(moved, after, StepContext(2, p))
+    assert kept is moved and same is after
+
+
 def test_random_teleport_ablation_moves_along_the_level_set_with_the_set_norm():
     from metateleport.optimizers import StepContext
 
