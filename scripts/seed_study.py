@@ -3,7 +3,7 @@ validation problems and report the spread on test problems, in one command:
 
     python scripts/seed_study.py [--variants update_tele update lr_tele update_random_tele]
                                  [--seeds 0 1 2] [--jobs 2] [--out runs/study]
-                                 [--set section.key=value ...] [--tag NAME] [--ship]
+                                 [--set section.key=value ...] [--tag NAME] [--ship DIR]
 
 Run r of variant v, seed s trains configs/<v>.yaml (plus the --set overrides) into
 OUT/<v>[-TAG]/s<s>, one thread per job. A finished run (params.pt present) is reused; an
@@ -15,8 +15,9 @@ interrupted one is resumed from its newest checkpoint. Then every run is scored 
 
 by the median loss at step N. OUT/<v>[-TAG]/study.json and the printed table hold, per run,
 the validation and test median and mean at step N and the number of diverged test problems;
-the selected run is the one with the lowest validation median. With --ship the selected run's
-params.pt is copied to checkpoints/<v>.pt and its config to checkpoints/<v>.yaml.
+the selected run is the one with the lowest validation median. With --ship DIR the selected
+run's params.pt is copied to DIR/<v>.pt and its config to DIR/<v>.yaml (--ship checkpoints
+replaces the shipped checkpoints).
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    metavar="SECTION.KEY=VALUE", help="override for every run (repeatable)")
     p.add_argument("--tag", default="", help="suffix of the run folders (for --set sweeps)")
     p.add_argument("--problems", type=int, default=64, help="validation and test problems M")
-    p.add_argument("--ship", action="store_true",
-                   help="copy each variant's selected run to checkpoints/<variant>.pt")
+    p.add_argument("--ship", type=Path, default=None, metavar="DIR",
+                   help="copy each variant's selected run to DIR/<variant>.pt and .yaml")
     return p.parse_args(argv)
 
 
@@ -116,8 +117,9 @@ def main(argv=None) -> int:
                   f"({r['test']['mean']:.3g}) diverged {r['test']['diverged']}{mark}")
         if args.ship:
             src = Path(runs[best]["run"])
-            shutil.copyfile(src / "params.pt", REPO / "checkpoints" / f"{variant}.pt")
-            shutil.copyfile(src / "config.yaml", REPO / "checkpoints" / f"{variant}.yaml")
+            args.ship.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src / "params.pt", args.ship / f"{variant}.pt")
+            shutil.copyfile(src / "config.yaml", args.ship / f"{variant}.yaml")
     return 0
 
 
