@@ -10,7 +10,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from metateleport.config import config_from_dict
+from metateleport.config import config_from_dict, load_config
 from metateleport.evaluation import (
     DEFAULT_ADAM_LR,
     DEFAULT_GD_LR,
@@ -305,12 +305,14 @@ def test_eval_cli_refuses_bad_checkpoints_before_writing(tmp_path, tiny_checkpoi
     assert not out.exists()
 
 
-@pytest.mark.parametrize("variant", ["update_tele", "update", "lr_tele"])
+@pytest.mark.parametrize("variant", ["update_tele", "update", "lr_tele", "update_random_tele"])
 def test_shipped_checkpoint_loads_and_optimizes_the_default_task(variant):
     from metateleport.checkpoint import load_optimizer
 
     opt, meta = load_optimizer(REPO / "checkpoints" / f"{variant}.pt")
     assert meta["variant"] == variant and meta["task"]["widths"] == [20, 20, 20]
+    shipped_config = load_config(REPO / "checkpoints" / f"{variant}.yaml")
+    assert config_from_dict(meta["config"]) == shipped_config  # the config next to it is its own
     losses = run(opt, MLPTaskFamily().sample(4, 0, "test"), 10).losses
     assert torch.isfinite(losses).all() and (losses[-1] < 1e-2 * losses[0]).all()
 
