@@ -111,6 +111,11 @@ class DistContext:
             dist.all_reduce(buf, op=dist.ReduceOp.SUM)
         return buf.to(flat.device)
 
+    def barrier(self) -> None:
+        """Wait until every rank arrives here (timing starts and ends together)."""
+        with self._collective("barrier"):
+            dist.barrier()
+
     def broadcast_module(self, module: torch.nn.Module) -> None:
         """Overwrite every parameter and buffer of ``module`` with rank 0's, in one collective."""
         tensors = [t.data for t in [*module.parameters(), *module.buffers()]]
