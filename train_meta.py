@@ -56,18 +56,20 @@ def main(argv=None) -> int:
         out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
         dist = init_distributed(args.device, args.dist_timeout)
         device = args.device if dist is None else str(dist.device)
-        trainer = train_run(cfg, out, resume=args.resume, device=device,
-                            progress=not args.no_progress, max_meta_steps=args.max_meta_steps,
-                            dist=dist)
+        try:
+            trainer = train_run(cfg, out, resume=args.resume, device=device,
+                                progress=not args.no_progress,
+                                max_meta_steps=args.max_meta_steps, dist=dist)
+        except (ConfigError, CheckpointError, RunError):
+            _leave(dist)  # every rank raised it at the same point
+            raise
+        _leave(dist)
     except (ConfigError, CheckpointError, RunError) as err:
         print(f"error: {_where(dist)}{err}", file=sys.stderr)
         return 2
     except RankFailure as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    finally:
-        if dist is not None:
-            dist.close()
     if dist is not None and not dist.is_main:
         return 0
     if trainer.done:
@@ -76,6 +78,13 @@ def main(argv=None) -> int:
     else:
         print(f"stopped at meta-step {trainer.meta_step}; continue with --resume --out {out}")
     return 0
+
+
+def _leave(dist) -> None:
+    """End a distributed run together (not after a rank failed: the others are gone or stuck,
+    or still inside a collective that a final one of ours would be mistaken for)."""
+    if dist is not None:
+        dist.close()
 
 
 def _where(dist) -> str:

@@ -130,8 +130,8 @@ def _on_rank0(dist: DistContext | None, decide: Callable[[], _T]) -> _T | None:
             shared = err if isinstance(err, _AGREED_ERRORS) else RunError(
                 f"rank 0 could not set up the run: {type(err).__name__}: {err}")
     shared = dist.broadcast_object(shared)
-    if error is not None:
-        raise error
+    if error is not None and error is not shared:
+        raise shared from error
     if shared is not None:
         raise shared
     return result
@@ -155,7 +155,7 @@ def train_run(
 
     With ``dist`` (distributed.init_distributed) every rank calls this with the same arguments;
     rank 0 alone touches ``out`` and shows progress, and a refused folder or checkpoint raises
-    the same error on every rank.
+    the same error on every rank. The caller then ends with ``dist.close()``.
     """
     out = Path(out)
     main = dist is None or dist.is_main
