@@ -1,6 +1,6 @@
 """Data-parallel meta-training throughput: one process against torchrun with two.
 
-    PYTHONPATH=. python scripts/bench_distributed.py [--meta-steps 24] [--warmup 2]
+    python scripts/bench_distributed.py [--meta-steps 24] [--warmup 2]
 
 Runs the shipped configs/update_tele.yaml task and model (validation and checkpoints aside) as
   1 process,  B=16, 1 thread
