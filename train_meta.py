@@ -2,6 +2,10 @@
 
     python train_meta.py --config configs/NAME.yaml [--set section.key=value ...]
                          [--out runs/NAME] [--seed N] [--resume] [--device cpu|cuda]
+
+Data-parallel over N processes (train.batch_size is then the batch of each process):
+
+    torchrun --nproc_per_node N train_meta.py --config configs/NAME.yaml [...] [--dist-timeout S]
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import torch
 
 from metateleport.checkpoint import CheckpointError
 from metateleport.config import ConfigError, load_config
+from metateleport.distributed import DEFAULT_TIMEOUT_S, RankFailure, init_distributed
 from metateleport.training import RunError, train_run
 
 
@@ -30,6 +35,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-meta-steps", type=int, default=None,
                         help="stop after this many meta-steps in total (resume later)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--dist-timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                        metavar="SECONDS",
+                        help="under torchrun: stop with an error when another process has not "
+                             "answered for this long (default %(default)g)")
     return parser.parse_args(argv)
 
 
@@ -41,20 +50,46 @@ def main(argv=None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda, but CUDA is not available on this machine", file=sys.stderr)
         return 2
+    dist = None
     try:
         cfg = load_config(args.config, overrides)
         out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-        trainer = train_run(cfg, out, resume=args.resume, device=args.device,
-                            progress=not args.no_progress, max_meta_steps=args.max_meta_steps)
+        dist = init_distributed(args.device, args.dist_timeout)
+        device = args.device if dist is None else str(dist.device)
+        try:
+            trainer = train_run(cfg, out, resume=args.resume, device=device,
+                                progress=not args.no_progress,
+                                max_meta_steps=args.max_meta_steps, dist=dist)
+        except (ConfigError, CheckpointError, RunError):
+            _leave(dist)  # every rank raised it at the same point
+            raise
+        _leave(dist)
     except (ConfigError, CheckpointError, RunError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {_where(dist)}{err}", file=sys.stderr)
         return 2
+    except RankFailure as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if dist is not None and not dist.is_main:
+        return 0
     if trainer.done:
         print(f"done: {trainer.meta_step} meta-steps, {trainer.skipped} skipped windows; "
               f"parameters: {out / 'params.pt'}; tensorboard --logdir {out / 'tb'}")
     else:
         print(f"stopped at meta-step {trainer.meta_step}; continue with --resume --out {out}")
     return 0
+
+
+def _leave(dist) -> None:
+    """End a distributed run together (not after a rank failed: the others are gone or stuck,
+    or still inside a collective that a final one of ours would be mistaken for)."""
+    if dist is not None:
+        dist.close()
+
+
+def _where(dist) -> str:
+    """Which rank speaks, in a distributed run (every rank reports the errors they agree on)."""
+    return "" if dist is None else f"rank {dist.rank} of {dist.world_size}: "
 
 
 if __name__ == "__main__":

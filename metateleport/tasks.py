@@ -7,6 +7,8 @@ carries a leading batch axis B, one problem per row.
 Seeds: a problem is drawn from numpy's PCG64 seeded by (split, seed, index in batch), so the same
 seed gives the same problems on every machine, problem i of ``sample(B, s)`` does not depend on B,
 and the three splits (train, val, test) can never produce the same stream even for equal seeds.
+``sample(B, s, start=r * B)`` draws problems r*B .. r*B+B-1 of that stream: how the ranks of a
+data-parallel run split one batch of B x world problems (distributed.py) without overlap.
 """
 
 from __future__ import annotations
@@ -149,16 +151,21 @@ class MLPTaskFamily:
             return scale * rng.random(shape)
         return scale * rng.standard_normal(shape)
 
-    def sample(self, batch_size: int, seed: int, split: Split | str = Split.TRAIN) -> Problems:
-        """Draw ``batch_size`` problems from stream ``split`` (train, val or test) at ``seed``."""
+    def sample(
+        self, batch_size: int, seed: int, split: Split | str = Split.TRAIN, start: int = 0
+    ) -> Problems:
+        """Draw ``batch_size`` problems from stream ``split`` (train, val or test) at ``seed``:
+        problems ``start`` .. ``start + batch_size - 1`` of that stream."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not isinstance(start, (int, np.integer)) or start < 0:
+            raise ValueError(f"start must be a non-negative int, got {start!r}")
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         split = _as_split(split)
         d, n = self.widths, self.n_samples
         xs, ys, ws = [], [], [[] for _ in range(self.n_layers)]
-        for i in range(batch_size):
+        for i in range(start, start + batch_size):
             seq = np.random.SeedSequence([split.value, int(seed), i])
             rng = np.random.Generator(np.random.PCG64(seq))
             xs.append(self._draw(rng, self.data, self.data_scale, (d[0], n)))
