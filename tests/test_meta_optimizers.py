@@ -135,11 +135,12 @@ def test_quick_config_lstm_update_beats_untrained_and_gd():
     trainer = MetaTrainer(cfg)
     family = trainer.family
     val = family.sample(32, 123, "val")
-    untrained = trainer.validate(val).losses[30].median()
+    N = cfg.train.n_steps
+    untrained = trainer.validate(val).losses[N].median()
     while not trainer.done:
         trainer.window()
-    trained = trainer.validate(val).losses[30].median()
-    gd = run(GD(3e-4), val, 30).losses[30].median()
+    trained = trainer.validate(val).losses[N].median()
+    gd = run(GD(3e-4), val, N).losses[N].median()
     assert trained < untrained and trained < gd, (trained, untrained, gd)
 
 
