@@ -100,13 +100,14 @@ def time_to_quality(
 def bench_eval(problems: int = 64, steps: int = 100) -> float:
     """Seconds to run 6 optimizers on ``problems`` problems for ``steps`` steps (untrained
     learned optimizers cost the same per step as trained ones)."""
+    from .evaluation import baselines
     from .meta_optimizers import LearnedOptimizer
-    from .optimizers import GD, Adam, TeleportSchedule, run
+    from .optimizers import run
     from .tasks import MLPTaskFamily
 
     torch.manual_seed(0)
-    opts = [GD(3e-4), Adam(1e-2), GD(3e-4, TeleportSchedule((30,), 8, None, 0.01))]
-    opts += [LearnedOptimizer(v).eval() for v in VARIANTS]
+    hand, _ = baselines(None, steps, ("gd", "adam", "gd_tele"), tune=False)
+    opts = [*hand.values(), *(LearnedOptimizer(v).eval() for v in VARIANTS)]
     p = MLPTaskFamily().sample(problems, 0, "test")
     run(opts[-1], p[:2], 2)  # warm-up
     start = time.perf_counter()
