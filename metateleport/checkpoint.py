@@ -12,6 +12,7 @@ mid-write leaves the previous file intact and never a truncated one under the fi
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tempfile
@@ -121,6 +122,7 @@ def load_optimizer(path: str | Path, device: str | torch.device = "cpu"):
     """Load a params checkpoint. Returns (LearnedOptimizer in eval mode, metadata dict with
     "variant", "task", "model", "config" (the run's whole config), "meta_step",
     "package_version")."""
+    from .config import TaskConfig
     from .meta_optimizers import LearnedOptimizer
 
     data = load_checkpoint(path, "params")
@@ -134,4 +136,7 @@ def load_optimizer(path: str | Path, device: str | torch.device = "cpu"):
     opt.to(device).eval()
     meta = {k: data.get(k)
             for k in ("variant", "task", "model", "config", "meta_step", "package_version")}
+    # Checkpoints written before a task key existed hold its default: fill it in, so that two
+    # checkpoints of one family compare equal whatever version wrote them.
+    meta["task"] = dataclasses.asdict(TaskConfig(**meta["task"]))
     return opt, meta

@@ -45,6 +45,9 @@ class TaskConfig:
     init_scale: float = 1.0
     data_scale: float = 1.0
     slope: float = 0.1
+    unit_span: float = 1.0
+    layer_span: float = 1.0
+    cond: float | None = None
 
 
 @dataclass
@@ -61,6 +64,9 @@ class ModelConfig:
     lr_max: float = 1e-3
     lr_init: float = 3e-4
     tele_steps: int | None = None
+    tele_every: int = 1
+    balance_input: bool = False
+    tele_action: str = "exact"
 
 
 @dataclass
@@ -94,7 +100,9 @@ class Config:
 _CHOICES = {
     "task.init": ("uniform", "normal"),
     "task.data": ("uniform", "normal"),
-    "model.variant": ("update_tele", "update", "lr_tele", "update_random_tele"),
+    "model.variant": ("update_tele", "update", "lr_tele", "update_random_tele",
+                      "update_balance"),
+    "model.tele_action": ("exact", "first_order"),
     "train.meta_loss": ("log", "sum"),
     "train.meta_lr_schedule": ("constant", "cosine"),
     "train.dtype": ("float32", "float64"),
@@ -109,6 +117,9 @@ _RANGES = {
     "task.init_scale": _POSITIVE,
     "task.data_scale": _POSITIVE,
     "task.slope": (lambda v: v > 0 and v != 1, "> 0 and != 1"),
+    "task.unit_span": (lambda v: v >= 1, ">= 1 (1: no rescaling)"),
+    "task.layer_span": (lambda v: v >= 1, ">= 1 (1: no rescaling)"),
+    "task.cond": (lambda v: v is None or v >= 1, ">= 1, or null to keep the data as drawn"),
     "model.hidden_size": _AT_LEAST_ONE,
     "model.preprocess_p": _POSITIVE,
     "model.update_scale": _POSITIVE,
@@ -118,6 +129,7 @@ _RANGES = {
     "model.lr_max": _POSITIVE,
     "model.lr_init": _POSITIVE,
     "model.tele_steps": (lambda v: v is None or v >= 1, ">= 1, or null to teleport every step"),
+    "model.tele_every": _AT_LEAST_ONE,
     "train.batch_size": _AT_LEAST_ONE,
     "train.n_steps": _AT_LEAST_ONE,
     "train.unroll": _AT_LEAST_ONE,

@@ -20,10 +20,18 @@ import math
 import torch
 from torch import nn
 
-from .optimizers import State, StepContext, gd_update
+from .optimizers import State, StepContext, gd_update, on_schedule
 from .preprocess import log_sign
-from .symmetry import group_act
-from .teleport import clip_frobenius, random_teleport, rescale_frobenius, teleport_feature
+from .symmetry import ACTIONS, group_act
+from .tasks import mlp_loss
+from .teleport import (
+    balance_signal,
+    balance_teleport,
+    clip_frobenius,
+    random_teleport,
+    rescale_frobenius,
+    teleport_feature,
+)
 
 __all__ = [
     "VARIANTS",
@@ -43,6 +51,7 @@ VARIANTS = {
     "update": "LSTM(update)",
     "lr_tele": "LSTM(lr,tele)",
     "update_random_tele": "LSTM(update)+random tele",
+    "update_balance": "LSTM(update)+balance",
 }
 
 
@@ -85,17 +94,28 @@ def unflatten_coords(flat: torch.Tensor, like: list[torch.Size]) -> list[torch.T
 class CoordinateNet(nn.Module):
     """The shared body of m1 and m2: coordinates x (N,) -> out_scale * Linear(LSTM(log_sign(x))).
 
-    forward(x (N,), state) -> (output (N,), top hidden state (N, H), new state).
+    forward(x (N,), state, extra (N, n_extra) or None) -> (output (N,), top hidden state (N, H),
+    new state). ``extra`` holds further per-coordinate inputs, fed to the LSTM unpreprocessed
+    beside the two log-sign features of x.
     """
 
-    def __init__(self, hidden_size: int = 20, p: float = 10.0, out_scale: float = 0.1):
+    def __init__(self, hidden_size: int = 20, p: float = 10.0, out_scale: float = 0.1,
+                 n_extra: int = 0):
         super().__init__()
-        self.lstm = CoordinateLSTM(2, hidden_size)
+        self.lstm = CoordinateLSTM(2 + n_extra, hidden_size)
         self.head = nn.Linear(hidden_size, 1)
-        self.p, self.out_scale = p, out_scale
+        self.p, self.out_scale, self.n_extra = p, out_scale, n_extra
 
-    def forward(self, x: torch.Tensor, state: list[torch.Tensor]):
-        h, state = self.lstm(log_sign(x, self.p), state)
+    def forward(self, x: torch.Tensor, state: list[torch.Tensor],
+                extra: torch.Tensor | None = None):
+        features = log_sign(x, self.p)
+        if self.n_extra:
+            if extra is None or extra.shape != (x.shape[0], self.n_extra):
+                raise ValueError(f"expected extra inputs of shape ({x.shape[0]}, "
+                                 f"{self.n_extra}), got "
+                                 f"{None if extra is None else tuple(extra.shape)}")
+            features = torch.cat([features, extra], dim=-1)
+        h, state = self.lstm(features, state)
         return self.out_scale * self.head(h).squeeze(-1), h, state
 
 
@@ -113,9 +133,9 @@ class GroupLSTM(CoordinateNet):
 
     def __init__(
         self, hidden_size: int = 20, p: float = 10.0, out_scale: float = 0.01,
-        tele_norm: float | None = 0.01, max_tele_norm: float = 0.1,
+        tele_norm: float | None = 0.01, max_tele_norm: float = 0.1, n_extra: int = 0,
     ):
-        super().__init__(hidden_size, p, out_scale)
+        super().__init__(hidden_size, p, out_scale, n_extra)
         self.tele_norm, self.max_tele_norm = tele_norm, max_tele_norm
 
     def normalize(self, T: torch.Tensor) -> torch.Tensor:
@@ -152,12 +172,23 @@ class LearnedOptimizer(nn.Module):
     direction): m1, then after every update a random teleport, T_k with i.i.d. normal entries
     rescaled to ||T_k||_F = ``tele_norm``, the norm the learned teleports are rescaled to. Its
     random numbers come from torch's global generator (seed it to repeat a run; training
-    checkpoints store its state). State: {"m1": LSTM state, "m2": LSTM state, "lr": (B,) step
-    size for lr_tele}.
+    checkpoints store its state); "update_balance": m1, then the closed-form balancing teleport
+    (teleport.balance_teleport), the hand-designed teleport of design.md section 8. State:
+    {"m1": LSTM state, "m2": LSTM state, "lr": (B,) step size for lr_tele}.
 
-    ``tele_steps``: teleport only after the updates of inner steps t < tele_steps (None:
-    after every update), as the paper teleports early in training; later steps then skip m2
-    (and lr_tele keeps its last step size).
+    When to teleport: after the update of inner step t when t % ``tele_every`` == 0 and
+    t < ``tele_steps`` (None: the whole run); other steps skip m2 (and lr_tele keeps its last
+    step size).
+
+    ``balance_input``: m2 also reads, for every diagonal entry T_ii, the balance signal
+    log(||column i of W_{k+1}|| / ||row i of W_k||) of unit i (0 for off-diagonal entries):
+    the per-unit imbalance that a coordinatewise update cannot see (teleport.balance_signal).
+    ``tele_action``: "exact" (g = expm(T)) or "first_order" (the public reference's I + T with
+    I - T as inverse, which moves the loss: the replication control).
+
+    Every teleport records in ``ctx.stats["tele_loss_change"]`` the relative loss change that
+    the move alone caused, (L(after) - L(before)) / L(before), per problem: ~1e-7 for the exact
+    action, the tell-tale of a first-order one.
     """
 
     def __init__(
@@ -172,6 +203,9 @@ class LearnedOptimizer(nn.Module):
         lr_max: float = 1e-3,
         lr_init: float = 3e-4,
         tele_steps: int | None = None,
+        tele_every: int = 1,
+        balance_input: bool = False,
+        tele_action: str = "exact",
     ):
         super().__init__()
         if variant not in VARIANTS:
@@ -179,15 +213,21 @@ class LearnedOptimizer(nn.Module):
         if variant == "update_random_tele" and tele_norm is None:
             raise ValueError("variant 'update_random_tele' needs a fixed tele_norm (the norm of "
                              "its random teleports), got None")
+        if tele_action not in ACTIONS:
+            raise ValueError(f"tele_action must be one of {ACTIONS}, got {tele_action!r}")
+        if tele_every < 1:
+            raise ValueError(f"tele_every must be >= 1, got {tele_every}")
         self.variant = variant
         self.name = VARIANTS[variant]
         self.tele_norm = tele_norm
-        self.tele_steps = tele_steps
+        self.tele_steps, self.tele_every = tele_steps, tele_every
+        self.balance_input, self.tele_action = balance_input, tele_action
         self.update_net = (
             UpdateLSTM(hidden_size, preprocess_p, update_scale) if variant != "lr_tele" else None
         )
         group_kwargs = dict(hidden_size=hidden_size, p=preprocess_p, out_scale=tele_scale,
-                            tele_norm=tele_norm, max_tele_norm=max_tele_norm)
+                            tele_norm=tele_norm, max_tele_norm=max_tele_norm,
+                            n_extra=int(balance_input))
         if variant == "update_tele":
             self.group_net = GroupLSTM(**group_kwargs)
         elif variant == "lr_tele":
@@ -225,17 +265,23 @@ class LearnedOptimizer(nn.Module):
         return unflatten_coords(delta, [g.shape for g in grads]), {**state, "m1": m1}
 
     def teleport(self, weights, state: State, ctx: StepContext):
-        if self.tele_steps is not None and ctx.t >= self.tele_steps:
+        if self.variant == "update" or not on_schedule(ctx.t, self.tele_every, self.tele_steps):
             return weights, state
         p = ctx.problems
+        if self.variant == "update_balance":
+            return self._moved(weights, balance_teleport(weights), ctx), state
         if self.variant == "update_random_tele":
-            return random_teleport(weights, p.X, self.tele_norm, slope=p.slope,
-                                   x_pinv=ctx.x_pinv), state
-        if self.group_net is None:
-            return weights, state
+            moved = random_teleport(weights, p.X, self.tele_norm, slope=p.slope,
+                                    x_pinv=ctx.x_pinv, action=self.tele_action)
+            return self._moved(weights, moved, ctx), state
         G = teleport_feature(weights, p.X, p.Y, p.slope, x_pinv=ctx.x_pinv)
         flat = flatten_coords(G)
-        T, h, m2 = self.group_net(flat.reshape(-1).to(self._dtype), state["m2"])
+        extra = None
+        if self.balance_input:
+            r = balance_signal([w.detach() for w in weights])
+            extra = flatten_coords([torch.diag_embed(rk) for rk in r]).reshape(-1, 1)
+            extra = extra.to(self._dtype)
+        T, h, m2 = self.group_net(flat.reshape(-1).to(self._dtype), state["m2"], extra)
         Ts = [self.group_net.normalize(t) for t in
               unflatten_coords(T.reshape(flat.shape).to(weights[0].dtype), [g.shape for g in G])]
         # ||T|| over all hidden layers together, per problem
@@ -244,4 +290,15 @@ class LearnedOptimizer(nn.Module):
         new_state = {**state, "m2": m2}
         if isinstance(self.group_net, LrTeleLSTM):
             new_state["lr"] = self.group_net.step_size(h, p.batch_size)
-        return group_act(weights, p.X, Ts, p.slope, x_pinv=ctx.x_pinv), new_state
+        moved = group_act(weights, p.X, Ts, p.slope, x_pinv=ctx.x_pinv, action=self.tele_action)
+        return self._moved(weights, moved, ctx), new_state
+
+    @staticmethod
+    def _moved(before, after, ctx: StepContext):
+        """Record the relative loss change caused by the teleport alone; return ``after``."""
+        with torch.no_grad():
+            p = ctx.problems
+            l0 = mlp_loss([w.detach() for w in before], p.X, p.Y, p.slope)
+            l1 = mlp_loss([w.detach() for w in after], p.X, p.Y, p.slope)
+            ctx.stats["tele_loss_change"] = (l1 - l0) / l0
+        return after

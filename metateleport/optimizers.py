@@ -24,7 +24,7 @@ from torch.utils._pytree import tree_map
 
 from .symmetry import input_pinv
 from .tasks import Problems, mlp_loss_and_grad
-from .teleport import ascent_teleport
+from .teleport import ascent_teleport, balance_teleport, random_teleport
 
 __all__ = [
     "GD",
@@ -32,11 +32,14 @@ __all__ = [
     "GDSchedule",
     "InnerOptimizer",
     "StepContext",
+    "TeleportSchedule",
     "Trajectory",
+    "WithTeleport",
     "adam_update",
     "detach_state",
     "gd_update",
     "inner_step",
+    "on_schedule",
     "run",
 ]
 
@@ -92,22 +95,84 @@ def adam_update(
     return deltas, {"m": m, "v": v, "step": step}
 
 
+def on_schedule(t: int, every: int = 1, first: int | None = None) -> bool:
+    """Whether a teleport follows the update of inner step t: every ``every`` steps from step 0,
+    and only while t < ``first`` (None: the whole run)."""
+    return t % every == 0 and (first is None or t < first)
+
+
+TELEPORT_KINDS = ("ascent", "balance", "random")
+
+
 @dataclass
 class TeleportSchedule:
-    """Gradient-ascent teleports at chosen inner steps (after that step's update)."""
+    """Hand-designed teleports after the update of chosen inner steps, one call for every kind:
 
-    at_steps: tuple[int, ...] = ()
+    - "ascent": ``steps`` normalized gradient-ascent steps on ||grad L||^2, each of norm
+      ``max_norm`` (or ``step_size`` times the feature, capped at it) (teleport.ascent_teleport);
+    - "balance": the closed-form balancing rescaling (teleport.balance_teleport);
+    - "random": T with normal entries rescaled to ||T_k||_F = ``max_norm`` (torch's generator).
+
+    When: after the updates of the steps in ``at_steps`` if given, else of every step t with
+    ``on_schedule(t, every, first)``.
+    """
+
+    at_steps: tuple[int, ...] | None = ()
     steps: int = 8
     step_size: float | None = None
     max_norm: float = 0.01
+    kind: str = "ascent"
+    every: int = 1
+    first: int | None = None
+
+    def __post_init__(self):
+        if self.kind not in TELEPORT_KINDS:
+            raise ValueError(f"teleport kind must be one of {TELEPORT_KINDS}, got {self.kind!r}")
+        if self.every < 1 or (self.first is not None and self.first < 1):
+            raise ValueError(f"need every >= 1 and first >= 1 or None, got {self.every}, "
+                             f"{self.first}")
+
+    def due(self, t: int) -> bool:
+        if self.at_steps is not None:
+            return t in self.at_steps
+        return on_schedule(t, self.every, self.first)
 
     def __call__(self, weights, state, ctx: StepContext):
-        if ctx.t not in self.at_steps:
+        if not self.due(ctx.t):
             return weights, state
         p = ctx.problems
+        if self.kind == "balance":
+            return balance_teleport(weights), state
+        if self.kind == "random":
+            return random_teleport(weights, p.X, self.max_norm, slope=p.slope,
+                                   x_pinv=ctx.x_pinv), state
         moved = ascent_teleport(weights, p.X, p.Y, self.steps, self.step_size, self.max_norm,
                                 p.slope, x_pinv=ctx.x_pinv)
         return moved, state
+
+
+@dataclass
+class WithTeleport:
+    """Any optimizer's update rule with a hand-designed teleport schedule instead of its own
+    teleports: e.g. "LSTM(update)+balance" is WithTeleport(lstm_update, TeleportSchedule(
+    kind="balance", at_steps=(0,)))."""
+
+    base: Any
+    teleports: TeleportSchedule
+    name: str = ""
+
+    def __post_init__(self):
+        if not self.name:
+            self.name = f"{self.base.name}+{self.teleports.kind}"
+
+    def init_state(self, problems: Problems) -> State:
+        return self.base.init_state(problems)
+
+    def update(self, weights, grads, state, ctx):
+        return self.base.update(weights, grads, state, ctx)
+
+    def teleport(self, weights, state, ctx):
+        return self.teleports(weights, state, ctx)
 
 
 def _no_teleport(weights, state, ctx):

@@ -19,7 +19,19 @@ import torch
 
 from .tasks import DEFAULT_SLOPE, leaky_relu, leaky_relu_inv
 
-__all__ = ["RankError", "expm_pair", "group_act", "input_pinv", "pinv_full_column_rank"]
+__all__ = [
+    "ACTIONS",
+    "RankError",
+    "expm_pair",
+    "first_order_pair",
+    "group_act",
+    "input_pinv",
+    "pinv_full_column_rank",
+    "rescale_units",
+]
+
+#: how T becomes (g, g^-1): "exact" (expm(T), expm(-T)) or "first_order" (I + T, I - T)
+ACTIONS = ("exact", "first_order")
 
 
 class RankError(ValueError):
@@ -92,6 +104,40 @@ def expm_pair(T: torch.Tensor, tol: float = 1e-17) -> tuple[torch.Tensor, torch.
     return g, g_inv
 
 
+def first_order_pair(T: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(I + T, I - T): the public reference code's group element and its "inverse".
+
+    (I + T)(I - T) = I - T^2, so acting with this pair moves the loss by a second-order amount:
+    a replication control (``tele_action: first_order``), never a teleport.
+    """
+    eye = torch.eye(T.shape[-1], dtype=T.dtype, device=T.device).expand_as(T)
+    return eye + T, eye - T
+
+
+def rescale_units(
+    weights: list[torch.Tensor], scales: list[torch.Tensor | None]
+) -> list[torch.Tensor]:
+    """The positive-diagonal part of the group: W_k <- diag(s_k) W_k, W_{k+1} <- W_{k+1}
+    diag(s_k)^-1 for every hidden layer k with scales s_k (B, d_k) > 0 (None: leave it).
+
+    sigma(s z) = s sigma(z) for s > 0 (LeakyReLU is positively homogeneous), so this equals
+    ``group_act`` with T_k = diag(log s_k) but needs no pseudo-inverse: exact for any data.
+    """
+    if len(scales) != len(weights) - 1:
+        raise ValueError(f"need one scale vector per hidden layer: {len(weights) - 1}, got "
+                         f"{len(scales)}")
+    new = list(weights)
+    for k, s in enumerate(scales):
+        if s is None:
+            continue
+        if s.shape != new[k].shape[:2]:
+            raise ValueError(f"scales of hidden layer {k + 1} have shape {tuple(s.shape)}; "
+                             f"expected {tuple(new[k].shape[:2])}")
+        new[k] = s[:, :, None] * new[k]
+        new[k + 1] = new[k + 1] / s[:, None, :]
+    return new
+
+
 def input_pinv(X: torch.Tensor) -> torch.Tensor | None:
     """X^+ for reuse across the steps of a trajectory, or None when X (B, d_0, n) lacks full
     column rank: optimizers that do not teleport still run, and a teleport then raises the
@@ -111,6 +157,7 @@ def group_act(
     check_rank: bool = True,
     x_pinv: torch.Tensor | None = None,
     compute_dtype: torch.dtype | None = torch.float64,
+    action: str = "exact",
 ) -> list[torch.Tensor]:
     """Act with g_k = expm(T_k) on every hidden layer k = 1..L-1.
 
@@ -120,6 +167,8 @@ def group_act(
     compute_dtype: dtype of the internal computation (None: the weights' own). The pseudo-inverse
         loses about eps * cond(h_{k-1}); in float32 that moved the loss of the paper's task by
         up to 1.6e-4 (relative), computing in float64 and casting back by 1.3e-7.
+    action: "exact" (g = expm(T)) or "first_order" (g = I + T with I - T as its inverse, the
+        public reference's shortcut, which moves the loss: ``first_order_pair``).
     Returns the new weights (same shapes and dtype); differentiable in weights and Ts.
     """
     L = len(weights)
@@ -129,8 +178,10 @@ def group_act(
         Ts_cast = [None if T is None else T.to(compute_dtype) for T in Ts]
         pinv = None if x_pinv is None else x_pinv.to(compute_dtype)
         new = group_act(cast, X.to(compute_dtype), Ts_cast, slope, check_rank=check_rank,
-                        x_pinv=pinv, compute_dtype=None)
+                        x_pinv=pinv, compute_dtype=None, action=action)
         return [w.to(out_dtype) for w in new]
+    if action not in ACTIONS:
+        raise ValueError(f"action must be one of {ACTIONS}, got {action!r}")
     if len(Ts) != L - 1:
         raise ValueError(f"need one T per hidden layer: {L - 1} for {L} layers, got {len(Ts)}")
     new = list(weights)
@@ -145,7 +196,7 @@ def group_act(
             raise ValueError(
                 f"T_{k + 1} has shape {tuple(T.shape)}; expected (B={X.shape[0]}, {d}, {d})"
             )
-        g, g_inv = expm_pair(T)
+        g, g_inv = expm_pair(T) if action == "exact" else first_order_pair(T)
         a = torch.bmm(g, leaky_relu(z, slope))
         if k == 0 and x_pinv is not None:
             h_pinv = x_pinv

@@ -95,7 +95,20 @@ class MLPTaskFamily:
             U[0, 1]) or "normal" (N(0, init_scale^2)).
         data: distribution of X and Y, same choices, with ``data_scale``.
         slope: LeakyReLU negative slope alpha (0 < alpha, alpha != 1).
+        unit_span, layer_span: imbalanced initial points (design.md section 8). Every hidden
+            unit i of layer k gets a scale d_i = unit_span^u_i and the whole layer a scale
+            c = layer_span^v (u_i, v ~ U[-1, 1], log-uniform scales in [1/span, span]); then
+            W_k <- diag(c d) W_k and W_{k+1} <- W_{k+1} diag(c d)^-1. LeakyReLU is positively
+            homogeneous, so the loss is exactly that of the unrescaled problem; 1 (the
+            default) rescales nothing.
+        cond: ill-conditioned data: X's singular values are replaced by values log-spaced from
+            its largest one down to largest / cond (singular vectors kept), so cond(X) = cond.
+            None (the default) keeps X as drawn.
         dtype: dtype of the tensors ``sample`` returns.
+
+    The rescaling and conditioning draws come from a generator of their own (seeded by the same
+    (split, seed, index) plus a tag), so problem i of a rescaled family is problem i of the
+    plain family moved along its orbit: the same X, Y and the same loss.
 
     The group action (symmetry.py) needs every hidden layer's input to have full column rank,
     so n <= d_{k-1} for every hidden layer k; the family checks it for d_0 and d_1..d_{L-2}.
@@ -110,6 +123,9 @@ class MLPTaskFamily:
         init_scale: float = 1.0,
         data_scale: float = 1.0,
         slope: float = DEFAULT_SLOPE,
+        unit_span: float = 1.0,
+        layer_span: float = 1.0,
+        cond: float | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> None:
         widths = [int(w) for w in widths]
@@ -128,6 +144,14 @@ class MLPTaskFamily:
             raise ValueError(
                 f"slope must be > 0 and != 1 (LeakyReLU must be invertible), got {slope}"
             )
+        if not (unit_span >= 1 and layer_span >= 1):
+            raise ValueError(f"unit_span and layer_span must be >= 1 (1: no rescaling), got "
+                             f"{unit_span}, {layer_span}")
+        if cond is not None and not cond >= 1:
+            raise ValueError(f"cond must be >= 1 or None, got {cond}")
+        if cond is not None and n_samples > widths[0]:
+            raise ValueError(f"cond needs n_samples <= d_0 (X of full column rank), got "
+                             f"n_samples={n_samples}, d_0={widths[0]}")
         narrow = [k for k in range(1, len(widths) - 1) if n_samples > widths[k - 1]]
         if narrow:
             k = narrow[0]
@@ -140,6 +164,8 @@ class MLPTaskFamily:
         self.init, self.data = init, data
         self.init_scale, self.data_scale = float(init_scale), float(data_scale)
         self.slope = float(slope)
+        self.unit_span, self.layer_span = float(unit_span), float(layer_span)
+        self.cond = None if cond is None else float(cond)
         self.dtype = dtype
 
     @property
@@ -150,6 +176,16 @@ class MLPTaskFamily:
         if dist == "uniform":
             return scale * rng.random(shape)
         return scale * rng.standard_normal(shape)
+
+    def _rescale(self, rng: np.random.Generator, Ws: list[np.ndarray]) -> None:
+        """Move Ws (in place) along the positive-diagonal orbit of every hidden layer."""
+        if self.unit_span == 1 and self.layer_span == 1:
+            return
+        for k in range(self.n_layers - 1):
+            units = self.unit_span ** rng.uniform(-1, 1, Ws[k].shape[0])
+            scale = units * self.layer_span ** rng.uniform(-1, 1)
+            Ws[k] = scale[:, None] * Ws[k]
+            Ws[k + 1] = Ws[k + 1] / scale[None, :]
 
     def sample(
         self, batch_size: int, seed: int, split: Split | str = Split.TRAIN, start: int = 0
@@ -170,8 +206,15 @@ class MLPTaskFamily:
             rng = np.random.Generator(np.random.PCG64(seq))
             xs.append(self._draw(rng, self.data, self.data_scale, (d[0], n)))
             ys.append(self._draw(rng, self.data, self.data_scale, (d[-1], n)))
+            Ws = [self._draw(rng, self.init, self.init_scale, (d[k + 1], d[k]))
+                  for k in range(self.n_layers)]
+            orbit = np.random.Generator(np.random.PCG64(
+                np.random.SeedSequence([split.value, int(seed), i, _ORBIT_TAG])))
+            if self.cond is not None:
+                xs[-1] = _condition(xs[-1], self.cond)
+            self._rescale(orbit, Ws)
             for k in range(self.n_layers):
-                ws[k].append(self._draw(rng, self.init, self.init_scale, (d[k + 1], d[k])))
+                ws[k].append(Ws[k])
 
         def stack(arrs):
             return torch.from_numpy(np.stack(arrs)).to(self.dtype)
@@ -187,7 +230,22 @@ class MLPTaskFamily:
             "init_scale": self.init_scale,
             "data_scale": self.data_scale,
             "slope": self.slope,
+            "unit_span": self.unit_span,
+            "layer_span": self.layer_span,
+            "cond": self.cond,
         }
+
+
+# The last entry of the seed of a problem's rescaling/conditioning generator.
+_ORBIT_TAG = 1
+
+
+def _condition(X: np.ndarray, cond: float) -> np.ndarray:
+    """X (d_0, n) with its singular values replaced by a log-spaced ladder from the largest
+    one down to largest / cond (singular vectors kept)."""
+    U, s, Vt = np.linalg.svd(X, full_matrices=False)
+    ladder = s[0] * np.logspace(0, -np.log10(cond), len(s))
+    return (U * ladder) @ Vt
 
 
 def leaky_relu(x: torch.Tensor, slope: float = DEFAULT_SLOPE) -> torch.Tensor:

@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import torch
 
-from .symmetry import group_act
+from .symmetry import group_act, rescale_units
 from .tasks import DEFAULT_SLOPE, mlp_loss
 
 __all__ = [
     "ascent_teleport",
+    "balance_signal",
+    "balance_teleport",
     "clip_frobenius",
     "grad_norm_sq",
     "random_teleport",
@@ -166,11 +168,43 @@ def random_teleport(
     slope: float = DEFAULT_SLOPE,
     *,
     x_pinv: torch.Tensor | None = None,
+    action: str = "exact",
 ) -> list[torch.Tensor]:
-    """Random teleport: T_k with i.i.d. normal entries, rescaled to ||T_k||_F = norm per problem."""
+    """Random teleport: T_k with i.i.d. normal entries, rescaled to ||T_k||_F = norm per problem
+    (``action`` as in symmetry.group_act)."""
     Ts = []
     for w in weights[:-1]:
         T = torch.randn(w.shape[0], w.shape[1], w.shape[1], generator=generator,
                         dtype=w.dtype, device="cpu").to(w.device)
         Ts.append(rescale_frobenius(T, norm))
-    return group_act(weights, X, Ts, slope, x_pinv=x_pinv)
+    return group_act(weights, X, Ts, slope, x_pinv=x_pinv, action=action)
+
+
+def _unit_norms(weights: list[torch.Tensor], k: int, eps: float = 1e-30):
+    """(||row i of W_k||, ||column i of W_{k+1}||) for hidden layer k (0-based), each (B, d)."""
+    return weights[k].norm(dim=2).clamp_min(eps), weights[k + 1].norm(dim=1).clamp_min(eps)
+
+
+def balance_signal(weights: list[torch.Tensor]) -> list[torch.Tensor]:
+    """r_k,i = log(||column i of W_{k+1}|| / ||row i of W_k||) for every hidden layer k, each
+    (B, d_k): 0 where unit i's outgoing and incoming weights are balanced, and
+    log(s^2) after W_k <- diag(s) W_k, W_{k+1} <- W_{k+1} diag(s)^-1 of a balanced point."""
+    out = []
+    for k in range(len(weights) - 1):
+        rows, cols = _unit_norms(weights, k)
+        out.append(cols.log() - rows.log())
+    return out
+
+
+def balance_teleport(weights: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The closed-form balancing teleport (design.md section 8): for hidden layers k = 1, 2, ...
+    in order, s_i = sqrt(||column i of W_{k+1}|| / ||row i of W_k||), then W_k <- diag(s) W_k,
+    W_{k+1} <- W_{k+1} diag(s)^-1, after which every unit's incoming and outgoing norms are
+    equal. Exact (a positive diagonal group element), differentiable, same shapes."""
+    weights = list(weights)
+    for k in range(len(weights) - 1):
+        rows, cols = _unit_norms(weights, k)
+        scales: list[torch.Tensor | None] = [None] * (len(weights) - 1)
+        scales[k] = (cols / rows).sqrt()
+        weights = rescale_units(weights, scales)
+    return weights

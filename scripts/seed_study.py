@@ -57,12 +57,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def train(variant: str, seed: int, folder: Path, overrides: list[str]) -> Path:
+def train(config: str, seed: int, folder: Path, overrides: list[str]) -> Path:
+    """Meta-train configs/<config>.yaml at ``seed`` into ``folder`` (log beside it), resuming
+    an interrupted run; a finished one (params.pt present) is reused as it is."""
     params = folder / "params.pt"
     if params.exists():
         return params
     cmd = [sys.executable, str(REPO / "train_meta.py"), "--config",
-           str(REPO / "configs" / f"{variant}.yaml"), "--out", str(folder), "--seed", str(seed),
+           str(REPO / "configs" / f"{config}.yaml"), "--out", str(folder), "--seed", str(seed),
            "--no-progress", "--set", "train.threads=1"]
     for item in overrides:
         cmd += ["--set", item]

@@ -1,0 +1,242 @@
+"""Studies of learned teleportation (issue 10): paired, seeded comparisons of LSTM(update,tele)
+against LSTM(update), LSTM(update)+random teleports and LSTM(update)+balance, per task family.
+
+    python scripts/teleport_study.py STUDY [STUDY ...] [--jobs 2] [--table-only]
+
+Every study has a fixed list of arms (a config plus overrides) and meta-training seeds. Run
+(arm, seed) trains configs/<config>.yaml into runs/studies/<study>/<arm>/s<seed> (resumed when
+interrupted) and is then scored on M = 64 validation and 64 test problems of its own family
+(seed 0 of each stream: the problems eval_meta.py uses). Its summary, small and committed, goes
+to studies/<study>/<arm>/s<seed>.json: the resolved config, the final loss of every problem, the
+median test curve, ms per step. A run whose summary exists is skipped, so a stopped study goes
+on from there, on any machine. Then, from the summaries alone (--table-only does only this):
+
+- options are chosen on validation: of the arms grouped under one name (e.g. learned teleports
+  with and without the balance input), the one with the lowest median over seeds of the
+  validation median is "selected";
+- every comparison pairs two arms on the same seeds and test problems: the median log-ratio of
+  the final losses with a two-level bootstrap 95% CI (seeds, then problems), seeds won, problems
+  won (metateleport.stats.paired_log_ratio);
+- studies/<study>/table.md holds both tables; studies/<study>/study.log a line per finished run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+from seed_study import train  # noqa: E402
+
+from metateleport.checkpoint import load_optimizer  # noqa: E402
+from metateleport.optimizers import TeleportSchedule, WithTeleport, run  # noqa: E402
+from metateleport.stats import paired_log_ratio, quantile  # noqa: E402
+from metateleport.tasks import MLPTaskFamily  # noqa: E402
+
+SEEDS = [0, 1, 2, 3, 4]
+PROBLEMS = 64
+_FLAT = ["task.unit_span=1.0"]  # an imbalanced_* config on the paper's family
+
+# study -> {"arms": {arm: (config, overrides, label)}, "choose": {name: [arms]},
+#           "compare": [(A, B)]}; A and B are arm names or chosen names.
+STUDIES = {
+    "imbalanced": {
+        "arms": {
+            "update": ("imbalanced_update", [], "LSTM(update)"),
+            "update_balance": ("imbalanced_update_balance", [], "LSTM(update)+balance"),
+            "update_tele": ("imbalanced_update_tele", [],
+                            "LSTM(update,tele), learned norm <= 1, balance input"),
+            "update_tele-nobal": ("imbalanced_update_tele", ["model.balance_input=false"],
+                                  "LSTM(update,tele), learned norm <= 1, G only"),
+            "update_random_tele": ("imbalanced_update_random_tele", [],
+                                   "LSTM(update)+random tele, norm 0.003"),
+            "update_random_tele-0.03": ("imbalanced_update_random_tele",
+                                        ["model.tele_norm=0.03"],
+                                        "LSTM(update)+random tele, norm 0.03"),
+        },
+        "choose": {"tele": ["update_tele", "update_tele-nobal"],
+                   "random": ["update_random_tele", "update_random_tele-0.03"]},
+        "compare": [("tele", "update"), ("tele", "random"), ("tele", "update_balance"),
+                    ("update_tele", "update_tele-nobal"), ("update_balance", "update")],
+    },
+    "paper": {
+        "arms": {
+            "update": ("update", [], "LSTM(update)"),
+            "update_balance": ("imbalanced_update_balance", _FLAT, "LSTM(update)+balance"),
+            "update_tele": ("update_tele", [], "LSTM(update,tele), norm 0.003 (shipped config)"),
+            "update_tele-learned": ("imbalanced_update_tele", _FLAT,
+                                    "LSTM(update,tele), learned norm <= 1, balance input"),
+            "update_random_tele": ("update_random_tele", [],
+                                   "LSTM(update)+random tele, norm 0.003"),
+        },
+        "choose": {"tele": ["update_tele", "update_tele-learned"]},
+        "compare": [("tele", "update"), ("tele", "update_random_tele"),
+                    ("tele", "update_balance"), ("update_tele-learned", "update"),
+                    ("update_balance", "update")],
+    },
+    "first_order": {
+        "arms": {
+            "exact": ("update_tele", ["model.tele_norm=0.01"],
+                      "LSTM(update,tele), norm 0.01, exact action"),
+            "first_order": ("update_tele", ["model.tele_norm=0.01",
+                                            "model.tele_action=first_order"],
+                            "LSTM(update,tele), norm 0.01, first-order action (I+T, I-T)"),
+        },
+        "choose": {},
+        "compare": [("first_order", "exact")],
+    },
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("studies", nargs="+", choices=list(STUDIES))
+    p.add_argument("--jobs", type=int, default=2, help="runs trained at once (1 thread each)")
+    p.add_argument("--runs", type=Path, default=REPO / "runs" / "studies",
+                   help="run folders (not committed)")
+    p.add_argument("--summaries", type=Path, default=REPO / "studies",
+                   help="per-run summaries and tables (committed)")
+    p.add_argument("--table-only", action="store_true",
+                   help="only rebuild the tables from the summaries")
+    return p.parse_args(argv)
+
+
+@torch.no_grad()
+def score(params: Path) -> dict:
+    """Final losses of every validation and test problem, the median test curve and the time
+    per step; for an LSTM(update) run also its test losses with a balancing teleport after the
+    first update (the update rule as trained, balanced at test time only)."""
+    opt, meta = load_optimizer(params)
+    family = MLPTaskFamily(**meta["task"])
+    n_steps = meta["config"]["train"]["n_steps"]
+    out: dict = {"n_steps": n_steps}
+    rules = {"": opt}
+    if meta["variant"] == "update":
+        rules["plus_balance_"] = WithTeleport(opt, TeleportSchedule(kind="balance",
+                                                                    at_steps=(0,)))
+    for prefix, rule in rules.items():
+        for split in ("val", "test"):
+            if prefix and split == "val":
+                continue
+            torch.manual_seed(0)  # the random-teleport ablation draws from torch's generator
+            traj = run(rule, family.sample(PROBLEMS, 0, split), n_steps)
+            out[f"{prefix}{split}_final"] = [float(v) for v in traj.losses[-1]]
+            if split == "test" and not prefix:
+                out["test_median_curve"] = [float(v) for v in quantile(traj.losses, 0.5, 1)]
+                out["ms_per_step"] = 1000 * float(traj.seconds[-1]) / n_steps
+    return out
+
+
+def run_one(study: str, arm: str, seed: int, args) -> dict:
+    summary = args.summaries / study / arm / f"s{seed}.json"
+    if summary.is_file():
+        return json.loads(summary.read_text())
+    config, overrides, label = STUDIES[study]["arms"][arm]
+    folder = args.runs / study / arm / f"s{seed}"
+    start = time.time()
+    params = train(config, seed, folder, overrides)
+    seconds = time.time() - start
+    data = {"study": study, "arm": arm, "label": label, "seed": seed, "config_file": config,
+            "overrides": overrides, "config": yaml.safe_load((folder / "config.yaml").read_text()),
+            "train_seconds_this_session": seconds, **score(params)}
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    tmp = summary.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data) + "\n")
+    tmp.replace(summary)
+    with open(args.summaries / study / "study.log", "a") as log:
+        log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {arm} seed {seed}: trained in "
+                  f"{seconds:.0f} s this session; test median "
+                  f"{float(quantile(data['test_final'], 0.5)):.4g}\n")
+    return data
+
+
+def _median(values) -> float:
+    return float(quantile(values, 0.5))
+
+
+def table(study: str, args) -> str:
+    spec = STUDIES[study]
+    root = args.summaries / study
+    runs: dict[str, dict[int, dict]] = {}
+    for arm in spec["arms"]:
+        for seed in SEEDS:
+            f = root / arm / f"s{seed}.json"
+            if f.is_file():
+                runs.setdefault(arm, {})[seed] = json.loads(f.read_text())
+    lines = [f"# Study `{study}`", "",
+             f"Regenerate: `python scripts/teleport_study.py {study}` (trains what is missing) "
+             f"or `--table-only`. Median loss at the last step over {PROBLEMS} problems; test "
+             "problems are used for nothing but this report.", "",
+             "| arm | seeds | validation median per seed | test median per seed | "
+             "median over seeds (test) | ms/step |", "|---|---|---|---|---|---|"]
+    val_score = {}
+    for arm, by_seed in runs.items():
+        seeds = sorted(by_seed)
+        val = [_median(by_seed[s]["val_final"]) for s in seeds]
+        test = [_median(by_seed[s]["test_final"]) for s in seeds]
+        val_score[arm] = _median(val)
+        ms = _median([by_seed[s]["ms_per_step"] for s in seeds])
+        lines.append(f"| {spec['arms'][arm][2]} (`{arm}`) | {len(seeds)} | "
+                     f"{' / '.join(f'{v:.3g}' for v in val)} | "
+                     f"{' / '.join(f'{v:.3g}' for v in test)} | {_median(test):.3g} | "
+                     f"{ms:.1f} |")
+        if "plus_balance_test_final" in by_seed[seeds[0]]:
+            tb = [_median(by_seed[s]["plus_balance_test_final"]) for s in seeds]
+            lines.append(f"| same, balanced after its first update at test time only | "
+                         f"{len(seeds)} | - | {' / '.join(f'{v:.3g}' for v in tb)} | "
+                         f"{_median(tb):.3g} | - |")
+    chosen = {}
+    lines += ["", "Chosen on validation (lowest median over seeds of the validation median):", ""]
+    for name, arms in spec["choose"].items():
+        have = [a for a in arms if a in val_score]
+        if not have:
+            continue
+        chosen[name] = min(have, key=val_score.__getitem__)
+        lines.append(f"- {name}: `{chosen[name]}` ("
+                     + ", ".join(f"`{a}` {val_score[a]:.3g}" for a in have) + ")")
+    lines += ["", "Paired comparisons on the test problems (log-ratio < 0: A ends lower):", "",
+              "| A | B | seeds | median log(A/B) [95% CI] | A/B | seeds won by A | "
+              "problems won by A |", "|---|---|---|---|---|---|---|"]
+    for a_name, b_name in spec["compare"]:
+        a, b = chosen.get(a_name, a_name), chosen.get(b_name, b_name)
+        if a not in runs or b not in runs:
+            continue
+        seeds = sorted(set(runs[a]) & set(runs[b]))
+        c = paired_log_ratio([runs[a][s]["test_final"] for s in seeds],
+                             [runs[b][s]["test_final"] for s in seeds])
+        lines.append(f"| `{a}` | `{b}` | {len(seeds)} | {c['median']:+.3f} "
+                     f"[{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}] | "
+                     f"{float(torch.tensor(c['median']).exp()):.3g} | "
+                     f"{c['seed_wins']}/{len(seeds)} | {c['problem_wins']}/{c['pairs']} |")
+    text = "\n".join(lines) + "\n"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "table.md").write_text(text)
+    return text
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    if not args.table_only:
+        jobs = [(study, arm, seed) for study in args.studies for seed in SEEDS
+                for arm in STUDIES[study]["arms"]]
+        with ThreadPoolExecutor(args.jobs) as pool:
+            for f in [pool.submit(run_one, *job, args) for job in jobs]:
+                f.result()
+    for study in args.studies:
+        print(table(study, args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
