@@ -48,7 +48,8 @@ def test_rescaled_family_is_the_plain_family_moved_along_its_orbit(widths):
 def test_conditioned_family_has_the_asked_condition_number():
     p = MLPTaskFamily(cond=1e3, dtype=torch.float64).sample(4, 0)
     s = torch.linalg.svdvals(p.X)
-    torch.testing.assert_close(s[:, 0] / s[:, -1], torch.full((4,), 1e3, dtype=torch.float64), rtol=1e-8, atol=0)
+    torch.testing.assert_close(s[:, 0] / s[:, -1], torch.full_like(s[:, 0], 1e3), rtol=1e-8,
+                               atol=0)
     gaps = (s[:, :-1] / s[:, 1:]).log()
     torch.testing.assert_close(gaps, gaps[:, :1].expand_as(gaps))  # log-spaced
     plain = MLPTaskFamily(dtype=torch.float64).sample(4, 0)
