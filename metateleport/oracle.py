@@ -1,0 +1,115 @@
+"""The headroom oracle (design.md section 8): how much can any teleport of norm <= eps help a
+given update rule?
+
+For an update rule U (GD, Adam, a trained m1) and a teleport after the updates of steps
+0, P, 2P, ... (period P), the oracle picks each T = (T_1, ..., T_{L-1}), ||T_k||_F <= eps, by
+gradient descent on T of the mean log-loss k steps later, differentiating through the k unrolled
+updates of U (true second-order gradients: U's input gradients keep their graph here):
+
+    min_T  log L(W_{t+k}),   W_{t+1} = expm(T) . W,   W_{s+1} = W_s + U(grad L(W_s)) after.
+
+The teleports found this way are greedy (each looks k steps ahead) and locally optimal, so the
+gain of the oracle over no teleport is an estimate from below of the best gain that a teleport of
+that norm and schedule can buy, and it bounds what a learned m2 with the same budget can learn
+(its teleports are in the same set, chosen with less information). The random baseline teleports
+on the same schedule with random T of norm eps (teleport.random_teleport).
+
+``OracleTeleport`` is an InnerOptimizer (update rule U plus oracle teleports), so it runs through
+``optimizers.run`` like every other optimizer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .optimizers import State, StepContext, on_schedule
+from .symmetry import group_act
+from .tasks import mlp_loss
+from .teleport import clip_frobenius
+
+__all__ = ["OracleTeleport", "autograd_loss_and_grad"]
+
+
+def autograd_loss_and_grad(weights, X, Y, slope):
+    """Per-problem loss (B,) and gradients that keep their graph (create_graph=True)."""
+    loss = mlp_loss(weights, X, Y, slope)
+    grads = torch.autograd.grad(loss.sum(), weights, create_graph=True)
+    return loss, list(grads)
+
+
+@dataclass
+class OracleTeleport:
+    """Update rule ``base`` (its ``update`` only) with oracle teleports of norm <= ``eps`` per
+    hidden layer after the updates of steps t with ``on_schedule(t, period, first)``, each
+    optimized over ``iters`` Adam steps of size ``lr`` (default eps / 4) for the log-loss
+    ``horizon`` steps later. ``stats`` collects, per teleport, the step and the mean gain in
+    log-loss at the horizon over not teleporting."""
+
+    base: Any
+    eps: float
+    period: int = 10
+    horizon: int = 10
+    iters: int = 20
+    lr: float | None = None
+    first: int | None = None
+    name: str = ""
+
+    def __post_init__(self):
+        if self.eps <= 0 or self.period < 1 or self.horizon < 1 or self.iters < 1:
+            raise ValueError("need eps > 0 and period, horizon, iters >= 1, got "
+                             f"{self.eps}, {self.period}, {self.horizon}, {self.iters}")
+        if not self.name:
+            self.name = f"{self.base.name}+oracle"
+        self.stats: list[dict] = []
+
+    def init_state(self, problems) -> State:
+        return self.base.init_state(problems)
+
+    def update(self, weights, grads, state, ctx):
+        return self.base.update(weights, grads, state, ctx)
+
+    def _lookahead(self, weights, state, ctx: StepContext) -> torch.Tensor:
+        """log L(W_{t+1+horizon}) (B,) after ``horizon`` updates of the base from (W, state)."""
+        p = ctx.problems
+        weights = [w if w.requires_grad else w.detach().requires_grad_(True) for w in weights]
+        for i in range(self.horizon):
+            step = StepContext(ctx.t + 1 + i, p, ctx.x_pinv)
+            _, grads = autograd_loss_and_grad(weights, p.X, p.Y, p.slope)
+            deltas, state = self.base.update(weights, grads, state, step)
+            weights = [w + d for w, d in zip(weights, deltas)]
+        return mlp_loss(weights, p.X, p.Y, p.slope).log()
+
+    def teleport(self, weights, state: State, ctx: StepContext):
+        if not on_schedule(ctx.t, self.period, self.first):
+            return weights, state
+        p = ctx.problems
+        base_w = [w.detach() for w in weights]
+        with torch.enable_grad():
+            V = [torch.zeros(w.shape[0], w.shape[1], w.shape[1], dtype=w.dtype,
+                             device=w.device, requires_grad=True) for w in base_w[:-1]]
+            adam = torch.optim.Adam(V, lr=self.lr or self.eps / 4)
+            none = self._lookahead(base_w, state, ctx).detach()
+            best, best_T = none.clone(), [torch.zeros_like(v) for v in V]
+            for _ in range(self.iters):
+                Ts = [clip_frobenius(v, self.eps) for v in V]
+                moved = group_act(base_w, p.X, Ts, p.slope, x_pinv=ctx.x_pinv)
+                obj = self._lookahead(moved, state, ctx)
+                with torch.no_grad():
+                    # keep, per problem, the best T evaluated (never worse than no teleport)
+                    better = torch.isfinite(obj) & (obj < best)
+                    best = torch.where(better, obj, best)
+                    best_T = [torch.where(better[:, None, None], t.detach(), b)
+                              for t, b in zip(Ts, best_T)]
+                adam.zero_grad()
+                loss = torch.where(torch.isfinite(obj), obj, torch.zeros_like(obj)).sum()
+                if loss.requires_grad:
+                    loss.backward()
+                adam.step()
+        self.stats.append({"t": ctx.t, "gain": float((none - best).mean()),
+                           "norm": float(torch.stack([t.pow(2).sum((1, 2)) for t in best_T])
+                                         .sum(0).sqrt().mean())})
+        with torch.no_grad():
+            return group_act(base_w, p.X, best_T, p.slope, x_pinv=ctx.x_pinv), state
