@@ -11,6 +11,7 @@ Data-parallel over N processes (train.batch_size is then the batch of each proce
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -19,7 +20,9 @@ import torch
 from metateleport.checkpoint import CheckpointError
 from metateleport.config import ConfigError, load_config
 from metateleport.distributed import DEFAULT_TIMEOUT_S, RankFailure, init_distributed
-from metateleport.training import RunError, train_run
+from metateleport.training import DivergedError, Interrupted, RunError, train_run
+
+EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -44,6 +47,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.max_meta_steps is not None and args.max_meta_steps < 1:
+        print(f"error: --max-meta-steps must be >= 1, got {args.max_meta_steps}", file=sys.stderr)
+        return 2
     overrides = list(args.overrides)
     if args.seed is not None:
         overrides.append(f"train.seed={args.seed}")
@@ -60,13 +66,25 @@ def main(argv=None) -> int:
             trainer = train_run(cfg, out, resume=args.resume, device=device,
                                 progress=not args.no_progress,
                                 max_meta_steps=args.max_meta_steps, dist=dist)
-        except (ConfigError, CheckpointError, RunError):
+        except (ConfigError, CheckpointError, RunError, Interrupted):
             _leave(dist)  # every rank raised it at the same point
             raise
         _leave(dist)
+    except DivergedError as err:
+        print(f"error: {_where(dist)}{err}", file=sys.stderr)
+        return 1
     except (ConfigError, CheckpointError, RunError) as err:
         print(f"error: {_where(dist)}{err}", file=sys.stderr)
         return 2
+    except Interrupted as err:
+        if dist is None or dist.is_main:
+            print(f"{err.signame}: stopped at meta-step {err.meta_step} after a full checkpoint; "
+                  f"continue with: {_resume_command(argv, out)}", file=sys.stderr)
+        return EXIT_CODES.get(err.signame, 1)
+    except KeyboardInterrupt:
+        print("interrupted (second Ctrl-C): stopped at once; --resume continues from the last "
+              "full checkpoint", file=sys.stderr)
+        return 130
     except RankFailure as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -78,6 +96,15 @@ def main(argv=None) -> int:
     else:
         print(f"stopped at meta-step {trainer.meta_step}; continue with --resume --out {out}")
     return 0
+
+
+def _resume_command(argv, out: Path) -> str:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--resume" not in args:
+        args.append("--resume")
+    if "--out" not in args and not any(a.startswith("--out=") for a in args):
+        args += ["--out", str(out)]
+    return " ".join(shlex.quote(a) for a in ["python", "train_meta.py", *args])
 
 
 def _leave(dist) -> None:

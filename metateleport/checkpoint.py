@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 import re
 import tempfile
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = [
     "latest_full",
     "load_checkpoint",
     "load_optimizer",
+    "non_finite",
     "save_atomic",
     "save_full",
 ]
@@ -96,7 +98,16 @@ def load_checkpoint(
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        data = torch.load(path, map_location=map_location, weights_only=False)
+        # weights_only: tensors and plain containers only. A pickled object (which could run
+        # code while it is unpickled) is refused, never constructed.
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[-1] if str(err).strip() else ""
+        raise CheckpointError(
+            f"{path} holds objects other than tensors and plain Python types, so it was not "
+            f"loaded (metateleport checkpoints never do; a pickled payload could run code): "
+            f"{first[:200]}"
+        ) from None
     except Exception as err:
         raise CheckpointError(
             f"{path} is truncated or corrupt and cannot be read ({type(err).__name__}: {err})"
@@ -115,7 +126,21 @@ def load_checkpoint(
         raise CheckpointError(
             f"{path} holds variant {data.get('variant')!r}, but the config asks for {variant!r}"
         )
+    params = data.get("state_dict") if kind == "params" else (data.get("trainer") or {}).get("opt")
+    bad = non_finite(params or {})
+    if bad:
+        raise CheckpointError(
+            f"{path} holds non-finite meta-parameters ({', '.join(bad[:3])}"
+            f"{', ...' if len(bad) > 3 else ''}): the run that wrote it had diverged"
+        )
     return data
+
+
+def non_finite(state_dict: dict) -> list[str]:
+    """Names of the tensors of ``state_dict`` that hold a NaN or an infinity."""
+    return [k for k, v in state_dict.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point()
+            and not bool(torch.isfinite(v).all())]
 
 
 def load_optimizer(path: str | Path, device: str | torch.device = "cpu"):

@@ -9,6 +9,7 @@ and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -85,6 +86,7 @@ class TrainConfig:
     val_problems: int = 32
     ckpt_every: int = 20
     keep_checkpoints: int = 3
+    max_skip_fraction: float = 0.5
     seed: int = 0
     dtype: str = "float32"
     threads: int = 0
@@ -140,6 +142,7 @@ _RANGES = {
     "train.val_problems": _AT_LEAST_ONE,
     "train.ckpt_every": _AT_LEAST_ONE,
     "train.keep_checkpoints": _AT_LEAST_ONE,
+    "train.max_skip_fraction": (lambda v: 0 < v <= 1, "in (0, 1] (1: never stop)"),
     "train.seed": _NON_NEGATIVE,
     "train.threads": (_NON_NEGATIVE[0], ">= 0 (0: torch's default)"),
 }
@@ -159,8 +162,16 @@ def _check_type(key: str, value: Any, hint: Any) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{key}: expected a list of {item.__name__}, got {value!r}")
         return [_check_type(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
+    if hint is float and isinstance(value, str):
+        # YAML 1.1 reads 3e-3 (no dot) as a string; a user means the number.
+        try:
+            value = float(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected float, got str {value!r}") from None
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}: {value!r} is not a finite number")
     if hint is int and isinstance(value, bool) or not isinstance(value, hint):
         raise ConfigError(
             f"{key}: expected {hint.__name__}, got {type(value).__name__} {value!r}"
@@ -267,9 +278,14 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a text file (not UTF-8): is it really the "
+                              "YAML config?") from None
+        except OSError as err:
+            raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the config must be a mapping with task/model/train")
     return config_from_dict(apply_overrides(data, overrides))

@@ -35,13 +35,22 @@ import torch
 from matplotlib.figure import Figure
 
 from .meta_optimizers import VARIANTS
-from .optimizers import GD, Adam, GDSchedule, InnerOptimizer, TeleportSchedule, run
+from .optimizers import (
+    GD,
+    Adam,
+    GDSchedule,
+    InnerOptimizer,
+    TeleportSchedule,
+    WithTeleport,
+    run,
+)
 from .stats import bootstrap_ci, quantile, steps_to_threshold, win_rate
 from .tasks import MLPTaskFamily, Problems, Split
 
 __all__ = [
     "ADAM_LR_GRID",
     "BASELINES",
+    "DEFAULT_BASELINES",
     "DEFAULT_ADAM_LR",
     "DEFAULT_GD_LR",
     "DEFAULT_SCHEDULE",
@@ -78,9 +87,12 @@ DEFAULT_SCHEDULE = (1, 1e-4, 5e-3)  # tuned on 64 validation problems of the pap
 REPORT_STEPS = (1, 10, 30, 100)
 
 #: the hand-designed baselines, in table order
-BASELINES = ("gd", "adam", "gd_tele", "gd_schedule")
+BASELINES = ("gd", "adam", "gd_tele", "gd_schedule", "gd_balance", "adam_balance")
+#: what eval_meta.py runs unless --baselines says otherwise
+DEFAULT_BASELINES = ("gd", "adam", "gd_tele", "gd_schedule")
 #: results.json name -> display name
 LABELS = {"gd": "GD", "adam": "Adam", "gd_tele": "GD+teleport", "gd_schedule": "GD two-phase",
+          "gd_balance": "GD+balance", "adam_balance": "Adam+balance",
           **{f"lstm_{v}": label for v, label in VARIANTS.items()}}
 #: top-level keys of results.json besides the optimizers
 RESERVED_KEYS = frozenset({"num_inits", "steps", "seed", "widths", "n_samples", "init",
@@ -229,6 +241,18 @@ def evaluate(
                      seed=seed, metadata=metadata)
 
 
+def _score(make_opt, problems: Problems, n_steps: int, entry) -> tuple[float, bool]:
+    """(median final loss, whether no run diverged) of one step-size setting."""
+    final = run(make_opt(entry), problems, n_steps).losses[-1]
+    return float(quantile(final, 0.5)), bool(torch.isfinite(final).all())
+
+
+def _choose(table: dict, stable: dict) -> Any:
+    """The lowest median among stable entries (among all if none is stable); ties go to the
+    earlier entry."""
+    return min([e for e in table if stable[e]] or list(table), key=table.__getitem__)
+
+
 def tune_lr(
     make_opt: Callable[[Any], InnerOptimizer],
     problems: Problems,
@@ -245,14 +269,56 @@ def tune_lr(
     """
     if not grid:
         raise ValueError("empty learning-rate grid")
-    table, stable = {}, []
+    table, stable = {}, {}
     for entry in grid:
-        final = run(make_opt(entry), problems, n_steps).losses[-1]
-        table[entry] = float(quantile(final, 0.5))
-        if bool(torch.isfinite(final).all()):
-            stable.append(entry)
-    best = min(stable or table, key=table.__getitem__)
-    return best, table
+        table[entry], stable[entry] = _score(make_opt, problems, n_steps, entry)
+    return _choose(table, stable), table
+
+
+#: the widest range a step-size search may reach
+LR_BOUNDS = (1e-8, 1.0)
+_WIDEN = 10 ** 0.5
+
+
+def search_lr(
+    make_opt: Callable[[float], InnerOptimizer],
+    problems: Problems,
+    n_steps: int,
+    grid: Sequence[float],
+    bounds: tuple[float, float] = LR_BOUNDS,
+) -> tuple[float, dict[float, float], dict[str, Any]]:
+    """``tune_lr`` over a log grid of step sizes that widens until its choice is interior.
+
+    Starting from ``grid``, while no step size is stable on every problem, or the chosen one is
+    the smallest or the largest tried, the grid is extended by a factor sqrt(10) beyond that
+    end, never past ``bounds`` (1e-8 .. 1). On the paper's task GD's grid 1e-4 .. 1e-3 already
+    holds its optimum; on other families every value of it may diverge.
+
+    Returns (best, {step size: median final loss}, {"searched": [lo, hi], "at_edge": whether
+    the choice is still the smallest or largest value tried, "stable": whether no run of it
+    diverged}).
+    """
+    if not grid:
+        raise ValueError("empty learning-rate grid")
+    lo_b, hi_b = bounds
+    table, stable = {}, {}
+    for entry in sorted(float(v) for v in grid):
+        table[entry], stable[entry] = _score(make_opt, problems, n_steps, entry)
+    best = _choose(table, stable)
+    while True:
+        lo, hi = min(table), max(table)
+        if (not any(stable.values()) or best == lo) and lo > lo_b:
+            new = max(lo / _WIDEN, lo_b)
+        elif best == hi and hi < hi_b and any(stable.values()):
+            new = min(hi * _WIDEN, hi_b)
+        else:
+            break
+        table[new], stable[new] = _score(make_opt, problems, n_steps, new)
+        table = dict(sorted(table.items()))
+        best = _choose(table, stable)
+    lo, hi = min(table), max(table)
+    return best, table, {"searched": [lo, hi], "at_edge": best in (lo, hi),
+                         "stable": stable[best]}
 
 
 def _schedule_grid() -> list[tuple[int, float, float]]:
@@ -263,7 +329,7 @@ def _schedule_grid() -> list[tuple[int, float, float]]:
 def baselines(
     val_problems: Problems | None,
     n_steps: int,
-    names: Sequence[str] = BASELINES,
+    names: Sequence[str] = DEFAULT_BASELINES,
     *,
     tune: bool = True,
     tuned: Mapping[str, Any] | None = None,
@@ -272,45 +338,63 @@ def baselines(
     adam_grid: Sequence[float] = ADAM_LR_GRID,
     schedule_grid: Sequence[tuple[int, float, float]] | None = None,
 ) -> tuple[dict[str, InnerOptimizer], dict[str, Any]]:
-    """The hand-designed baselines ``names`` (a subset of BASELINES, in that order):
+    """The hand-designed baselines ``names`` (a subset of BASELINES, in that order; by default
+    DEFAULT_BASELINES):
 
     - "gd": GD; "adam": Adam;
     - "gd_tele": GD at GD's step size with an 8-step normalized gradient-ascent teleport
       (||T||_F = 0.01 per ascent step) after the update of every step in ``teleport_at``;
     - "gd_schedule": GD with a two-phase step size (``GDSchedule``: lr_first for the first
-      ``switch`` steps, then lr), all three chosen together.
+      ``switch`` steps, then lr), all three chosen together;
+    - "gd_balance", "adam_balance": GD and Adam with the closed-form balancing teleport
+      (teleport.balance_teleport) after their first update, with step sizes of their own.
 
-    With ``tune`` the step sizes are chosen by ``tune_lr`` on ``val_problems`` over ``n_steps``
-    (gd_grid, adam_grid, schedule_grid = (switch, lr_first, lr) triples); entries of ``tuned``
-    (a previous run's returned description, keys "gd", "adam", "gd_schedule") are reused
-    instead of searched again. Without ``tune``: GD 3e-4, Adam 1e-2, the schedule
-    DEFAULT_SCHEDULE. Returns (optimizers by name, a JSON-ready description of the step sizes
-    with the search tables, keyed "gd", "adam", "gd_schedule", "gd_tele").
+    With ``tune`` the step sizes are chosen on ``val_problems`` over ``n_steps``: GD's and
+    Adam's by ``search_lr``, which widens gd_grid / adam_grid (log grids) until the choice is
+    interior and stable, within 1e-8 .. 1; the two-phase schedule by ``tune_lr`` over
+    schedule_grid ((switch, lr_first, lr) triples; by default the grid tuned for the paper's
+    task, scaled by GD's chosen step size over 3e-4 when GD was searched too). Entries of
+    ``tuned`` (a previous run's returned description) are reused instead of searched again.
+    Without ``tune``: GD 3e-4, Adam 1e-2, the schedule DEFAULT_SCHEDULE. Returns (optimizers
+    by name, a JSON-ready description of the step sizes with the search tables and, for GD and
+    Adam, the searched range and whether the choice lies at its edge).
     """
     unknown = [n for n in names if n not in BASELINES]
     if unknown:
         raise ValueError(f"unknown baselines {unknown}; allowed: {list(BASELINES)}")
     tuned = dict(tuned or {})
     info: dict[str, Any] = {}
-    searches = {
+    balance = TeleportSchedule(at_steps=(0,), kind="balance")
+    log_searches = {
         "gd": (lambda lr: GD(lr), gd_grid, DEFAULT_GD_LR),
         "adam": (lambda lr: Adam(lr), adam_grid, DEFAULT_ADAM_LR),
-        "gd_schedule": (lambda s: GDSchedule(s[1], s[2], s[0]),
-                        schedule_grid or _schedule_grid(), DEFAULT_SCHEDULE),
+        "gd_balance": (lambda lr: GD(lr, balance), gd_grid, DEFAULT_GD_LR),
+        "adam_balance": (lambda lr: Adam(lr, teleports=balance), adam_grid, DEFAULT_ADAM_LR),
     }
-    needs = {"gd": "gd", "gd_tele": "gd", "adam": "adam", "gd_schedule": "gd_schedule"}
+    needs = {"gd": "gd", "gd_tele": "gd", "adam": "adam", "gd_schedule": "gd_schedule",
+             "gd_balance": "gd_balance", "adam_balance": "adam_balance"}
     for key in dict.fromkeys(needs[n] for n in names):
-        make, grid, default = searches[key]
         if not tune:
+            default = DEFAULT_SCHEDULE if key == "gd_schedule" else log_searches[key][2]
             info[key] = {"lr": default, "tuned": False}
         elif key in tuned:
             info[key] = {**tuned[key], "cached": True}
-        else:
-            if val_problems is None:
-                raise ValueError("tuning the step sizes needs validation problems")
-            best, table = tune_lr(make, val_problems, n_steps, list(grid))
+        elif val_problems is None:
+            raise ValueError("tuning the step sizes needs validation problems")
+        elif key == "gd_schedule":
+            grid = schedule_grid
+            if grid is None:
+                scale = info["gd"]["lr"] / DEFAULT_GD_LR if "gd" in info else 1.0
+                grid = [(sw, a * scale, b * scale) for sw, a, b in _schedule_grid()]
+            best, table = tune_lr(lambda s: GDSchedule(s[1], s[2], s[0]), val_problems,
+                                  n_steps, list(grid))
             info[key] = {"lr": best, "tuned": True, "median_final_loss_by_lr": {
-                str(list(k)) if isinstance(k, tuple) else str(k): v for k, v in table.items()}}
+                str(list(k)): v for k, v in table.items()}}
+        else:
+            make, grid, _ = log_searches[key]
+            best, table, where = search_lr(make, val_problems, n_steps, list(grid))
+            info[key] = {"lr": best, "tuned": True, **where, "median_final_loss_by_lr": {
+                str(k): v for k, v in table.items()}}
     if "gd_schedule" in info:
         switch, first, lr = info["gd_schedule"]["lr"]
         info["gd_schedule"].update(switch=switch, lr_first=first, lr_after=lr)
@@ -318,17 +402,22 @@ def baselines(
                                 max_norm=0.01)
     opts: dict[str, InnerOptimizer] = {}
     for name in names:
+        lr = info[needs[name]]["lr"]
         if name == "gd":
-            opts[name] = GD(info["gd"]["lr"], name=LABELS[name])
+            opts[name] = GD(lr, name=LABELS[name])
         elif name == "adam":
-            opts[name] = Adam(info["adam"]["lr"], name=LABELS[name])
+            opts[name] = Adam(lr, name=LABELS[name])
         elif name == "gd_tele":
-            opts[name] = GD(info["gd"]["lr"], schedule, name=LABELS[name])
-            info["gd_tele"] = {"lr": info["gd"]["lr"], "teleport_at": list(schedule.at_steps),
+            opts[name] = GD(lr, schedule, name=LABELS[name])
+            info["gd_tele"] = {"lr": lr, "teleport_at": list(schedule.at_steps),
                                "ascent_steps": schedule.steps, "max_norm": schedule.max_norm}
+        elif name == "gd_balance":
+            opts[name] = GD(lr, balance, name=LABELS[name])
+        elif name == "adam_balance":
+            opts[name] = Adam(lr, teleports=balance, name=LABELS[name])
         else:
-            switch, first, lr = info["gd_schedule"]["lr"]
-            opts[name] = GDSchedule(first, lr, switch, name=LABELS[name])
+            switch, first, lr_after = lr
+            opts[name] = GDSchedule(first, lr_after, switch, name=LABELS[name])
     return opts, info
 
 
@@ -393,7 +482,31 @@ def _header(result: EvalResult) -> str:
         f"steps; loss threshold {_fmt(result.threshold)} ({result.threshold_source}).\n"
         f"Medians and means over problems with 95% percentile-bootstrap intervals "
         f"({result.n_boot} resamples); a diverged run counts as an infinite loss.\n"
+        + _step_sizes(meta.get("baselines") or {})
     )
+
+
+def _step_sizes(tuning: Mapping[str, Any]) -> str:
+    """One line on the baselines' step sizes: searched range, and a warning where the choice
+    lies at the edge of it or diverges somewhere (the baseline is then not really tuned)."""
+    parts = []
+    for key, t in tuning.items():
+        if key == "gd_tele" or "lr" not in t:
+            continue
+        lr = t["lr"]
+        shown = str(list(lr)) if isinstance(lr, (list, tuple)) else f"{lr:.3g}"
+        text = f"{LABELS.get(key, key)} {shown}"
+        if "searched" in t:
+            lo, hi = t["searched"]
+            text += f" (searched {lo:.3g} .. {hi:.3g})"
+            if t.get("at_edge"):
+                text += " **at the edge of the searched range**"
+            if not t.get("stable", True):
+                text += " **diverges on some validation problems**"
+        elif not t.get("tuned", True):
+            text += " (fixed, not tuned)"
+        parts.append(text)
+    return f"Baseline step sizes: {'; '.join(parts)}.\n" if parts else ""
 
 
 def _bands(result: EvalResult) -> dict[str, dict[str, np.ndarray]]:
@@ -575,18 +688,21 @@ def run_evaluation(
     widths: Sequence[int] | None = None,
     n_samples: int | None = None,
     init: str | None = None,
-    baseline_names: Sequence[str] = BASELINES,
+    task_overrides: Mapping[str, Any] | None = None,
+    baseline_names: Sequence[str] = DEFAULT_BASELINES,
     threshold: float | None = None,
     tune: bool = True,
     out_dir: str | Path,
     device: str = "cpu",
+    with_balance: bool = False,
 ) -> tuple[EvalResult, dict[str, Path]]:
     """The whole evaluation of eval_meta.py.
 
     1. Load every checkpoint before anything runs or is written (a missing or broken one
        raises CheckpointError; an untrained optimizer is never put in its place).
     2. The task family is the checkpoints' own (they must agree) with ``widths``,
-       ``n_samples``, ``init`` replaced where given (validated like a config: ConfigError).
+       ``n_samples``, ``init`` and the keys of ``task_overrides`` (e.g. unit_span, cond)
+       replaced where given (validated like a config: ConfigError).
     3. ``num_inits`` evaluation problems come from the test stream at ``seed``; the baselines'
        step sizes are searched on as many problems of the validation stream at ``seed`` (the
        streams never overlap, and neither overlaps training) and cached in
@@ -605,7 +721,8 @@ def run_evaluation(
                             [checkpoint_name(p) for p, _, _ in loaded])
     task = dict(loaded[0][2]["task"])
     overrides = {k: v for k, v in (("widths", None if widths is None else list(widths)),
-                                   ("n_samples", n_samples), ("init", init)) if v is not None}
+                                   ("n_samples", n_samples), ("init", init),
+                                   *(task_overrides or {}).items()) if v is not None}
     if not overrides:
         for path, _, meta in loaded[1:]:
             if meta["task"] != task:
@@ -629,8 +746,11 @@ def run_evaluation(
     cached = {}
     cache_file = out_dir / TUNING_CACHE
     if tune and cache_file.is_file():
-        stored = json.loads(cache_file.read_text())
-        if stored.get("key") == _jsonable(cache_key):
+        try:
+            stored = json.loads(cache_file.read_text())
+        except (ValueError, OSError):
+            stored = None  # unreadable: search again, and write a good one
+        if isinstance(stored, dict) and stored.get("key") == _jsonable(cache_key):
             cached = {k: {**v, "lr": tuple(v["lr"]) if isinstance(v["lr"], list) else v["lr"]}
                       for k, v in stored["tuning"].items()}
     hand, tuning = baselines(val, n_steps, baseline_names, tune=tune, tuned=cached)
@@ -639,6 +759,13 @@ def run_evaluation(
     labels = {n: LABELS[n] for n in hand}
     for name, (_, opt, meta) in zip(names, loaded):
         labels[name] = opt.name if name == f"lstm_{meta['variant']}" else f"{opt.name} [{name}]"
+    learned = list(names)
+    if with_balance:
+        balance = TeleportSchedule(at_steps=(0,), kind="balance")
+        for name in names:
+            opts[f"{name}+balance"] = WithTeleport(opts[name], balance)
+            labels[f"{name}+balance"] = f"{labels[name]} update rule +balance"
+            learned.append(f"{name}+balance")
     metadata = {
         "task": task, "seed": seed,
         "problems": {"evaluation": {"split": "test", "seed": seed, "count": num_inits},
@@ -649,7 +776,7 @@ def run_evaluation(
         "baselines": tuning, "torch": torch.__version__, "threads": torch.get_num_threads(),
         "device": device,
     }
-    result = evaluate(opts, test, n_steps, threshold, learned=names, labels=labels,
+    result = evaluate(opts, test, n_steps, threshold, learned=learned, labels=labels,
                       seed=seed, metadata=metadata)
     tb = out_dir / "tb"
     # A replaced report must not keep the old curves: TensorBoard would merge both into one run.

@@ -28,9 +28,15 @@ import torch
 from .optimizers import State, StepContext, on_schedule
 from .symmetry import group_act
 from .tasks import mlp_loss
-from .teleport import clip_frobenius
 
 __all__ = ["OracleTeleport", "autograd_loss_and_grad"]
+
+
+def _project(V: torch.Tensor, eps: float) -> torch.Tensor:
+    """V (B, d, d) scaled into the ball ||T||_F <= eps, with a finite gradient at V = 0 (where
+    teleport.clip_frobenius's norm has an infinite derivative)."""
+    norm = (V.pow(2).sum(dim=(1, 2), keepdim=True) + 1e-30).sqrt()
+    return V * (eps / norm).clamp_max(1.0)
 
 
 def autograd_loss_and_grad(weights, X, Y, slope):
@@ -94,7 +100,7 @@ class OracleTeleport:
             none = self._lookahead(base_w, state, ctx).detach()
             best, best_T = none.clone(), [torch.zeros_like(v) for v in V]
             for _ in range(self.iters):
-                Ts = [clip_frobenius(v, self.eps) for v in V]
+                Ts = [_project(v, self.eps) for v in V]
                 moved = group_act(base_w, p.X, Ts, p.slope, x_pinv=ctx.x_pinv)
                 obj = self._lookahead(moved, state, ctx)
                 with torch.no_grad():

@@ -113,7 +113,8 @@ def apply_meta_step(
     average: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[bool, float]:
     """Backpropagate ``meta_loss``, clip the meta-gradient norm and take the step, unless the
-    loss or the norm is not finite: then nothing is applied. Returns (applied, grad norm).
+    loss or the norm is not finite, or the step would make a parameter non-finite: then the
+    parameters are left as they were. Returns (applied, grad norm).
 
     ``average`` (data-parallel runs: DistContext.all_reduce_mean) maps a flat tensor to its mean
     over ranks. The meta-gradient is then replaced by its mean before clipping, and a loss that
@@ -133,7 +134,15 @@ def apply_meta_step(
     if not math.isfinite(grad_norm):
         meta_opt.zero_grad(set_to_none=True)
         return False, grad_norm
+    before = [p.detach().clone() for p in params]
     meta_opt.step()
+    if not all(bool(torch.isfinite(p).all()) for p in params):
+        # A finite gradient can still overflow a parameter: keep the last finite ones.
+        with torch.no_grad():
+            for p, old in zip(params, before):
+                p.copy_(old)
+        meta_opt.zero_grad(set_to_none=True)
+        return False, grad_norm
     return True, grad_norm
 
 

@@ -46,6 +46,7 @@ from metateleport.tasks import MLPTaskFamily  # noqa: E402
 SEEDS = [0, 1, 2, 3, 4]
 PROBLEMS = 64
 _FLAT = ["task.unit_span=1.0"]  # an imbalanced_* config on the paper's family
+_WIDE = ["model.tele_scale=0.1", "model.max_tele_norm=3.0"]  # m2's outputs 10x larger
 
 # study -> {"arms": {arm: (config, overrides, label)}, "choose": {name: [arms]},
 #           "compare": [(A, B)]}; A and B are arm names or chosen names.
@@ -58,13 +59,18 @@ STUDIES = {
                             "LSTM(update,tele), learned norm <= 1, balance input"),
             "update_tele-nobal": ("imbalanced_update_tele", ["model.balance_input=false"],
                                   "LSTM(update,tele), learned norm <= 1, G only"),
+            "update_tele-s0.1": ("imbalanced_update_tele", _WIDE,
+                                 "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input"),
+            "update_tele-s0.1-first20": ("imbalanced_update_tele", [*_WIDE, "model.tele_steps=20"],
+                                         "same, teleports in the first 20 steps only"),
             "update_random_tele": ("imbalanced_update_random_tele", [],
                                    "LSTM(update)+random tele, norm 0.003"),
             "update_random_tele-0.03": ("imbalanced_update_random_tele",
                                         ["model.tele_norm=0.03"],
                                         "LSTM(update)+random tele, norm 0.03"),
         },
-        "choose": {"tele": ["update_tele", "update_tele-nobal"],
+        "choose": {"tele": ["update_tele", "update_tele-nobal", "update_tele-s0.1",
+                            "update_tele-s0.1-first20"],
                    "random": ["update_random_tele", "update_random_tele-0.03"]},
         "compare": [("tele", "update"), ("tele", "random"), ("tele", "update_balance"),
                     ("update_tele", "update_tele-nobal"), ("update_balance", "update")],
@@ -108,6 +114,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="per-run summaries and tables (committed)")
     p.add_argument("--table-only", action="store_true",
                    help="only rebuild the tables from the summaries")
+    p.add_argument("--arms", nargs="+", default=None,
+                   help="train only these arms (default: all of each study)")
     return p.parse_args(argv)
 
 
@@ -229,7 +237,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     if not args.table_only:
         jobs = [(study, arm, seed) for study in args.studies for seed in SEEDS
-                for arm in STUDIES[study]["arms"]]
+                for arm in STUDIES[study]["arms"] if args.arms is None or arm in args.arms]
         with ThreadPoolExecutor(args.jobs) as pool:
             for f in [pool.submit(run_one, *job, args) for job in jobs]:
                 f.result()

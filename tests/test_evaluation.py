@@ -120,8 +120,11 @@ def test_baselines_are_the_four_hand_designed_optimizers():
     val = MLPTaskFamily().sample(4, 0, "val")
     opts, info = baselines(val, 5, teleport_at=(2,), gd_grid=(1e-6, 3e-4), adam_grid=(1e-2,),
                            schedule_grid=[(1, 1e-6, 3e-4), (2, 1e-4, 3e-4)])
-    assert opts["gd"].lr == opts["gd_tele"].lr == 3e-4 and opts["adam"].lr == 1e-2
-    assert set(info["gd"]["median_final_loss_by_lr"]) == {"1e-06", "0.0003"}
+    # the grids widen until the choice is interior: GD past 3e-4, Adam on both sides of 1e-2
+    assert opts["gd"].lr == opts["gd_tele"].lr and opts["gd"].lr >= 3e-4
+    assert {"1e-06", "0.0003"} < set(info["gd"]["median_final_loss_by_lr"])
+    assert not info["gd"]["at_edge"] and not info["adam"]["at_edge"]
+    assert info["adam"]["searched"][0] < 1e-2 < info["adam"]["searched"][1]
     assert info["gd_schedule"]["lr"] == (2, 1e-4, 3e-4) == (
         opts["gd_schedule"].switch, opts["gd_schedule"].lr_first, opts["gd_schedule"].lr)
     # a cached search is reused, not repeated
@@ -223,25 +226,26 @@ def test_tuning_never_touches_the_evaluation_problems(tmp_path, tiny_checkpoints
     import metateleport.evaluation as ev
 
     sampled, tuned_on = [], []
-    real_sample, real_tune = MLPTaskFamily.sample, ev.tune_lr
+    real_sample, real_score = MLPTaskFamily.sample, ev._score
 
     def sample(self, batch_size, seed, split="train"):
         sampled.append((getattr(split, "name", split).lower(), seed, batch_size))
         return real_sample(self, batch_size, seed, split)
 
-    def tune(make_opt, problems, n_steps, grid):
-        tuned_on.append(problems.X.clone())
-        return real_tune(make_opt, problems, n_steps, grid)
+    def score(make_opt, problems, n_steps, entry):  # every step-size trial runs through here
+        tuned_on.append((make_opt(entry).name, problems.X.clone()))
+        return real_score(make_opt, problems, n_steps, entry)
 
     monkeypatch.setattr(MLPTaskFamily, "sample", sample)
-    monkeypatch.setattr(ev, "tune_lr", tune)
+    monkeypatch.setattr(ev, "_score", score)
     result, paths = ev.run_evaluation([tiny_checkpoints["update"]], num_inits=4, n_steps=3,
                                       seed=7, out_dir=tmp_path / "r")
     assert sorted(sampled) == [("test", 7, 4), ("val", 7, 4)]
     family = MLPTaskFamily()
     val_x, test_x = real_sample(family, 4, 7, "val").X, real_sample(family, 4, 7, "test").X
-    assert len(tuned_on) == 3  # gd, adam, gd_schedule (gd_tele uses gd's)
-    assert all(torch.equal(x, val_x) and not torch.equal(x, test_x) for x in tuned_on)
+    # gd, adam and gd_schedule are searched (gd_tele uses gd's step size)
+    assert {name for name, _ in tuned_on} == {"GD", "Adam", "GD two-phase"}
+    assert all(torch.equal(x, val_x) and not torch.equal(x, test_x) for _, x in tuned_on)
     meta = json.loads(paths["json"].read_text())["metadata"]
     assert meta["problems"]["tuning"] == {"split": "val", "seed": 7, "count": 4}
     assert meta["problems"]["evaluation"] == {"split": "test", "seed": 7, "count": 4}
@@ -256,7 +260,7 @@ def test_tuning_never_touches_the_evaluation_problems(tmp_path, tiny_checkpoints
     # another seed is another search
     ev.run_evaluation([tiny_checkpoints["update"]], num_inits=4, n_steps=3, seed=8,
                       baseline_names=["gd"], out_dir=tmp_path / "r")
-    assert len(tuned_on) == 1
+    assert tuned_on and {name for name, _ in tuned_on} == {"GD"}
 
 
 def test_eval_on_another_task_family_and_checkpoints_of_one_variant(tmp_path, tiny_checkpoints):

@@ -75,7 +75,7 @@ def test_refuses_to_overwrite_existing_run(tmp_path):
 
 
 def test_resume_errors_leave_everything_in_place(tmp_path):
-    with pytest.raises(RunError, match="no full checkpoint"):
+    with pytest.raises(RunError, match="there is no run folder"):
         train_run(tiny(), tmp_path / "empty", resume=True, progress=False)
     train_run(tiny(), tmp_path / "r", progress=False, max_meta_steps=3)
     with pytest.raises(CheckpointError, match="holds variant 'update_tele'.*asks for 'update'"):
