@@ -67,6 +67,7 @@ class ModelConfig:
     tele_steps: int | None = None
     tele_every: int = 1
     balance_input: bool = False
+    balance_skip: bool = False
     tele_action: str = "exact"
 
 
@@ -231,6 +232,9 @@ def _check_cross(cfg: Config) -> None:
     if m.variant == "update_random_tele" and m.tele_norm is None:
         raise ConfigError("model.tele_norm: variant update_random_tele needs a fixed norm for "
                           "its random teleports, got null")
+    if m.balance_skip and not m.balance_input:
+        raise ConfigError("model.balance_skip: needs model.balance_input: true (the skip is a "
+                          "path from that input)")
     if not m.lr_init < m.lr_max:
         raise ConfigError(f"model.lr_init: {m.lr_init} must be < model.lr_max={m.lr_max}")
     if tr.n_steps % tr.unroll:

@@ -96,14 +96,21 @@ class CoordinateNet(nn.Module):
 
     forward(x (N,), state, extra (N, n_extra) or None) -> (output (N,), top hidden state (N, H),
     new state). ``extra`` holds further per-coordinate inputs, fed to the LSTM unpreprocessed
-    beside the two log-sign features of x.
+    beside the two log-sign features of x. With ``skip``, the output also gets a learned linear
+    term of ``extra`` that bypasses the LSTM and ``out_scale`` (its weights start at 0):
+    output = out_scale * head(h) + skip(extra).
     """
 
     def __init__(self, hidden_size: int = 20, p: float = 10.0, out_scale: float = 0.1,
-                 n_extra: int = 0):
+                 n_extra: int = 0, skip: bool = False):
         super().__init__()
+        if skip and not n_extra:
+            raise ValueError("a skip path needs extra inputs (n_extra >= 1)")
         self.lstm = CoordinateLSTM(2 + n_extra, hidden_size)
         self.head = nn.Linear(hidden_size, 1)
+        self.skip = nn.Linear(n_extra, 1, bias=False) if skip else None
+        if self.skip is not None:
+            nn.init.zeros_(self.skip.weight)
         self.p, self.out_scale, self.n_extra = p, out_scale, n_extra
 
     def forward(self, x: torch.Tensor, state: list[torch.Tensor],
@@ -116,7 +123,10 @@ class CoordinateNet(nn.Module):
                                  f"{None if extra is None else tuple(extra.shape)}")
             features = torch.cat([features, extra], dim=-1)
         h, state = self.lstm(features, state)
-        return self.out_scale * self.head(h).squeeze(-1), h, state
+        out = self.out_scale * self.head(h).squeeze(-1)
+        if self.skip is not None:
+            out = out + self.skip(extra).squeeze(-1)
+        return out, h, state
 
 
 class UpdateLSTM(CoordinateNet):
@@ -134,8 +144,9 @@ class GroupLSTM(CoordinateNet):
     def __init__(
         self, hidden_size: int = 20, p: float = 10.0, out_scale: float = 0.01,
         tele_norm: float | None = 0.01, max_tele_norm: float = 0.1, n_extra: int = 0,
+        skip: bool = False,
     ):
-        super().__init__(hidden_size, p, out_scale, n_extra)
+        super().__init__(hidden_size, p, out_scale, n_extra, skip)
         self.tele_norm, self.max_tele_norm = tele_norm, max_tele_norm
 
     def normalize(self, T: torch.Tensor) -> torch.Tensor:
@@ -183,6 +194,11 @@ class LearnedOptimizer(nn.Module):
     ``balance_input``: m2 also reads, for every diagonal entry T_ii, the balance signal
     log(||column i of W_{k+1}|| / ||row i of W_k||) of unit i (0 for off-diagonal entries):
     the per-unit imbalance that a coordinatewise update cannot see (teleport.balance_signal).
+    ``balance_skip`` (needs balance_input) adds to T_ii a learned multiple a * r_i of that
+    signal, outside the LSTM and its output scale: a = 1/2 is the exact balancing move
+    (r_i -> r_i - 2 T_ii), a = 0 none, and a starts at 0, so m2 has to find it by meta-training.
+    Inside the LSTM the signal passes saturating gates and the small output scale, which makes a
+    move of the size balancing needs (|T_ii| up to ~2.3 at unit span 10) hard to produce.
     ``tele_action``: "exact" (g = expm(T)) or "first_order" (the public reference's I + T with
     I - T as inverse, which moves the loss: the replication control).
 
@@ -205,9 +221,12 @@ class LearnedOptimizer(nn.Module):
         tele_steps: int | None = None,
         tele_every: int = 1,
         balance_input: bool = False,
+        balance_skip: bool = False,
         tele_action: str = "exact",
     ):
         super().__init__()
+        if balance_skip and not balance_input:
+            raise ValueError("balance_skip needs balance_input (it is a path from that input)")
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; allowed: {list(VARIANTS)}")
         if variant == "update_random_tele" and tele_norm is None:
@@ -221,13 +240,14 @@ class LearnedOptimizer(nn.Module):
         self.name = VARIANTS[variant]
         self.tele_norm = tele_norm
         self.tele_steps, self.tele_every = tele_steps, tele_every
-        self.balance_input, self.tele_action = balance_input, tele_action
+        self.balance_input, self.balance_skip = balance_input, balance_skip
+        self.tele_action = tele_action
         self.update_net = (
             UpdateLSTM(hidden_size, preprocess_p, update_scale) if variant != "lr_tele" else None
         )
         group_kwargs = dict(hidden_size=hidden_size, p=preprocess_p, out_scale=tele_scale,
                             tele_norm=tele_norm, max_tele_norm=max_tele_norm,
-                            n_extra=int(balance_input))
+                            n_extra=int(balance_input), skip=balance_skip)
         if variant == "update_tele":
             self.group_net = GroupLSTM(**group_kwargs)
         elif variant == "lr_tele":

@@ -79,15 +79,18 @@ class Interrupted(RuntimeError):
 class RunLock:
     """An exclusive lock on a run folder for the whole run: ``<out>/.lock``, locked with
     flock and holding the owner's PID. The kernel drops the lock when its process dies however
-    it dies (SIGKILL included), so a stale lock file is simply taken over."""
+    it dies (SIGKILL included), so a stale lock file is simply taken over. A process that took
+    the lock only to be refused (``restore``) puts the file back as it found it."""
 
     def __init__(self, folder: Path):
         self.path = folder / LOCK_NAME
         self.fd: int | None = None
+        self._previous: bytes | None = None  # the file's content before acquire; None: created
 
     def acquire(self) -> None:
         import fcntl
 
+        self._previous = self.path.read_bytes() if self.path.is_file() else None
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -99,6 +102,16 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd
+
+    def restore(self) -> None:
+        """Undo ``acquire``'s change to the lock file (its PID), keeping the lock."""
+        if self.fd is None:
+            return
+        if self._previous is None:
+            self.path.unlink(missing_ok=True)
+        else:
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, self._previous, 0)
 
     def release(self) -> None:
         if self.fd is not None:
@@ -182,6 +195,15 @@ def _open_run(cfg: Config, out: Path, resume: bool, world_size: int, lock: RunLo
         lock.acquire()
     except OSError as err:
         raise RunError(f"cannot create or lock run folder {out}: {err.strerror}") from None
+    try:
+        return _check_run_folder(cfg, out, resume, world_size)
+    except BaseException:
+        lock.restore()
+        raise
+
+
+def _check_run_folder(cfg: Config, out: Path, resume: bool, world_size: int) -> dict | None:
+    """The checks of ``_open_run`` on a locked folder ``out``."""
     if not os.access(out, os.W_OK):
         raise RunError(f"run folder {out} is not writable")
     ckpt = latest_full(out)

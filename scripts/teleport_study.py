@@ -47,6 +47,7 @@ SEEDS = [0, 1, 2, 3, 4]
 PROBLEMS = 64
 _FLAT = ["task.unit_span=1.0"]  # an imbalanced_* config on the paper's family
 _WIDE = ["model.tele_scale=0.1", "model.max_tele_norm=3.0"]  # m2's outputs 10x larger
+_SKIP = [*_WIDE, "model.balance_skip=true"]  # plus a learned multiple of the balance signal
 
 # study -> {"arms": {arm: (config, overrides, label)}, "choose": {name: [arms]},
 #           "compare": [(A, B)]}; A and B are arm names or chosen names.
@@ -55,6 +56,8 @@ STUDIES = {
         "arms": {
             "update": ("imbalanced_update", [], "LSTM(update)"),
             "update_balance": ("imbalanced_update_balance", [], "LSTM(update)+balance"),
+            "update_balance-every": ("imbalanced_update_balance", ["model.tele_steps=null"],
+                                     "LSTM(update)+balance after every update"),
             "update_tele": ("imbalanced_update_tele", [],
                             "LSTM(update,tele), learned norm <= 1, balance input"),
             "update_tele-nobal": ("imbalanced_update_tele", ["model.balance_input=false"],
@@ -63,6 +66,9 @@ STUDIES = {
                                  "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input"),
             "update_tele-s0.1-first20": ("imbalanced_update_tele", [*_WIDE, "model.tele_steps=20"],
                                          "same, teleports in the first 20 steps only"),
+            "update_tele-skip": ("imbalanced_update_tele", _SKIP,
+                                 "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input "
+                                 "and skip"),
             "update_random_tele": ("imbalanced_update_random_tele", [],
                                    "LSTM(update)+random tele, norm 0.003"),
             "update_random_tele-0.03": ("imbalanced_update_random_tele",
@@ -70,10 +76,12 @@ STUDIES = {
                                         "LSTM(update)+random tele, norm 0.03"),
         },
         "choose": {"tele": ["update_tele", "update_tele-nobal", "update_tele-s0.1",
-                            "update_tele-s0.1-first20"],
-                   "random": ["update_random_tele", "update_random_tele-0.03"]},
-        "compare": [("tele", "update"), ("tele", "random"), ("tele", "update_balance"),
-                    ("update_tele", "update_tele-nobal"), ("update_balance", "update")],
+                            "update_tele-s0.1-first20", "update_tele-skip"],
+                   "random": ["update_random_tele", "update_random_tele-0.03"],
+                   "balance": ["update_balance", "update_balance-every"]},
+        "compare": [("tele", "update"), ("tele", "random"), ("tele", "balance"),
+                    ("update_tele", "update_tele-nobal"), ("update_tele-skip", "update_tele-s0.1"),
+                    ("balance", "update")],
     },
     "paper": {
         "arms": {
@@ -82,13 +90,16 @@ STUDIES = {
             "update_tele": ("update_tele", [], "LSTM(update,tele), norm 0.003 (shipped config)"),
             "update_tele-learned": ("imbalanced_update_tele", _FLAT,
                                     "LSTM(update,tele), learned norm <= 1, balance input"),
+            "update_tele-skip": ("imbalanced_update_tele", [*_FLAT, *_SKIP],
+                                 "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input "
+                                 "and skip"),
             "update_random_tele": ("update_random_tele", [],
                                    "LSTM(update)+random tele, norm 0.003"),
         },
-        "choose": {"tele": ["update_tele", "update_tele-learned"]},
+        "choose": {"tele": ["update_tele", "update_tele-learned", "update_tele-skip"]},
         "compare": [("tele", "update"), ("tele", "update_random_tele"),
                     ("tele", "update_balance"), ("update_tele-learned", "update"),
-                    ("update_balance", "update")],
+                    ("update_tele-skip", "update"), ("update_balance", "update")],
     },
     "first_order": {
         "arms": {
@@ -128,6 +139,9 @@ def score(params: Path) -> dict:
     family = MLPTaskFamily(**meta["task"])
     n_steps = meta["config"]["train"]["n_steps"]
     out: dict = {"n_steps": n_steps}
+    skip = getattr(opt.group_net, "skip", None)
+    if skip is not None:
+        out["balance_skip_weight"] = float(skip.weight)  # the learned a of T_ii += a * r_i
     rules = {"": opt}
     if meta["variant"] == "update":
         rules["plus_balance_"] = WithTeleport(opt, TeleportSchedule(kind="balance",
