@@ -68,6 +68,8 @@ class ModelConfig:
     tele_every: int = 1
     balance_input: bool = False
     balance_skip: bool = False
+    lookahead_input: bool = False
+    m1_state_on_tele: str = "keep"
     tele_action: str = "exact"
 
 
@@ -106,6 +108,7 @@ _CHOICES = {
     "model.variant": ("update_tele", "update", "lr_tele", "update_random_tele",
                       "update_balance"),
     "model.tele_action": ("exact", "first_order"),
+    "model.m1_state_on_tele": ("keep", "reset"),
     "train.meta_loss": ("log", "sum"),
     "train.meta_lr_schedule": ("constant", "cosine"),
     "train.dtype": ("float32", "float64"),
@@ -235,6 +238,9 @@ def _check_cross(cfg: Config) -> None:
     if m.balance_skip and not m.balance_input:
         raise ConfigError("model.balance_skip: needs model.balance_input: true (the skip is a "
                           "path from that input)")
+    if m.lookahead_input and m.variant != "update_tele":
+        raise ConfigError(f"model.lookahead_input: needs model.variant update_tele (a learned m2 "
+                          f"and an m1 to look ahead with), got {m.variant}")
     if not m.lr_init < m.lr_max:
         raise ConfigError(f"model.lr_init: {m.lr_init} must be < model.lr_max={m.lr_max}")
     if tr.n_steps % tr.unroll:

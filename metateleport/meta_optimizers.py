@@ -45,6 +45,9 @@ __all__ = [
     "unflatten_coords",
 ]
 
+#: what m1's LSTM state does across a teleport
+M1_STATE_ON_TELE = ("keep", "reset")
+
 #: variant name -> display name used in tables and plots
 VARIANTS = {
     "update_tele": "LSTM(update,tele)",
@@ -199,6 +202,12 @@ class LearnedOptimizer(nn.Module):
     (r_i -> r_i - 2 T_ii), a = 0 none, and a starts at 0, so m2 has to find it by meta-training.
     Inside the LSTM the signal passes saturating gates and the small output scale, which makes a
     move of the size balancing needs (|T_ii| up to ~2.3 at unit span 10) hard to produce.
+    ``lookahead_input``: m2 also reads, for every entry T_ij, the log-sign features of
+    dlog L(W')/dT_ij at T = 0, where W' = expm(T) . W followed by m1's next update from its
+    present state (``lookahead_feature``): which way to move so that the update rule in use
+    gains most on its next step, where G only says where the gradient is steeper.
+    ``m1_state_on_tele``: "keep" m1's LSTM state across a teleport (its memory then refers to
+    the coordinates before the move) or "reset" it to zeros after every teleport.
     ``tele_action``: "exact" (g = expm(T)) or "first_order" (the public reference's I + T with
     I - T as inverse, which moves the loss: the replication control).
 
@@ -222,11 +231,19 @@ class LearnedOptimizer(nn.Module):
         tele_every: int = 1,
         balance_input: bool = False,
         balance_skip: bool = False,
+        lookahead_input: bool = False,
+        m1_state_on_tele: str = "keep",
         tele_action: str = "exact",
     ):
         super().__init__()
         if balance_skip and not balance_input:
             raise ValueError("balance_skip needs balance_input (it is a path from that input)")
+        if lookahead_input and variant != "update_tele":
+            raise ValueError("lookahead_input needs variant 'update_tele' (a learned m2 that "
+                             f"reads it and an m1 to look ahead with), got {variant!r}")
+        if m1_state_on_tele not in M1_STATE_ON_TELE:
+            raise ValueError(f"m1_state_on_tele must be one of {M1_STATE_ON_TELE}, got "
+                             f"{m1_state_on_tele!r}")
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; allowed: {list(VARIANTS)}")
         if variant == "update_random_tele" and tele_norm is None:
@@ -241,13 +258,15 @@ class LearnedOptimizer(nn.Module):
         self.tele_norm = tele_norm
         self.tele_steps, self.tele_every = tele_steps, tele_every
         self.balance_input, self.balance_skip = balance_input, balance_skip
+        self.lookahead_input, self.m1_state_on_tele = lookahead_input, m1_state_on_tele
         self.tele_action = tele_action
         self.update_net = (
             UpdateLSTM(hidden_size, preprocess_p, update_scale) if variant != "lr_tele" else None
         )
         group_kwargs = dict(hidden_size=hidden_size, p=preprocess_p, out_scale=tele_scale,
                             tele_norm=tele_norm, max_tele_norm=max_tele_norm,
-                            n_extra=int(balance_input), skip=balance_skip)
+                            n_extra=int(balance_input) + 2 * int(lookahead_input),
+                            skip=balance_skip)
         if variant == "update_tele":
             self.group_net = GroupLSTM(**group_kwargs)
         elif variant == "lr_tele":
@@ -287,6 +306,12 @@ class LearnedOptimizer(nn.Module):
     def teleport(self, weights, state: State, ctx: StepContext):
         if self.variant == "update" or not on_schedule(ctx.t, self.tele_every, self.tele_steps):
             return weights, state
+        weights, state = self._teleport(weights, state, ctx)
+        if self.m1_state_on_tele == "reset" and "m1" in state:
+            state = {**state, "m1": [torch.zeros_like(s) for s in state["m1"]]}
+        return weights, state
+
+    def _teleport(self, weights, state: State, ctx: StepContext):
         p = ctx.problems
         if self.variant == "update_balance":
             return self._moved(weights, balance_teleport(weights), ctx), state
@@ -296,11 +321,14 @@ class LearnedOptimizer(nn.Module):
             return self._moved(weights, moved, ctx), state
         G = teleport_feature(weights, p.X, p.Y, p.slope, x_pinv=ctx.x_pinv)
         flat = flatten_coords(G)
-        extra = None
+        extra = []
         if self.balance_input:
             r = balance_signal([w.detach() for w in weights])
-            extra = flatten_coords([torch.diag_embed(rk) for rk in r]).reshape(-1, 1)
-            extra = extra.to(self._dtype)
+            extra.append(flatten_coords([torch.diag_embed(rk) for rk in r]).reshape(-1, 1))
+        if self.lookahead_input:
+            look = self.lookahead_feature(weights, state, ctx)
+            extra.append(log_sign(flatten_coords(look).reshape(-1), self.group_net.p))
+        extra = torch.cat(extra, dim=1).to(self._dtype) if extra else None
         T, h, m2 = self.group_net(flat.reshape(-1).to(self._dtype), state["m2"], extra)
         Ts = [self.group_net.normalize(t) for t in
               unflatten_coords(T.reshape(flat.shape).to(weights[0].dtype), [g.shape for g in G])]
@@ -312,6 +340,29 @@ class LearnedOptimizer(nn.Module):
             new_state["lr"] = self.group_net.step_size(h, p.batch_size)
         moved = group_act(weights, p.X, Ts, p.slope, x_pinv=ctx.x_pinv, action=self.tele_action)
         return self._moved(weights, moved, ctx), new_state
+
+    def lookahead_feature(self, weights, state: State, ctx: StepContext) -> list[torch.Tensor]:
+        """d log L(W' + m1(grad L(W')))/dT_k at T = 0, W' = expm(T) . W, for every hidden layer
+        k: (B, d_k, d_k) each, detached (a first-order input, like G). m1 steps from its present
+        state, whose update is then thrown away; the gradient flows through m1's update and
+        through grad L(W') (a double backward)."""
+        p = ctx.problems
+        with torch.enable_grad():
+            base = [w.detach() for w in weights]
+            Ts = [base[0].new_zeros(w.shape[0], w.shape[1], w.shape[1]).requires_grad_(True)
+                  for w in base[:-1]]
+            moved = group_act(base, p.X, Ts, p.slope, x_pinv=ctx.x_pinv,
+                              action=self.tele_action)
+            loss = mlp_loss(moved, p.X, p.Y, p.slope)
+            grads = torch.autograd.grad(loss.sum(), moved, create_graph=True)
+            flat = flatten_coords(grads)
+            m1_state = [s.detach() for s in state["m1"]]
+            delta, _, _ = self.update_net(flat.reshape(-1).to(self._dtype), m1_state)
+            deltas = unflatten_coords(delta.reshape(flat.shape).to(flat.dtype),
+                                      [g.shape for g in grads])
+            after = [w + d for w, d in zip(moved, deltas)]
+            ahead = mlp_loss(after, p.X, p.Y, p.slope).log().sum()
+            return [g.detach() for g in torch.autograd.grad(ahead, Ts)]
 
     @staticmethod
     def _moved(before, after, ctx: StepContext):
