@@ -49,6 +49,12 @@ def _baselines(text: str) -> list[str]:
     return sorted(set(names), key=BASELINES.index)
 
 
+def _folder(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty; name a report folder")
+    return Path(text)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Evaluate learned optimizers against baselines.")
     parser.add_argument("--checkpoint", nargs="+", required=True, metavar="PATH",
@@ -81,7 +87,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "(<name>+balance)")
     parser.add_argument("--threshold", type=float, default=None,
                         help="loss threshold for steps-to-threshold (default: 10x best median)")
-    parser.add_argument("--out", type=Path, help="report folder (default runs/eval/<name>)")
+    parser.add_argument("--out", type=_folder, help="report folder (default runs/eval/<name>)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report")
     parser.add_argument("--no-tune", action="store_true",
                         help="fixed step sizes (GD 3e-4, Adam 1e-2, two-phase 1e-4 then 5e-3) "

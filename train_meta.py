@@ -22,7 +22,7 @@ from metateleport.config import ConfigError, load_config
 from metateleport.distributed import DEFAULT_TIMEOUT_S, RankFailure, init_distributed
 from metateleport.training import DivergedError, Interrupted, RunError, train_run
 
-EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -53,6 +53,10 @@ def main(argv=None) -> int:
     overrides = list(args.overrides)
     if args.seed is not None:
         overrides.append(f"train.seed={args.seed}")
+    if args.out is not None and not args.out.strip():
+        print("error: --out is empty; name a run folder (or leave --out out for "
+              "runs/<config name>)", file=sys.stderr)
+        return 2
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda, but CUDA is not available on this machine", file=sys.stderr)
         return 2

@@ -235,6 +235,10 @@ def _check_cross(cfg: Config) -> None:
     if m.variant == "update_random_tele" and m.tele_norm is None:
         raise ConfigError("model.tele_norm: variant update_random_tele needs a fixed norm for "
                           "its random teleports, got null")
+    if tr.batch_size > tr.trajectories:
+        raise ConfigError(f"train.batch_size: {tr.batch_size} > train.trajectories="
+                          f"{tr.trajectories}; one batch would hold more trajectories than the "
+                          "run asks for")
     if m.balance_skip and not m.balance_input:
         raise ConfigError("model.balance_skip: needs model.balance_input: true (the skip is a "
                           "path from that input)")
@@ -271,7 +275,8 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as err:
-            raise ConfigError(f"--set {item!r}: cannot parse the value: {err}") from None
+            raise ConfigError(f"--set {item!r}: cannot parse the value: "
+                              f"{_yaml_problem(err)}") from None
         if data.get(section) is None:
             data[section] = {}
         if not isinstance(data[section], dict):
@@ -280,17 +285,28 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
     return data
 
 
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """One line for a YAML error (PyYAML's own message spans several, with a caret)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read a YAML file (None: all defaults), apply overrides, validate."""
     data: Any = {}
     if path is not None:
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"config file {path} is a folder; pass a YAML file such as "
+                              "configs/quick.yaml")
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+            raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(err)}") from None
         except UnicodeDecodeError:
             raise ConfigError(f"{path}: not a text file (not UTF-8): is it really the "
                               "YAML config?") from None

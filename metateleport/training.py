@@ -120,9 +120,10 @@ class RunLock:
 
 
 class _StopOnSignal:
-    """While active, SIGINT and SIGTERM only set ``signame``: the run stops at the next window
-    boundary after a full checkpoint. A second SIGINT stops at once (KeyboardInterrupt).
-    Handlers can only be installed from the main thread; elsewhere this does nothing."""
+    """While active, SIGINT, SIGTERM and SIGHUP (the terminal closed) only set ``signame``: the
+    run stops at the next window boundary after a full checkpoint. A second SIGINT stops at once
+    (KeyboardInterrupt). A SIGHUP that is ignored (``nohup``) stays ignored. Handlers can only
+    be installed from the main thread; elsewhere this does nothing."""
 
     def __init__(self):
         self.signame: str | None = None
@@ -135,7 +136,9 @@ class _StopOnSignal:
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                if sig == signal.SIGHUP and signal.getsignal(sig) == signal.SIG_IGN:
+                    continue
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
 
