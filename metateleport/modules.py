@@ -182,6 +182,13 @@ class ModuleProblem:
                 f"Y_rows must be (n={X_rows.shape[0]}, d_L={d[-1]}), got shape "
                 f"{tuple(Y_rows.shape)}"
             )
+        for name, t in (("X_rows", X_rows), ("Y_rows", Y_rows),
+                        *((f"weight of layer {n!r}", lin.weight)
+                          for n, lin in zip(self.spec.names, self.spec.linears))):
+            bad = int((~torch.isfinite(t)).sum())
+            if bad:
+                raise ValueError(f"{name} holds {bad} non-finite value(s) (NaN or inf); "
+                                 "nothing can be optimized from them")
         self.module = module
         self.X_rows, self.Y_rows = X_rows, Y_rows
         weights = [lin.weight.detach().clone().unsqueeze(0) for lin in self.spec.linears]

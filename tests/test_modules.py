@@ -116,6 +116,23 @@ def test_module_problem_uses_the_batched_column_convention():
     assert [g.shape for g in grads] == [w.shape for w in p.weights]
 
 
+def test_non_finite_data_or_weights_are_refused_by_name():
+    module = mlp([4, 6, 3], dtype=torch.float32)
+    X_rows, Y_rows = torch.randn(4, 4), torch.randn(4, 3)
+    bad_x = X_rows.clone()
+    bad_x[1, 2] = float("nan")
+    with pytest.raises(ValueError, match=r"X_rows holds 1 non-finite value"):
+        ModuleProblem(module, bad_x, Y_rows)
+    bad_y = Y_rows.clone()
+    bad_y[0] = float("inf")
+    with pytest.raises(ValueError, match=r"Y_rows holds 3 non-finite value"):
+        ModuleProblem(module, X_rows, bad_y)
+    with torch.no_grad():
+        module[2].weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"weight of layer '2' holds 1 non-finite"):
+        ModuleProblem(module, X_rows, Y_rows)
+
+
 class SharedActivation(nn.Module):
     def __init__(self, scramble=False):
         super().__init__()
@@ -200,9 +217,10 @@ def test_meta_train_module_skips_non_finite_windows():
     opt = learned("update_tele", torch.float32)
     before = [w.detach().clone() for w in opt.parameters()]
     windows = []
-    history = meta_train_module(opt, lambda i: small_module(i, scale=math.nan), X, Y,
+    history = meta_train_module(opt, lambda i: small_module(i, scale=1e30), X, Y,
                                 n_trajectories=2, n_steps=10, unroll=5, on_window=windows.append)
-    # one skipped window ends each trajectory; nothing is applied
+    # weights of 1e30: the float32 loss overflows; one skipped window ends each trajectory,
+    # nothing is applied
     assert len(history) == 2 and not any(math.isfinite(v) for v in history)
     assert [w["skipped"] for w in windows] == [1, 2]
     for a, b in zip(opt.parameters(), before):
