@@ -1,6 +1,8 @@
-"""Benchmark: ``python -m metateleport.bench [--quick] [--json PATH] [--threads N]``.
+"""Benchmark: ``python -m metateleport.bench [--quick] [--json PATH] [--threads N]
+[--configs NAME ...]``.
 
-For each variant and batch size B: meta-training throughput in inner task-steps per second
+For each config (a variant's shipped configs/<variant>.yaml, or any configs/NAME.yaml, e.g. the
+family-specific ones) and batch size B: meta-training throughput in inner task-steps per second
 (B x inner steps / wall time, forward and backward included), milliseconds per meta-step (one
 window of K inner steps plus the Adam step), and peak resident memory of a process that does
 only that variant's training. Then the wall time to evaluate 6 optimizers (GD, Adam,
@@ -26,6 +28,9 @@ from pathlib import Path
 import torch
 
 VARIANTS = ("update_tele", "update", "lr_tele")
+#: what is benchmarked by default: the three variants of the paper and the shipped
+#: configs of the imbalanced family
+CONFIGS = (*VARIANTS, "imbalanced_update_tele", "imbalanced_update_balance")
 BATCHES = (1, 8, 32)
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -34,12 +39,15 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _config(variant: str, batch: int | None = None):
-    """The shipped config of ``variant`` (defaults if absent), at batch size ``batch``."""
+def _config(name: str, batch: int | None = None):
+    """configs/<name>.yaml (for a variant without one: the defaults with that variant), at
+    batch size ``batch``."""
     from .config import load_config
 
-    path = CONFIG_DIR / f"{variant}.yaml"
-    overrides = [f"model.variant={variant}", "train.val_problems=1"]
+    path = CONFIG_DIR / f"{name}.yaml"
+    overrides = ["train.val_problems=1"]
+    if not path.is_file():
+        overrides.append(f"model.variant={name}")
     if batch is not None:
         overrides.append(f"train.batch_size={batch}")
     return load_config(path if path.is_file() else None, overrides)
@@ -129,7 +137,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--no-quality", action="store_true",
                         help="skip the time-to-quality run (LSTM(update,tele) to 12.4)")
-    parser.add_argument("--worker", nargs=3, metavar=("VARIANT", "BATCH", "WINDOWS"),
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), metavar="NAME",
+                        help="configs/NAME.yaml to benchmark (default: %(default)s)")
+    parser.add_argument("--worker", nargs=3, metavar=("CONFIG", "BATCH", "WINDOWS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
@@ -147,9 +157,13 @@ def main(argv=None) -> int:
     train: dict[str, dict[str, float]] = {}
     ms: dict[str, dict[str, float]] = {}
     rss: dict[str, dict[str, float]] = {}
-    print(f"{'variant':<12} {'B':>3} {'task-steps/s':>13} {'(slowest)':>10} {'ms/meta-step':>13} "
-          f"{'peak MB':>8}")
-    for variant in VARIANTS:
+    for name in args.configs:
+        if not (CONFIG_DIR / f"{name}.yaml").is_file() and name not in VARIANTS:
+            parser.error(f"--configs: no configs/{name}.yaml")
+    width = max(12, *(len(n) for n in args.configs))
+    print(f"{'config':<{width}} {'B':>3} {'task-steps/s':>13} {'(slowest)':>10} "
+          f"{'ms/meta-step':>13} {'peak MB':>8}")
+    for variant in args.configs:
         train[variant], ms[variant], rss[variant] = {}, {}, {}
         for batch in sorted({*batches, _config(variant).train.batch_size}):
             cmd = [sys.executable, "-m", "metateleport.bench", "--worker", variant, str(batch),
@@ -161,13 +175,14 @@ def main(argv=None) -> int:
             b = str(batch)
             train[variant][b], ms[variant][b] = res["tps"], res["ms_per_meta_step"]
             rss[variant][b] = res["peak_rss_mb"]
-            print(f"{variant:<12} {batch:>3} {res['tps']:>13.0f} {res['slowest_block_tps']:>10.0f} "
-                  f"{res['ms_per_meta_step']:>13.1f} {res['peak_rss_mb']:>8.0f}")
+            print(f"{variant:<{width}} {batch:>3} {res['tps']:>13.0f} "
+                  f"{res['slowest_block_tps']:>10.0f} {res['ms_per_meta_step']:>13.1f} "
+                  f"{res['peak_rss_mb']:>8.0f}")
     n_problems, n_steps = (16, 50) if args.quick else (64, 100)
     eval_seconds = bench_eval(n_problems, n_steps)
     print(f"evaluation: 6 optimizers x {n_problems} problems x {n_steps} steps: "
           f"{eval_seconds:.2f} s")
-    default_b = {v: str(_config(v).train.batch_size) for v in VARIANTS}
+    default_b = {v: str(_config(v).train.batch_size) for v in args.configs}
     quality = None
     if not (args.quick or args.no_quality):
         quality = time_to_quality()
@@ -178,7 +193,7 @@ def main(argv=None) -> int:
               f" {quality['seconds']:.1f} s of training; {reached}")
     result = {"train": train, "ms_per_meta_step": ms, "eval_seconds": eval_seconds,
               "time_to_quality": quality,
-              "peak_rss_mb": {v: rss[v][default_b[v]] for v in VARIANTS},
+              "peak_rss_mb": {v: rss[v][default_b[v]] for v in args.configs},
               "peak_rss_mb_by_batch": rss, "torch": torch.__version__,
               "threads": torch.get_num_threads(), "machine": platform.machine(),
               "quick": args.quick}

@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+TIMEOUT_S = 120  # every case should end in seconds; the "run" cases train a tiny config
 TINY = """task: {widths: [4, 4, 4], n_samples: 4}
 model: {variant: update_tele, hidden_size: 4}
 train: {batch_size: 2, n_steps: 4, unroll: 2, trajectories: 4, val_every: 0, val_problems: 2,
@@ -184,9 +185,13 @@ def main(argv=None) -> int:
             i = arguments.index("--out") + 1 if "--out" in arguments else None
             out = work / arguments[i] if i is not None and arguments[i] else work / "runs"
             existed = out.exists()
-            proc = subprocess.run([sys.executable, str(REPO / f"{script}_meta.py"), *arguments],
-                                  cwd=work, capture_output=True, text=True, timeout=600)
-            problem = judge(expect, proc, out, existed)
+            try:
+                proc = subprocess.run([sys.executable, str(REPO / f"{script}_meta.py"),
+                                       *arguments], cwd=work, capture_output=True, text=True,
+                                      timeout=TIMEOUT_S)
+                problem = judge(expect, proc, out, existed)
+            except subprocess.TimeoutExpired:
+                problem = f"still running after {TIMEOUT_S} s (accepted and started work)"
             handled += not problem
             print(f"{'ok  ' if not problem else 'FAIL'} {name}" + (f": {problem}"
                                                                    if problem else ""))
