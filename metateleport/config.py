@@ -53,24 +53,24 @@ class TaskConfig:
 
 @dataclass
 class ModelConfig:
-    """The learned optimizer (meta_optimizers.LearnedOptimizer)."""
+    """The learned optimizer (meta_optimizers.LearnedOptimizer, whose docstring has the details)."""
 
-    variant: str = "update_tele"
-    hidden_size: int = 20
-    preprocess_p: float = 10.0
-    update_scale: float = 0.1
-    tele_scale: float = 0.01
-    tele_norm: float | None = 0.01
-    max_tele_norm: float = 0.1
-    lr_max: float = 1e-3
-    lr_init: float = 3e-4
-    tele_steps: int | None = None
-    tele_every: int = 1
-    balance_input: bool = False
-    balance_skip: bool = False
-    lookahead_input: bool = False
-    m1_state_on_tele: str = "keep"
-    tele_action: str = "exact"
+    variant: str = "update_tele"  # which of m1 / m2 / hand-designed teleport (VARIANTS)
+    hidden_size: int = 20  # LSTM hidden units of m1 and m2
+    preprocess_p: float = 10.0  # p of the log-sign input preprocessing
+    update_scale: float = 0.1  # m1's output scale
+    tele_scale: float = 0.01  # m2's output scale
+    tele_norm: float | None = 0.01  # every ||T_k||_F rescaled to this; null: m2 sets it ...
+    max_tele_norm: float = 0.1  # ... up to this
+    lr_max: float = 1e-3  # lr_tele: bound of the learned step size
+    lr_init: float = 3e-4  # lr_tele: its start
+    tele_steps: int | None = None  # teleport only while t < tele_steps (null: always) ...
+    tele_every: int = 1  # ... after the updates of steps t with t % tele_every == 0
+    balance_input: bool = False  # m2 reads the balance signal of each unit on T_ii
+    balance_skip: bool = False  # plus a learned a * (balance signal) on T_ii, outside the LSTM
+    lookahead_input: bool = False  # m2 reads dlog L(after m1's next update)/dT too
+    m1_state_on_tele: str = "keep"  # m1's LSTM state across a teleport: keep | reset
+    tele_action: str = "exact"  # exact (expm) | first_order (I + T, I - T; the control)
 
 
 @dataclass
