@@ -239,6 +239,23 @@ def test_interrupt_checkpoints_at_the_window_boundary_and_resumes_exactly(tmp_pa
     assert same_params(out / "params.pt", whole / "params.pt")
 
 
+def test_sigkill_mid_run_resumes_to_the_uninterrupted_parameters(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", trajectories=400, ckpt_every=7)
+    out = tmp_path / "r"
+    proc = start("train_meta.py", "--config", str(cfg), "--out", str(out), "--no-progress")
+    wait_for(lambda: latest_full(out) is not None and latest_full(out).stem >= "full_00000014")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = int(latest_full(out).stem.split("_")[1])
+    assert not (out / "params.pt").exists() and killed_at < 400  # stopped mid-run
+    r = cli("train_meta.py", "--config", str(cfg), "--out", str(out), "--resume",
+            "--no-progress")
+    assert r.returncode == 0, r.stderr
+    whole = tmp_path / "whole"
+    train_run(load_config(cfg), whole, progress=False)
+    assert same_params(out / "params.pt", whole / "params.pt")
+
+
 # 6. one-line errors before work, nothing lost
 
 
