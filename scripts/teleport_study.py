@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -91,6 +92,9 @@ STUDIES = {
                    "random": ["update_random_tele", "update_random_tele-0.03",
                               "update_random_tele-0.2"],
                    "balance": ["update_balance", "update_balance-every"]},
+        "family": "imbalanced: hidden units rescaled by log-uniform factors in [1/10, 10]",
+        "headline": {"LSTM(update)": "update", "+ random teleports": "random",
+                     "+ balance": "balance", "LSTM(update,tele)": "tele"},
         "compare": [("tele", "update"), ("tele", "random"), ("tele", "balance"),
                     ("update_tele", "update_tele-nobal"), ("update_tele-skip", "update_tele-s0.1"),
                     ("update_tele-skip-look", "update_tele-skip"),
@@ -118,6 +122,9 @@ STUDIES = {
         "choose": {"tele": ["update_tele", "update_tele-learned", "update_tele-s0.1",
                             "update_tele-skip"],
                    "random": ["update_random_tele", "update_random_tele-0.2"]},
+        "family": "the paper's: U[0, 1] data and weights, 20 x 20",
+        "headline": {"LSTM(update)": "update", "+ random teleports": "random",
+                     "+ balance": "update_balance", "LSTM(update,tele)": "tele"},
         "compare": [("tele", "update"), ("tele", "random"),
                     ("tele", "update_balance"), ("update_tele-learned", "update"),
                     ("update_tele-skip", "update"), ("update_tele-skip", "update_tele-s0.1"),
@@ -208,27 +215,53 @@ def _median(values) -> float:
     return float(quantile(values, 0.5))
 
 
+def load_runs(study: str, args) -> dict[str, dict[int, dict]]:
+    """arm -> seed -> summary, for the finished runs of ``study``."""
+    runs: dict[str, dict[int, dict]] = {}
+    for arm in STUDIES[study]["arms"]:
+        for seed in SEEDS:
+            f = args.summaries / study / arm / f"s{seed}.json"
+            if f.is_file():
+                runs.setdefault(arm, {})[seed] = json.loads(f.read_text())
+    return runs
+
+
+def validation_score(by_seed: dict[int, dict]) -> float:
+    """Median over seeds of the median validation loss at the last step."""
+    return _median([_median(by_seed[s]["val_final"]) for s in sorted(by_seed)])
+
+
+def choose(study: str, runs) -> dict[str, str]:
+    """name -> the arm of its group with the best ``validation_score`` (only complete arms,
+    all seeds finished, compete, so that a half-done arm is not chosen on fewer seeds)."""
+    chosen = {}
+    for name, arms in STUDIES[study]["choose"].items():
+        have = [a for a in arms if len(runs.get(a, {})) == len(SEEDS)]
+        if have:
+            chosen[name] = min(have, key=lambda a: validation_score(runs[a]))
+    return chosen
+
+
+def compare(runs, a: str, b: str) -> dict:
+    seeds = sorted(set(runs[a]) & set(runs[b]))
+    return {"seeds": len(seeds), **paired_log_ratio([runs[a][s]["test_final"] for s in seeds],
+                                                    [runs[b][s]["test_final"] for s in seeds])}
+
+
 def table(study: str, args) -> str:
     spec = STUDIES[study]
     root = args.summaries / study
-    runs: dict[str, dict[int, dict]] = {}
-    for arm in spec["arms"]:
-        for seed in SEEDS:
-            f = root / arm / f"s{seed}.json"
-            if f.is_file():
-                runs.setdefault(arm, {})[seed] = json.loads(f.read_text())
+    runs = load_runs(study, args)
     lines = [f"# Study `{study}`", "",
              f"Regenerate: `python scripts/teleport_study.py {study}` (trains what is missing) "
              f"or `--table-only`. Median loss at the last step over {PROBLEMS} problems; test "
              "problems are used for nothing but this report.", "",
              "| arm | seeds | validation median per seed | test median per seed | "
              "median over seeds (test) | ms/step |", "|---|---|---|---|---|---|"]
-    val_score = {}
     for arm, by_seed in runs.items():
         seeds = sorted(by_seed)
         val = [_median(by_seed[s]["val_final"]) for s in seeds]
         test = [_median(by_seed[s]["test_final"]) for s in seeds]
-        val_score[arm] = _median(val)
         ms = _median([by_seed[s]["ms_per_step"] for s in seeds])
         lines.append(f"| {spec['arms'][arm][2]} (`{arm}`) | {len(seeds)} | "
                      f"{' / '.join(f'{v:.3g}' for v in val)} | "
@@ -239,15 +272,13 @@ def table(study: str, args) -> str:
             lines.append(f"| same, balanced after its first update at test time only | "
                          f"{len(seeds)} | - | {' / '.join(f'{v:.3g}' for v in tb)} | "
                          f"{_median(tb):.3g} | - |")
-    chosen = {}
-    lines += ["", "Chosen on validation (lowest median over seeds of the validation median):", ""]
-    for name, arms in spec["choose"].items():
-        have = [a for a in arms if a in val_score]
-        if not have:
-            continue
-        chosen[name] = min(have, key=val_score.__getitem__)
-        lines.append(f"- {name}: `{chosen[name]}` ("
-                     + ", ".join(f"`{a}` {val_score[a]:.3g}" for a in have) + ")")
+    chosen = choose(study, runs)
+    lines += ["", "Chosen on validation (lowest median over seeds of the validation median; "
+              f"arms with all {len(SEEDS)} seeds):", ""]
+    for name, arm in chosen.items():
+        have = [a for a in spec["choose"][name] if len(runs.get(a, {})) == len(SEEDS)]
+        lines.append(f"- {name}: `{arm}` ("
+                     + ", ".join(f"`{a}` {validation_score(runs[a]):.3g}" for a in have) + ")")
     lines += ["", "Paired comparisons on the test problems (log-ratio < 0: A ends lower):", "",
               "| A | B | seeds | median log(A/B) [95% CI] | A/B | seeds won by A | "
               "problems won by A |", "|---|---|---|---|---|---|---|"]
@@ -255,9 +286,8 @@ def table(study: str, args) -> str:
         a, b = chosen.get(a_name, a_name), chosen.get(b_name, b_name)
         if a not in runs or b not in runs:
             continue
-        seeds = sorted(set(runs[a]) & set(runs[b]))
-        c = paired_log_ratio([runs[a][s]["test_final"] for s in seeds],
-                             [runs[b][s]["test_final"] for s in seeds])
+        c = compare(runs, a, b)
+        seeds = range(c["seeds"])
         lines.append(f"| `{a}` | `{b}` | {len(seeds)} | {c['median']:+.3f} "
                      f"[{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}] | "
                      f"{float(torch.tensor(c['median']).exp()):.3g} | "
@@ -265,6 +295,47 @@ def table(study: str, args) -> str:
     text = "\n".join(lines) + "\n"
     root.mkdir(parents=True, exist_ok=True)
     (root / "table.md").write_text(text)
+    return text
+
+
+def headline(args) -> str:
+    """studies/headline.md: per family, LSTM(update,tele) (as chosen on validation) against
+    LSTM(update), the random-teleport ablation and the balancing teleport (each as chosen),
+    from the summaries of every study that has a "headline"."""
+    lines = ["# When learned teleportation helps", "",
+             "Regenerate: `python scripts/teleport_study.py "
+             + " ".join(s for s in STUDIES if "headline" in STUDIES[s])
+             + " --table-only`. Per family, the median over meta-training seeds of the median "
+             f"test loss at the last step ({PROBLEMS} test problems); each arm as chosen on "
+             "validation (the study tables say among what). Ratios: LSTM(update,tele) / other, "
+             "the paired median over seeds and problems with its 95% bootstrap CI; "
+             "seeds won: seeds on which LSTM(update,tele) ends lower (median over problems).",
+             "", "| family | " + " | ".join(next(iter(
+                 s["headline"] for s in STUDIES.values() if "headline" in s)))
+             + " | LSTM(update,tele) / each other [95% CI], seeds won |",
+             "|---|---|---|---|---|---|"]
+    for study, spec in STUDIES.items():
+        if "headline" not in spec:
+            continue
+        runs = load_runs(study, args)
+        chosen = choose(study, runs)
+        arms = {label: chosen.get(name, name) for label, name in spec["headline"].items()}
+        if not all(len(runs.get(a, {})) == len(SEEDS) for a in arms.values()):
+            continue
+        cells = [f"{_median([_median(runs[a][s]['test_final']) for s in SEEDS]):.3g} (`{a}`)"
+                 for a in arms.values()]
+        tele = arms["LSTM(update,tele)"]
+        ratios = []
+        for label, a in arms.items():
+            if a == tele:
+                continue
+            c = compare(runs, tele, a)
+            ratios.append(f"{label}: {math.exp(c['median']):.3g} [{math.exp(c['ci'][0]):.3g}, "
+                          f"{math.exp(c['ci'][1]):.3g}], {c['seed_wins']}/{c['seeds']}")
+        lines.append(f"| {spec['family']} | " + " | ".join(cells) + " | "
+                     + "; ".join(ratios) + " |")
+    text = "\n".join(lines) + "\n"
+    (args.summaries / "headline.md").write_text(text)
     return text
 
 
@@ -279,6 +350,7 @@ def main(argv=None) -> int:
                 f.result()
     for study in args.studies:
         print(table(study, args))
+    print(headline(args))
     return 0
 
 

@@ -220,10 +220,17 @@ def test_study_table_selects_on_validation_and_pairs_on_test(tmp_path, monkeypat
                                      "test_final": list(test * base[s]), "ms_per_step": 1.0}))
     monkeypatch.setitem(ts.STUDIES, "toy", {
         "arms": {a: ("x", [], a.upper()) for a in arms},
-        "choose": {"best": ["a", "b"]}, "compare": [("best", "c")]})
+        "choose": {"best": ["a", "b"]}, "compare": [("best", "c")], "family": "toy family",
+        "headline": {"LSTM(update)": "c", "+ random teleports": "b", "+ balance": "c",
+                     "LSTM(update,tele)": "best"}})
     args = ts.parse_args(["toy", "--summaries", str(tmp_path), "--table-only"])
     text = ts.table("toy", args)
     assert "- best: `a`" in text
     row = next(line for line in text.splitlines() if line.startswith("| `a` | `c` |"))
     assert f"{math.log(0.5):+.3f}" in row and "| 5/5 | 320/320 |" in row
     assert (tmp_path / "toy" / "table.md").read_text() == text
+    # the headline row: each arm's median over seeds, the chosen arm against the others
+    row = next(line for line in ts.headline(args).splitlines() if "toy family" in line)
+    assert f"{float(np.median(np.median(base, axis=1))) * 0.5:.3g} (`a`)" in row
+    assert "LSTM(update): 0.5 [0.5, 0.5], 5/5" in row and "random teleports: 5 [5, 5], 0/5" in row
+    assert (tmp_path / "headline.md").is_file()
