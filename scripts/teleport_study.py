@@ -47,8 +47,10 @@ from metateleport.tasks import MLPTaskFamily  # noqa: E402
 SEEDS = [0, 1, 2, 3, 4]
 PROBLEMS = 64
 _FLAT = ["task.unit_span=1.0"]  # an imbalanced_* config on the paper's family
-_WIDE = ["model.tele_scale=0.1", "model.max_tele_norm=3.0"]  # m2's outputs 10x larger
-_SKIP = [*_WIDE, "model.balance_skip=true"]  # plus a learned multiple of the balance signal
+# configs/imbalanced_update_tele.yaml is the m2 chosen here (tele_scale 0.1, norm <= 3, balance
+# input and skip); the other m2 arms undo parts of it:
+_NOSKIP = ["model.balance_skip=false"]
+_FIRST = [*_NOSKIP, "model.tele_scale=0.01", "model.max_tele_norm=1.0"]  # the first m2 tried
 
 # study -> {"arms": {arm: (config, overrides, label)}, "choose": {name: [arms]},
 #           "compare": [(A, B)]}; A and B are arm names or chosen names.
@@ -59,22 +61,23 @@ STUDIES = {
             "update_balance": ("imbalanced_update_balance", [], "LSTM(update)+balance"),
             "update_balance-every": ("imbalanced_update_balance", ["model.tele_steps=null"],
                                      "LSTM(update)+balance after every update"),
-            "update_tele": ("imbalanced_update_tele", [],
+            "update_tele": ("imbalanced_update_tele", _FIRST,
                             "LSTM(update,tele), learned norm <= 1, balance input"),
-            "update_tele-nobal": ("imbalanced_update_tele", ["model.balance_input=false"],
+            "update_tele-nobal": ("imbalanced_update_tele",
+                                  [*_FIRST, "model.balance_input=false"],
                                   "LSTM(update,tele), learned norm <= 1, G only"),
-            "update_tele-s0.1": ("imbalanced_update_tele", _WIDE,
+            "update_tele-s0.1": ("imbalanced_update_tele", _NOSKIP,
                                  "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input"),
-            "update_tele-s0.1-first20": ("imbalanced_update_tele", [*_WIDE, "model.tele_steps=20"],
+            "update_tele-s0.1-first20": ("imbalanced_update_tele",
+                                         [*_NOSKIP, "model.tele_steps=20"],
                                          "same, teleports in the first 20 steps only"),
-            "update_tele-skip": ("imbalanced_update_tele", _SKIP,
+            "update_tele-skip": ("imbalanced_update_tele", [],
                                  "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input "
                                  "and skip"),
-            "update_tele-skip-look": ("imbalanced_update_tele",
-                                      [*_SKIP, "model.lookahead_input=true"],
+            "update_tele-skip-look": ("imbalanced_update_tele", ["model.lookahead_input=true"],
                                       "same as skip, plus the lookahead input"),
             "update_tele-skip-reset": ("imbalanced_update_tele",
-                                       [*_SKIP, "model.m1_state_on_tele=reset"],
+                                       ["model.m1_state_on_tele=reset"],
                                        "same as skip, m1's state reset after every teleport"),
             "update_random_tele": ("imbalanced_update_random_tele", [],
                                    "LSTM(update)+random tele, norm 0.003"),
@@ -106,11 +109,11 @@ STUDIES = {
             "update": ("update", [], "LSTM(update)"),
             "update_balance": ("imbalanced_update_balance", _FLAT, "LSTM(update)+balance"),
             "update_tele": ("update_tele", [], "LSTM(update,tele), norm 0.003 (shipped config)"),
-            "update_tele-learned": ("imbalanced_update_tele", _FLAT,
+            "update_tele-learned": ("paper_update_tele", _FIRST,
                                     "LSTM(update,tele), learned norm <= 1, balance input"),
-            "update_tele-s0.1": ("imbalanced_update_tele", [*_FLAT, *_WIDE],
+            "update_tele-s0.1": ("paper_update_tele", _NOSKIP,
                                  "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input"),
-            "update_tele-skip": ("imbalanced_update_tele", [*_FLAT, *_SKIP],
+            "update_tele-skip": ("paper_update_tele", [],
                                  "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input "
                                  "and skip"),
             "update_random_tele": ("update_random_tele", [],

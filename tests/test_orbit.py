@@ -234,3 +234,24 @@ def test_study_table_selects_on_validation_and_pairs_on_test(tmp_path, monkeypat
     assert f"{float(np.median(np.median(base, axis=1))) * 0.5:.3g} (`a`)" in row
     assert "LSTM(update): 0.5 [0.5, 0.5], 5/5" in row and "random teleports: 5 [5, 5], 0/5" in row
     assert (tmp_path / "headline.md").is_file()
+
+
+def test_every_committed_study_run_is_what_its_arm_trains_today(monkeypatch):
+    """A stopped study goes on from its committed summaries: an arm's config file plus overrides
+    must still resolve to the config its finished runs were trained with."""
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    import teleport_study as ts
+
+    from metateleport.config import config_to_dict, load_config
+
+    checked = 0
+    for study, spec in ts.STUDIES.items():
+        for arm, (config, overrides, _) in spec["arms"].items():
+            for f in sorted((REPO / "studies" / study / arm).glob("s*.json")):
+                run = json.loads(f.read_text())
+                now = load_config(REPO / "configs" / f"{config}.yaml",
+                                  [*overrides, f"train.seed={run['seed']}", "train.threads=1"])
+                stored = config_to_dict(config_from_dict(run["config"]))  # new keys: defaults
+                assert config_to_dict(now) == stored, f"{study}/{arm}/{f.name}"
+                checked += 1
+    assert checked >= 80
