@@ -58,8 +58,9 @@ STUDIES = {
     "imbalanced": {
         "arms": {
             "update": ("imbalanced_update", [], "LSTM(update)"),
-            "update_balance": ("imbalanced_update_balance", [], "LSTM(update)+balance"),
-            "update_balance-every": ("imbalanced_update_balance", ["model.tele_steps=null"],
+            "update_balance": ("imbalanced_update_balance", ["model.tele_steps=1"],
+                               "LSTM(update)+balance"),
+            "update_balance-every": ("imbalanced_update_balance", [],
                                      "LSTM(update)+balance after every update"),
             "update_tele": ("imbalanced_update_tele", _FIRST,
                             "LSTM(update,tele), learned norm <= 1, balance input"),
@@ -107,7 +108,8 @@ STUDIES = {
     "paper": {
         "arms": {
             "update": ("update", [], "LSTM(update)"),
-            "update_balance": ("imbalanced_update_balance", _FLAT, "LSTM(update)+balance"),
+            "update_balance": ("imbalanced_update_balance", [*_FLAT, "model.tele_steps=1"],
+                               "LSTM(update)+balance"),
             "update_tele": ("update_tele", [], "LSTM(update,tele), norm 0.003 (shipped config)"),
             "update_tele-learned": ("paper_update_tele", _FIRST,
                                     "LSTM(update,tele), learned norm <= 1, balance input"),
