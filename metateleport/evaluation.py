@@ -149,8 +149,11 @@ def summarize(
     threshold=None uses 10x the smallest median final loss among the optimizers. summary[name]
     holds: ``loss[step]`` = {median, median_ci, mean, mean_ci} for every reported step;
     ``diverged`` (problems with a non-finite final loss); ``steps_to_threshold`` =
-    {median, never}; ``ms_per_step``; and for the ``learned`` optimizers ``win_rate`` =
-    {other: {rate, wins}} against every other optimizer.
+    {median, never}; ``ms_per_step``; ``at_time`` = {seconds, step, median}: the median loss
+    at the last step reached within the wall time of the fastest learned optimizer's whole run
+    (of the fastest optimizer when none is learned), which compares loss per wall-clock second,
+    not per step; and for the ``learned`` optimizers ``win_rate`` = {other: {rate, wins}}
+    against every other optimizer.
     """
     names = list(losses)
     if not names:
@@ -181,6 +184,7 @@ def summarize(
         source = "given"
 
     steps = sorted({s for s in REPORT_STEPS if s <= n_steps} | {n_steps})
+    budget = min(float(times[n][-1]) for n in (learned or names))
     summary: dict[str, dict[str, Any]] = {}
     for name in names:
         loss = {}
@@ -197,6 +201,9 @@ def summarize(
                                    "never": int(np.isinf(reach).sum())},
             "ms_per_step": 1000.0 * float(times[name][-1]) / n_steps,
         }
+        within = int((times[name] <= budget * (1 + 1e-9)).nonzero().max())
+        summary[name]["at_time"] = {"seconds": budget, "step": within,
+                                    "median": float(quantile(curves[name][within], 0.5))}
         if name in learned:
             summary[name]["win_rate"] = {
                 other: dict(zip(("rate", "wins"), win_rate(finals[name], finals[other])))
@@ -457,10 +464,15 @@ def markdown_table(result: EvalResult) -> str:
         s = result.summary[name]
         reach = s["steps_to_threshold"]
         rows.append([name, ("never" if math.isinf(reach["median"]) else f"{reach['median']:g}"),
-                     f"{reach['never']}/{m}", f"{s['diverged']}/{m}", f"{s['ms_per_step']:.3g}"])
+                     f"{reach['never']}/{m}", f"{s['diverged']}/{m}", f"{s['ms_per_step']:.3g}",
+                     str(s["at_time"]["step"]), _fmt(s["at_time"]["median"])])
+    budget = result.summary[names[0]]["at_time"]["seconds"]
     lines += [f"Steps to reach loss {_fmt(result.threshold)} (median over problems), problems "
-              f"that never reach it or diverge, and wall-clock time per step", ""]
-    lines += _table(["name", "steps to threshold", "never reached", "diverged", "ms/step"], rows)
+              f"that never reach it or diverge, wall-clock time per step, and the steps done and "
+              f"median loss reached within {budget:.3g} s (the whole run of the fastest "
+              f"{'learned ' if result.learned else ''}optimizer): loss per wall-clock time", ""]
+    lines += _table(["name", "steps to threshold", "never reached", "diverged", "ms/step",
+                     f"steps in {budget:.3g} s", "median loss then"], rows)
     if result.learned:
         lines += ["", f"Win rate at step {result.n_steps}: fraction of the {m} problems on which "
                   "the row's optimizer ends with a strictly lower loss than the column's", ""]

@@ -19,9 +19,11 @@ from metateleport.evaluation import (
     baselines,
     bootstrap_ci,
     evaluate,
+    markdown_table,
     optimizer_names,
     quantile,
     steps_to_threshold,
+    summarize,
     tune_lr,
     win_rate,
     write_report,
@@ -331,3 +333,20 @@ def test_tune_lr_avoids_step_sizes_that_diverge():
     # if every step size diverges somewhere, the median decides
     best, _ = tune_lr(lambda lr: GD(lr), val, 30, [5e-4, 7e-4])
     assert best == 5e-4
+
+
+def test_loss_at_equal_wall_time_reads_the_slower_curve_earlier():
+    torch.manual_seed(0)
+    n, m = 10, 16
+    fast = torch.rand(n + 1, m).cumsum(0).flip(0)  # decreasing losses
+    slow = fast / 4  # lower at every step, but each step takes 2.5x as long
+    seconds = {"fast": torch.arange(n + 1.0) * 0.1, "slow": torch.arange(n + 1.0) * 0.25,
+               "gd": torch.arange(n + 1.0) * 0.01}
+    result = summarize({"fast": fast, "slow": slow, "gd": fast * 9}, seconds,
+                       learned=["fast", "slow"], n_boot=50)
+    at = {k: result.summary[k]["at_time"] for k in ("fast", "slow", "gd")}
+    assert all(a["seconds"] == pytest.approx(1.0) for a in at.values())  # fast's whole run
+    assert (at["fast"]["step"], at["slow"]["step"], at["gd"]["step"]) == (10, 4, 10)
+    assert at["slow"]["median"] == pytest.approx(float(quantile(slow[4], 0.5)))
+    assert at["slow"]["median"] > at["fast"]["median"] > 0  # ahead per step, behind per second
+    assert "steps in 1 s" in markdown_table(result)
