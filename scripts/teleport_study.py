@@ -50,6 +50,7 @@ _FLAT = ["task.unit_span=1.0"]  # an imbalanced_* config on the paper's family
 # configs/imbalanced_update_tele.yaml is the m2 chosen here (tele_scale 0.1, norm <= 3, balance
 # input and skip); the other m2 arms undo parts of it:
 _NOSKIP = ["model.balance_skip=false"]
+_COND = ["task.cond=1000.0"]  # the ill-conditioned family of scripts/oracle_headroom.py
 _FIRST = [*_NOSKIP, "model.tele_scale=0.01", "model.max_tele_norm=1.0"]  # the first m2 tried
 
 # study -> {"arms": {arm: (config, overrides, label)}, "choose": {name: [arms]},
@@ -134,6 +135,24 @@ STUDIES = {
                     ("tele", "update_balance"), ("update_tele-learned", "update"),
                     ("update_tele-skip", "update"), ("update_tele-skip", "update_tele-s0.1"),
                     ("update_balance", "update")],
+    },
+    "cond": {
+        "arms": {
+            "update": ("imbalanced_update", [*_FLAT, *_COND], "LSTM(update)"),
+            "update_balance": ("imbalanced_update_balance", [*_FLAT, *_COND],
+                               "LSTM(update)+balance after every update"),
+            "update_tele": ("paper_update_tele", _COND,
+                            "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input "
+                            "and skip"),
+            "update_random_tele": ("update_random_tele", [*_COND, "model.tele_norm=0.2"],
+                                   "LSTM(update)+random tele, norm 0.2"),
+        },
+        "choose": {},
+        "family": "ill-conditioned: X with log-spaced singular values, condition number 1e3",
+        "headline": {"LSTM(update)": "update", "+ random teleports": "update_random_tele",
+                     "+ balance": "update_balance", "LSTM(update,tele)": "update_tele"},
+        "compare": [("update_tele", "update"), ("update_tele", "update_random_tele"),
+                    ("update_tele", "update_balance"), ("update_balance", "update")],
     },
     "first_order": {
         "arms": {
