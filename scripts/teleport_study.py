@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -180,6 +181,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="only rebuild the tables from the summaries")
     p.add_argument("--arms", nargs="+", default=None,
                    help="train only these arms (default: all of each study)")
+    p.add_argument("--ship", nargs="+", default=[], metavar="ARM:NAME",
+                   help="copy the run of ARM (of the one study given) with the lowest "
+                        "validation median into checkpoints/NAME.pt and NAME.yaml (its run "
+                        "folder must be on this machine)")
     return p.parse_args(argv)
 
 
@@ -363,8 +368,29 @@ def headline(args) -> str:
     return text
 
 
+def ship(study: str, items: list[str], args) -> None:
+    runs = load_runs(study, args)
+    for item in items:
+        arm, _, name = item.partition(":")
+        if arm not in runs or not name:
+            raise SystemExit(f"--ship {item!r}: expected ARM:NAME with an arm of {study} that "
+                             f"has finished runs ({', '.join(runs)})")
+        seed = min(runs[arm], key=lambda s: _median(runs[arm][s]["val_final"]))
+        folder = args.runs / study / arm / f"s{seed}"
+        if not (folder / "params.pt").is_file():
+            raise SystemExit(f"--ship {item!r}: {folder}/params.pt is not on this machine; "
+                             "retrain it first (python scripts/teleport_study.py ... trains "
+                             "runs whose summary is missing: move the summary aside)")
+        for suffix, src in ((".pt", "params.pt"), (".yaml", "config.yaml")):
+            shutil.copyfile(folder / src, REPO / "checkpoints" / f"{name}{suffix}")
+        print(f"shipped {study}/{arm} seed {seed} (validation median "
+              f"{_median(runs[arm][seed]['val_final']):.3g}) as checkpoints/{name}.pt")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.ship and len(args.studies) != 1:
+        raise SystemExit("--ship needs exactly one study")
     torch.set_num_threads(1)
     if not args.table_only:
         jobs = [(study, arm, seed) for study in args.studies for seed in SEEDS
@@ -375,6 +401,8 @@ def main(argv=None) -> int:
     for study in args.studies:
         print(table(study, args))
     print(headline(args))
+    if args.ship:
+        ship(args.studies[0], args.ship, args)
     return 0
 
 

@@ -350,3 +350,21 @@ def test_loss_at_equal_wall_time_reads_the_slower_curve_earlier():
     assert at["slow"]["median"] == pytest.approx(float(quantile(slow[4], 0.5)))
     assert at["slow"]["median"] > at["fast"]["median"] > 0  # ahead per step, behind per second
     assert "steps in 1 s" in markdown_table(result)
+
+
+@pytest.mark.parametrize("name, unit_span", [("imbalanced_update_tele", 10.0),
+                                             ("imbalanced_update_balance", 10.0),
+                                             ("imbalanced_update", 10.0),
+                                             ("paper_update_tele", 1.0)])
+def test_shipped_family_checkpoints_match_their_configs_and_optimize(name, unit_span):
+    from metateleport.checkpoint import load_optimizer
+
+    opt, meta = load_optimizer(REPO / "checkpoints" / f"{name}.pt")
+    assert config_from_dict(meta["config"]) == load_config(REPO / "checkpoints" / f"{name}.yaml")
+    assert meta["task"]["unit_span"] == unit_span
+    # the config the checkpoint was trained with is the shipped config of its name (seed aside)
+    shipped = load_config(REPO / "configs" / f"{name}.yaml",
+                          [f"train.seed={meta['config']['train']['seed']}", "train.threads=1"])
+    assert config_from_dict(meta["config"]) == shipped
+    losses = run(opt, MLPTaskFamily(**meta["task"]).sample(4, 0, "test"), 30).losses
+    assert torch.isfinite(losses).all() and (losses[-1] < 1e-3 * losses[0]).all()
