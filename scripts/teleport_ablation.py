@@ -62,7 +62,7 @@ def ablate(params: Path) -> dict:
     family = MLPTaskFamily(**meta["task"])
     n_steps = meta["config"]["train"]["n_steps"]
     problems = family.sample(PROBLEMS, 0, "test")
-    out = {"balance_skip_weight": float(opt.group_net.skip.weight)}
+    out = {"balance_skip_weight": float(opt.group_net.skip.weight[0, 0])}
     for name, rule in versions(opt.eval()).items():
         out[name] = [float(v) for v in run(rule, problems, n_steps).losses[-1]]
     return out

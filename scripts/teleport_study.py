@@ -199,7 +199,8 @@ def score(params: Path) -> dict:
     out: dict = {"n_steps": n_steps}
     skip = getattr(opt.group_net, "skip", None)
     if skip is not None:
-        out["balance_skip_weight"] = float(skip.weight)  # the learned a of T_ii += a * r_i
+        # the learned a of T_ii += a * r_i (the balance signal is the first extra input)
+        out["balance_skip_weight"] = float(skip.weight[0, 0])
     rules = {"": opt}
     if meta["variant"] == "update":
         rules["plus_balance_"] = WithTeleport(opt, TeleportSchedule(kind="balance",
