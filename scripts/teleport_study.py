@@ -49,8 +49,9 @@ SEEDS = [0, 1, 2, 3, 4]
 PROBLEMS = 64
 _FLAT = ["task.unit_span=1.0"]  # an imbalanced_* config on the paper's family
 # configs/imbalanced_update_tele.yaml is the m2 chosen here (tele_scale 0.1, norm <= 3, balance
-# input and skip); the other m2 arms undo parts of it:
-_NOSKIP = ["model.balance_skip=false"]
+# input and skip, lookahead input); the other m2 arms undo parts of it:
+_NOLOOK = ["model.lookahead_input=false"]
+_NOSKIP = [*_NOLOOK, "model.balance_skip=false"]
 _COND = ["task.cond=1000.0"]  # the ill-conditioned family of scripts/oracle_headroom.py
 _FIRST = [*_NOSKIP, "model.tele_scale=0.01", "model.max_tele_norm=1.0"]  # the first m2 tried
 
@@ -74,13 +75,13 @@ STUDIES = {
             "update_tele-s0.1-first20": ("imbalanced_update_tele",
                                          [*_NOSKIP, "model.tele_steps=20"],
                                          "same, teleports in the first 20 steps only"),
-            "update_tele-skip": ("imbalanced_update_tele", [],
+            "update_tele-skip": ("imbalanced_update_tele", _NOLOOK,
                                  "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input "
                                  "and skip"),
-            "update_tele-skip-look": ("imbalanced_update_tele", ["model.lookahead_input=true"],
+            "update_tele-skip-look": ("imbalanced_update_tele", [],
                                       "same as skip, plus the lookahead input"),
             "update_tele-skip-reset": ("imbalanced_update_tele",
-                                       ["model.m1_state_on_tele=reset"],
+                                       [*_NOLOOK, "model.m1_state_on_tele=reset"],
                                        "same as skip, m1's state reset after every teleport"),
             "update_random_tele": ("imbalanced_update_random_tele", [],
                                    "LSTM(update)+random tele, norm 0.003"),
