@@ -143,7 +143,7 @@ STUDIES = {
             "update": ("imbalanced_update", [*_FLAT, *_COND], "LSTM(update)"),
             "update_balance": ("imbalanced_update_balance", [*_FLAT, *_COND],
                                "LSTM(update)+balance after every update"),
-            "update_tele": ("paper_update_tele", _COND,
+            "update_tele": ("cond_update_tele", [],
                             "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input "
                             "and skip"),
             "update_random_tele": ("update_random_tele", [*_COND, "model.tele_norm=0.2"],

@@ -352,16 +352,17 @@ def test_loss_at_equal_wall_time_reads_the_slower_curve_earlier():
     assert "steps in 1 s" in markdown_table(result)
 
 
-@pytest.mark.parametrize("name, unit_span", [("imbalanced_update_tele", 10.0),
-                                             ("imbalanced_update_balance", 10.0),
-                                             ("imbalanced_update", 10.0),
-                                             ("paper_update_tele", 1.0)])
-def test_shipped_family_checkpoints_match_their_configs_and_optimize(name, unit_span):
+@pytest.mark.parametrize("name, unit_span, cond", [("imbalanced_update_tele", 10.0, None),
+                                                   ("imbalanced_update_balance", 10.0, None),
+                                                   ("imbalanced_update", 10.0, None),
+                                                   ("paper_update_tele", 1.0, None),
+                                                   ("cond_update_tele", 1.0, 1000.0)])
+def test_shipped_family_checkpoints_match_their_configs_and_optimize(name, unit_span, cond):
     from metateleport.checkpoint import load_optimizer
 
     opt, meta = load_optimizer(REPO / "checkpoints" / f"{name}.pt")
     assert config_from_dict(meta["config"]) == load_config(REPO / "checkpoints" / f"{name}.yaml")
-    assert meta["task"]["unit_span"] == unit_span
+    assert meta["task"]["unit_span"] == unit_span and meta["task"]["cond"] == cond
     # the config the checkpoint was trained with is the shipped config of its name (seed aside)
     shipped = load_config(REPO / "configs" / f"{name}.yaml",
                           [f"train.seed={meta['config']['train']['seed']}", "train.threads=1"])
