@@ -118,6 +118,8 @@ STUDIES = {
                                     "LSTM(update,tele), learned norm <= 1, balance input"),
             "update_tele-s0.1": ("paper_update_tele", _NOSKIP,
                                  "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input"),
+            "update_tele-skip-look": ("paper_update_tele", ["model.lookahead_input=true"],
+                                      "same as skip, plus the lookahead input"),
             "update_tele-skip": ("paper_update_tele", [],
                                  "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input "
                                  "and skip"),
@@ -128,7 +130,7 @@ STUDIES = {
                                        "teleports' median)"),
         },
         "choose": {"tele": ["update_tele", "update_tele-learned", "update_tele-s0.1",
-                            "update_tele-skip"],
+                            "update_tele-skip", "update_tele-skip-look"],
                    "random": ["update_random_tele", "update_random_tele-0.2"]},
         "family": "the paper's: U[0, 1] data and weights, 20 x 20",
         "headline": {"LSTM(update)": "update", "+ random teleports": "random",
