@@ -184,7 +184,8 @@ def export_params(trainer: MetaTrainer, path: Path) -> Path:
 def _open_run(cfg: Config, out: Path, resume: bool, world_size: int, lock: RunLock) -> dict | None:
     """Check run folder ``out`` for this run and lock it; return the checkpoint to resume from,
     or None for a run from the start, whose folder and config.yaml are then created. Raises
-    RunError, ConfigError or CheckpointError before changing anything but the lock file.
+    RunError, ConfigError or CheckpointError before changing anything (a refused run puts the
+    lock file back as it found it).
 
     A folder with a config.yaml but no full checkpoint yet (a run stopped before its first one)
     is resumed from the start: --resume then checks the config against it.
