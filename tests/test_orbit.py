@@ -255,3 +255,29 @@ def test_every_committed_study_run_is_what_its_arm_trains_today(monkeypatch):
                 assert config_to_dict(now) == stored, f"{study}/{arm}/{f.name}"
                 checked += 1
     assert checked >= 80
+
+
+def test_teleport_ablation_script_replaces_m2_at_test_time(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    import teleport_ablation as ta
+
+    from metateleport.training import train_run
+
+    cfg = config_from_dict({"task": {"widths": [4, 4, 4], "n_samples": 4, "unit_span": 10.0},
+                            "model": {"variant": "update_tele", "hidden_size": 4,
+                                      "balance_input": True, "balance_skip": True,
+                                      "tele_norm": None},
+                            "train": {"batch_size": 2, "n_steps": 4, "unroll": 2,
+                                      "trajectories": 4, "val_every": 0, "val_problems": 2}})
+    train_run(cfg, tmp_path / "runs" / "toy" / "arm" / "s0", progress=False)
+    (tmp_path / "sum" / "toy" / "arm").mkdir(parents=True)
+    monkeypatch.setattr(ta, "PROBLEMS", 4)
+    args = ["--study", "toy", "--arm", "arm", "--runs", str(tmp_path / "runs"),
+            "--summaries", str(tmp_path / "sum")]
+    assert ta.main(args) == 0
+    result = json.loads((tmp_path / "sum" / "toy" / "arm" / "ablation-s0.json").read_text())
+    assert set(ta.VERSIONS) <= set(result) and all(len(result[v]) == 4 for v in ta.VERSIONS)
+    # the versions really differ: no teleports is not the trained optimizer
+    assert result["none"] != result["as trained"]
+    text = (tmp_path / "sum" / "toy" / "ablation-arm.md").read_text()
+    assert "| skip only |" in text and "seed 0" in text
