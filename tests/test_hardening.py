@@ -43,9 +43,12 @@ def cli(script, *args, cwd=REPO, **kw):
                           capture_output=True, text=True, timeout=300, **kw)
 
 
-def start(script, *args):
+def start(script, *args, sighup=signal.SIG_DFL):
+    """The command in a child process whose SIGHUP disposition is ``sighup`` (default: as in a
+    terminal, whatever the test runner's own is; SIG_IGN: as under nohup)."""
     return subprocess.Popen([sys.executable, str(REPO / script), *args], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, sighup))
 
 
 def wait_for(predicate, timeout=60.0):
@@ -237,6 +240,22 @@ def test_interrupt_checkpoints_at_the_window_boundary_and_resumes_exactly(tmp_pa
     whole = tmp_path / "whole"
     train_run(load_config(cfg), whole, progress=False)
     assert same_params(out / "params.pt", whole / "params.pt")
+
+
+def test_sighup_under_nohup_does_not_stop_the_run(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", trajectories=100000, ckpt_every=20)
+    out = tmp_path / "r"
+    proc = start("train_meta.py", "--config", str(cfg), "--out", str(out), "--no-progress",
+                 sighup=signal.SIG_IGN)
+    try:
+        wait_for(lambda: latest_full(out) is not None)
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(2)
+        assert proc.poll() is None  # still training
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "SIGTERM: stopped at meta-step" in err
 
 
 def test_sigkill_mid_run_resumes_to_the_uninterrupted_parameters(tmp_path):
