@@ -138,7 +138,7 @@ STUDIES = {
         "compare": [("tele", "update"), ("tele", "random"),
                     ("tele", "update_balance"), ("update_tele-learned", "update"),
                     ("update_tele-skip", "update"), ("update_tele-skip", "update_tele-s0.1"),
-                    ("update_balance", "update")],
+                    ("update_tele-skip-look", "update_tele-skip"), ("update_balance", "update")],
     },
     "cond": {
         "arms": {
