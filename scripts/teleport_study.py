@@ -118,7 +118,7 @@ STUDIES = {
                                     "LSTM(update,tele), learned norm <= 1, balance input"),
             "update_tele-s0.1": ("paper_update_tele", _NOSKIP,
                                  "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input"),
-            "update_tele-skip-look": ("paper_update_tele", ["model.lookahead_input=true"],
+            "update_tele-skip-look": ("paper_update_tele_look", [],
                                       "same as skip, plus the lookahead input"),
             "update_tele-skip": ("paper_update_tele", [],
                                  "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input "

@@ -356,6 +356,7 @@ def test_loss_at_equal_wall_time_reads_the_slower_curve_earlier():
                                                    ("imbalanced_update_balance", 10.0, None),
                                                    ("imbalanced_update", 10.0, None),
                                                    ("paper_update_tele", 1.0, None),
+                                                   ("paper_update_tele_look", 1.0, None),
                                                    ("cond_update_tele", 1.0, 1000.0)])
 def test_shipped_family_checkpoints_match_their_configs_and_optimize(name, unit_span, cond):
     from metateleport.checkpoint import load_optimizer
