@@ -29,14 +29,17 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+import teleport_study  # noqa: E402
 
 from metateleport.checkpoint import load_optimizer  # noqa: E402
 from metateleport.optimizers import TeleportSchedule, WithTeleport, run  # noqa: E402
 from metateleport.stats import quantile  # noqa: E402
 from metateleport.tasks import MLPTaskFamily  # noqa: E402
 
-SEEDS = [0, 1, 2, 3, 4]
-PROBLEMS = 64
+SEEDS = teleport_study.SEEDS
+PROBLEMS = teleport_study.PROBLEMS  # the study's test problems
 VERSIONS = ("as trained", "none", "balance", "skip only", "LSTM only")
 
 

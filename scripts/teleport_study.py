@@ -264,12 +264,17 @@ def validation_score(by_seed: dict[int, dict]) -> float:
     return _median([_median(by_seed[s]["val_final"]) for s in sorted(by_seed)])
 
 
+def complete(runs, arm: str) -> bool:
+    """Every seed of ``arm`` has finished."""
+    return len(runs.get(arm, {})) == len(SEEDS)
+
+
 def choose(study: str, runs) -> dict[str, str]:
-    """name -> the arm of its group with the best ``validation_score`` (only complete arms,
-    all seeds finished, compete, so that a half-done arm is not chosen on fewer seeds)."""
+    """name -> the arm of its group with the best ``validation_score`` (only complete arms
+    compete, so that a half-done arm is not chosen on fewer seeds)."""
     chosen = {}
     for name, arms in STUDIES[study]["choose"].items():
-        have = [a for a in arms if len(runs.get(a, {})) == len(SEEDS)]
+        have = [a for a in arms if complete(runs, a)]
         if have:
             chosen[name] = min(have, key=lambda a: validation_score(runs[a]))
     return chosen
@@ -309,7 +314,7 @@ def table(study: str, args) -> str:
     lines += ["", "Chosen on validation (lowest median over seeds of the validation median; "
               f"arms with all {len(SEEDS)} seeds):", ""]
     for name, arm in chosen.items():
-        have = [a for a in spec["choose"][name] if len(runs.get(a, {})) == len(SEEDS)]
+        have = [a for a in spec["choose"][name] if complete(runs, a)]
         lines.append(f"- {name}: `{arm}` ("
                      + ", ".join(f"`{a}` {validation_score(runs[a]):.3g}" for a in have) + ")")
     lines += ["", "Paired comparisons on the test problems (log-ratio < 0: A ends lower):", "",
@@ -320,11 +325,9 @@ def table(study: str, args) -> str:
         if a not in runs or b not in runs:
             continue
         c = compare(runs, a, b)
-        seeds = range(c["seeds"])
-        lines.append(f"| `{a}` | `{b}` | {len(seeds)} | {c['median']:+.3f} "
-                     f"[{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}] | "
-                     f"{float(torch.tensor(c['median']).exp()):.3g} | "
-                     f"{c['seed_wins']}/{len(seeds)} | {c['problem_wins']}/{c['pairs']} |")
+        lines.append(f"| `{a}` | `{b}` | {c['seeds']} | {c['median']:+.3f} "
+                     f"[{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}] | {math.exp(c['median']):.3g} | "
+                     f"{c['seed_wins']}/{c['seeds']} | {c['problem_wins']}/{c['pairs']} |")
     text = "\n".join(lines) + "\n"
     root.mkdir(parents=True, exist_ok=True)
     (root / "table.md").write_text(text)
@@ -353,7 +356,7 @@ def headline(args) -> str:
         runs = load_runs(study, args)
         chosen = choose(study, runs)
         arms = {label: chosen.get(name, name) for label, name in spec["headline"].items()}
-        if not all(len(runs.get(a, {})) == len(SEEDS) for a in arms.values()):
+        if not all(complete(runs, a) for a in arms.values()):
             continue
         cells = [f"{_median([_median(runs[a][s]['test_final']) for s in SEEDS]):.3g} (`{a}`)"
                  for a in arms.values()]

@@ -69,6 +69,16 @@ def same_params(a: Path, b: Path) -> bool:
     return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
+def assert_resume_gives_the_uninterrupted_parameters(cfg: Path, out: Path, whole: Path):
+    """``train_meta.py --resume`` on the stopped run ``out`` ends with the parameters of an
+    uninterrupted run of ``cfg`` (trained into ``whole``)."""
+    r = cli("train_meta.py", "--config", str(cfg), "--out", str(out), "--resume",
+            "--no-progress")
+    assert r.returncode == 0, r.stderr
+    train_run(load_config(cfg), whole, progress=False)
+    assert same_params(out / "params.pt", whole / "params.pt")
+
+
 class _Payload:
     """Unpickling this calls Path.touch on the marker: what a malicious checkpoint could do."""
 
@@ -234,12 +244,7 @@ def test_interrupt_checkpoints_at_the_window_boundary_and_resumes_exactly(tmp_pa
     step = int(lines[0].split("meta-step ")[1].split()[0])
     assert latest_full(out).name == f"full_{step:08d}.pt"  # saved where it stopped
     assert "--resume" in lines[0] and "continue with: python train_meta.py" in lines[0]
-    r = cli("train_meta.py", "--config", str(cfg), "--out", str(out), "--resume",
-            "--no-progress")
-    assert r.returncode == 0, r.stderr
-    whole = tmp_path / "whole"
-    train_run(load_config(cfg), whole, progress=False)
-    assert same_params(out / "params.pt", whole / "params.pt")
+    assert_resume_gives_the_uninterrupted_parameters(cfg, out, tmp_path / "whole")
 
 
 def test_sighup_under_nohup_does_not_stop_the_run(tmp_path):
@@ -267,12 +272,7 @@ def test_sigkill_mid_run_resumes_to_the_uninterrupted_parameters(tmp_path):
     proc.wait()
     killed_at = int(latest_full(out).stem.split("_")[1])
     assert not (out / "params.pt").exists() and killed_at < 400  # stopped mid-run
-    r = cli("train_meta.py", "--config", str(cfg), "--out", str(out), "--resume",
-            "--no-progress")
-    assert r.returncode == 0, r.stderr
-    whole = tmp_path / "whole"
-    train_run(load_config(cfg), whole, progress=False)
-    assert same_params(out / "params.pt", whole / "params.pt")
+    assert_resume_gives_the_uninterrupted_parameters(cfg, out, tmp_path / "whole")
 
 
 # 6. one-line errors before work, nothing lost
