@@ -291,7 +291,7 @@ def run(
         def loss_and_grad(ws):
             return mlp_loss_and_grad(ws, p.X, p.Y, p.slope)
 
-    x_pinv = input_pinv(p.X)
+    x_pinv = input_pinv(p.X, p.weights[0])
     weights = [w.clone() for w in p.weights]
     state = opt.init_state(p)
     # CUDA runs asynchronously: wait for each step, or the times measure only the launches.

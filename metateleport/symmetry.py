@@ -9,6 +9,13 @@ leaves the network output, hence the loss, unchanged for every g. We parameteriz
 with T in gl(d_k) and g^-1 = expm(-T) (both from ``expm_pair``); unlike the first-order
 g = I + T, (I - T) of the public reference code, this is exact for every T. Layers are acted on
 in order (1, 2), (2, 3), ..., each with the already-transformed input h_{k-1}' = g_{k-1} h_{k-1}.
+
+Biases (nn.Linear's, tasks.py's bias column W_k = [A_k | b_k]) enter through the augmented input
+[h; 1]: layer k computes W_k [h_{k-1}; 1], so the same formula with [h_{k-1}; 1] in place of
+h_{k-1} moves A_k and b_k together (W_k' = sigma^-1(g sigma(W_k [h; 1])) [h; 1]^+, exact when
+[h; 1] has full column rank: n <= d_{k-1} + 1). In layer k + 1, g^-1 acts on the columns that
+read layer k's units only: A_{k+1}' = A_{k+1} g^-1, and b_{k+1} stays, since the constant 1 is
+not a unit of layer k and g does not mix it in.
 """
 
 from __future__ import annotations
@@ -17,10 +24,11 @@ import math
 
 import torch
 
-from .tasks import DEFAULT_SLOPE, leaky_relu, leaky_relu_inv
+from .tasks import DEFAULT_SLOPE, affine, has_bias, leaky_relu, leaky_relu_inv, with_ones
 
 __all__ = [
     "ACTIONS",
+    "act_on_inputs",
     "RankError",
     "expm_pair",
     "first_order_pair",
@@ -114,11 +122,20 @@ def first_order_pair(T: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return eye + T, eye - T
 
 
+def act_on_inputs(W: torch.Tensor, g_inv: torch.Tensor) -> torch.Tensor:
+    """W_{k+1} g^-1 on the columns that read layer k's d_k units; a bias column stays."""
+    d = g_inv.shape[-1]
+    if W.shape[-1] == d:
+        return torch.bmm(W, g_inv)
+    return torch.cat([torch.bmm(W[..., :d], g_inv), W[..., d:]], dim=-1)
+
+
 def rescale_units(
     weights: list[torch.Tensor], scales: list[torch.Tensor | None]
 ) -> list[torch.Tensor]:
     """The positive-diagonal part of the group: W_k <- diag(s_k) W_k, W_{k+1} <- W_{k+1}
-    diag(s_k)^-1 for every hidden layer k with scales s_k (B, d_k) > 0 (None: leave it).
+    diag(s_k)^-1 for every hidden layer k with scales s_k (B, d_k) > 0 (None: leave it). A bias
+    of layer k scales with its unit's row; one of layer k + 1 stays.
 
     sigma(s z) = s sigma(z) for s > 0 (LeakyReLU is positively homogeneous), so this equals
     ``group_act`` with T_k = diag(log s_k) but needs no pseudo-inverse: exact for any data.
@@ -134,14 +151,17 @@ def rescale_units(
             raise ValueError(f"scales of hidden layer {k + 1} have shape {tuple(s.shape)}; "
                              f"expected {tuple(new[k].shape[:2])}")
         new[k] = s[:, :, None] * new[k]
-        new[k + 1] = new[k + 1] / s[:, None, :]
+        new[k + 1] = act_on_inputs(new[k + 1], torch.diag_embed(1 / s))
     return new
 
 
-def input_pinv(X: torch.Tensor) -> torch.Tensor | None:
-    """X^+ for reuse across the steps of a trajectory, or None when X (B, d_0, n) lacks full
-    column rank: optimizers that do not teleport still run, and a teleport then raises the
-    RankError naming the layer (group_act recomputes and checks the pseudo-inverse)."""
+def input_pinv(X: torch.Tensor, W1: torch.Tensor | None = None) -> torch.Tensor | None:
+    """X^+ (or [X; 1]^+ when the first layer's weight W1 has a bias column) for reuse across the
+    steps of a trajectory, or None when it lacks full column rank: optimizers that do not
+    teleport still run, and a teleport then raises the RankError naming the layer (group_act
+    recomputes and checks the pseudo-inverse)."""
+    if W1 is not None and has_bias(W1, X):
+        X = with_ones(X)
     try:
         return pinv_full_column_rank(X, layer=1)
     except RankError:
@@ -161,9 +181,11 @@ def group_act(
 ) -> list[torch.Tensor]:
     """Act with g_k = expm(T_k) on every hidden layer k = 1..L-1.
 
-    weights: [W_1 (B, d_1, d_0), ..., W_L (B, d_L, d_{L-1})]; X: (B, d_0, n);
+    weights: [W_1 (B, d_1, d_0), ..., W_L (B, d_L, d_{L-1})], each with one more column when
+    its layer has a bias; X: (B, d_0, n);
     Ts: L-1 entries, T_k of shape (B, d_k, d_k), or None to leave layer k alone.
-    x_pinv: optional precomputed X^+ (B, n, d_0), reused across steps since X is fixed.
+    x_pinv: optional precomputed X^+ (B, n, d_0) (``input_pinv``; [X; 1]^+ (B, n, d_0 + 1) when
+        W_1 has a bias), reused across steps since X is fixed.
     compute_dtype: dtype of the internal computation (None: the weights' own). The pseudo-inverse
         loses about eps * cond(h_{k-1}); in float32 that moved the loss of the paper's task by
         up to 1.6e-4 (relative), computing in float64 and casting back by 1.3e-7.
@@ -187,7 +209,7 @@ def group_act(
     new = list(weights)
     h = X
     for k, T in enumerate(Ts):
-        z = torch.bmm(new[k], h)
+        z = affine(new[k], h)
         if T is None:
             h = leaky_relu(z, slope)
             continue
@@ -198,12 +220,16 @@ def group_act(
             )
         g, g_inv = expm_pair(T) if action == "exact" else first_order_pair(T)
         a = torch.bmm(g, leaky_relu(z, slope))
+        h_in = with_ones(h) if has_bias(new[k], h) else h
         if k == 0 and x_pinv is not None:
+            if x_pinv.shape[-1] != h_in.shape[1]:
+                raise ValueError(f"x_pinv has shape {tuple(x_pinv.shape)}, but the first layer's "
+                                 f"input is {tuple(h_in.shape)}: pass input_pinv(X, W_1)")
             h_pinv = x_pinv
         else:
-            h_pinv = pinv_full_column_rank(h, layer=k + 1, check_rank=check_rank)
+            h_pinv = pinv_full_column_rank(h_in, layer=k + 1, check_rank=check_rank)
         new[k] = torch.bmm(leaky_relu_inv(a, slope), h_pinv)
-        new[k + 1] = torch.bmm(new[k + 1], g_inv)
+        new[k + 1] = act_on_inputs(new[k + 1], g_inv)
         # sigma(W_k' h) = g sigma(z) exactly: the next layer's input is a.
         h = a
     return new

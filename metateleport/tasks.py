@@ -4,6 +4,11 @@ A problem is (X, Y, W): X in R^{d_0 x n} (columns are samples), Y in R^{d_L x n}
 initial weights W = [W_1 (d_1 x d_0), ..., W_L (d_L x d_{L-1})]. Work is batched: every tensor
 carries a leading batch axis B, one problem per row.
 
+Biases: a layer whose weight has one column more than its input has rows, W_k = [A_k | b_k]
+(d_k x (d_{k-1} + 1)), computes A_k h + b_k = W_k [h; 1], nn.Linear's affine map. Every function
+here and in symmetry.py / teleport.py reads the bias from that shape, layer by layer, so biased
+and bias-free layers mix freely; the group action then needs [h; 1] of full column rank.
+
 Seeds: a problem is drawn from numpy's PCG64 seeded by (split, seed, index in batch), so the same
 seed gives the same problems on every machine, problem i of ``sample(B, s)`` does not depend on B,
 and the three splits (train, val, test) can never produce the same stream even for equal seeds.
@@ -24,11 +29,14 @@ __all__ = [
     "MLPTaskFamily",
     "Problems",
     "Split",
+    "affine",
+    "has_bias",
     "leaky_relu",
     "leaky_relu_inv",
     "mlp_forward",
     "mlp_loss",
     "mlp_loss_and_grad",
+    "with_ones",
 ]
 
 DEFAULT_SLOPE = 0.1
@@ -57,29 +65,38 @@ def _as_split(split: Split | str) -> Split:
 class Problems:
     """A batch of B problems.
 
-    X: (B, d_0, n); Y: (B, d_L, n); weights: [W_1 (B, d_1, d_0), ..., W_L (B, d_L, d_{L-1})].
+    X: (B, d_0, n); Y: (B, d_L, n); weights: [W_1 (B, d_1, d_0), ..., W_L (B, d_L, d_{L-1})],
+    each with one more column when its layer has a bias (see the module docstring).
+    X_test, Y_test: optional held-out samples (B, d_0, m), (B, d_L, m) that the optimizer never
+    sees, on which evaluation measures the optimizee's generalization (real-data families).
     """
 
     X: torch.Tensor
     Y: torch.Tensor
     weights: list[torch.Tensor]
     slope: float = DEFAULT_SLOPE
+    X_test: torch.Tensor | None = None
+    Y_test: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
         return self.X.shape[0]
 
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
-        def move(t: torch.Tensor) -> torch.Tensor:
-            return t.to(device=device, dtype=dtype)
+    def _map(self, fn) -> Problems:
+        def opt(t):
+            return None if t is None else fn(t)
 
-        return Problems(move(self.X), move(self.Y), [move(w) for w in self.weights], self.slope)
+        return Problems(fn(self.X), fn(self.Y), [fn(w) for w in self.weights], self.slope,
+                        opt(self.X_test), opt(self.Y_test))
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
+        return self._map(lambda t: t.to(device=device, dtype=dtype))
 
     def __getitem__(self, idx) -> Problems:
         """Select problems along the batch axis (an int keeps the axis, with size 1)."""
         if isinstance(idx, int):
             idx = slice(idx, idx + 1)
-        return Problems(self.X[idx], self.Y[idx], [w[idx] for w in self.weights], self.slope)
+        return self._map(lambda t: t[idx])
 
 
 _DISTRIBUTIONS = ("uniform", "normal")
@@ -256,6 +273,23 @@ def leaky_relu_inv(x: torch.Tensor, slope: float = DEFAULT_SLOPE) -> torch.Tenso
     return torch.where(x >= 0, x, x / slope)
 
 
+def has_bias(W: torch.Tensor, h: torch.Tensor) -> bool:
+    """Whether W (B, d_k, c) holds a bias column for input h (B, d_{k-1}, n): c = d_{k-1} + 1."""
+    return W.shape[-1] == h.shape[-2] + 1
+
+
+def affine(W: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """W [h; 1] when W has a bias column, else W h: (B, d_k, n)."""
+    if has_bias(W, h):
+        return torch.baddbmm(W[..., -1:], W[..., :-1], h)
+    return torch.bmm(W, h)
+
+
+def with_ones(h: torch.Tensor) -> torch.Tensor:
+    """[h; 1]: h (B, d, n) with a row of ones appended, (B, d + 1, n)."""
+    return torch.cat([h, h.new_ones(h.shape[0], 1, h.shape[2])], dim=1)
+
+
 def mlp_forward(
     weights: list[torch.Tensor], X: torch.Tensor, slope: float = DEFAULT_SLOPE
 ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
@@ -264,11 +298,11 @@ def mlp_forward(
     h = X
     hs, zs = [X], []
     for W in weights[:-1]:
-        z = torch.bmm(W, h)
+        z = affine(W, h)
         h = leaky_relu(z, slope)
         zs.append(z)
         hs.append(h)
-    return torch.bmm(weights[-1], h), zs, hs
+    return affine(weights[-1], h), zs, hs
 
 
 def mlp_loss(
@@ -299,9 +333,12 @@ def mlp_loss_and_grad(
         delta = r.detach()
         grads = [None] * len(weights)
         for k in range(len(weights) - 1, -1, -1):
-            grads[k] = torch.bmm(delta, hs[k].detach().transpose(1, 2))
+            h = hs[k].detach()
+            grads[k] = torch.bmm(delta, h.transpose(1, 2))
+            if has_bias(weights[k], h):
+                grads[k] = torch.cat([grads[k], delta.sum(dim=2, keepdim=True)], dim=2)
             if k > 0:
-                back = torch.bmm(weights[k].detach().transpose(1, 2), delta)
+                back = torch.bmm(weights[k].detach()[..., :h.shape[1]].transpose(1, 2), delta)
                 delta = torch.where(zs[k - 1].detach() >= 0, back, slope * back)
     return loss, grads
 
@@ -313,9 +350,10 @@ def _check_shapes(weights: list[torch.Tensor], X: torch.Tensor) -> None:
         raise ValueError(f"need at least 2 weight matrices, got {len(weights)}")
     rows = X.shape[1]
     for k, W in enumerate(weights, start=1):
-        if W.dim() != 3 or W.shape[0] != X.shape[0] or W.shape[2] != rows:
+        if W.dim() != 3 or W.shape[0] != X.shape[0] or W.shape[2] not in (rows, rows + 1):
             raise ValueError(
-                f"W_{k} has shape {tuple(W.shape)}; expected (B={X.shape[0]}, d_{k}, {rows})"
+                f"W_{k} has shape {tuple(W.shape)}; expected (B={X.shape[0]}, d_{k}, {rows}), "
+                f"or (B, d_{k}, {rows + 1}) with a bias column"
             )
         rows = W.shape[1]
 

@@ -66,14 +66,19 @@ def teleport_feature(
 
     weights: [W_1 (B, d_1, d_0), ...]; X: (B, d_0, n); Y: (B, d_L, n).
     Returns L-1 detached tensors G_k of shape (B, d_k, d_k).
-    method: "autograd" (double backward through the group action, any depth), "closed_form"
-    (two-layer nets only, see ``_feature_two_layer``) or "auto" (closed form when L = 2).
+    method: "autograd" (double backward through the group action, any depth, biases or not),
+    "closed_form" (bias-free two-layer nets only, see ``_feature_two_layer``) or "auto" (closed
+    form when it applies).
     """
+    two_layer = (len(weights) == 2 and weights[0].shape[-1] == X.shape[1]
+                 and weights[1].shape[-1] == weights[0].shape[1])
     if method == "auto":
-        method = "closed_form" if len(weights) == 2 else "autograd"
+        method = "closed_form" if two_layer else "autograd"
     if method == "closed_form":
-        if len(weights) != 2:
-            raise ValueError(f"the closed-form feature needs 2 layers, got {len(weights)}")
+        if not two_layer:
+            shapes = [tuple(w.shape) for w in weights]
+            raise ValueError("the closed-form feature needs 2 bias-free layers, got weights of "
+                             f"shapes {shapes}")
         with torch.no_grad():
             return [_feature_two_layer(weights[0].detach(), weights[1].detach(), X, Y, slope)]
     if method != "autograd":
@@ -181,8 +186,12 @@ def random_teleport(
 
 
 def _unit_norms(weights: list[torch.Tensor], k: int, eps: float = 1e-30):
-    """(||row i of W_k||, ||column i of W_{k+1}||) for hidden layer k (0-based), each (B, d)."""
-    return weights[k].norm(dim=2).clamp_min(eps), weights[k + 1].norm(dim=1).clamp_min(eps)
+    """(||row i of W_k||, ||column i of W_{k+1}||) for hidden layer k (0-based), each (B, d):
+    the row includes unit i's bias (it scales with the unit), the next layer's bias column is
+    no unit's column."""
+    d = weights[k].shape[1]
+    return (weights[k].norm(dim=2).clamp_min(eps),
+            weights[k + 1][..., :d].norm(dim=1).clamp_min(eps))
 
 
 def balance_signal(weights: list[torch.Tensor]) -> list[torch.Tensor]:

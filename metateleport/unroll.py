@@ -217,7 +217,7 @@ class MetaTrainer:
         self.batches += 1
         self.carry = {
             "problems": problems,
-            "x_pinv": input_pinv(problems.X),
+            "x_pinv": input_pinv(problems.X, problems.weights[0]),
             "weights": [w.clone() for w in problems.weights],
             "state": self.opt.init_state(problems),
             "t": 0,

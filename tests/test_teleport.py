@@ -120,7 +120,7 @@ def test_closed_form_feature_equals_double_backward(widths, n):
 
 def test_feature_method_errors():
     p = MLPTaskFamily([5, 7, 6, 3], 5).sample(1, 0)
-    with pytest.raises(ValueError, match="needs 2 layers"):
+    with pytest.raises(ValueError, match="needs 2 bias-free layers"):
         teleport_feature(p.weights, p.X, p.Y, method="closed_form")
     with pytest.raises(ValueError, match="method must be"):
         teleport_feature(p.weights, p.X, p.Y, method="fast")
