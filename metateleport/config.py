@@ -37,8 +37,9 @@ class ConfigError(ValueError):
 
 @dataclass
 class TaskConfig:
-    """The optimizee family (tasks.MLPTaskFamily)."""
+    """The optimizee family (tasks.make_family: tasks.MLPTaskFamily, tasks.DigitsTaskFamily)."""
 
+    dataset: str = "synthetic"  # synthetic | digits (scikit-learn's, real images)
     widths: list[int] = field(default_factory=lambda: [20, 20, 20])
     n_samples: int = 20
     init: str = "uniform"
@@ -49,6 +50,7 @@ class TaskConfig:
     unit_span: float = 1.0
     layer_span: float = 1.0
     cond: float | None = None
+    bias: bool = False  # every layer has a bias (nn.Linear's)
 
 
 @dataclass
@@ -103,7 +105,8 @@ class Config:
 
 
 _CHOICES = {
-    "task.init": ("uniform", "normal"),
+    "task.dataset": ("synthetic", "digits"),
+    "task.init": ("uniform", "normal", "torch"),
     "task.data": ("uniform", "normal"),
     "model.variant": ("update_tele", "update", "lr_tele", "update_random_tele",
                       "update_balance"),
@@ -227,11 +230,15 @@ def _check_cross(cfg: Config) -> None:
         raise ConfigError(f"task.widths: need >= 3 positive widths (d_0, d_1, ..., d_L), "
                           f"got {t.widths}")
     for k in range(1, len(t.widths) - 1):
-        if t.n_samples > t.widths[k - 1]:
+        if t.n_samples > t.widths[k - 1] + t.bias:
+            bound = f"d_{k - 1}{' + 1, with biases' if t.bias else ''}"
             raise ConfigError(
-                f"task.n_samples: {t.n_samples} > task.widths[{k - 1}]={t.widths[k - 1]}; the "
-                f"input of hidden layer {k} needs full column rank (n <= d_{k - 1})"
+                f"task.n_samples: {t.n_samples} > task.widths[{k - 1}]={t.widths[k - 1]}"
+                f"{' + 1' if t.bias else ''}; the input of hidden layer {k} needs full column "
+                f"rank (n <= {bound})"
             )
+    if t.dataset == "digits":
+        _check_digits(t)
     if m.variant == "update_random_tele" and m.tele_norm is None:
         raise ConfigError("model.tele_norm: variant update_random_tele needs a fixed norm for "
                           "its random teleports, got null")
@@ -251,6 +258,21 @@ def _check_cross(cfg: Config) -> None:
         raise ConfigError(
             f"train.unroll: {tr.unroll} must divide train.n_steps={tr.n_steps}"
         )
+
+
+def _check_digits(t: TaskConfig) -> None:
+    from .tasks import DigitsTaskFamily as D
+
+    if t.widths[0] != D.FEATURES or t.widths[-1] != D.CLASSES:
+        raise ConfigError(f"task.widths: the digits family needs [{D.FEATURES}, ..., "
+                          f"{D.CLASSES}] (8x8 images, 10 classes), got {t.widths}")
+    if t.n_samples > D.MAX_SAMPLES:
+        raise ConfigError(f"task.n_samples: {t.n_samples} > {D.MAX_SAMPLES}; larger subsets of "
+                          "digit images are numerically rank-deficient (some pixels are 0 in "
+                          "every image), so the teleport would not be exact")
+    if t.cond is not None:
+        raise ConfigError("task.cond: does not apply to the digits family (its data is real); "
+                          "use null")
 
 
 def config_to_dict(cfg: Config) -> dict:

@@ -45,7 +45,7 @@ from .optimizers import (
     run,
 )
 from .stats import bootstrap_ci, quantile, steps_to_threshold, win_rate
-from .tasks import MLPTaskFamily, Problems, Split
+from .tasks import Problems, Split, make_family
 
 __all__ = [
     "ADAM_LR_GRID",
@@ -747,7 +747,7 @@ def run_evaluation(
         task = dataclasses.asdict(config_from_dict({"task": task}).task)
     except ConfigError as err:
         raise EvalError(f"cannot evaluate on task {task}: {err}") from None
-    family = MLPTaskFamily(**task)
+    family = make_family(task)
     test = family.sample(num_inits, seed, Split.TEST).to(device)
     val = family.sample(num_inits, seed, Split.VAL).to(device) if tune else None
 

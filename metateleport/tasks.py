@@ -25,7 +25,11 @@ import numpy as np
 import torch
 
 __all__ = [
+    "DATASETS",
     "DEFAULT_SLOPE",
+    "INITS",
+    "DigitsTaskFamily",
+    "held_out_metrics",
     "MLPTaskFamily",
     "Problems",
     "Split",
@@ -33,6 +37,7 @@ __all__ = [
     "has_bias",
     "leaky_relu",
     "leaky_relu_inv",
+    "make_family",
     "mlp_forward",
     "mlp_loss",
     "mlp_loss_and_grad",
@@ -100,17 +105,24 @@ class Problems:
 
 
 _DISTRIBUTIONS = ("uniform", "normal")
+#: distributions of the initial weights: the data's, and nn.Linear's default
+INITS = (*_DISTRIBUTIONS, "torch")
+#: task families: name -> class (``make_family``)
+DATASETS = ("synthetic", "digits")
 
 
 class MLPTaskFamily:
-    """The family of L-layer bias-free LeakyReLU regression problems.
+    """The family of L-layer LeakyReLU regression problems on synthetic data.
 
     Args:
         widths: (d_0, ..., d_L); L = len(widths) - 1 >= 2 layers.
         n_samples: n, the number of columns of X and Y.
         init: distribution of the initial weights, "uniform" (U[0, init_scale]; the paper's
-            U[0, 1]) or "normal" (N(0, init_scale^2)).
-        data: distribution of X and Y, same choices, with ``data_scale``.
+            U[0, 1]), "normal" (N(0, init_scale^2)) or "torch" (nn.Linear's default,
+            U(-b, b) with b = init_scale / sqrt(d_{k-1}), for weights and biases alike).
+        data: distribution of X and Y, "uniform" or "normal", with ``data_scale``.
+        bias: every layer gets a bias (a last weight column, see the module docstring), drawn
+            like its weights. The paper's networks have none (the default).
         slope: LeakyReLU negative slope alpha (0 < alpha, alpha != 1).
         unit_span, layer_span: imbalanced initial points (design.md section 8). Every hidden
             unit i of layer k gets a scale d_i = unit_span^u_i and the whole layer a scale
@@ -128,8 +140,11 @@ class MLPTaskFamily:
     plain family moved along its orbit: the same X, Y and the same loss.
 
     The group action (symmetry.py) needs every hidden layer's input to have full column rank,
-    so n <= d_{k-1} for every hidden layer k; the family checks it for d_0 and d_1..d_{L-2}.
+    so n <= d_{k-1} (n <= d_{k-1} + 1 with biases) for every hidden layer k; the family checks
+    it for d_0 and d_1..d_{L-2}.
     """
+
+    name = "synthetic"
 
     def __init__(
         self,
@@ -143,6 +158,7 @@ class MLPTaskFamily:
         unit_span: float = 1.0,
         layer_span: float = 1.0,
         cond: float | None = None,
+        bias: bool = False,
         dtype: torch.dtype = torch.float32,
     ) -> None:
         widths = [int(w) for w in widths]
@@ -152,9 +168,10 @@ class MLPTaskFamily:
             raise ValueError(f"every width must be >= 1, got {widths}")
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
-        for name, dist in (("init", init), ("data", data)):
-            if dist not in _DISTRIBUTIONS:
-                raise ValueError(f"{name} must be one of {_DISTRIBUTIONS}, got {dist!r}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        if data not in _DISTRIBUTIONS:
+            raise ValueError(f"data must be one of {_DISTRIBUTIONS}, got {data!r}")
         if not (init_scale > 0 and data_scale > 0):
             raise ValueError("init_scale and data_scale must be > 0")
         if not (slope > 0 and slope != 1):
@@ -169,11 +186,12 @@ class MLPTaskFamily:
         if cond is not None and n_samples > widths[0]:
             raise ValueError(f"cond needs n_samples <= d_0 (X of full column rank), got "
                              f"n_samples={n_samples}, d_0={widths[0]}")
-        narrow = [k for k in range(1, len(widths) - 1) if n_samples > widths[k - 1]]
+        narrow = [k for k in range(1, len(widths) - 1) if n_samples > widths[k - 1] + bias]
         if narrow:
             k = narrow[0]
+            rows = f"d_{k - 1}{' + 1' if bias else ''}={widths[k - 1] + bias}"
             raise ValueError(
-                f"n_samples={n_samples} > d_{k - 1}={widths[k - 1]}: the input of hidden layer {k} "
+                f"n_samples={n_samples} > {rows}: the input of hidden layer {k} "
                 "cannot have full column rank, so the group action is not defined"
             )
         self.widths = widths
@@ -183,6 +201,7 @@ class MLPTaskFamily:
         self.slope = float(slope)
         self.unit_span, self.layer_span = float(unit_span), float(layer_span)
         self.cond = None if cond is None else float(cond)
+        self.bias = bool(bias)
         self.dtype = dtype
 
     @property
@@ -192,17 +211,34 @@ class MLPTaskFamily:
     def _draw(self, rng: np.random.Generator, dist: str, scale: float, shape) -> np.ndarray:
         if dist == "uniform":
             return scale * rng.random(shape)
+        if dist == "torch":
+            bound = scale / np.sqrt(shape[1] - self.bias)
+            return rng.uniform(-bound, bound, shape)
         return scale * rng.standard_normal(shape)
+
+    def _data(self, rng: np.random.Generator, split: Split) -> tuple[np.ndarray, np.ndarray]:
+        """X (d_0, n) and Y (d_L, n) of one problem."""
+        d, n = self.widths, self.n_samples
+        X = self._draw(rng, self.data, self.data_scale, (d[0], n))
+        Y = self._draw(rng, self.data, self.data_scale, (d[-1], n))
+        if self.cond is not None:
+            X = _condition(X, self.cond)
+        return X, Y
+
+    def _held_out(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Held-out samples (d_0, m), (d_L, m) shared by every problem, or None."""
+        return None
 
     def _rescale(self, rng: np.random.Generator, Ws: list[np.ndarray]) -> None:
         """Move Ws (in place) along the positive-diagonal orbit of every hidden layer."""
         if self.unit_span == 1 and self.layer_span == 1:
             return
         for k in range(self.n_layers - 1):
-            units = self.unit_span ** rng.uniform(-1, 1, Ws[k].shape[0])
+            d = Ws[k].shape[0]
+            units = self.unit_span ** rng.uniform(-1, 1, d)
             scale = units * self.layer_span ** rng.uniform(-1, 1)
             Ws[k] = scale[:, None] * Ws[k]
-            Ws[k + 1] = Ws[k + 1] / scale[None, :]
+            Ws[k + 1][:, :d] = Ws[k + 1][:, :d] / scale[None, :]
 
     def sample(
         self, batch_size: int, seed: int, split: Split | str = Split.TRAIN, start: int = 0
@@ -216,19 +252,18 @@ class MLPTaskFamily:
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         split = _as_split(split)
-        d, n = self.widths, self.n_samples
+        d = self.widths
         xs, ys, ws = [], [], [[] for _ in range(self.n_layers)]
         for i in range(start, start + batch_size):
             seq = np.random.SeedSequence([split.value, int(seed), i])
             rng = np.random.Generator(np.random.PCG64(seq))
-            xs.append(self._draw(rng, self.data, self.data_scale, (d[0], n)))
-            ys.append(self._draw(rng, self.data, self.data_scale, (d[-1], n)))
-            Ws = [self._draw(rng, self.init, self.init_scale, (d[k + 1], d[k]))
+            X, Y = self._data(rng, split)
+            xs.append(X)
+            ys.append(Y)
+            Ws = [self._draw(rng, self.init, self.init_scale, (d[k + 1], d[k] + self.bias))
                   for k in range(self.n_layers)]
             orbit = np.random.Generator(np.random.PCG64(
                 np.random.SeedSequence([split.value, int(seed), i, _ORBIT_TAG])))
-            if self.cond is not None:
-                xs[-1] = _condition(xs[-1], self.cond)
             self._rescale(orbit, Ws)
             for k in range(self.n_layers):
                 ws[k].append(Ws[k])
@@ -236,6 +271,10 @@ class MLPTaskFamily:
         def stack(arrs):
             return torch.from_numpy(np.stack(arrs)).to(self.dtype)
 
+        held_out = self._held_out()
+        if held_out is not None:
+            held_out = [t.to(self.dtype).expand(batch_size, *t.shape) for t in held_out]
+            return Problems(stack(xs), stack(ys), [stack(w) for w in ws], self.slope, *held_out)
         return Problems(stack(xs), stack(ys), [stack(w) for w in ws], self.slope)
 
     def config(self) -> dict:
@@ -250,7 +289,87 @@ class MLPTaskFamily:
             "unit_span": self.unit_span,
             "layer_span": self.layer_span,
             "cond": self.cond,
+            "bias": self.bias,
+            "dataset": self.name,
         }
+
+
+class DigitsTaskFamily(MLPTaskFamily):
+    """Real data: scikit-learn's handwritten digits (1797 8x8 images, 10 classes), which ship
+    inside scikit-learn (no download; ``pip install metateleport[digits]``).
+
+    The images are split once, by a fixed permutation, into three disjoint pools: 40% for the
+    training subsets of meta-training and validation problems, 40% for those of test problems
+    (so evaluation runs on images never seen in meta-training), and the last 20% (360 images),
+    held out from every problem: each problem's ``X_test``, ``Y_test``, on which evaluation
+    measures the optimizee's generalization. A problem trains the MLP full-batch on n_samples
+    images drawn without replacement from its split's pool: X = pixels / 16 (64, n), Y the
+    one-hot labels (10, n), and the loss of tasks.mlp_loss, 1/2 ||Y - f(X)||^2 summed over the
+    samples (least-squares classification: the loss whose teleport feature m2 reads). Full batch
+    and n <= d_0 + 1 keep the teleport exact; some pixels are 0 in every image, so subsets of
+    more than ~48 images are rank-deficient, and the family allows at most ``MAX_SAMPLES``.
+
+    Args: as MLPTaskFamily, with widths (64, ..., 10); ``data``, ``data_scale`` and ``cond``
+    do not apply. The initial weights are drawn as in MLPTaskFamily (``init="torch"``:
+    nn.Linear's default, ``bias=True``: nn.Linear's bias, as a PyTorch user's MLP has).
+    """
+
+    name = "digits"
+    FEATURES, CLASSES, MAX_SAMPLES = 64, 10, 48
+    #: the permutation's seed and the pools' fractions: fixed, part of the family's definition
+    SPLIT_SEED, POOLS = 0, (0.4, 0.4)
+
+    def __init__(self, widths=(64, 32, 10), n_samples: int = 40, **kwargs) -> None:
+        widths = [int(w) for w in widths]
+        if widths[0] != self.FEATURES or widths[-1] != self.CLASSES:
+            raise ValueError(f"the digits family needs widths ({self.FEATURES}, ..., "
+                             f"{self.CLASSES}) (8x8 images, 10 classes), got {widths}")
+        if kwargs.get("cond") is not None:
+            raise ValueError("cond does not apply to the digits family (its data is real)")
+        if n_samples > self.MAX_SAMPLES:
+            raise ValueError(f"n_samples={n_samples} > {self.MAX_SAMPLES}: subsets of more digit "
+                             "images are numerically rank-deficient (some pixels are 0 in every "
+                             "image), so the teleport would not be exact")
+        super().__init__(widths, n_samples, **kwargs)
+        images, labels = _digits()
+        order = np.random.default_rng(self.SPLIT_SEED).permutation(len(labels))
+        a = int(self.POOLS[0] * len(labels))
+        b = a + int(self.POOLS[1] * len(labels))
+        self._pools = {Split.TRAIN: order[:a], Split.VAL: order[:a], Split.TEST: order[a:b]}
+        self._images, self._labels, self._held_out_idx = images, labels, order[b:]
+
+    def _xy(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._images[idx].T, np.eye(self.CLASSES)[self._labels[idx]].T
+
+    def _data(self, rng: np.random.Generator, split: Split) -> tuple[np.ndarray, np.ndarray]:
+        return self._xy(rng.choice(self._pools[split], self.n_samples, replace=False))
+
+    def _held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return tuple(torch.from_numpy(a) for a in self._xy(self._held_out_idx))
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    """(images (1797, 64) in [0, 1], labels (1797,)) of scikit-learn's bundled digits."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise ImportError("the digits task family needs scikit-learn: pip install -c "
+                          "constraints.txt -e \".[digits]\"") from None
+    data = load_digits()
+    return data.data / 16.0, data.target
+
+
+def make_family(task: dict, dtype: torch.dtype = torch.float32) -> MLPTaskFamily:
+    """The task family of a config's task section (config.TaskConfig as a dict)."""
+    task = dict(task)
+    name = task.pop("dataset", "synthetic")
+    if name == "digits":
+        for key in ("data", "data_scale", "cond"):
+            task.pop(key, None)
+        return DigitsTaskFamily(**task, dtype=dtype)
+    if name != "synthetic":
+        raise ValueError(f"unknown dataset {name!r}; allowed: {DATASETS}")
+    return MLPTaskFamily(**task, dtype=dtype)
 
 
 # The last entry of the seed of a problem's rescaling/conditioning generator.
@@ -341,6 +460,21 @@ def mlp_loss_and_grad(
                 back = torch.bmm(weights[k].detach()[..., :h.shape[1]].transpose(1, 2), delta)
                 delta = torch.where(zs[k - 1].detach() >= 0, back, slope * back)
     return loss, grads
+
+
+def held_out_metrics(weights: list[torch.Tensor], problems: Problems) -> dict[str, torch.Tensor]:
+    """The optimizee's generalization, on the held-out samples of ``problems`` (which need
+    X_test, Y_test): per problem (B,), "loss" 1/2 ||Y_test - f(X_test)||^2 averaged over the
+    held-out samples (the training loss is summed over the n training samples, so divide it by
+    n to compare) and "accuracy", the fraction whose largest output is the one-hot target's."""
+    if problems.X_test is None or problems.Y_test is None:
+        raise ValueError("these problems have no held-out samples (X_test, Y_test)")
+    with torch.no_grad():
+        f = mlp_forward([w.detach() for w in weights], problems.X_test, problems.slope)[0]
+        m = problems.X_test.shape[2]
+        loss = 0.5 * (f - problems.Y_test).pow(2).sum(dim=(1, 2)) / m
+        accuracy = (f.argmax(dim=1) == problems.Y_test.argmax(dim=1)).to(f.dtype).mean(dim=1)
+    return {"loss": loss, "accuracy": accuracy}
 
 
 def _check_shapes(weights: list[torch.Tensor], X: torch.Tensor) -> None:

@@ -41,7 +41,7 @@ from .optimizers import (
     run,
 )
 from .symmetry import input_pinv
-from .tasks import MLPTaskFamily, Problems, Split, mlp_loss
+from .tasks import MLPTaskFamily, Problems, Split, make_family, mlp_loss
 
 if TYPE_CHECKING:
     from .distributed import DistContext
@@ -60,7 +60,7 @@ _SEED_STRIDE = 1_000_000
 
 
 def build_family(cfg: Config) -> MLPTaskFamily:
-    return MLPTaskFamily(**dataclasses.asdict(cfg.task), dtype=getattr(torch, cfg.train.dtype))
+    return make_family(dataclasses.asdict(cfg.task), getattr(torch, cfg.train.dtype))
 
 
 def build_optimizer(cfg: Config) -> LearnedOptimizer:

@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 from metateleport.checkpoint import load_optimizer  # noqa: E402
 from metateleport.evaluation import quantile  # noqa: E402
 from metateleport.optimizers import run  # noqa: E402
-from metateleport.tasks import MLPTaskFamily  # noqa: E402
+from metateleport.tasks import make_family  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -81,7 +81,7 @@ def train(config: str, seed: int, folder: Path, overrides: list[str]) -> Path:
 @torch.no_grad()
 def score(params: Path, problems: int) -> dict:
     opt, meta = load_optimizer(params)
-    family = MLPTaskFamily(**meta["task"])
+    family = make_family(meta["task"])
     n_steps = meta["config"]["train"]["n_steps"]
     out = {}
     for split in ("val", "test"):

@@ -36,7 +36,7 @@ import teleport_study  # noqa: E402
 from metateleport.checkpoint import load_optimizer  # noqa: E402
 from metateleport.optimizers import TeleportSchedule, WithTeleport, run  # noqa: E402
 from metateleport.stats import quantile  # noqa: E402
-from metateleport.tasks import MLPTaskFamily  # noqa: E402
+from metateleport.tasks import make_family  # noqa: E402
 
 SEEDS = teleport_study.SEEDS
 PROBLEMS = teleport_study.PROBLEMS  # the study's test problems
@@ -62,7 +62,7 @@ def ablate(params: Path) -> dict:
     opt, meta = load_optimizer(params)
     if opt.group_net is None or opt.group_net.skip is None:
         raise SystemExit(f"{params}: not an LSTM(update,tele) with a balance skip")
-    family = MLPTaskFamily(**meta["task"])
+    family = make_family(meta["task"])
     n_steps = meta["config"]["train"]["n_steps"]
     problems = family.sample(PROBLEMS, 0, "test")
     out = {"balance_skip_weight": float(opt.group_net.skip.weight[0, 0])}

@@ -43,7 +43,7 @@ from seed_study import train  # noqa: E402
 from metateleport.checkpoint import load_optimizer  # noqa: E402
 from metateleport.optimizers import TeleportSchedule, WithTeleport, run  # noqa: E402
 from metateleport.stats import paired_log_ratio, quantile  # noqa: E402
-from metateleport.tasks import MLPTaskFamily  # noqa: E402
+from metateleport.tasks import held_out_metrics, make_family  # noqa: E402
 
 SEEDS = [0, 1, 2, 3, 4]
 PROBLEMS = 64
@@ -158,6 +158,27 @@ STUDIES = {
         "compare": [("update_tele", "update"), ("update_tele", "update_random_tele"),
                     ("update_tele", "update_balance"), ("update_balance", "update")],
     },
+    "digits": {
+        "arms": {
+            "update": ("digits_update", [], "LSTM(update)"),
+            "update_balance": ("digits_update", ["model.variant=update_balance",
+                                                 "model.tele_steps=1"],
+                               "LSTM(update)+balance after the first update"),
+            "update_random_tele": ("digits_update", ["model.variant=update_random_tele",
+                                                     "model.tele_norm=0.2"],
+                                   "LSTM(update)+random tele, norm 0.2"),
+            "update_tele": ("digits_update_tele", [],
+                            "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input "
+                            "and skip"),
+        },
+        "choose": {},
+        "family": "real data: scikit-learn's digits, 40 images per problem, 64-32-10 MLP "
+                  "with biases",
+        "headline": {"LSTM(update)": "update", "+ random teleports": "update_random_tele",
+                     "+ balance": "update_balance", "LSTM(update,tele)": "update_tele"},
+        "compare": [("update_tele", "update"), ("update_tele", "update_random_tele"),
+                    ("update_tele", "update_balance"), ("update_balance", "update")],
+    },
     "first_order": {
         "arms": {
             "exact": ("update_tele", ["model.tele_norm=0.01"],
@@ -197,7 +218,7 @@ def score(params: Path) -> dict:
     per step; for an LSTM(update) run also its test losses with a balancing teleport after the
     first update (the update rule as trained, balanced at test time only)."""
     opt, meta = load_optimizer(params)
-    family = MLPTaskFamily(**meta["task"])
+    family = make_family(meta["task"])
     n_steps = meta["config"]["train"]["n_steps"]
     out: dict = {"n_steps": n_steps}
     skip = getattr(opt.group_net, "skip", None)
@@ -213,8 +234,13 @@ def score(params: Path) -> dict:
             if prefix and split == "val":
                 continue
             torch.manual_seed(0)  # the random-teleport ablation draws from torch's generator
-            traj = run(rule, family.sample(PROBLEMS, 0, split), n_steps)
+            problems = family.sample(PROBLEMS, 0, split)
+            traj = run(rule, problems, n_steps)
             out[f"{prefix}{split}_final"] = [float(v) for v in traj.losses[-1]]
+            if split == "test" and problems.X_test is not None:
+                held = held_out_metrics(traj.weights, problems)
+                for key, values in held.items():
+                    out[f"{prefix}test_held_out_{key}"] = [float(v) for v in values]
             if split == "test" and not prefix:
                 out["test_median_curve"] = [float(v) for v in quantile(traj.losses, 0.5, 1)]
                 out["ms_per_step"] = 1000 * float(traj.seconds[-1]) / n_steps
@@ -328,10 +354,43 @@ def table(study: str, args) -> str:
         lines.append(f"| `{a}` | `{b}` | {c['seeds']} | {c['median']:+.3f} "
                      f"[{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}] | {math.exp(c['median']):.3g} | "
                      f"{c['seed_wins']}/{c['seeds']} | {c['problem_wins']}/{c['pairs']} |")
+    lines += held_out_table(spec, runs)
     text = "\n".join(lines) + "\n"
     root.mkdir(parents=True, exist_ok=True)
     (root / "table.md").write_text(text)
     return text
+
+
+def held_out_table(spec: dict, runs) -> list[str]:
+    """For families with held-out samples: the optimizee's held-out accuracy and loss at the
+    last step, per arm, and paired comparisons of the held-out loss."""
+    held = {arm: by_seed for arm, by_seed in runs.items()
+            if all("test_held_out_loss" in r for r in by_seed.values())}
+    if not held:
+        return []
+    lines = ["", f"Generalization: the optimizee's held-out accuracy and loss (per held-out "
+             f"sample) after the last step, median over the {PROBLEMS} test problems:", "",
+             "| arm | held-out accuracy per seed | median over seeds | held-out loss per seed "
+             "| median over seeds |", "|---|---|---|---|---|"]
+    for arm, by_seed in held.items():
+        seeds = sorted(by_seed)
+        acc = [_median(by_seed[s]["test_held_out_accuracy"]) for s in seeds]
+        loss = [_median(by_seed[s]["test_held_out_loss"]) for s in seeds]
+        lines.append(f"| `{arm}` | {' / '.join(f'{v:.3f}' for v in acc)} | {_median(acc):.3f} "
+                     f"| {' / '.join(f'{v:.3g}' for v in loss)} | {_median(loss):.3g} |")
+    lines += ["", "Paired comparisons of the held-out loss (log-ratio < 0: A generalizes "
+              "better):", "", "| A | B | seeds | median log(A/B) [95% CI] | seeds won by A | "
+              "problems won by A |", "|---|---|---|---|---|---|"]
+    for a, b in spec["compare"]:
+        if a not in held or b not in held:
+            continue
+        seeds = sorted(set(held[a]) & set(held[b]))
+        c = paired_log_ratio([held[a][s]["test_held_out_loss"] for s in seeds],
+                             [held[b][s]["test_held_out_loss"] for s in seeds])
+        lines.append(f"| `{a}` | `{b}` | {len(seeds)} | {c['median']:+.3f} "
+                     f"[{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}] | {c['seed_wins']}/{len(seeds)} "
+                     f"| {c['problem_wins']}/{c['pairs']} |")
+    return lines
 
 
 def headline(args) -> str:
