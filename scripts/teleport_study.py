@@ -209,7 +209,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="copy the run of ARM (of the one study given) with the lowest "
                         "validation median into checkpoints/NAME.pt and NAME.yaml (its run "
                         "folder must be on this machine)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    # absolute: the runs train with the repository as working folder (seed_study.train)
+    args.runs, args.summaries = args.runs.resolve(), args.summaries.resolve()
+    return args
 
 
 @torch.no_grad()
