@@ -56,7 +56,7 @@ def _leaves(module: nn.Module) -> list[tuple[str, nn.Module]]:
             if next(m.children(), None) is None]
 
 
-def inspect_module(module: nn.Module) -> ModuleSpec:
+def inspect_module(module: nn.Module, allow_bias: bool = False) -> ModuleSpec:
     """Check that ``module`` is a bias-free LeakyReLU MLP and read its layers, widths and slope.
 
     Accepts an ``nn.Sequential`` (possibly nested) or any nn.Module whose parameters are, in
@@ -64,14 +64,16 @@ def inspect_module(module: nn.Module) -> ModuleSpec:
     ``nn.LeakyReLU`` (``nn.Identity`` is ignored). Raises ValueError naming the offending layer
     when a Linear has a bias, a layer is of another kind (ReLU, Tanh, Dropout, ...), slopes differ
     or make LeakyReLU non-invertible, shapes do not chain, or, for an nn.Sequential, two Linear
-    layers or two activations follow each other.
+    layers or two activations follow each other. ``allow_bias``: Linear layers may have biases
+    (optim.LearnedOpt.teleport, which moves them through [h; 1]); the parameters need not then
+    come in layer order (higher's fast weights are not involved).
     """
     linears: list[tuple[str, nn.Linear]] = []
     acts: list[tuple[str, nn.LeakyReLU]] = []
     order: list[tuple[str, str]] = []
     for name, m in _leaves(module):
         if isinstance(m, nn.Linear):
-            if m.bias is not None:
+            if m.bias is not None and not allow_bias:
                 raise ValueError(
                     f"layer {name!r} ({m}) has a bias; the group action is defined for "
                     "bias-free layers only: use nn.Linear(..., bias=False)"
@@ -104,11 +106,13 @@ def inspect_module(module: nn.Module) -> ModuleSpec:
             "the activation to be invertible"
         )
     weights = [lin.weight for _, lin in linears]
+    owned = [*weights, *(lin.bias for _, lin in linears if lin.bias is not None)]
     for pname, param in module.named_parameters():
-        if not any(param is w for w in weights):
-            raise ValueError(f"parameter {pname!r} is not the weight of an nn.Linear layer")
+        if not any(param is w for w in owned):
+            what = "a weight or bias" if allow_bias else "the weight"
+            raise ValueError(f"parameter {pname!r} is not {what} of an nn.Linear layer")
     # higher passes fast weights in the order of module.parameters(); they must be W_1..W_L.
-    if [id(p) for p in module.parameters()] != [id(w) for w in weights]:
+    if not allow_bias and [id(p) for p in module.parameters()] != [id(w) for w in weights]:
         raise ValueError("the module's parameters are not the Linear weights in layer order")
     for (prev_name, prev), (name, lin) in zip(linears[:-1], linears[1:]):
         if lin.in_features != prev.out_features:
