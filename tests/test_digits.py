@@ -1,0 +1,117 @@
+"""The real-data task family: scikit-learn's digits (tasks.DigitsTaskFamily)."""
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from metateleport.config import ConfigError, config_from_dict
+from metateleport.optimizers import Adam, run
+from metateleport.symmetry import input_pinv
+from metateleport.tasks import (
+    DigitsTaskFamily,
+    Split,
+    held_out_metrics,
+    make_family,
+    mlp_loss,
+)
+from metateleport.teleport import random_teleport
+
+pytest.importorskip("sklearn")  # the [digits] extra; the [dev] extra, which CI installs, has it
+
+TASK = {"dataset": "digits", "widths": [64, 32, 10], "n_samples": 40, "init": "torch",
+        "bias": True}
+
+
+@pytest.fixture(scope="module")
+def fam():
+    return make_family(TASK)
+
+
+def image_ids(fam, X):
+    """Indices into the data set of the images (columns) of X (d_0, n)."""
+    table = {row.tobytes(): i for i, row in enumerate(fam._images.astype(np.float32))}
+    return {table[col.tobytes()] for col in X.T.numpy().astype(np.float32)}
+
+
+def test_pools_are_disjoint_and_problems_draw_from_their_own(fam):
+    train, test = set(fam._pools[Split.TRAIN]), set(fam._pools[Split.TEST])
+    held = set(fam._held_out_idx)
+    assert set(fam._pools[Split.VAL]) == train
+    assert not (train & test) and not (train & held) and not (test & held)
+    assert len(train) + len(test) + len(held) == 1797
+    for split, pool in (("train", train), ("val", train), ("test", test)):
+        p = fam.sample(4, 0, split)
+        for b in range(4):
+            ids = image_ids(fam, p.X[b])
+            assert len(ids) == 40 and ids <= pool
+    p = fam.sample(2, 0, "test")
+    assert image_ids(fam, p.X_test[0]) == held
+    labels = p.Y.argmax(dim=1)
+    assert torch.equal(p.Y.sum(dim=1), torch.ones(2, 40))  # one-hot
+    assert labels.unique().numel() > 5
+
+
+def test_shapes_seeds_and_prefix(fam):
+    p = fam.sample(3, 7, "train")
+    assert p.X.shape == (3, 64, 40) and p.Y.shape == (3, 10, 40)
+    assert [w.shape for w in p.weights] == [(3, 32, 65), (3, 10, 33)]
+    assert float(p.X.min()) >= 0 and float(p.X.max()) <= 1
+    bound = 1 / 64 ** 0.5  # nn.Linear's default init
+    assert float(p.weights[0].abs().max()) <= bound
+    q = fam.sample(5, 7, "train")
+    assert torch.equal(p.X, q.X[:3]) and torch.equal(p.weights[0], q.weights[0][:3])
+    assert not torch.equal(p.X, fam.sample(3, 8, "train").X)
+
+
+def test_teleport_is_exact_on_every_subset(fam):
+    p = fam.sample(64, 0, "test")
+    torch.manual_seed(0)
+    moved = random_teleport(p.weights, p.X, 1.0, x_pinv=input_pinv(p.X, p.weights[0]))
+    before = mlp_loss(p.weights, p.X, p.Y)
+    assert ((mlp_loss(moved, p.X, p.Y) - before).abs() / before).max() < 1e-5
+    # off the training subset the teleport moves the loss: it can change generalization
+    assert not torch.allclose(held_out_metrics(moved, p)["loss"],
+                              held_out_metrics(p.weights, p)["loss"])
+
+
+def test_training_generalizes(fam):
+    p = fam.sample(16, 0, "test")
+    start = held_out_metrics(p.weights, p)
+    traj = run(Adam(1e-2), p, 100)
+    end = held_out_metrics(traj.weights, p)
+    assert float(traj.losses[-1].median()) < 0.05 * float(traj.losses[0].median())
+    assert float(start["accuracy"].median()) < 0.3 < 0.6 < float(end["accuracy"].median())
+    assert float(end["loss"].median()) < float(start["loss"].median())
+
+
+def test_held_out_metrics_need_held_out_samples():
+    p = make_family({"widths": [5, 4, 3], "n_samples": 5}).sample(1, 0)
+    with pytest.raises(ValueError, match="no held-out samples"):
+        held_out_metrics(p.weights, p)
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("widths", [64, 32, 8], r"task.widths: the digits family needs \[64, ..., 10\]"),
+    ("n_samples", 49, "task.n_samples: 49 > 48"),
+    ("cond", 100.0, "task.cond: does not apply"),
+    ("dataset", "mnist", "task.dataset: 'mnist' is not one of"),
+])
+def test_config_errors_name_the_key(key, value, match):
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict({"task": {**TASK, key: value}})
+
+
+def test_family_errors():
+    with pytest.raises(ValueError, match="unknown dataset"):
+        make_family({**TASK, "dataset": "mnist"})
+    with pytest.raises(ValueError, match="rank-deficient"):
+        DigitsTaskFamily(n_samples=60)
+
+
+def test_missing_scikit_learn_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError, match=r"needs scikit-learn.*\[digits\]"):
+        make_family(TASK)
