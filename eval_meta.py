@@ -30,6 +30,7 @@ from metateleport.evaluation import (
     checkpoint_name,
     run_evaluation,
 )
+from metateleport.tasks import INITS
 
 
 def _widths(text: str) -> list[int]:
@@ -67,7 +68,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="task widths d_0,...,d_L (default: the checkpoints' own)")
     parser.add_argument("--n-samples", type=int, default=None,
                         help="samples n per problem (default: the checkpoints' own)")
-    parser.add_argument("--init", choices=["uniform", "normal"], default=None,
+    parser.add_argument("--init", choices=list(INITS), default=None,
                         help="weight initialization (default: the checkpoints' own)")
     parser.add_argument("--unit-span", type=float, default=None,
                         help="per-unit rescaling span of the initial points (1: none; default: "

@@ -45,7 +45,7 @@ from .optimizers import (
     run,
 )
 from .stats import bootstrap_ci, quantile, steps_to_threshold, win_rate
-from .tasks import Problems, Split, make_family
+from .tasks import Problems, Split, held_out_metrics, make_family
 
 __all__ = [
     "ADAM_LR_GRID",
@@ -143,6 +143,7 @@ def summarize(
     n_boot: int = 2000,
     seed: int = 0,
     metadata: dict[str, Any] | None = None,
+    held_out: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
 ) -> EvalResult:
     """Summarize loss curves losses[name] (N+1, M) and wall times seconds[name] (N+1,).
 
@@ -153,7 +154,9 @@ def summarize(
     at the last step reached within the wall time of the fastest learned optimizer's whole run
     (of the fastest optimizer when none is learned), which compares loss per wall-clock second,
     not per step; and for the ``learned`` optimizers ``win_rate`` = {other: {rate, wins}}
-    against every other optimizer.
+    against every other optimizer. With ``held_out`` (held_out[name][metric] (M,), the
+    optimizee's held-out "loss" and "accuracy" after the last step, tasks.held_out_metrics),
+    ``held_out`` = {metric: {median, median_ci, mean, mean_ci}}.
     """
     names = list(losses)
     if not names:
@@ -187,12 +190,7 @@ def summarize(
     budget = min(float(times[n][-1]) for n in (learned or names))
     summary: dict[str, dict[str, Any]] = {}
     for name in names:
-        loss = {}
-        for s in steps:
-            med, med_lo, med_hi = bootstrap_ci(curves[name][s], "median", n_boot, seed=seed)
-            mean, mean_lo, mean_hi = bootstrap_ci(curves[name][s], "mean", n_boot, seed=seed)
-            loss[s] = {"median": med, "median_ci": [med_lo, med_hi],
-                       "mean": mean, "mean_ci": [mean_lo, mean_hi]}
+        loss = {s: _centre(curves[name][s], n_boot, seed) for s in steps}
         reach = steps_to_threshold(curves[name], threshold)
         summary[name] = {
             "loss": loss,
@@ -204,6 +202,11 @@ def summarize(
         within = int((times[name] <= budget * (1 + 1e-9)).nonzero().max())
         summary[name]["at_time"] = {"seconds": budget, "step": within,
                                     "median": float(quantile(curves[name][within], 0.5))}
+        if held_out is not None:
+            summary[name]["held_out"] = {
+                metric: _centre(torch.as_tensor(v).detach().to("cpu", torch.float64), n_boot,
+                                seed)
+                for metric, v in held_out[name].items()}
         if name in learned:
             summary[name]["win_rate"] = {
                 other: dict(zip(("rate", "wins"), win_rate(finals[name], finals[other])))
@@ -212,6 +215,14 @@ def summarize(
     labels = {n: (labels or {}).get(n, n) for n in names}
     return EvalResult(names, labels, list(learned), curves, times, summary, steps, threshold,
                       source, n_boot, dict(metadata or {}))
+
+
+def _centre(values: torch.Tensor, n_boot: int, seed: int) -> dict[str, Any]:
+    """Median and mean of ``values`` (M,) with 95% percentile-bootstrap intervals."""
+    med, med_lo, med_hi = bootstrap_ci(values, "median", n_boot, seed=seed)
+    mean, mean_lo, mean_hi = bootstrap_ci(values, "mean", n_boot, seed=seed)
+    return {"median": med, "median_ci": [med_lo, med_hi], "mean": mean,
+            "mean_ci": [mean_lo, mean_hi]}
 
 
 def evaluate(
@@ -233,19 +244,23 @@ def evaluate(
     lazy library initialization) do not land on whichever optimizer happens to run first. Its
     timed run starts from torch's generator seeded at ``seed``, so an optimizer that draws
     random numbers (the random-teleport ablation) gives the same curves on every rerun.
-    See ``summarize`` for threshold, learned, labels and the summary.
+    See ``summarize`` for threshold, learned, labels and the summary. Problems with held-out
+    samples (real-data families) also get the optimizee's held-out loss and accuracy.
     """
     if n_steps < 1:
         raise ValueError(f"n_steps must be >= 1, got {n_steps}")
     losses, seconds = {}, {}
+    held_out = {} if problems.X_test is not None else None
     for name, opt in optimizers.items():
         if warmup_steps > 0:
             run(opt, problems, min(warmup_steps, n_steps))
         torch.manual_seed(seed)
         traj = run(opt, problems, n_steps)
         losses[name], seconds[name] = traj.losses, traj.seconds
+        if held_out is not None:
+            held_out[name] = held_out_metrics(traj.weights, problems)
     return summarize(losses, seconds, threshold, learned, labels=labels, n_boot=n_boot,
-                     seed=seed, metadata=metadata)
+                     seed=seed, metadata=metadata, held_out=held_out)
 
 
 def _score(make_opt, problems: Problems, n_steps: int, entry) -> tuple[float, bool]:
@@ -473,6 +488,18 @@ def markdown_table(result: EvalResult) -> str:
               f"{'learned ' if result.learned else ''}optimizer): loss per wall-clock time", ""]
     lines += _table(["name", "steps to threshold", "never reached", "diverged", "ms/step",
                      f"steps in {budget:.3g} s", "median loss then"], rows)
+    if "held_out" in result.summary[names[0]]:
+        lines += ["", f"Generalization after step {result.n_steps}: the optimizee's loss per "
+                  "held-out sample and its held-out accuracy, median and mean over the "
+                  f"{m} problems [95% bootstrap interval]", ""]
+        rows = []
+        for name in names:
+            held = result.summary[name]["held_out"]
+            rows.append([name, *(f"{_fmt(held[metric][key])} [{_fmt(held[metric][f'{key}_ci'][0])}"
+                                 f", {_fmt(held[metric][f'{key}_ci'][1])}]"
+                                 for metric in ("loss", "accuracy") for key in ("median", "mean"))])
+        lines += _table(["name", "held-out loss, median", "mean", "held-out accuracy, median",
+                         "mean"], rows)
     if result.learned:
         lines += ["", f"Win rate at step {result.n_steps}: fraction of the {m} problems on which "
                   "the row's optimizer ends with a strictly lower loss than the column's", ""]
