@@ -1,12 +1,14 @@
 """Benchmark: ``python -m metateleport.bench [--quick] [--json PATH] [--threads N]
-[--configs NAME ...]``.
+[--configs NAME ...] [--optim-only]``.
 
 For each config (a variant's shipped configs/<variant>.yaml, or any configs/NAME.yaml, e.g. the
 family-specific ones) and batch size B: meta-training throughput in inner task-steps per second
 (B x inner steps / wall time, forward and backward included), milliseconds per meta-step (one
 window of K inner steps plus the Adam step), and peak resident memory of a process that does
 only that variant's training. Then the wall time to evaluate 6 optimizers (GD, Adam,
-GD+teleport and the three learned variants) on 64 problems for 100 steps.
+GD+teleport and the three learned variants) on 64 problems for 100 steps. First of all, the
+cost of one optimizer step of optim.LearnedOpt against torch.optim.Adam on a 100k-parameter
+model (``bench_optim``; ``--optim-only`` runs just that).
 
 Each variant runs in a subprocess of its own so that its peak RSS is its own. The configs are
 the shipped real ones (configs/<variant>.yaml), with only the batch size changed. Peak RSS is
@@ -124,6 +126,42 @@ def bench_eval(problems: int = 64, steps: int = 100) -> float:
     return time.perf_counter() - start
 
 
+def bench_optim(steps: int = 50, teleport_batch: int = 64) -> dict:
+    """Milliseconds per optimizer step on a 101,770-parameter MLP (784-128-10 with biases, a
+    batch of 64 MNIST-sized inputs), gradients fixed: torch.optim.Adam against
+    optim.LearnedOpt with the shipped LSTM(update) and LSTM(update,tele) checkpoints, the
+    latter also with ``opt.teleport`` on ``teleport_batch`` samples after every step (the full
+    method). Each timed over ``steps`` steps after 3 untimed ones."""
+    from torch import nn
+
+    from .optim import LearnedOpt
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(784, 128), nn.LeakyReLU(0.1), nn.Linear(128, 10))
+    X, y = torch.rand(teleport_batch, 784), torch.randint(0, 10, (teleport_batch,))
+    ckpt = CONFIG_DIR.parent / "checkpoints"
+
+    def time_steps(opt, teleport: bool) -> float:
+        model.zero_grad()
+        nn.functional.cross_entropy(model(X), y).backward()
+        for _ in range(3):
+            opt.step()
+        start = time.perf_counter()
+        for _ in range(steps):
+            opt.step()
+            if teleport:
+                opt.teleport(model, X, y)
+        return 1e3 * (time.perf_counter() - start) / steps
+
+    out = {"parameters": sum(p.numel() for p in model.parameters()),
+           "adam_ms": time_steps(torch.optim.Adam(model.parameters(), 1e-3), False),
+           "update_ms": time_steps(LearnedOpt(model.parameters(), ckpt / "update.pt"), False)}
+    tele = LearnedOpt(model.parameters(), ckpt / "paper_update_tele.pt")
+    out["update_tele_step_ms"] = time_steps(tele, False)
+    out["update_tele_step_and_teleport_ms"] = time_steps(tele, True)
+    return out
+
+
 def _worker(variant: str, batch: int, windows: int) -> None:
     out = bench_train(variant, batch, windows)
     out["peak_rss_mb"] = _peak_rss_mb()
@@ -139,6 +177,8 @@ def main(argv=None) -> int:
                         help="skip the time-to-quality run (LSTM(update,tele) to 12.4)")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), metavar="NAME",
                         help="configs/NAME.yaml to benchmark (default: %(default)s)")
+    parser.add_argument("--optim-only", action="store_true",
+                        help="only the optimizer-step comparison with torch.optim.Adam")
     parser.add_argument("--worker", nargs=3, metavar=("CONFIG", "BATCH", "WINDOWS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -149,6 +189,17 @@ def main(argv=None) -> int:
         _worker(variant, int(batch), int(windows))
         return 0
 
+    optim = bench_optim(20 if args.quick else 50)
+    print(f"optimizer step on a {optim['parameters']:,}-parameter MLP: Adam "
+          f"{optim['adam_ms']:.2f} ms; LearnedOpt LSTM(update) {optim['update_ms']:.2f} ms "
+          f"({optim['update_ms'] / optim['adam_ms']:.1f}x Adam); LSTM(update,tele) step "
+          f"{optim['update_tele_step_ms']:.2f} ms, step + teleport on 64 samples "
+          f"{optim['update_tele_step_and_teleport_ms']:.1f} ms "
+          f"({optim['update_tele_step_and_teleport_ms'] / optim['adam_ms']:.0f}x Adam)")
+    if args.optim_only:
+        if args.json:
+            args.json.write_text(json.dumps({"optim": optim}, indent=2))
+        return 0
     batches = (1, 8) if args.quick else BATCHES
     windows = 2 if args.quick else 5
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
@@ -191,7 +242,8 @@ def main(argv=None) -> int:
                    f"({quality['trajectories']} trajectories)")
         print(f"time to quality (LSTM(update,tele), median validation loss at step 100 < 12.4):"
               f" {quality['seconds']:.1f} s of training; {reached}")
-    result = {"train": train, "ms_per_meta_step": ms, "eval_seconds": eval_seconds,
+    result = {"optim": optim, "train": train, "ms_per_meta_step": ms,
+              "eval_seconds": eval_seconds,
               "time_to_quality": quality,
               "peak_rss_mb": {v: rss[v][default_b[v]] for v in args.configs},
               "peak_rss_mb_by_batch": rss, "torch": torch.__version__,
