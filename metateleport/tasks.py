@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_SLOPE",
     "INITS",
     "DigitsTaskFamily",
+    "digits_pools",
     "held_out_metrics",
     "MLPTaskFamily",
     "Problems",
@@ -331,12 +332,10 @@ class DigitsTaskFamily(MLPTaskFamily):
                              "images are numerically rank-deficient (some pixels are 0 in every "
                              "image), so the teleport would not be exact")
         super().__init__(widths, n_samples, **kwargs)
-        images, labels = _digits()
-        order = np.random.default_rng(self.SPLIT_SEED).permutation(len(labels))
-        a = int(self.POOLS[0] * len(labels))
-        b = a + int(self.POOLS[1] * len(labels))
-        self._pools = {Split.TRAIN: order[:a], Split.VAL: order[:a], Split.TEST: order[a:b]}
-        self._images, self._labels, self._held_out_idx = images, labels, order[b:]
+        images, labels, pools = digits_pools()
+        self._pools = {Split.TRAIN: pools["meta_train"], Split.VAL: pools["meta_train"],
+                       Split.TEST: pools["test"]}
+        self._images, self._labels, self._held_out_idx = images, labels, pools["held_out"]
 
     def _xy(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self._images[idx].T, np.eye(self.CLASSES)[self._labels[idx]].T
@@ -348,15 +347,20 @@ class DigitsTaskFamily(MLPTaskFamily):
         return tuple(torch.from_numpy(a) for a in self._xy(self._held_out_idx))
 
 
-def _digits() -> tuple[np.ndarray, np.ndarray]:
-    """(images (1797, 64) in [0, 1], labels (1797,)) of scikit-learn's bundled digits."""
+def digits_pools() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """scikit-learn's bundled digits and the fixed split of DigitsTaskFamily: (images
+    (1797, 64) in [0, 1], labels (1797,), {"meta_train", "test", "held_out"} -> indices)."""
     try:
         from sklearn.datasets import load_digits
     except ImportError:
         raise ImportError("the digits task family needs scikit-learn: pip install -c "
                           "constraints.txt -e \".[digits]\"") from None
     data = load_digits()
-    return data.data / 16.0, data.target
+    images, labels = data.data / 16.0, data.target
+    order = np.random.default_rng(DigitsTaskFamily.SPLIT_SEED).permutation(len(labels))
+    a = int(DigitsTaskFamily.POOLS[0] * len(labels))
+    b = a + int(DigitsTaskFamily.POOLS[1] * len(labels))
+    return images, labels, {"meta_train": order[:a], "test": order[a:b], "held_out": order[b:]}
 
 
 def make_family(task: dict, dtype: torch.dtype = torch.float32) -> MLPTaskFamily:
