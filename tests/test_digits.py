@@ -115,3 +115,23 @@ def test_missing_scikit_learn_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
     with pytest.raises(ImportError, match=r"needs scikit-learn.*\[digits\]"):
         make_family(TASK)
+
+
+def test_evaluation_reports_generalization(fam, tmp_path):
+    from metateleport.evaluation import evaluate, markdown_table, write_report
+    from metateleport.optimizers import GD
+
+    p = fam.sample(8, 0, "test")
+    result = evaluate({"gd": GD(0.01), "adam": Adam(1e-2)}, p, 20, n_boot=200)
+    for name in ("gd", "adam"):
+        held = result.summary[name]["held_out"]
+        assert 0 <= held["accuracy"]["median_ci"][0] <= held["accuracy"]["median"] <= 1
+        assert held["loss"]["mean"] > 0
+    # the same numbers as held_out_metrics of the runs' final weights
+    final = held_out_metrics(run(GD(0.01), p, 20).weights, p)
+    assert result.summary["gd"]["held_out"]["accuracy"]["mean"] == pytest.approx(
+        float(final["accuracy"].mean()))
+    text = markdown_table(result)
+    assert "held-out accuracy" in text
+    paths = write_report(result, tmp_path, tmp_path / "tb")
+    assert '"held_out"' in paths["json"].read_text()
