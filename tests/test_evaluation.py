@@ -29,7 +29,7 @@ from metateleport.evaluation import (
     write_report,
 )
 from metateleport.optimizers import GD, GDSchedule, run
-from metateleport.tasks import MLPTaskFamily, Problems
+from metateleport.tasks import MLPTaskFamily, Problems, make_family
 from metateleport.training import train_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -368,5 +368,5 @@ def test_shipped_family_checkpoints_match_their_configs_and_optimize(name, unit_
     shipped = load_config(REPO / "configs" / f"{name}.yaml",
                           [f"train.seed={meta['config']['train']['seed']}", "train.threads=1"])
     assert config_from_dict(meta["config"]) == shipped
-    losses = run(opt, MLPTaskFamily(**meta["task"]).sample(4, 0, "test"), 30).losses
+    losses = run(opt, make_family(meta["task"]).sample(4, 0, "test"), 30).losses
     assert torch.isfinite(losses).all() and (losses[-1] < 1e-3 * losses[0]).all()
