@@ -74,8 +74,15 @@ class LearnedOpt(torch.optim.Optimizer):
         else:
             self.metadata = {"variant": learned.variant}
         self.learned = learned.eval()
-        for p in self.learned.parameters():
-            p.requires_grad_(False)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        # torch.optim casts a parameter's state to the parameter's dtype; the LSTM states live
+        # in the meta-parameters' dtype (a float64 model stepped by a float32 checkpoint)
+        for st in self.state.values():
+            for name in ("m1", "m2"):
+                if name in st:
+                    st[name] = [s.to(self._dtype) for s in st[name]]
 
     @property
     def variant(self) -> str:

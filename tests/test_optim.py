@@ -78,13 +78,14 @@ def test_same_trajectory_as_the_batched_path(name, steps, bias):
     assert float(ref[-1]) < 0.1 * float(ref[0])  # it did train
 
 
-def test_state_dict_resumes_exactly():
-    learned, _ = load_optimizer(CKPT / "paper_update_tele.pt")
-    p = MLPTaskFamily(bias=True).sample(1, 5, "test")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_state_dict_resumes_exactly(dtype):
+    learned, _ = load_optimizer(CKPT / "paper_update_tele.pt")  # float32 meta-parameters
+    p = MLPTaskFamily(bias=True, dtype=dtype).sample(1, 5, "test")
     X, Y = p.X[0].T, p.Y[0].T
 
     def fresh():
-        model = mlp([20, 20, 20], True, dtype=torch.float32)
+        model = mlp([20, 20, 20], True, dtype=dtype)
         load_problem(model, p.weights)
         return model, LearnedOpt(model.parameters(), learned=learned)
 
