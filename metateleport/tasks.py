@@ -108,7 +108,7 @@ class Problems:
 _DISTRIBUTIONS = ("uniform", "normal")
 #: distributions of the initial weights: the data's, and nn.Linear's default
 INITS = (*_DISTRIBUTIONS, "torch")
-#: task families: name -> class (``make_family``)
+#: the task families ``make_family`` builds, by the name in a config's task.dataset
 DATASETS = ("synthetic", "digits")
 
 
