@@ -172,11 +172,12 @@ class LearnedOpt(torch.optim.Optimizer):
 
         Biases, in design terms: an nn.Linear computes A h + b = [A | b] [h; 1], so it is the
         bias-free layer W = [A | b] acting on the augmented input [h; 1]. The group action
-        (symmetry.py) on hidden layer k then reads W_k' = sigma^-1(g sigma(W_k [h; 1]))
-        [h; 1]^+, which moves A_k and b_k together, and A_{k+1}' = A_{k+1} g^-1 with b_{k+1}
-        unchanged (the constant 1 is no unit of layer k). The move is exact on this batch when
-        every [h_{k-1}; 1] has full column rank: n <= d_{k-1} + 1 (n <= d_{k-1} without bias).
-        On other samples the loss moves: that is how a teleport changes generalization.
+        (symmetry.py) on hidden layer k then reads W_k' = W_k + (sigma^-1(g sigma(Z)) - Z)
+        [h; 1]^+ with Z = W_k [h; 1], which moves A_k and b_k together, and
+        A_{k+1}' = A_{k+1} g^-1 with b_{k+1} unchanged (the constant 1 is no unit of layer
+        k). The move is exact on this batch when every [h_{k-1}; 1] has full column rank:
+        n <= d_{k-1} + 1 (n <= d_{k-1} without bias). On other samples the outputs move: that
+        is how a teleport changes generalization.
 
         A learned m2 teleports on its meta-trained schedule (``tele_every``, ``tele_steps``)
         counted in ``step()`` calls: call teleport after every step, as the batched path does.

@@ -74,7 +74,7 @@ def test_same_trajectory_as_the_batched_path(name, steps, bias):
     opt = LearnedOpt(model.parameters(), learned=learned)
     torch.manual_seed(1)
     got = torch_loop(model, opt, p.X[0].T, p.Y[0].T, steps)
-    torch.testing.assert_close(got, ref, rtol=1e-8, atol=0)
+    torch.testing.assert_close(got, ref, rtol=1e-6, atol=0)
     assert float(ref[-1]) < 0.1 * float(ref[0])  # it did train
 
 
