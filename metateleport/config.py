@@ -87,6 +87,7 @@ class TrainConfig:
     meta_lr_schedule: str = "cosine"
     grad_clip: float = 1.0
     meta_loss: str = "log"
+    meta_loss_on: str = "train"  # train | held_out: the loss on each problem's held-out samples
     val_every: int = 10
     val_problems: int = 32
     ckpt_every: int = 20
@@ -113,6 +114,7 @@ _CHOICES = {
     "model.tele_action": ("exact", "first_order"),
     "model.m1_state_on_tele": ("keep", "reset"),
     "train.meta_loss": ("log", "sum"),
+    "train.meta_loss_on": ("train", "held_out"),
     "train.meta_lr_schedule": ("constant", "cosine"),
     "train.dtype": ("float32", "float64"),
 }
@@ -239,6 +241,9 @@ def _check_cross(cfg: Config) -> None:
             )
     if t.dataset == "digits":
         _check_digits(t)
+    elif tr.meta_loss_on == "held_out":
+        raise ConfigError(f"train.meta_loss_on: held_out needs a family with held-out samples "
+                          f"(task.dataset: digits), got task.dataset: {t.dataset}")
     if m.variant == "update_random_tele" and m.tele_norm is None:
         raise ConfigError("model.tele_norm: variant update_random_tele needs a fixed norm for "
                           "its random teleports, got null")

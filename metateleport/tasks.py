@@ -217,18 +217,15 @@ class MLPTaskFamily:
             return rng.uniform(-bound, bound, shape)
         return scale * rng.standard_normal(shape)
 
-    def _data(self, rng: np.random.Generator, split: Split) -> tuple[np.ndarray, np.ndarray]:
-        """X (d_0, n) and Y (d_L, n) of one problem."""
+    def _data(self, rng: np.random.Generator, split: Split, key: list[int]):
+        """X (d_0, n), Y (d_L, n) of one problem (drawn from ``rng``), and its held-out samples
+        (X_test (d_0, m), Y_test (d_L, m)) or None; ``key`` seeds any further generator."""
         d, n = self.widths, self.n_samples
         X = self._draw(rng, self.data, self.data_scale, (d[0], n))
         Y = self._draw(rng, self.data, self.data_scale, (d[-1], n))
         if self.cond is not None:
             X = _condition(X, self.cond)
-        return X, Y
-
-    def _held_out(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Held-out samples (d_0, m), (d_L, m) shared by every problem, or None."""
-        return None
+        return X, Y, None
 
     def _rescale(self, rng: np.random.Generator, Ws: list[np.ndarray]) -> None:
         """Move Ws (in place) along the positive-diagonal orbit of every hidden layer."""
@@ -254,13 +251,14 @@ class MLPTaskFamily:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         split = _as_split(split)
         d = self.widths
-        xs, ys, ws = [], [], [[] for _ in range(self.n_layers)]
+        xs, ys, helds, ws = [], [], [], [[] for _ in range(self.n_layers)]
         for i in range(start, start + batch_size):
             seq = np.random.SeedSequence([split.value, int(seed), i])
             rng = np.random.Generator(np.random.PCG64(seq))
-            X, Y = self._data(rng, split)
+            X, Y, held = self._data(rng, split, [split.value, int(seed), i])
             xs.append(X)
             ys.append(Y)
+            helds.append(held)
             Ws = [self._draw(rng, self.init, self.init_scale, (d[k + 1], d[k] + self.bias))
                   for k in range(self.n_layers)]
             orbit = np.random.Generator(np.random.PCG64(
@@ -272,11 +270,10 @@ class MLPTaskFamily:
         def stack(arrs):
             return torch.from_numpy(np.stack(arrs)).to(self.dtype)
 
-        held_out = self._held_out()
-        if held_out is not None:
-            held_out = [t.to(self.dtype).expand(batch_size, *t.shape) for t in held_out]
-            return Problems(stack(xs), stack(ys), [stack(w) for w in ws], self.slope, *held_out)
-        return Problems(stack(xs), stack(ys), [stack(w) for w in ws], self.slope)
+        problems = Problems(stack(xs), stack(ys), [stack(w) for w in ws], self.slope)
+        if helds[0] is not None:
+            problems.X_test, problems.Y_test = (stack([h[j] for h in helds]) for j in (0, 1))
+        return problems
 
     def config(self) -> dict:
         return {
@@ -301,14 +298,18 @@ class DigitsTaskFamily(MLPTaskFamily):
 
     The images are split once, by a fixed permutation, into three disjoint pools: 40% for the
     training subsets of meta-training and validation problems, 40% for those of test problems
-    (so evaluation runs on images never seen in meta-training), and the last 20% (360 images),
-    held out from every problem: each problem's ``X_test``, ``Y_test``, on which evaluation
-    measures the optimizee's generalization. A problem trains the MLP full-batch on n_samples
-    images drawn without replacement from its split's pool: X = pixels / 16 (64, n), Y the
-    one-hot labels (10, n), and the loss of tasks.mlp_loss, 1/2 ||Y - f(X)||^2 summed over the
-    samples (least-squares classification: the loss whose teleport feature m2 reads). Full batch
-    and n <= d_0 + 1 keep the teleport exact; some pixels are 0 in every image, so subsets of
-    more than ~48 images are rank-deficient, and the family allows at most ``MAX_SAMPLES``.
+    (so evaluation runs on images never seen in meta-training), and the last 20% (361 images),
+    held out from every problem: each test problem's ``X_test``, ``Y_test``, on which evaluation
+    measures the optimizee's generalization. Meta-training and validation problems hold out n
+    other images of their own pool instead (``train.meta_loss_on: held_out`` meta-trains on
+    them), so that no image of the evaluation's held-out set ever reaches meta-training.
+
+    A problem trains the MLP full-batch on n_samples images drawn without replacement from its
+    split's pool: X = pixels / 16 (64, n), Y the one-hot labels (10, n), and the loss of
+    tasks.mlp_loss, 1/2 ||Y - f(X)||^2 summed over the samples (least-squares classification:
+    the loss whose teleport feature m2 reads). Full batch and n <= d_0 + 1 keep the teleport
+    exact; some pixels are 0 in every image, so subsets of more than ~48 images are
+    rank-deficient, and the family allows at most ``MAX_SAMPLES``.
 
     Args: as MLPTaskFamily, with widths (64, ..., 10); ``data``, ``data_scale`` and ``cond``
     do not apply. The initial weights are drawn as in MLPTaskFamily (``init="torch"``:
@@ -336,15 +337,21 @@ class DigitsTaskFamily(MLPTaskFamily):
         self._pools = {Split.TRAIN: pools["meta_train"], Split.VAL: pools["meta_train"],
                        Split.TEST: pools["test"]}
         self._images, self._labels, self._held_out_idx = images, labels, pools["held_out"]
+        self._held_out = self._xy(pools["held_out"])
 
     def _xy(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self._images[idx].T, np.eye(self.CLASSES)[self._labels[idx]].T
 
-    def _data(self, rng: np.random.Generator, split: Split) -> tuple[np.ndarray, np.ndarray]:
-        return self._xy(rng.choice(self._pools[split], self.n_samples, replace=False))
-
-    def _held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return tuple(torch.from_numpy(a) for a in self._xy(self._held_out_idx))
+    def _data(self, rng: np.random.Generator, split: Split, key: list[int]):
+        pool = self._pools[split]
+        train = rng.choice(pool, self.n_samples, replace=False)
+        if split == Split.TEST:
+            return *self._xy(train), self._held_out
+        # meta-training and validation problems hold out n other images of their own pool,
+        # drawn by a generator of their own: the held-out images of evaluation stay unseen
+        other = np.random.Generator(np.random.PCG64(np.random.SeedSequence([*key, _HELD_OUT_TAG])))
+        held = other.choice(np.setdiff1d(pool, train), self.n_samples, replace=False)
+        return *self._xy(train), self._xy(held)
 
 
 def digits_pools() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -376,8 +383,9 @@ def make_family(task: dict, dtype: torch.dtype = torch.float32) -> MLPTaskFamily
     return MLPTaskFamily(**task, dtype=dtype)
 
 
-# The last entry of the seed of a problem's rescaling/conditioning generator.
-_ORBIT_TAG = 1
+# The last entry of the seed of a problem's rescaling/conditioning generator, and of a digits
+# meta-training problem's held-out images.
+_ORBIT_TAG, _HELD_OUT_TAG = 1, 2
 
 
 def _condition(X: np.ndarray, cond: float) -> np.ndarray:

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from .distributed import DistContext
 
 __all__ = [
+    "META_LOSS_ON",
     "MetaTrainer",
     "apply_meta_step",
     "build_family",
@@ -68,6 +69,8 @@ def build_optimizer(cfg: Config) -> LearnedOptimizer:
 
 
 META_LOSSES = ("log", "sum")
+#: what the meta-loss measures: the training loss, or the loss on held-out samples
+META_LOSS_ON = ("train", "held_out")
 
 
 def window_meta_loss(losses: torch.Tensor, kind: str) -> torch.Tensor:
@@ -88,23 +91,32 @@ def unroll_window(
     t0: int,
     K: int,
     loss_and_grad: LossAndGrad | None = None,
+    on: str = "train",
 ) -> tuple[torch.Tensor, list[torch.Tensor], State, StepContext]:
     """K inner steps from inner step t0, keeping the graph to the meta-parameters.
 
     Returns (losses (K, B) = L(W_{t0+1}) .. L(W_{t0+K}), the final weights and state, the last
     step's context with its stats). L(W_{t0}) is left out: it does not depend on the window.
+    ``on``: "train", L is the training loss the optimizer descends; "held_out", L is the loss on
+    the problems' held-out samples (X_test, Y_test), which the optimizer never sees: a
+    meta-objective of generalization (META_LOSS_ON).
     """
+    if on not in META_LOSS_ON:
+        raise ValueError(f"on must be one of {META_LOSS_ON}, got {on!r}")
     p = problems
+    if on == "held_out" and p.X_test is None:
+        raise ValueError("a held-out meta-loss needs problems with held-out samples (X_test)")
     losses, ctx = [], None
     for k in range(K):
         ctx = StepContext(t0 + k, p, x_pinv)
         loss, weights, state = inner_step(opt, weights, state, ctx, loss_and_grad)
-        if k > 0:
+        if on == "held_out":
+            losses.append(mlp_loss(weights, p.X_test, p.Y_test, p.slope))
+        elif k > 0:
             losses.append(loss)
-    if loss_and_grad is None:
-        losses.append(mlp_loss(weights, p.X, p.Y, p.slope))
-    else:
-        losses.append(loss_and_grad(weights)[0])
+    if on == "train":
+        losses.append(mlp_loss(weights, p.X, p.Y, p.slope) if loss_and_grad is None
+                      else loss_and_grad(weights)[0])
     return torch.stack(losses), weights, state, ctx
 
 
@@ -241,7 +253,8 @@ class MetaTrainer:
         c = self.carry
         self.opt.train()
         losses, weights, state, ctx = unroll_window(
-            self.opt, c["weights"], c["state"], c["problems"], c["x_pinv"], c["t"], tr.unroll)
+            self.opt, c["weights"], c["state"], c["problems"], c["x_pinv"], c["t"], tr.unroll,
+            on=tr.meta_loss_on)
         meta_loss = window_meta_loss(losses, tr.meta_loss)
         stats = {"meta_lr": self.meta_opt.param_groups[0]["lr"], "t_end": c["t"] + tr.unroll}
         stats.update(self._batch_stats(meta_loss, losses[-1], ctx))

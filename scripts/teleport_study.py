@@ -170,14 +170,22 @@ STUDIES = {
             "update_tele": ("digits_update_tele", [],
                             "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input "
                             "and skip"),
+            "update-held_out": ("digits_update", ["train.meta_loss_on=held_out"],
+                                "LSTM(update), meta-trained on the held-out loss"),
+            "update_tele-held_out": ("digits_update_tele", ["train.meta_loss_on=held_out"],
+                                     "LSTM(update,tele), meta-trained on the held-out loss"),
         },
         "choose": {},
         "family": "real data: scikit-learn's digits, 40 images per problem, 64-32-10 MLP "
                   "with biases",
+        # 3 seeds, so that the held-out meta-loss arms fit beside the others in one session
+        "seeds": [0, 1, 2],
         "headline": {"LSTM(update)": "update", "+ random teleports": "update_random_tele",
                      "+ balance": "update_balance", "LSTM(update,tele)": "update_tele"},
         "compare": [("update_tele", "update"), ("update_tele", "update_random_tele"),
-                    ("update_tele", "update_balance"), ("update_balance", "update")],
+                    ("update_tele", "update_balance"), ("update_balance", "update"),
+                    ("update_tele-held_out", "update-held_out"),
+                    ("update-held_out", "update"), ("update_tele-held_out", "update_tele")],
     },
     "first_order": {
         "arms": {
@@ -240,10 +248,10 @@ def score(params: Path) -> dict:
             problems = family.sample(PROBLEMS, 0, split)
             traj = run(rule, problems, n_steps)
             out[f"{prefix}{split}_final"] = [float(v) for v in traj.losses[-1]]
-            if split == "test" and problems.X_test is not None:
+            if problems.X_test is not None:
                 held = held_out_metrics(traj.weights, problems)
                 for key, values in held.items():
-                    out[f"{prefix}test_held_out_{key}"] = [float(v) for v in values]
+                    out[f"{prefix}{split}_held_out_{key}"] = [float(v) for v in values]
             if split == "test" and not prefix:
                 out["test_median_curve"] = [float(v) for v in quantile(traj.losses, 0.5, 1)]
                 out["ms_per_step"] = 1000 * float(traj.seconds[-1]) / n_steps
@@ -277,11 +285,16 @@ def _median(values) -> float:
     return float(quantile(values, 0.5))
 
 
+def seeds_of(study: str) -> list[int]:
+    """The meta-training seeds of ``study`` (its "seeds", else SEEDS)."""
+    return STUDIES[study].get("seeds", SEEDS)
+
+
 def load_runs(study: str, args) -> dict[str, dict[int, dict]]:
     """arm -> seed -> summary, for the finished runs of ``study``."""
     runs: dict[str, dict[int, dict]] = {}
     for arm in STUDIES[study]["arms"]:
-        for seed in SEEDS:
+        for seed in seeds_of(study):
             f = args.summaries / study / arm / f"s{seed}.json"
             if f.is_file():
                 runs.setdefault(arm, {})[seed] = json.loads(f.read_text())
@@ -293,9 +306,9 @@ def validation_score(by_seed: dict[int, dict]) -> float:
     return _median([_median(by_seed[s]["val_final"]) for s in sorted(by_seed)])
 
 
-def complete(runs, arm: str) -> bool:
+def complete(study: str, runs, arm: str) -> bool:
     """Every seed of ``arm`` has finished."""
-    return len(runs.get(arm, {})) == len(SEEDS)
+    return len(runs.get(arm, {})) == len(seeds_of(study))
 
 
 def choose(study: str, runs) -> dict[str, str]:
@@ -303,7 +316,7 @@ def choose(study: str, runs) -> dict[str, str]:
     compete, so that a half-done arm is not chosen on fewer seeds)."""
     chosen = {}
     for name, arms in STUDIES[study]["choose"].items():
-        have = [a for a in arms if complete(runs, a)]
+        have = [a for a in arms if complete(study, runs, a)]
         if have:
             chosen[name] = min(have, key=lambda a: validation_score(runs[a]))
     return chosen
@@ -341,9 +354,9 @@ def table(study: str, args) -> str:
                          f"{_median(tb):.3g} | - |")
     chosen = choose(study, runs)
     lines += ["", "Chosen on validation (lowest median over seeds of the validation median; "
-              f"arms with all {len(SEEDS)} seeds):", ""]
+              f"arms with all {len(seeds_of(study))} seeds):", ""]
     for name, arm in chosen.items():
-        have = [a for a in spec["choose"][name] if complete(runs, a)]
+        have = [a for a in spec["choose"][name] if complete(study, runs, a)]
         lines.append(f"- {name}: `{arm}` ("
                      + ", ".join(f"`{a}` {validation_score(runs[a]):.3g}" for a in have) + ")")
     lines += ["", "Paired comparisons on the test problems (log-ratio < 0: A ends lower):", "",
@@ -418,9 +431,10 @@ def headline(args) -> str:
         runs = load_runs(study, args)
         chosen = choose(study, runs)
         arms = {label: chosen.get(name, name) for label, name in spec["headline"].items()}
-        if not all(complete(runs, a) for a in arms.values()):
+        if not all(complete(study, runs, a) for a in arms.values()):
             continue
-        cells = [f"{_median([_median(runs[a][s]['test_final']) for s in SEEDS]):.3g} (`{a}`)"
+        cells = [f"{_median([_median(runs[a][s]['test_final']) for s in seeds_of(study)]):.3g}"
+                 f" (`{a}`)"
                  for a in arms.values()]
         tele = arms["LSTM(update,tele)"]
         ratios = []
@@ -444,7 +458,11 @@ def ship(study: str, items: list[str], args) -> None:
         if arm not in runs or not name:
             raise SystemExit(f"--ship {item!r}: expected ARM:NAME with an arm of {study} that "
                              f"has finished runs ({', '.join(runs)})")
-        seed = min(runs[arm], key=lambda s: _median(runs[arm][s]["val_final"]))
+        # on the validation loss the arm was meta-trained to lower (training or held-out)
+        first = next(iter(runs[arm].values()))
+        key = ("val_held_out_loss" if first["config"]["train"].get("meta_loss_on") == "held_out"
+               else "val_final")
+        seed = min(runs[arm], key=lambda s: _median(runs[arm][s][key]))
         folder = args.runs / study / arm / f"s{seed}"
         if not (folder / "params.pt").is_file():
             raise SystemExit(f"--ship {item!r}: {folder}/params.pt is not on this machine; "
@@ -453,7 +471,7 @@ def ship(study: str, items: list[str], args) -> None:
         for suffix, src in ((".pt", "params.pt"), (".yaml", "config.yaml")):
             shutil.copyfile(folder / src, REPO / "checkpoints" / f"{name}{suffix}")
         print(f"shipped {study}/{arm} seed {seed} (validation median "
-              f"{_median(runs[arm][seed]['val_final']):.3g}) as checkpoints/{name}.pt")
+              f"{_median(runs[arm][seed][key]):.3g}, {key}) as checkpoints/{name}.pt")
 
 
 def main(argv=None) -> int:
@@ -462,7 +480,7 @@ def main(argv=None) -> int:
         raise SystemExit("--ship needs exactly one study")
     torch.set_num_threads(1)
     if not args.table_only:
-        jobs = [(study, arm, seed) for study in args.studies for seed in SEEDS
+        jobs = [(study, arm, seed) for study in args.studies for seed in seeds_of(study)
                 for arm in STUDIES[study]["arms"] if args.arms is None or arm in args.arms]
         with ThreadPoolExecutor(args.jobs) as pool:
             for f in [pool.submit(run_one, *job, args) for job in jobs]:

@@ -1,6 +1,7 @@
 """The real-data task family: scikit-learn's digits (tasks.DigitsTaskFamily)."""
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,8 +47,12 @@ def test_pools_are_disjoint_and_problems_draw_from_their_own(fam):
         for b in range(4):
             ids = image_ids(fam, p.X[b])
             assert len(ids) == 40 and ids <= pool
+        held_b = image_ids(fam, p.X_test[b])
+        if split == "test":  # the evaluation's held-out images
+            assert held_b == held
+        else:  # n other images of the meta-training pool, never the evaluation's
+            assert len(held_b) == 40 and held_b <= pool and not held_b & ids
     p = fam.sample(2, 0, "test")
-    assert image_ids(fam, p.X_test[0]) == held
     labels = p.Y.argmax(dim=1)
     assert torch.equal(p.Y.sum(dim=1), torch.ones(2, 40))  # one-hot
     assert labels.unique().numel() > 5
@@ -135,3 +140,33 @@ def test_evaluation_reports_generalization(fam, tmp_path):
     assert "held-out accuracy" in text
     paths = write_report(result, tmp_path, tmp_path / "tb")
     assert '"held_out"' in paths["json"].read_text()
+
+
+def test_held_out_meta_loss(fam):
+    from metateleport.config import load_config
+    from metateleport.meta_optimizers import LearnedOptimizer
+    from metateleport.unroll import MetaTrainer, unroll_window
+
+    p = fam.sample(2, 0, "train")
+    opt = LearnedOptimizer("update")
+    state = opt.init_state(p)
+    held, weights, _, _ = unroll_window(opt, p.weights, state, p, None, 0, 3, on="held_out")
+    train, weights2, _, _ = unroll_window(opt, p.weights, state, p, None, 0, 3)
+    assert held.shape == train.shape == (3, 2)
+    torch.testing.assert_close(held[-1], mlp_loss(weights, p.X_test, p.Y_test))
+    torch.testing.assert_close(train[-1], mlp_loss(weights2, p.X, p.Y))
+    assert held.requires_grad  # the meta-gradient flows through the held-out loss
+    synthetic = make_family({"widths": [5, 4, 3], "n_samples": 5}).sample(1, 0)
+    with pytest.raises(ValueError, match="held-out samples"):
+        unroll_window(opt, synthetic.weights, opt.init_state(synthetic), synthetic, None, 0, 2,
+                      on="held_out")
+    with pytest.raises(ConfigError, match="train.meta_loss_on: held_out needs"):
+        config_from_dict({"train": {"meta_loss_on": "held_out"}})
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "digits_update.yaml",
+                      ["train.meta_loss_on=held_out", "train.trajectories=8", "train.n_steps=10",
+                       "train.val_problems=2"])
+    trainer = MetaTrainer(cfg)
+    before = [q.detach().clone() for q in trainer.opt.parameters()]
+    stats = trainer.window()
+    assert stats["skipped"] == 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.opt.parameters()))
