@@ -34,6 +34,7 @@ train: {batch_size: 2, n_steps: 4, unroll: 2, trajectories: 4, val_every: 0, val
 def cases(tiny: str, ck: str, full: str) -> list[tuple[str, str, list[str], str]]:
     """(name, script, arguments, expectation); ``out`` is where each case may write."""
     q = str(REPO / "configs" / "quick.yaml")
+    dg = str(REPO / "configs" / "digits_update_tele.yaml")
     ev = ["--num-inits", "2", "--steps", "2", "--no-tune"]
     return [
         ("eval: checkpoint is a folder", "eval", ["--checkpoint", "scratch", "--out", "out"],
@@ -106,6 +107,14 @@ def cases(tiny: str, ck: str, full: str) -> list[tuple[str, str, list[str], str]
          ["--config", q, "--set", "train.batch_size=1000", "--out", "out"], "refuse"),
         ("train: balance_skip without balance_input", "train",
          ["--config", q, "--set", "model.balance_skip=true", "--out", "out"], "refuse"),
+        ("train: digits with 10-class widths wrong", "train",
+         ["--config", dg, "--set", "task.widths=[64, 32, 9]", "--out", "out"], "refuse"),
+        ("train: digits subset too large for an exact teleport", "train",
+         ["--config", dg, "--set", "task.n_samples=60", "--out", "out"], "refuse"),
+        ("train: held-out meta-loss on synthetic data", "train",
+         ["--config", q, "--set", "train.meta_loss_on=held_out", "--out", "out"], "refuse"),
+        ("train: unknown dataset", "train",
+         ["--config", q, "--set", "task.dataset=mnist", "--out", "out"], "refuse"),
         ("train: --seed -5", "train", ["--config", q, "--seed", "-5", "--out", "out"],
          "refuse"),
         ("train: --max-meta-steps 0", "train", ["--config", q, "--max-meta-steps", "0",

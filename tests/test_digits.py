@@ -170,3 +170,20 @@ def test_held_out_meta_loss(fam):
     stats = trainer.window()
     assert stats["skipped"] == 0
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.opt.parameters()))
+
+
+def test_example_runs_in_an_ordinary_loop(tmp_path):
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(repo / "examples" / "digits.py"), "--seeds", "2",
+                          "--steps", "5", "--out", str(tmp_path)], cwd=repo, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    for name in ("SGD", "Adam", "LSTM(update)", "LSTM(update,tele)"):
+        assert f"| {name} |" in out.stdout
+    assert (tmp_path / "digits.png").stat().st_size > 1000
+    assert len(list((tmp_path / "tb").glob("*/events.out.tfevents.*"))) == 4
+    bad = subprocess.run([sys.executable, str(repo / "examples" / "digits.py"), "--images", "70",
+                          "--out", str(tmp_path / "x")], cwd=repo, capture_output=True, text=True)
+    assert bad.returncode == 2 and "--images" in bad.stderr
