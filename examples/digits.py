@@ -9,7 +9,8 @@ split of metateleport.tasks.DigitsTaskFamily), and trains a 64-32-10 LeakyReLU M
 full-batch for --steps steps with each optimizer, on the squared loss of one-hot labels (the
 loss the learned optimizers were meta-trained on; SGD and Adam minimize the same loss). The
 learned optimizers are torch.optim optimizers (metateleport.optim.LearnedOpt); the teleporting
-one calls ``opt.teleport(model, x, y)`` after every step, which is exact on the training batch
+ones (meta-trained on the training loss, or on the loss on held-out images) call
+``opt.teleport(model, x, y)`` after every step, which is exact on the training batch
 and changes the outputs on every other image. Held-out accuracy is measured on 361 images that
 no problem trains on. Writes TensorBoard curves (train loss, held-out accuracy; mean over
 seeds), a PNG, and prints a table: mean over seeds with a 95% bootstrap interval.
@@ -52,6 +53,8 @@ def optimizers(args) -> dict:
         "Adam": (lambda ps: torch.optim.Adam(ps, lr=ADAM_LR), False),
         "LSTM(update)": (lambda ps: LearnedOpt(ps, checkpoint=args.update), False),
         "LSTM(update,tele)": (lambda ps: LearnedOpt(ps, checkpoint=args.update_tele), True),
+        "LSTM(update,tele), held-out meta-loss": (
+            lambda ps: LearnedOpt(ps, checkpoint=args.update_tele_held_out), True),
     }
 
 
@@ -91,6 +94,9 @@ def main(argv=None) -> int:
     parser.add_argument("--update", type=Path, default=REPO / "checkpoints" / "digits_update.pt")
     parser.add_argument("--update-tele", type=Path,
                         default=REPO / "checkpoints" / "digits_update_tele.pt")
+    parser.add_argument("--update-tele-held-out", type=Path,
+                        default=REPO / "checkpoints" / "digits_update_tele_held_out.pt",
+                        help="LSTM(update,tele) meta-trained on the held-out loss")
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.steps < 1 or not 1 <= args.images <= 65:
         parser.error("need --seeds >= 1, --steps >= 1 and 1 <= --images <= 65 (the teleport "
@@ -121,8 +127,8 @@ def main(argv=None) -> int:
     print("| optimizer | train loss | held-out accuracy |\n|---|---|---|")
     for name, (loss, accuracy) in curves.items():
         loss, accuracy = np.stack(loss), np.stack(accuracy)
-        with SummaryWriter(args.out / "tb" / name.replace("(", "_").replace(")", "")
-                           .replace(",", "_")) as tb:
+        run_name = "".join(c if c.isalnum() else "_" for c in name)
+        with SummaryWriter(args.out / "tb" / run_name) as tb:
             for t in range(args.steps + 1):
                 tb.add_scalar("train_loss", loss[:, t].mean(), t)
                 tb.add_scalar("held_out_accuracy", accuracy[:, t].mean(), t)

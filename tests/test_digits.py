@@ -180,10 +180,11 @@ def test_example_runs_in_an_ordinary_loop(tmp_path):
                           "--steps", "5", "--out", str(tmp_path)], cwd=repo, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    for name in ("SGD", "Adam", "LSTM(update)", "LSTM(update,tele)"):
+    for name in ("SGD", "Adam", "LSTM(update)", "LSTM(update,tele)",
+                 "LSTM(update,tele), held-out meta-loss"):
         assert f"| {name} |" in out.stdout
     assert (tmp_path / "digits.png").stat().st_size > 1000
-    assert len(list((tmp_path / "tb").glob("*/events.out.tfevents.*"))) == 4
+    assert len(list((tmp_path / "tb").glob("*/events.out.tfevents.*"))) == 5
     bad = subprocess.run([sys.executable, str(repo / "examples" / "digits.py"), "--images", "70",
                           "--out", str(tmp_path / "x")], cwd=repo, capture_output=True, text=True)
     assert bad.returncode == 2 and "--images" in bad.stderr
