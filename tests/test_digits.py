@@ -188,3 +188,24 @@ def test_example_runs_in_an_ordinary_loop(tmp_path):
     bad = subprocess.run([sys.executable, str(repo / "examples" / "digits.py"), "--images", "70",
                           "--out", str(tmp_path / "x")], cwd=repo, capture_output=True, text=True)
     assert bad.returncode == 2 and "--images" in bad.stderr
+
+
+@pytest.mark.parametrize("name, config, overrides", [
+    ("digits_update", "digits_update", []),
+    ("digits_update_tele", "digits_update_tele", []),
+    ("digits_update_held_out", "digits_update", ["train.meta_loss_on=held_out"]),
+    ("digits_update_tele_held_out", "digits_update_tele", ["train.meta_loss_on=held_out"])])
+def test_shipped_digits_checkpoints_match_their_configs(name, config, overrides):
+    from metateleport.checkpoint import load_optimizer
+    from metateleport.config import load_config
+
+    repo = Path(__file__).resolve().parents[1]
+    opt, meta = load_optimizer(repo / "checkpoints" / f"{name}.pt")
+    shipped = load_config(repo / "configs" / f"{config}.yaml",
+                          [*overrides, f"train.seed={meta['config']['train']['seed']}",
+                           "train.threads=1"])
+    assert config_from_dict(meta["config"]) == shipped
+    assert config_from_dict(meta["config"]) == load_config(repo / "checkpoints" / f"{name}.yaml")
+    p = make_family(meta["task"]).sample(4, 0, "test")
+    losses = run(opt, p, 30).losses
+    assert torch.isfinite(losses).all() and (losses[-1] < 0.5 * losses[0]).all()
