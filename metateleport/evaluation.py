@@ -451,6 +451,12 @@ def _fmt(x: float | None) -> str:
     return f"{x:.3g}"
 
 
+def _with_ci(stat: Mapping[str, Any], key: str) -> str:
+    """"value [lo, hi]" of ``key`` ("median" or "mean") of a ``_centre`` summary."""
+    lo, hi = stat[f"{key}_ci"]
+    return f"{_fmt(stat[key])} [{_fmt(lo)}, {_fmt(hi)}]"
+
+
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(head) + " |", "|---" * len(head) + "|",
             *("| " + " | ".join(r) + " |" for r in rows)]
@@ -466,11 +472,7 @@ def markdown_table(result: EvalResult) -> str:
         lines += [f"{title} loss over the {m} problems [95% bootstrap interval]", ""]
         rows = []
         for name in names:
-            cells = []
-            for step in result.steps:
-                s = result.summary[name]["loss"][step]
-                lo, hi = s[f"{key}_ci"]
-                cells.append(f"{_fmt(s[key])} [{_fmt(lo)}, {_fmt(hi)}]")
+            cells = [_with_ci(result.summary[name]["loss"][step], key) for step in result.steps]
             rows.append([name, result.labels[name], *cells])
         lines += _table(["name", "optimizer", *(f"step {s}" for s in result.steps)], rows)
         lines.append("")
@@ -495,9 +497,8 @@ def markdown_table(result: EvalResult) -> str:
         rows = []
         for name in names:
             held = result.summary[name]["held_out"]
-            rows.append([name, *(f"{_fmt(held[metric][key])} [{_fmt(held[metric][f'{key}_ci'][0])}"
-                                 f", {_fmt(held[metric][f'{key}_ci'][1])}]"
-                                 for metric in ("loss", "accuracy") for key in ("median", "mean"))])
+            rows.append([name, *(_with_ci(held[metric], key) for metric in ("loss", "accuracy")
+                                 for key in ("median", "mean"))])
         lines += _table(["name", "held-out loss, median", "mean", "held-out accuracy, median",
                          "mean"], rows)
     if result.learned:

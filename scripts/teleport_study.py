@@ -322,10 +322,11 @@ def choose(study: str, runs) -> dict[str, str]:
     return chosen
 
 
-def compare(runs, a: str, b: str) -> dict:
+def compare(runs, a: str, b: str, key: str = "test_final") -> dict:
+    """Paired log-ratio of A's and B's per-problem values ``key`` on their common seeds."""
     seeds = sorted(set(runs[a]) & set(runs[b]))
-    return {"seeds": len(seeds), **paired_log_ratio([runs[a][s]["test_final"] for s in seeds],
-                                                    [runs[b][s]["test_final"] for s in seeds])}
+    return {"seeds": len(seeds), **paired_log_ratio([runs[a][s][key] for s in seeds],
+                                                    [runs[b][s][key] for s in seeds])}
 
 
 def table(study: str, args) -> str:
@@ -400,11 +401,9 @@ def held_out_table(spec: dict, runs) -> list[str]:
     for a, b in spec["compare"]:
         if a not in held or b not in held:
             continue
-        seeds = sorted(set(held[a]) & set(held[b]))
-        c = paired_log_ratio([held[a][s]["test_held_out_loss"] for s in seeds],
-                             [held[b][s]["test_held_out_loss"] for s in seeds])
-        lines.append(f"| `{a}` | `{b}` | {len(seeds)} | {c['median']:+.3f} "
-                     f"[{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}] | {c['seed_wins']}/{len(seeds)} "
+        c = compare(held, a, b, "test_held_out_loss")
+        lines.append(f"| `{a}` | `{b}` | {c['seeds']} | {c['median']:+.3f} "
+                     f"[{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}] | {c['seed_wins']}/{c['seeds']} "
                      f"| {c['problem_wins']}/{c['pairs']} |")
     return lines
 
