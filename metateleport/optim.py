@@ -234,7 +234,7 @@ class LearnedOpt(torch.optim.Optimizer):
                 f"teleport on a smaller batch, e.g. inputs[:{self._max_batch(spec)}]")
         X = inputs.detach().to(device, dtype).T.unsqueeze(0).contiguous()
         d_out = spec.widths[-1]
-        needs_y = kind == "checkpoint" and self.variant in ("update_tele", "lr_tele")
+        needs_y = kind == "checkpoint" and self.learned.group_net is not None  # a learned m2
         if targets is None:
             if needs_y:
                 raise ValueError(f"a {self.learned.name} checkpoint's m2 reads the teleport "
@@ -283,7 +283,8 @@ class LearnedOpt(torch.optim.Optimizer):
                 self.state[lin.weight]["m2"] = [h, c]
         if "lr" in new:
             self.state[_SHARED]["step_size"] = new["lr"][0]
-        if self.learned.m1_state_on_tele == "reset" and new.get("m1") is not state.get("m1"):
+        # every teleport the learned optimizer makes records its loss change
+        if self.learned.m1_state_on_tele == "reset" and "tele_loss_change" in ctx.stats:
             for lin in spec.linears:
                 for p in (lin.weight, lin.bias):
                     if p is not None and "m1" in self.state[p]:
@@ -292,8 +293,8 @@ class LearnedOpt(torch.optim.Optimizer):
 
     def _tele_state(self, spec: ModuleSpec, problems: Problems) -> dict:
         """The batched path's state of this MLP (B = 1): m2's over the hidden layers in order,
-        m1's in the layout of the augmented weights [A | b] (for the lookahead input), and
-        LSTM(lr,tele)'s step size."""
+        m1's in the layout of the augmented weights [A | b] when the lookahead input reads it,
+        and LSTM(lr,tele)'s step size."""
         like = torch.empty(0, dtype=self._dtype, device=problems.X.device)
         state = {}
         net = self.learned.group_net
@@ -305,7 +306,7 @@ class LearnedOpt(torch.optim.Optimizer):
                     st["m2"] = net.lstm.init_state(lin.out_features ** 2, like)
                 parts.append(st["m2"])
             state["m2"] = [torch.cat([s[i] for s in parts], dim=1) for i in range(2)]
-        if self.learned.update_net is not None:
+        if self.learned.lookahead_input:
             parts = []
             for lin in spec.linears:
                 h, c = self._m1_state(lin.weight)

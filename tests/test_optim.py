@@ -281,3 +281,23 @@ def test_runs_where_the_parameters_are():
     torch_loop(model, opt, X, Y, 3)
     assert next(opt.learned.parameters()).is_cuda
     assert all(s.is_cuda for p in model.parameters() for s in opt.state[p]["m1"])
+
+
+def test_reset_variant_and_schedule_match_the_batched_path():
+    # m1's state is reset after every teleport, and teleports follow steps 0, 2, 4, ...
+    torch.manual_seed(0)
+    learned = LearnedOptimizer("update_tele", m1_state_on_tele="reset", tele_every=2,
+                               tele_norm=0.05).double()
+    p = MLPTaskFamily(bias=True, dtype=torch.float64).sample(1, 2, "test")
+    ref = run(learned, p, 6).losses[:, 0]
+    model = mlp([20, 20, 20], True)
+    load_problem(model, p.weights)
+    opt = LearnedOpt(model.parameters(), learned=learned)
+    got = torch_loop(model, opt, p.X[0].T, p.Y[0].T, 6)
+    torch.testing.assert_close(got, ref, rtol=1e-8, atol=0)
+    opt.zero_grad()
+    sq_loss(model, p.X[0].T, p.Y[0].T).backward()
+    opt.step()  # step 6: m1's state is fresh from the update
+    assert all(s.abs().sum() > 0 for q in model.parameters() for s in opt.state[q]["m1"])
+    opt.teleport(model, p.X[0].T, p.Y[0].T)  # after step 6 (t = 6): a teleport, then a reset
+    assert all(s.abs().sum() == 0 for q in model.parameters() for s in opt.state[q]["m1"])
