@@ -266,18 +266,11 @@ def _check_cross(cfg: Config) -> None:
 
 
 def _check_digits(t: TaskConfig) -> None:
-    from .tasks import DigitsTaskFamily as D
+    from .tasks import DigitsTaskFamily
 
-    if t.widths[0] != D.FEATURES or t.widths[-1] != D.CLASSES:
-        raise ConfigError(f"task.widths: the digits family needs [{D.FEATURES}, ..., "
-                          f"{D.CLASSES}] (8x8 images, 10 classes), got {t.widths}")
-    if t.n_samples > D.MAX_SAMPLES:
-        raise ConfigError(f"task.n_samples: {t.n_samples} > {D.MAX_SAMPLES}; larger subsets of "
-                          "digit images are numerically rank-deficient (some pixels are 0 in "
-                          "every image), so the teleport would not be exact")
-    if t.cond is not None:
-        raise ConfigError("task.cond: does not apply to the digits family (its data is real); "
-                          "use null")
+    bad = DigitsTaskFamily.problem(t.widths, t.n_samples, t.cond)
+    if bad:
+        raise ConfigError(f"task.{bad[0]}: {bad[1]}")
 
 
 def config_to_dict(cfg: Config) -> dict:

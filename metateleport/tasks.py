@@ -321,18 +321,27 @@ class DigitsTaskFamily(MLPTaskFamily):
     #: the permutation's seed and the pools' fractions: fixed, part of the family's definition
     SPLIT_SEED, POOLS = 0, (0.4, 0.4)
 
-    def __init__(self, widths=(64, 32, 10), n_samples: int = 40, **kwargs) -> None:
+    @classmethod
+    def problem(cls, widths, n_samples: int, cond: float | None) -> tuple[str, str] | None:
+        """(argument, what is wrong) for arguments this family cannot take, else None: the one
+        check behind both this constructor and config validation."""
         widths = [int(w) for w in widths]
-        if widths[0] != self.FEATURES or widths[-1] != self.CLASSES:
-            raise ValueError(f"the digits family needs widths ({self.FEATURES}, ..., "
-                             f"{self.CLASSES}) (8x8 images, 10 classes), got {widths}")
-        if kwargs.get("cond") is not None:
-            raise ValueError("cond does not apply to the digits family (its data is real)")
-        if n_samples > self.MAX_SAMPLES:
-            raise ValueError(f"n_samples={n_samples} > {self.MAX_SAMPLES}: subsets of more digit "
-                             "images are numerically rank-deficient (some pixels are 0 in every "
-                             "image), so the teleport would not be exact")
-        super().__init__(widths, n_samples, **kwargs)
+        if widths[0] != cls.FEATURES or widths[-1] != cls.CLASSES:
+            return "widths", (f"the digits family needs [{cls.FEATURES}, ..., {cls.CLASSES}] "
+                              f"(8x8 images, 10 classes), got {widths}")
+        if n_samples > cls.MAX_SAMPLES:
+            return "n_samples", (f"{n_samples} > {cls.MAX_SAMPLES}; larger subsets of digit "
+                                 "images are numerically rank-deficient (some pixels are 0 in "
+                                 "every image), so the teleport would not be exact")
+        if cond is not None:
+            return "cond", "does not apply to the digits family (its data is real); use null"
+        return None
+
+    def __init__(self, widths=(64, 32, 10), n_samples: int = 40, **kwargs) -> None:
+        bad = self.problem(widths, n_samples, kwargs.get("cond"))
+        if bad:
+            raise ValueError(f"{bad[0]}: {bad[1]}")
+        super().__init__([int(w) for w in widths], n_samples, **kwargs)
         images, labels, pools = digits_pools()
         self._pools = {Split.TRAIN: pools["meta_train"], Split.VAL: pools["meta_train"],
                        Split.TEST: pools["test"]}
