@@ -34,7 +34,9 @@ __all__ = [
     "inspect_module",
     "load_weights_into",
     "meta_train_module",
+    "module_weights",
     "run_module",
+    "write_weights",
 ]
 
 @dataclass(frozen=True)
@@ -136,26 +138,45 @@ def inspect_module(module: nn.Module, allow_bias: bool = False) -> ModuleSpec:
     return ModuleSpec(tuple(n for n, _ in linears), tuple(m for _, m in linears), widths, slope)
 
 
-def load_weights_into(module: nn.Module, weights: list[torch.Tensor]) -> None:
-    """Copy weights [W_1 (1, d_1, d_0) or (d_1, d_0), ..., W_L] into the module's Linear layers
-    (in place, no graph), e.g. the final weights of ``run_module``."""
-    spec = inspect_module(module)
+def module_weights(spec: ModuleSpec) -> list[torch.Tensor]:
+    """The Linear layers' weights as the batched path's [W_1 (1, d_1, d_0), ..., W_L], detached
+    copies; a layer with a bias gets it as a last column, [A | b] (1, d_k, d_{k-1} + 1)."""
+    out = []
+    for lin in spec.linears:
+        w = lin.weight.detach()
+        if lin.bias is not None:
+            w = torch.cat([w, lin.bias.detach()[:, None]], dim=1)
+        out.append(w.clone().unsqueeze(0))
+    return out
+
+
+def write_weights(spec: ModuleSpec, weights: list[torch.Tensor]) -> None:
+    """Copy [W_1 (1, d_1, d_0) or (d_1, d_0), ..., W_L] into the Linear layers of ``spec`` (in
+    place, no graph); a layer with a bias takes it from a last column, as ``module_weights``
+    writes it. Every shape is checked before anything is copied."""
     if len(weights) != len(spec.linears):
         raise ValueError(
             f"got {len(weights)} weight matrices for a module with {len(spec.linears)} "
             "Linear layers"
         )
+    weights = [w[0] if w.dim() == 3 and w.shape[0] == 1 else w for w in weights]
     for name, lin, w in zip(spec.names, spec.linears, weights):
-        if w.dim() == 3 and w.shape[0] == 1:
-            w = w[0]
-        if w.shape != lin.weight.shape:
-            raise ValueError(
-                f"layer {name!r} has weight shape {tuple(lin.weight.shape)}, got "
-                f"{tuple(w.shape)}"
-            )
+        shape = (lin.out_features, lin.in_features + (lin.bias is not None))
+        if w.shape != shape:
+            raise ValueError(f"layer {name!r} has weight shape {shape}"
+                             f"{' with its bias column' if lin.bias is not None else ''}, got "
+                             f"{tuple(w.shape)}")
     with torch.no_grad():
         for lin, w in zip(spec.linears, weights):
-            lin.weight.copy_(w.reshape(lin.weight.shape))
+            lin.weight.copy_(w[:, :lin.in_features])
+            if lin.bias is not None:
+                lin.bias.copy_(w[:, lin.in_features])
+
+
+def load_weights_into(module: nn.Module, weights: list[torch.Tensor]) -> None:
+    """Copy weights [W_1 (1, d_1, d_0) or (d_1, d_0), ..., W_L] into the module's Linear layers
+    (in place, no graph), e.g. the final weights of ``run_module``."""
+    write_weights(inspect_module(module), weights)
 
 
 class ModuleProblem:
@@ -195,7 +216,7 @@ class ModuleProblem:
                                  "nothing can be optimized from them")
         self.module = module
         self.X_rows, self.Y_rows = X_rows, Y_rows
-        weights = [lin.weight.detach().clone().unsqueeze(0) for lin in self.spec.linears]
+        weights = module_weights(self.spec)
         self.problems = Problems(X_rows.T.unsqueeze(0).contiguous(),
                                  Y_rows.T.unsqueeze(0).contiguous(), weights, self.spec.slope)
         self._fmodel = higher.monkeypatch(module, copy_initial_weights=True)

@@ -26,7 +26,7 @@ from torch import nn
 
 from .checkpoint import load_optimizer
 from .meta_optimizers import LearnedOptimizer, LrTeleLSTM
-from .modules import ModuleSpec, inspect_module
+from .modules import ModuleSpec, inspect_module, module_weights, write_weights
 from .optimizers import StepContext, TeleportSchedule
 from .symmetry import RankError
 from .tasks import Problems, mlp_forward
@@ -205,11 +205,7 @@ class LearnedOpt(torch.optim.Optimizer):
                             f"{self._max_batch(spec)} samples for this model, fewer if "
                             "samples are nearly collinear)") from None
         after = mlp_forward(weights, problems.X, spec.slope)[0]
-        for lin, w in zip(spec.linears, weights):
-            d_in = lin.in_features
-            lin.weight.copy_(w[0, :, :d_in].to(lin.weight.dtype))
-            if lin.bias is not None:
-                lin.bias.copy_(w[0, :, d_in].to(lin.bias.dtype))
+        write_weights(spec, weights)
         scale = before.abs().max().clamp_min(torch.finfo(before.dtype).tiny)
         return {"output_change": float((after - before).abs().max() / scale), **stats}
 
@@ -250,13 +246,7 @@ class LearnedOpt(torch.optim.Optimizer):
             if not bool(torch.isfinite(targets.to(dtype)).all()):
                 raise ValueError("targets hold NaN or inf")
             Y = targets.to(dtype).T.unsqueeze(0).contiguous()
-        weights = []
-        for lin in spec.linears:
-            w = lin.weight.detach()
-            if lin.bias is not None:
-                w = torch.cat([w, lin.bias.detach()[:, None]], dim=1)
-            weights.append(w.to(dtype).unsqueeze(0))
-        return Problems(X, Y, weights, spec.slope)
+        return Problems(X, Y, [w.to(dtype) for w in module_weights(spec)], spec.slope)
 
     @staticmethod
     def _max_batch(spec: ModuleSpec) -> int:
