@@ -24,6 +24,8 @@ __all__ = [
     "ModelConfig",
     "TaskConfig",
     "TrainConfig",
+    "build_family",
+    "build_optimizer",
     "config_from_dict",
     "config_to_dict",
     "config_to_yaml",
@@ -335,3 +337,21 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the config must be a mapping with task/model/train")
     return config_from_dict(apply_overrides(data, overrides))
+
+
+def build_family(cfg: Config):
+    """The task family of ``cfg`` (a tasks.TaskFamily), in the run's dtype."""
+    import torch
+
+    from .tasks import make_family
+
+    return make_family(dataclasses.asdict(cfg.task), getattr(torch, cfg.train.dtype))
+
+
+def build_optimizer(cfg: Config):
+    """The learned optimizer of ``cfg.model``, untrained, in the run's dtype."""
+    import torch
+
+    from .meta_optimizers import LearnedOptimizer
+
+    return LearnedOptimizer(**dataclasses.asdict(cfg.model)).to(getattr(torch, cfg.train.dtype))

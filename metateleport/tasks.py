@@ -34,6 +34,7 @@ __all__ = [
     "MLPTaskFamily",
     "Problems",
     "Split",
+    "TaskFamily",
     "affine",
     "has_bias",
     "leaky_relu",
@@ -105,6 +106,34 @@ class Problems:
         return self._map(lambda t: t[idx])
 
 
+class TaskFamily:
+    """A distribution over optimization problems: the noun every caller (meta-training,
+    evaluation, studies, the oracle) receives instead of building problems itself.
+
+    ``name``: the registry key. ``sample(batch_size, seed, split, start)`` -> Problems: problems
+    ``start`` .. ``start + batch_size - 1`` of stream ``split`` at ``seed``, the same on every
+    machine. ``config()`` -> the dict that rebuilds the family (a config's task section).
+    ``loss_and_grad(problems)`` -> the function (weights -> (loss (B,) with graph, detached
+    gradients)) that the inner loop differentiates: the batched MLP unless a family (a user's
+    nn.Module) computes its loss another way.
+    """
+
+    name: str = ""
+
+    def sample(self, batch_size: int, seed: int, split: Split | str = Split.TRAIN,
+               start: int = 0) -> Problems:
+        raise NotImplementedError
+
+    def config(self) -> dict:
+        raise NotImplementedError
+
+    def loss_and_grad(self, problems: Problems):
+        def batched_mlp(weights):
+            return mlp_loss_and_grad(weights, problems.X, problems.Y, problems.slope)
+
+        return batched_mlp
+
+
 _DISTRIBUTIONS = ("uniform", "normal")
 #: distributions of the initial weights: the data's, and nn.Linear's default
 INITS = (*_DISTRIBUTIONS, "torch")
@@ -112,7 +141,7 @@ INITS = (*_DISTRIBUTIONS, "torch")
 DATASETS = ("synthetic", "digits")
 
 
-class MLPTaskFamily:
+class MLPTaskFamily(TaskFamily):
     """The family of L-layer LeakyReLU regression problems on synthetic data.
 
     Args:

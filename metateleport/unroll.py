@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch.utils._pytree import tree_map
 
-from .config import Config
+from .config import Config, build_family, build_optimizer
 from .meta_optimizers import LearnedOptimizer
 from .optimizers import (
     LossAndGrad,
@@ -41,7 +41,7 @@ from .optimizers import (
     run,
 )
 from .symmetry import input_pinv
-from .tasks import MLPTaskFamily, Problems, Split, make_family, mlp_loss
+from .tasks import Problems, Split, mlp_loss
 
 if TYPE_CHECKING:
     from .distributed import DistContext
@@ -58,14 +58,6 @@ __all__ = [
 
 # Training batch j of a run with seed s uses task seed s * _SEED_STRIDE + j.
 _SEED_STRIDE = 1_000_000
-
-
-def build_family(cfg: Config) -> MLPTaskFamily:
-    return make_family(dataclasses.asdict(cfg.task), getattr(torch, cfg.train.dtype))
-
-
-def build_optimizer(cfg: Config) -> LearnedOptimizer:
-    return LearnedOptimizer(**dataclasses.asdict(cfg.model)).to(getattr(torch, cfg.train.dtype))
 
 
 META_LOSSES = ("log", "sum")
