@@ -147,12 +147,12 @@ def load_optimizer(path: str | Path, device: str | torch.device = "cpu"):
     """Load a params checkpoint. Returns (LearnedOptimizer in eval mode, metadata dict with
     "variant", "task", "model", "config" (the run's whole config), "meta_step",
     "package_version")."""
-    from .config import TaskConfig
+    from .config import TaskConfig, upgrade_section
     from .meta_optimizers import LearnedOptimizer
 
     data = load_checkpoint(path, "params")
     try:
-        opt = LearnedOptimizer(**data["model"])
+        opt = LearnedOptimizer(**upgrade_section("model", data["model"]))
         opt.load_state_dict(data["state_dict"])
     except (KeyError, TypeError, RuntimeError, ValueError) as err:
         raise CheckpointError(
@@ -163,5 +163,6 @@ def load_optimizer(path: str | Path, device: str | torch.device = "cpu"):
             for k in ("variant", "task", "model", "config", "meta_step", "package_version")}
     # Checkpoints written before a task key existed hold its default: fill it in, so that two
     # checkpoints of one family compare equal whatever version wrote them.
-    meta["task"] = dataclasses.asdict(TaskConfig(**meta["task"]))
+    meta["task"] = dataclasses.asdict(TaskConfig(**upgrade_section("task", meta["task"])))
+    meta["model"] = upgrade_section("model", meta["model"])
     return opt, meta

@@ -24,6 +24,7 @@ __all__ = [
     "ModelConfig",
     "TaskConfig",
     "TrainConfig",
+    "upgrade_section",
     "build_family",
     "build_optimizer",
     "config_from_dict",
@@ -39,9 +40,10 @@ class ConfigError(ValueError):
 
 @dataclass
 class TaskConfig:
-    """The optimizee family (tasks.make_family: tasks.MLPTaskFamily, tasks.DigitsTaskFamily)."""
+    """The optimizee family: ``family`` names a class of the registry tasks.FAMILIES, built by
+    tasks.make_family from the other keys (those that apply to it)."""
 
-    dataset: str = "synthetic"  # synthetic | digits (scikit-learn's, real images)
+    family: str = "synthetic"  # synthetic | paper | imbalanced | ... | digits (real images)
     widths: list[int] = field(default_factory=lambda: [20, 20, 20])
     n_samples: int = 20
     init: str = "uniform"
@@ -68,7 +70,7 @@ class ModelConfig:
     max_tele_norm: float = 0.1  # ... up to this
     lr_max: float = 1e-3  # lr_tele: bound of the learned step size
     lr_init: float = 3e-4  # lr_tele: its start
-    tele_steps: int | None = None  # teleport only while t < tele_steps (null: always) ...
+    tele_until: int | None = None  # teleport only while t < tele_until (null: always) ...
     tele_every: int = 1  # ... after the updates of steps t with t % tele_every == 0
     balance_input: bool = False  # m2 reads the balance signal of each unit on T_ii
     balance_skip: bool = False  # plus a learned a * (balance signal) on T_ii, outside the LSTM
@@ -107,8 +109,11 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+#: old key -> its present name: configs, run folders and checkpoints written with the old key
+#: keep loading (giving both is an error)
+ALIASES = {"task.dataset": "task.family", "model.tele_steps": "model.tele_until"}
+
 _CHOICES = {
-    "task.dataset": ("synthetic", "digits"),
     "task.init": ("uniform", "normal", "torch"),
     "task.data": ("uniform", "normal"),
     "model.variant": ("update_tele", "update", "lr_tele", "update_random_tele",
@@ -141,7 +146,7 @@ _RANGES = {
     "model.max_tele_norm": _POSITIVE,
     "model.lr_max": _POSITIVE,
     "model.lr_init": _POSITIVE,
-    "model.tele_steps": (lambda v: v is None or v >= 1, ">= 1, or null to teleport every step"),
+    "model.tele_until": (lambda v: v is None or v >= 1, ">= 1, or null to teleport every step"),
     "model.tele_every": _AT_LEAST_ONE,
     "train.batch_size": _AT_LEAST_ONE,
     "train.n_steps": _AT_LEAST_ONE,
@@ -190,6 +195,26 @@ def _check_type(key: str, value: Any, hint: Any) -> Any:
     return value
 
 
+def upgrade_section(name: str, data: dict) -> dict:
+    """A config section written with old key names (``ALIASES``), with the present ones."""
+    out = {}
+    for key, value in data.items():
+        new = ALIASES.get(f"{name}.{key}", f"{name}.{key}").split(".", 1)[1]
+        if new in out and out[new] != value:
+            raise ConfigError(f"{name}.{key}: given together with {name}.{new}, its present "
+                              "name, with another value")
+        out[new] = value
+    return out
+
+
+def _choices(key: str) -> tuple | None:
+    if key == "task.family":
+        from .tasks import FAMILIES
+
+        return tuple(n for n, c in FAMILIES.items() if hasattr(c, "from_task"))
+    return _CHOICES.get(key)
+
+
 def _section_from_dict(name: str, cls: type, data: Any):
     if data is None:
         data = {}
@@ -198,16 +223,23 @@ def _section_from_dict(name: str, cls: type, data: Any):
     hints = typing.get_type_hints(cls)
     allowed = [f.name for f in dataclasses.fields(cls)]
     values = {}
-    for key, value in data.items():
-        full = f"{name}.{key}"
+    for given_key, value in data.items():
+        full = f"{name}.{given_key}"
+        key = ALIASES.get(full, full).split(".", 1)[1]
         if key not in allowed:
             raise ConfigError(f"{full}: unknown key; allowed keys in {name}: {', '.join(allowed)}")
+        if key in values:
+            old = [k for k, v in ALIASES.items() if v == f"{name}.{key}"][0]
+            raise ConfigError(f"{old}: given together with {name}.{key}, its present name; "
+                              "keep one")
         given = value
         value = _check_type(full, value, hints[key])
-        if full in _CHOICES and value not in _CHOICES[full]:
-            raise ConfigError(f"{full}: {given!r} is not one of {list(_CHOICES[full])}")
-        if full in _RANGES and not _RANGES[full][0](value):
-            raise ConfigError(f"{full}: {given!r} is out of range; allowed: {_RANGES[full][1]}")
+        choices = _choices(f"{name}.{key}")
+        if choices is not None and value not in choices:
+            raise ConfigError(f"{full}: {given!r} is not one of {list(choices)}")
+        check = _RANGES.get(f"{name}.{key}")
+        if check is not None and not check[0](value):
+            raise ConfigError(f"{full}: {given!r} is out of range; allowed: {check[1]}")
         values[key] = value
     return cls(**values)
 
@@ -241,11 +273,12 @@ def _check_cross(cfg: Config) -> None:
                 f"{' + 1' if t.bias else ''}; the input of hidden layer {k} needs full column "
                 f"rank (n <= {bound})"
             )
-    if t.dataset == "digits":
+    if t.family == "digits":
         _check_digits(t)
     elif tr.meta_loss_on == "held_out":
         raise ConfigError(f"train.meta_loss_on: held_out needs a family with held-out samples "
-                          f"(task.dataset: digits), got task.dataset: {t.dataset}")
+                          f"(task.family: digits), got task.family: {t.family}")
+    _check_family(t)
     if m.variant == "update_random_tele" and m.tele_norm is None:
         raise ConfigError("model.tele_norm: variant update_random_tele needs a fixed norm for "
                           "its random teleports, got null")
@@ -273,6 +306,21 @@ def _check_digits(t: TaskConfig) -> None:
     bad = DigitsTaskFamily.problem(t.widths, t.n_samples, t.cond)
     if bad:
         raise ConfigError(f"task.{bad[0]}: {bad[1]}")
+
+
+def _check_family(t: TaskConfig) -> None:
+    """The registered family's own argument checks (e.g. imbalanced needs unit_span > 1), as a
+    ConfigError naming the key."""
+    from .tasks import make_family
+
+    if t.family in ("synthetic", "digits"):
+        return  # checked above, key by key, without drawing anything
+    try:
+        make_family(dataclasses.asdict(t))
+    except ValueError as err:
+        key = str(err).split(":", 1)[0]
+        raise ConfigError(f"task.{key}: {str(err).split(': ', 1)[-1]}" if hasattr(t, key)
+                          else f"task.family: {err}") from None
 
 
 def config_to_dict(cfg: Config) -> dict:

@@ -1,4 +1,4 @@
-"""The headroom oracle (design.md section 8): how much can any teleport of norm <= eps help a
+"""The headroom oracle (docs/design.md section 8): how much can any teleport of norm <= eps help a
 given update rule?
 
 For an update rule U (GD, Adam, a trained m1) and a teleport after the updates of steps
@@ -14,8 +14,8 @@ that norm and schedule can buy, and it bounds what a learned m2 with the same bu
 (its teleports are in the same set, chosen with less information). The random baseline teleports
 on the same schedule with random T of norm eps (teleport.random_teleport).
 
-``OracleTeleport`` is an InnerOptimizer (update rule U plus oracle teleports), so it runs through
-``optimizers.run`` like every other optimizer.
+``OracleTeleport`` is a teleport.Teleport; ``with_oracle(U, norm, schedule)`` composes it with
+its update rule (inner.Teleporting), which runs through ``inner.run`` like every other optimizer.
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ from typing import Any
 
 import torch
 
-from .optimizers import State, StepContext, on_schedule
+from .inner import State, StepContext, Teleporting
+from .mlp import mlp_loss
 from .symmetry import group_act
-from .tasks import mlp_loss
+from .teleport import Schedule
 
-__all__ = ["OracleTeleport", "autograd_loss_and_grad"]
+__all__ = ["OracleTeleport", "autograd_loss_and_grad", "with_oracle"]
 
 
 def _project(V: torch.Tensor, eps: float) -> torch.Tensor:
@@ -48,59 +49,50 @@ def autograd_loss_and_grad(weights, X, Y, slope):
 
 @dataclass
 class OracleTeleport:
-    """Update rule ``base`` (its ``update`` only) with oracle teleports of norm <= ``eps`` per
-    hidden layer after the updates of steps t with ``on_schedule(t, period, first)``, each
-    optimized over ``iters`` Adam steps of size ``lr`` (default eps / 4) for the log-loss
-    ``horizon`` steps later. ``stats`` collects, per teleport, the step and the mean gain in
-    log-loss at the horizon over not teleporting."""
+    """Oracle teleports of norm <= ``norm`` per hidden layer for the update rule ``rule``: each
+    T optimized over ``iters`` Adam steps of size ``lr`` (default norm / 4) for the log-loss
+    ``horizon`` updates of ``rule`` later. ``stats`` collects, per teleport, the step, the mean
+    gain in log-loss at the horizon over not teleporting, and the mean ||T||."""
 
-    base: Any
-    eps: float
-    period: int = 10
+    rule: Any
+    norm: float
     horizon: int = 10
     iters: int = 20
     lr: float | None = None
-    first: int | None = None
-    name: str = ""
+    name: str = "oracle"
 
     def __post_init__(self):
-        if self.eps <= 0 or self.period < 1 or self.horizon < 1 or self.iters < 1:
-            raise ValueError("need eps > 0 and period, horizon, iters >= 1, got "
-                             f"{self.eps}, {self.period}, {self.horizon}, {self.iters}")
-        if not self.name:
-            self.name = f"{self.base.name}+oracle"
+        if self.norm <= 0 or self.horizon < 1 or self.iters < 1:
+            raise ValueError("need norm > 0 and horizon, iters >= 1, got "
+                             f"{self.norm}, {self.horizon}, {self.iters}")
         self.stats: list[dict] = []
 
     def init_state(self, problems) -> State:
-        return self.base.init_state(problems)
-
-    def update(self, weights, grads, state, ctx):
-        return self.base.update(weights, grads, state, ctx)
+        return {}
 
     def _lookahead(self, weights, state, ctx: StepContext) -> torch.Tensor:
-        """log L(W_{t+1+horizon}) (B,) after ``horizon`` updates of the base from (W, state)."""
+        """log L(W_{t+1+horizon}) (B,) after ``horizon`` updates of the rule from (W, state)."""
         p = ctx.problems
         weights = [w if w.requires_grad else w.detach().requires_grad_(True) for w in weights]
         for i in range(self.horizon):
             step = StepContext(ctx.t + 1 + i, p, ctx.x_pinv)
             _, grads = autograd_loss_and_grad(weights, p.X, p.Y, p.slope)
-            deltas, state = self.base.update(weights, grads, state, step)
+            deltas, state = self.rule.update(weights, grads, state, step)
             weights = [w + d for w, d in zip(weights, deltas)]
         return mlp_loss(weights, p.X, p.Y, p.slope).log()
 
-    def teleport(self, weights, state: State, ctx: StepContext):
-        if not on_schedule(ctx.t, self.period, self.first):
-            return weights, state
+    def __call__(self, weights, state: State, ctx: StepContext):
         p = ctx.problems
+        eps = self.norm
         base_w = [w.detach() for w in weights]
         with torch.enable_grad():
             V = [torch.zeros(w.shape[0], w.shape[1], w.shape[1], dtype=w.dtype,
                              device=w.device, requires_grad=True) for w in base_w[:-1]]
-            adam = torch.optim.Adam(V, lr=self.lr or self.eps / 4)
+            adam = torch.optim.Adam(V, lr=self.lr or eps / 4)
             none = self._lookahead(base_w, state, ctx).detach()
             best, best_T = none.clone(), [torch.zeros_like(v) for v in V]
             for _ in range(self.iters):
-                Ts = [_project(v, self.eps) for v in V]
+                Ts = [_project(v, eps) for v in V]
                 moved = group_act(base_w, p.X, Ts, p.slope, x_pinv=ctx.x_pinv)
                 obj = self._lookahead(moved, state, ctx)
                 with torch.no_grad():
@@ -119,3 +111,11 @@ class OracleTeleport:
                                          .sum(0).sqrt().mean())})
         with torch.no_grad():
             return group_act(base_w, p.X, best_T, p.slope, x_pinv=ctx.x_pinv), state
+
+
+def with_oracle(rule: Any, norm: float, schedule: Schedule | None = None, *, horizon: int = 10,
+                iters: int = 20, lr: float | None = None, name: str = "") -> Teleporting:
+    """``rule`` (its update only) with OracleTeleport(rule, norm, ...) on ``schedule`` (default
+    Schedule(every=10)); the oracle's stats are ``.move.stats``."""
+    move = OracleTeleport(rule, norm, horizon, iters, lr)
+    return Teleporting(rule, move, schedule or Schedule(10), name=name or f"{rule.name}+oracle")

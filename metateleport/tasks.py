@@ -1,13 +1,12 @@
-"""The optimizee: batched bias-free LeakyReLU MLP regression problems (design.md section 2).
+"""Task families: distributions over batched LeakyReLU MLP problems (docs/design.md sections 2
+and 9), behind one interface (``TaskFamily``) and a registry (``FAMILIES``, ``make_family``).
 
 A problem is (X, Y, W): X in R^{d_0 x n} (columns are samples), Y in R^{d_L x n}, and the
 initial weights W = [W_1 (d_1 x d_0), ..., W_L (d_L x d_{L-1})]. Work is batched: every tensor
 carries a leading batch axis B, one problem per row.
 
-Biases: a layer whose weight has one column more than its input has rows, W_k = [A_k | b_k]
-(d_k x (d_{k-1} + 1)), computes A_k h + b_k = W_k [h; 1], nn.Linear's affine map. Every function
-here and in symmetry.py / teleport.py reads the bias from that shape, layer by layer, so biased
-and bias-free layers mix freely; the group action then needs [h; 1] of full column rank.
+Biases: a layer may carry one (a last weight column, see mlp.py); the group action then needs
+[h; 1] of full column rank.
 
 Seeds: a problem is drawn from numpy's PCG64 seeded by (split, seed, index in batch), so the same
 seed gives the same problems on every machine, problem i of ``sample(B, s)`` does not depend on B,
@@ -24,9 +23,21 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+# The MLP's functions lived here before mlp.py: their old import path keeps working.
+from .mlp import (  # noqa: F401
+    DEFAULT_SLOPE,
+    affine,
+    has_bias,
+    leaky_relu,
+    leaky_relu_inv,
+    mlp_forward,
+    mlp_loss,
+    mlp_loss_and_grad,
+    with_ones,
+)
+
 __all__ = [
     "DATASETS",
-    "DEFAULT_SLOPE",
     "INITS",
     "DigitsTaskFamily",
     "digits_pools",
@@ -35,18 +46,9 @@ __all__ = [
     "Problems",
     "Split",
     "TaskFamily",
-    "affine",
-    "has_bias",
-    "leaky_relu",
-    "leaky_relu_inv",
     "make_family",
-    "mlp_forward",
-    "mlp_loss",
-    "mlp_loss_and_grad",
-    "with_ones",
+    "register_family",
 ]
-
-DEFAULT_SLOPE = 0.1
 
 
 class Split(enum.Enum):
@@ -134,13 +136,23 @@ class TaskFamily:
         return batched_mlp
 
 
+#: name -> TaskFamily class: configs (task.family), evaluation, studies and the oracle look a
+#: family up here, so a new family is one registered class
+FAMILIES: dict[str, type[TaskFamily]] = {}
+
+
+def register_family(cls: type[TaskFamily]) -> type[TaskFamily]:
+    """Class decorator: register ``cls`` under ``cls.name``."""
+    if not cls.name or cls.name in FAMILIES:
+        raise ValueError(f"a family needs a new, non-empty name, got {cls.name!r}")
+    FAMILIES[cls.name] = cls
+    return cls
+
+
 _DISTRIBUTIONS = ("uniform", "normal")
 #: distributions of the initial weights: the data's, and nn.Linear's default
 INITS = (*_DISTRIBUTIONS, "torch")
-#: the task families ``make_family`` builds, by the name in a config's task.dataset
-DATASETS = ("synthetic", "digits")
-
-
+@register_family
 class MLPTaskFamily(TaskFamily):
     """The family of L-layer LeakyReLU regression problems on synthetic data.
 
@@ -317,10 +329,70 @@ class MLPTaskFamily(TaskFamily):
             "layer_span": self.layer_span,
             "cond": self.cond,
             "bias": self.bias,
-            "dataset": self.name,
+            "family": self.name,
         }
 
+    @classmethod
+    def from_task(cls, task: dict, dtype: torch.dtype = torch.float32) -> MLPTaskFamily:
+        """The family of a config's task section (without its ``family`` key)."""
+        return cls(**task, dtype=dtype)
 
+
+@register_family
+class PaperTaskFamily(MLPTaskFamily):
+    """The paper's task (its defaults are MLPTaskFamily's): 20-20-20, n = 20, data and weights
+    U[0, 1]. Argument checks and sampling as in MLPTaskFamily."""
+
+    name = "paper"
+
+
+class _RescaledFamily(MLPTaskFamily):
+    """A synthetic family whose defining knob must be set: a family named for a property that
+    its problems lack would mislead every table that names it."""
+
+    knob, bound = "", 1.0
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        value = getattr(self, self.knob)
+        if value is None or not value > self.bound:
+            raise ValueError(f"{self.knob}: the {self.name} family needs {self.knob} > "
+                             f"{self.bound:g}, got {value}")
+
+
+@register_family
+class ImbalancedTaskFamily(_RescaledFamily):
+    """The paper's task with every hidden unit rescaled by a log-uniform factor in
+    [1/unit_span, unit_span] (default 10): same losses, imbalanced weights (docs/design.md
+    section 8)."""
+
+    name, knob = "imbalanced", "unit_span"
+
+    def __init__(self, unit_span: float = 10.0, **kwargs) -> None:
+        super().__init__(unit_span=unit_span, **kwargs)
+
+
+@register_family
+class LayerRescaledTaskFamily(_RescaledFamily):
+    """The paper's task with every hidden layer rescaled as a whole by a log-uniform factor in
+    [1/layer_span, layer_span] (default 10)."""
+
+    name, knob = "layer_rescaled", "layer_span"
+
+    def __init__(self, layer_span: float = 10.0, **kwargs) -> None:
+        super().__init__(layer_span=layer_span, **kwargs)
+
+
+@register_family
+class IllConditionedTaskFamily(_RescaledFamily):
+    """The paper's task with ill-conditioned data, cond(X) = ``cond`` (default 1e3)."""
+
+    name, knob = "ill_conditioned", "cond"
+
+    def __init__(self, cond: float = 1e3, **kwargs) -> None:
+        super().__init__(cond=cond, **kwargs)
+
+@register_family
 class DigitsTaskFamily(MLPTaskFamily):
     """Real data: scikit-learn's handwritten digits (1797 8x8 images, 10 classes), which ship
     inside scikit-learn (no download; ``pip install metateleport[digits]``).
@@ -377,6 +449,12 @@ class DigitsTaskFamily(MLPTaskFamily):
         self._images, self._labels, self._held_out_idx = images, labels, pools["held_out"]
         self._held_out = self._xy(pools["held_out"])
 
+    @classmethod
+    def from_task(cls, task: dict, dtype: torch.dtype = torch.float32) -> DigitsTaskFamily:
+        # a config's task section always holds the synthetic data knobs; real data has none
+        task = {k: v for k, v in task.items() if k not in ("data", "data_scale", "cond")}
+        return cls(**task, dtype=dtype)
+
     def _xy(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self._images[idx].T, np.eye(self.CLASSES)[self._labels[idx]].T
 
@@ -408,17 +486,24 @@ def digits_pools() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     return images, labels, {"meta_train": order[:a], "test": order[a:b], "held_out": order[b:]}
 
 
-def make_family(task: dict, dtype: torch.dtype = torch.float32) -> MLPTaskFamily:
-    """The task family of a config's task section (config.TaskConfig as a dict)."""
+def make_family(task: dict, dtype: torch.dtype = torch.float32) -> TaskFamily:
+    """The registered family of a config's task section (config.TaskConfig as a dict): the
+    class ``FAMILIES[task["family"]]`` ("dataset", the key's old name, is read too) built from
+    the other keys."""
     task = dict(task)
-    name = task.pop("dataset", "synthetic")
-    if name == "digits":
-        for key in ("data", "data_scale", "cond"):
-            task.pop(key, None)
-        return DigitsTaskFamily(**task, dtype=dtype)
-    if name != "synthetic":
-        raise ValueError(f"unknown dataset {name!r}; allowed: {DATASETS}")
-    return MLPTaskFamily(**task, dtype=dtype)
+    name = task.pop("family", None)
+    old = task.pop("dataset", None)
+    if name is not None and old is not None and name != old:
+        raise ValueError(f"task family given twice: family {name!r}, dataset {old!r}")
+    name = name or old or "synthetic"
+    if name not in FAMILIES or not hasattr(FAMILIES[name], "from_task"):
+        buildable = [n for n, c in FAMILIES.items() if hasattr(c, "from_task")]
+        raise ValueError(f"unknown task family {name!r}; allowed: {buildable}")
+    return FAMILIES[name].from_task(task, dtype)
+
+
+#: the family names a config's task.family may take (the registry's buildable families)
+DATASETS = tuple(FAMILIES)
 
 
 # The last entry of the seed of a problem's rescaling/conditioning generator, and of a digits
@@ -432,84 +517,6 @@ def _condition(X: np.ndarray, cond: float) -> np.ndarray:
     U, s, Vt = np.linalg.svd(X, full_matrices=False)
     ladder = s[0] * np.logspace(0, -np.log10(cond), len(s))
     return (U * ladder) @ Vt
-
-
-def leaky_relu(x: torch.Tensor, slope: float = DEFAULT_SLOPE) -> torch.Tensor:
-    return torch.where(x >= 0, x, slope * x)
-
-
-def leaky_relu_inv(x: torch.Tensor, slope: float = DEFAULT_SLOPE) -> torch.Tensor:
-    return torch.where(x >= 0, x, x / slope)
-
-
-def has_bias(W: torch.Tensor, h: torch.Tensor) -> bool:
-    """Whether W (B, d_k, c) holds a bias column for input h (B, d_{k-1}, n): c = d_{k-1} + 1."""
-    return W.shape[-1] == h.shape[-2] + 1
-
-
-def affine(W: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """W [h; 1] when W has a bias column, else W h: (B, d_k, n)."""
-    if has_bias(W, h):
-        return torch.baddbmm(W[..., -1:], W[..., :-1], h)
-    return torch.bmm(W, h)
-
-
-def with_ones(h: torch.Tensor) -> torch.Tensor:
-    """[h; 1]: h (B, d, n) with a row of ones appended, (B, d + 1, n)."""
-    return torch.cat([h, h.new_ones(h.shape[0], 1, h.shape[2])], dim=1)
-
-
-def mlp_forward(
-    weights: list[torch.Tensor], X: torch.Tensor, slope: float = DEFAULT_SLOPE
-) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-    """Forward pass. Returns (f (B, d_L, n), pre-activations Z_1..Z_{L-1}, inputs h_0..h_{L-1})."""
-    _check_shapes(weights, X)
-    h = X
-    hs, zs = [X], []
-    for W in weights[:-1]:
-        z = affine(W, h)
-        h = leaky_relu(z, slope)
-        zs.append(z)
-        hs.append(h)
-    return affine(weights[-1], h), zs, hs
-
-
-def mlp_loss(
-    weights: list[torch.Tensor], X: torch.Tensor, Y: torch.Tensor, slope: float = DEFAULT_SLOPE
-) -> torch.Tensor:
-    """Per-problem loss 1/2 ||Y - f(X)||_F^2, shape (B,)."""
-    f, _, _ = mlp_forward(weights, X, slope)
-    if Y.shape != f.shape:
-        raise ValueError(f"Y has shape {tuple(Y.shape)}, the network outputs {tuple(f.shape)}")
-    return 0.5 * (f - Y).pow(2).sum(dim=(1, 2))
-
-
-def mlp_loss_and_grad(
-    weights: list[torch.Tensor], X: torch.Tensor, Y: torch.Tensor, slope: float = DEFAULT_SLOPE
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Per-problem loss (B,) and its gradient w.r.t. every weight, by hand-written backprop.
-
-    The loss keeps the autograd graph of ``weights`` (meta-training differentiates it); the
-    gradients are computed from detached tensors and carry no graph: learned optimizers read
-    them as first-order inputs (design.md section 6), and this is cheaper than autograd.grad.
-    """
-    f, zs, hs = mlp_forward(weights, X, slope)
-    if Y.shape != f.shape:
-        raise ValueError(f"Y has shape {tuple(Y.shape)}, the network outputs {tuple(f.shape)}")
-    r = f - Y
-    loss = 0.5 * r.pow(2).sum(dim=(1, 2))
-    with torch.no_grad():
-        delta = r.detach()
-        grads = [None] * len(weights)
-        for k in range(len(weights) - 1, -1, -1):
-            h = hs[k].detach()
-            grads[k] = torch.bmm(delta, h.transpose(1, 2))
-            if has_bias(weights[k], h):
-                grads[k] = torch.cat([grads[k], delta.sum(dim=2, keepdim=True)], dim=2)
-            if k > 0:
-                back = torch.bmm(weights[k].detach()[..., :h.shape[1]].transpose(1, 2), delta)
-                delta = torch.where(zs[k - 1].detach() >= 0, back, slope * back)
-    return loss, grads
 
 
 def held_out_metrics(weights: list[torch.Tensor], problems: Problems) -> dict[str, torch.Tensor]:
@@ -527,17 +534,4 @@ def held_out_metrics(weights: list[torch.Tensor], problems: Problems) -> dict[st
     return {"loss": loss, "accuracy": accuracy}
 
 
-def _check_shapes(weights: list[torch.Tensor], X: torch.Tensor) -> None:
-    if X.dim() != 3:
-        raise ValueError(f"X must be (B, d_0, n), got shape {tuple(X.shape)}")
-    if len(weights) < 2:
-        raise ValueError(f"need at least 2 weight matrices, got {len(weights)}")
-    rows = X.shape[1]
-    for k, W in enumerate(weights, start=1):
-        if W.dim() != 3 or W.shape[0] != X.shape[0] or W.shape[2] not in (rows, rows + 1):
-            raise ValueError(
-                f"W_{k} has shape {tuple(W.shape)}; expected (B={X.shape[0]}, d_{k}, {rows}), "
-                f"or (B, d_{k}, {rows + 1}) with a bias column"
-            )
-        rows = W.shape[1]
 

@@ -1,41 +1,47 @@
-"""Teleportation: moving the weights along the loss level set to a steeper point (design.md s. 4).
+"""Teleportation: moving the weights along the loss level set (docs/design.md sections 4 and 8).
 
 The objective is the squared gradient norm after the move, Obj(T) = ||grad_W L(expm(T) . W)||^2,
 whose loss is held fixed by the exact group action. The teleport feature G = dObj/dT at T = 0
 (one d_k x d_k matrix per hidden layer) is what the group meta-optimizer reads.
 
-Teleports that are too large make fixed-step-size gradient descent diverge: teleporting to a
-steeper point also raises the curvature there, so a step size that was stable before the jump
-may not be after it. Measured on the paper's task (U[0, 1] data and weights, 20 x 20, GD at
-lr 3e-4, 32 test problems, seeds 0/1/2; ``python scripts/teleport_effect.py``), median loss at
-step 99 and diverged problems:
-
-    no teleport                        18.46  18.33  19.14   none diverged
-    step 30, 8 ascent steps x 0.01     17.74  17.65  18.26   none diverged   (helps)
-    step 30, 8 x 0.05                  18.76  18.32  19.25   none diverged   (no gain)
-    step 30, 8 x 0.2                   16/32, 22/32, 24/32 problems diverge
-    step 0 (loss ~5e5), 8 x 0.01       17.85  17.97  18.63   none diverged
-    step 0, 8 x 0.05                   2/32, 1/32, 0/32 problems diverge
-
-(Our earlier prototype saw 8 x 0.05 at step 30 and every step-0 teleport diverge; with the
-exact action and normalized re-linearized ascent here, the threshold sits higher, between 0.05
-and 0.2 per step at step 30, and about 0.05 at step 0.) A teleport pays off only together with a
-step size that suits the new point, which is what the learned optimizers can provide.
+Two layers: pure functions (``teleport_feature``, ``ascent_teleport``, ``random_teleport``,
+``balance_teleport``, ...) and the ``Teleport`` objects every caller composes with an update rule
+and a ``Schedule`` (inner.Teleporting): ``AscentTeleport``, ``RandomTeleport``,
+``BalanceTeleport`` here, learned.LearnedTeleport (m2) and oracle.OracleTeleport beside them. A
+teleport is one call, ``teleport(weights, state, ctx) -> (weights, state)``; ``norm`` is the
+Frobenius norm of a move's T_k everywhere. Too large a teleport makes a fixed step size diverge
+(a steeper point is also a more curved one): docs/history.md measures where.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
 import torch
 
-from .symmetry import group_act, rescale_units
-from .tasks import DEFAULT_SLOPE, mlp_loss
+from .mlp import DEFAULT_SLOPE, mlp_loss
+from .symmetry import ACTIONS, group_act, rescale_units
+
+if TYPE_CHECKING:
+    from .inner import StepContext
+    from .tasks import Problems
+
+State = dict[str, Any]
 
 __all__ = [
+    "HAND_TELEPORTS",
+    "AscentTeleport",
+    "BalanceTeleport",
+    "RandomTeleport",
+    "Schedule",
+    "Teleport",
     "ascent_teleport",
     "balance_signal",
     "balance_teleport",
     "clip_frobenius",
     "grad_norm_sq",
+    "make_teleport",
     "random_teleport",
     "rescale_frobenius",
     "teleport_feature",
@@ -217,3 +223,106 @@ def balance_teleport(weights: list[torch.Tensor]) -> list[torch.Tensor]:
         scales[k] = (cols / rows).sqrt()
         weights = rescale_units(weights, scales)
     return weights
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a teleport follows the update of inner step t: at the steps in ``at`` if given, else
+    every ``every`` steps from step 0 while t < ``until`` (None: the whole run). The one
+    spelling of a schedule (config keys model.tele_every, model.tele_until)."""
+
+    every: int = 1
+    until: int | None = None
+    at: tuple[int, ...] | None = None
+
+    def __post_init__(self):
+        if self.every < 1 or (self.until is not None and self.until < 1):
+            raise ValueError(f"need every >= 1 and until >= 1 or None, got {self.every}, "
+                             f"{self.until}")
+        if self.at is not None:
+            object.__setattr__(self, "at", tuple(int(t) for t in self.at))
+
+    def due(self, t: int) -> bool:
+        if self.at is not None:
+            return t in self.at
+        return t % self.every == 0 and (self.until is None or t < self.until)
+
+
+class Teleport(Protocol):
+    """A move along the level set: ``(weights, state, ctx) -> (weights, state)``.
+
+    weights: [W_k (B, d_k, d_{k-1} (+1))]; state: the whole optimizer state (a learned teleport
+    keeps its LSTM state in it); ctx: inner.StepContext (the problems, X^+, a stats dict).
+    ``init_state(problems)`` returns the entries this teleport adds to the optimizer state.
+    """
+
+    name: str
+
+    def init_state(self, problems: Problems) -> State: ...
+
+    def __call__(self, weights: list[torch.Tensor], state: State, ctx: StepContext
+                 ) -> tuple[list[torch.Tensor], State]: ...
+
+
+class _Stateless:
+    def init_state(self, problems: Problems) -> State:
+        return {}
+
+
+@dataclass
+class AscentTeleport(_Stateless):
+    """``steps`` gradient-ascent steps on ||grad L||^2 (``ascent_teleport``): each T_k of norm
+    ``norm`` (normalized ascent), or ``step_size`` times the feature capped at ``norm``."""
+
+    steps: int = 8
+    step_size: float | None = None
+    norm: float = 0.01
+    name: str = "teleport"
+
+    def __call__(self, weights, state, ctx):
+        p = ctx.problems
+        return ascent_teleport(weights, p.X, p.Y, self.steps, self.step_size, self.norm,
+                               p.slope, x_pinv=ctx.x_pinv), state
+
+
+@dataclass
+class RandomTeleport(_Stateless):
+    """T_k with i.i.d. normal entries rescaled to ||T_k||_F = ``norm`` (``random_teleport``,
+    torch's global generator), with the ``action`` of symmetry.group_act."""
+
+    norm: float = 0.01
+    action: str = "exact"
+    name: str = "random tele"
+
+    def __post_init__(self):
+        if not self.norm > 0:
+            raise ValueError(f"norm must be > 0, got {self.norm}")
+        if self.action not in ACTIONS:
+            raise ValueError(f"action must be one of {ACTIONS}, got {self.action!r}")
+
+    def __call__(self, weights, state, ctx):
+        p = ctx.problems
+        return random_teleport(weights, p.X, self.norm, slope=p.slope, x_pinv=ctx.x_pinv,
+                               action=self.action), state
+
+
+@dataclass
+class BalanceTeleport(_Stateless):
+    """The closed-form balancing rescaling (``balance_teleport``), exact for every input."""
+
+    name: str = "balance"
+
+    def __call__(self, weights, state, ctx):
+        return balance_teleport(weights), state
+
+
+#: the hand-designed teleports by name (LearnedOpt.teleport's ``kind``, evaluation's baselines)
+HAND_TELEPORTS: dict[str, type] = {"ascent": AscentTeleport, "random": RandomTeleport,
+                                   "balance": BalanceTeleport}
+
+
+def make_teleport(kind: str, **kwargs) -> Teleport:
+    """The hand-designed teleport ``kind`` (a key of HAND_TELEPORTS) with its options."""
+    if kind not in HAND_TELEPORTS:
+        raise ValueError(f"teleport kind must be one of {tuple(HAND_TELEPORTS)}, got {kind!r}")
+    return HAND_TELEPORTS[kind](**kwargs)

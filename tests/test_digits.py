@@ -109,7 +109,7 @@ def test_config_errors_name_the_key(key, value, match):
 
 
 def test_family_errors():
-    with pytest.raises(ValueError, match="unknown dataset"):
+    with pytest.raises(ValueError, match="unknown task family"):
         make_family({**TASK, "dataset": "mnist"})
     with pytest.raises(ValueError, match="rank-deficient"):
         DigitsTaskFamily(n_samples=60)

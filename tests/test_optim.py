@@ -186,7 +186,8 @@ def test_closure_is_evaluated():
 
 @pytest.mark.parametrize("kind, name", [("checkpoint", "paper_update_tele"),
                                         ("checkpoint", "update_random_tele"),
-                                        ("balance", "update"), ("random", "update")])
+                                        ("balance", "update"), ("random", "update"),
+                                        ("ascent", "update")])
 def test_teleport_keeps_the_batch_loss_with_biases(kind, name):
     torch.manual_seed(0)
     model = mlp([6, 9, 7, 3], bias=True)
@@ -245,7 +246,9 @@ def test_teleport_errors():
     with pytest.raises(ValueError, match="NaN"):
         opt.teleport(model, bad, Y[:5])
     with pytest.raises(ValueError, match="kind must be"):
-        opt.teleport(model, X[:5], Y[:5], kind="ascent")
+        opt.teleport(model, X[:5], Y[:5], kind="sideways")
+    with pytest.raises(ValueError, match="ascent teleport reads"):
+        opt.teleport(model, X[:5], kind="ascent")
     with pytest.raises(RankError, match="smaller batch"):
         opt.teleport(model, X[:1].expand(5, 6), Y[:5])  # five copies of one sample
     relu = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3)).double()

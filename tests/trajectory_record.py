@@ -32,8 +32,9 @@ def _checkpoint_cases():
 
 def _hand_cases():
     from metateleport.optimizers import GD, Adam, GDSchedule, TeleportSchedule, WithTeleport
-    from metateleport.oracle import OracleTeleport
+    from metateleport.oracle import with_oracle
     from metateleport.tasks import make_family
+    from metateleport.teleport import Schedule
 
     paper = make_family({}).sample(N_PROBLEMS, 0, "test")
     imbalanced = make_family({"unit_span": 10.0}).sample(N_PROBLEMS, 0, "test")
@@ -50,8 +51,7 @@ def _hand_cases():
     yield "gd_schedule", GDSchedule(1e-4, 5e-3, 1), paper
     yield "gd_balance", GD(3e-4, balance), imbalanced
     yield "adam_balance", Adam(1e-2, teleports=balance), imbalanced
-    yield "oracle_gd", OracleTeleport(GD(3e-4), eps=0.01, period=10, horizon=3, iters=3,
-                                      first=30), paper[:2]
+    yield "oracle_gd", with_oracle(GD(3e-4), 0.01, Schedule(10, 30), horizon=3, iters=3), paper[:2]
     from metateleport.checkpoint import load_optimizer
 
     update, _ = load_optimizer(REPO / "checkpoints" / "update.pt")
@@ -69,7 +69,7 @@ def losses(opt, problems) -> list[list[float]]:
     from metateleport.optimizers import run
 
     torch.manual_seed(0)
-    steps = N_STEPS if "oracle" not in type(opt).__name__.lower() else 30
+    steps = 30 if "oracle" in opt.name else N_STEPS
     return run(opt, problems, steps).losses.tolist()
 
 

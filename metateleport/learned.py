@@ -1,0 +1,443 @@
+"""The learned optimizer: coordinatewise LSTMs m1 and m2 (docs/design.md section 5).
+
+One small LSTM, shared by every coordinate, with its own state per coordinate: the coordinates of
+all B trajectories are stacked on the LSTM's batch axis, so one call serves them all and nothing
+depends on the number of parameters (a trained optimizer runs on any width and depth).
+
+- ``UpdateLSTM`` (m1): preprocessed gradient of each weight -> that weight's update.
+- ``GroupLSTM`` (m2): preprocessed teleport feature G_ij -> T_ij of every hidden layer.
+- ``LrTeleLSTM``: m2 plus a head whose mean over coordinates gives a positive, bounded step size
+  for the next plain-GD step (as the reference's LSTM(lr,tele) returns "a step size for the next
+  gradient descent step").
+
+As inner-loop objects: ``LearnedUpdate`` (m1 as an update rule), ``LearnedStepGD`` (GD at
+LSTM(lr,tele)'s learned step size) and ``LearnedTeleport`` (m2 as a teleport.Teleport).
+``LearnedOptimizer`` is the nn.Module that owns the networks and composes them (inner.Teleporting)
+with each other or with a hand-designed teleport, by variant.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .baselines import gd_update
+from .inner import State, StepContext, Teleporting
+from .mlp import mlp_loss
+from .preprocess import log_sign
+from .symmetry import ACTIONS, group_act
+from .teleport import (
+    BalanceTeleport,
+    RandomTeleport,
+    Schedule,
+    balance_signal,
+    clip_frobenius,
+    rescale_frobenius,
+    teleport_feature,
+)
+
+__all__ = [
+    "VARIANTS",
+    "CoordinateLSTM",
+    "CoordinateNet",
+    "GroupLSTM",
+    "LearnedOptimizer",
+    "LearnedStepGD",
+    "LearnedTeleport",
+    "LearnedUpdate",
+    "LrTeleLSTM",
+    "UpdateLSTM",
+    "flatten_coords",
+    "unflatten_coords",
+]
+
+#: what m1's LSTM state does across a teleport
+M1_STATE_ON_TELE = ("keep", "reset")
+
+#: variant name -> display name used in tables and plots
+VARIANTS = {
+    "update_tele": "LSTM(update,tele)",
+    "update": "LSTM(update)",
+    "lr_tele": "LSTM(lr,tele)",
+    "update_random_tele": "LSTM(update)+random tele",
+    "update_balance": "LSTM(update)+balance",
+}
+
+
+class CoordinateLSTM(nn.Module):
+    """A 2-layer LSTM applied independently to N coordinates, one time step per call.
+
+    forward(x (N, in_features), state [h (layers, N, H), c (layers, N, H)])
+        -> (top-layer h (N, H), new state).
+
+    One ``nn.LSTM`` call on a length-1 sequence steps both layers; on CPU it runs oneDNN's
+    fused RNN kernels, 1.4x faster forward+backward than two nn.LSTMCell at N = 6400, H = 20
+    (python -m metateleport.bench). tests/test_meta_optimizers.py checks it against LSTMCells.
+    """
+
+    def __init__(self, in_features: int = 2, hidden_size: int = 20, num_layers: int = 2):
+        super().__init__()
+        self.lstm = nn.LSTM(in_features, hidden_size, num_layers=num_layers)
+        self.hidden_size, self.num_layers = hidden_size, num_layers
+
+    def init_state(self, n: int, like: torch.Tensor) -> list[torch.Tensor]:
+        zeros = like.new_zeros(self.num_layers, n, self.hidden_size)
+        return [zeros, zeros]
+
+    def forward(self, x: torch.Tensor, state: list[torch.Tensor]):
+        out, (h, c) = self.lstm(x.unsqueeze(0), (state[0], state[1]))
+        return out[0], [h, c]
+
+
+def flatten_coords(mats: list[torch.Tensor]) -> torch.Tensor:
+    """[(B, a_k, b_k)] -> (B, sum_k a_k b_k): every coordinate of a problem in one row."""
+    return torch.cat([m.reshape(m.shape[0], -1) for m in mats], dim=1)
+
+
+def unflatten_coords(flat: torch.Tensor, like: list[torch.Size]) -> list[torch.Tensor]:
+    """Inverse of ``flatten_coords`` for matrices of shapes ``like`` ((B, a_k, b_k) each)."""
+    sizes = [s[1] * s[2] for s in like]
+    return [part.reshape(s) for part, s in zip(flat.split(sizes, dim=1), like)]
+
+
+class CoordinateNet(nn.Module):
+    """The shared body of m1 and m2: coordinates x (N,) -> out_scale * Linear(LSTM(log_sign(x))).
+
+    forward(x (N,), state, extra (N, n_extra) or None) -> (output (N,), top hidden state (N, H),
+    new state). ``extra`` holds further per-coordinate inputs, fed to the LSTM unpreprocessed
+    beside the two log-sign features of x. With ``skip``, the output also gets a learned linear
+    term of ``extra`` that bypasses the LSTM and ``out_scale`` (its weights start at 0):
+    output = out_scale * head(h) + skip(extra).
+    """
+
+    def __init__(self, hidden_size: int = 20, p: float = 10.0, out_scale: float = 0.1,
+                 n_extra: int = 0, skip: bool = False):
+        super().__init__()
+        if skip and not n_extra:
+            raise ValueError("a skip path needs extra inputs (n_extra >= 1)")
+        self.lstm = CoordinateLSTM(2 + n_extra, hidden_size)
+        self.head = nn.Linear(hidden_size, 1)
+        self.skip = nn.Linear(n_extra, 1, bias=False) if skip else None
+        if self.skip is not None:
+            nn.init.zeros_(self.skip.weight)
+        self.p, self.out_scale, self.n_extra = p, out_scale, n_extra
+
+    def forward(self, x: torch.Tensor, state: list[torch.Tensor],
+                extra: torch.Tensor | None = None):
+        features = log_sign(x, self.p)
+        if self.n_extra:
+            if extra is None or extra.shape != (x.shape[0], self.n_extra):
+                raise ValueError(f"expected extra inputs of shape ({x.shape[0]}, "
+                                 f"{self.n_extra}), got "
+                                 f"{None if extra is None else tuple(extra.shape)}")
+            features = torch.cat([features, extra], dim=-1)
+        h, state = self.lstm(features, state)
+        out = self.out_scale * self.head(h).squeeze(-1)
+        if self.skip is not None:
+            out = out + self.skip(extra).squeeze(-1)
+        return out, h, state
+
+
+class UpdateLSTM(CoordinateNet):
+    """m1: gradient coordinates (N,) -> updates (N,)."""
+
+
+class GroupLSTM(CoordinateNet):
+    """m2: teleport-feature coordinates (N,) -> Lie-algebra coordinates T (N,).
+
+    The caller then rescales each T_k to a fixed Frobenius norm (``tele_norm``, the paper's
+    0.01) or, with tele_norm None, lets the network set the norm and only clips it at
+    ``max_tele_norm`` (a guard against divergence, see teleport.py).
+    """
+
+    def __init__(
+        self, hidden_size: int = 20, p: float = 10.0, out_scale: float = 0.01,
+        tele_norm: float | None = 0.01, max_tele_norm: float = 0.1, n_extra: int = 0,
+        skip: bool = False,
+    ):
+        super().__init__(hidden_size, p, out_scale, n_extra, skip)
+        self.tele_norm, self.max_tele_norm = tele_norm, max_tele_norm
+
+    def normalize(self, T: torch.Tensor) -> torch.Tensor:
+        if self.tele_norm is not None:
+            return rescale_frobenius(T, self.tele_norm)
+        return clip_frobenius(T, self.max_tele_norm)
+
+
+class LrTeleLSTM(GroupLSTM):
+    """GroupLSTM plus a step-size head: lr = lr_max * sigmoid(mean over coordinates of a
+    Linear(h)), per problem, in (0, lr_max). The bias starts at the value giving ``lr_init``."""
+
+    def __init__(self, *args, lr_max: float = 1e-3, lr_init: float = 3e-4, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not 0 < lr_init < lr_max:
+            raise ValueError(f"need 0 < lr_init < lr_max, got {lr_init}, {lr_max}")
+        self.lr_head = nn.Linear(self.lstm.hidden_size, 1)
+        self.lr_max = lr_max
+        with torch.no_grad():
+            self.lr_head.weight.mul_(0.1)
+            self.lr_head.bias.fill_(math.log(lr_init / (lr_max - lr_init)))
+
+    def step_size(self, h: torch.Tensor, batch: int) -> torch.Tensor:
+        """h: (B * Q, H) top hidden states -> (B,) step sizes."""
+        logits = self.lr_head(h).reshape(batch, -1).mean(dim=1)
+        return self.lr_max * torch.sigmoid(logits)
+
+
+class LearnedUpdate:
+    """m1 as an update rule: the gradient's coordinates (all problems, all weights, one LSTM
+    call) -> the update's, in the network's dtype. State: {"m1": LSTM state}."""
+
+    def __init__(self, net: UpdateLSTM, name: str = "LSTM(update)"):
+        self.net, self.name = net, name
+
+    @property
+    def _dtype(self) -> torch.dtype:
+        return next(self.net.parameters()).dtype
+
+    def init_state(self, problems) -> State:
+        like = problems.weights[0].to(self._dtype)
+        n = problems.batch_size * sum(w.shape[1] * w.shape[2] for w in problems.weights)
+        return {"m1": self.net.lstm.init_state(n, like)}
+
+    def update(self, weights, grads, state: State, ctx: StepContext):
+        flat = flatten_coords(grads)
+        delta, _, m1 = self.net(flat.reshape(-1).to(self._dtype), state["m1"])
+        delta = delta.reshape(flat.shape).to(grads[0].dtype)
+        ctx.stats["update_norm"] = delta.detach().norm(dim=1)
+        return unflatten_coords(delta, [g.shape for g in grads]), {**state, "m1": m1}
+
+    def reset_state(self, state: State) -> State:
+        # LearnedTorchOptimizer hands a teleport m1's state only when m2 reads it (lookahead)
+        if "m1" not in state:
+            return state
+        return {**state, "m1": [torch.zeros_like(s) for s in state["m1"]]}
+
+
+class LearnedStepGD:
+    """Gradient descent at the step size that LSTM(lr,tele)'s m2 set at its last teleport
+    (state["lr"], (B,)); the step size itself is LearnedTeleport's state."""
+
+    name = "GD at the learned step size"
+
+    def init_state(self, problems) -> State:
+        return {}
+
+    def update(self, weights, grads, state: State, ctx: StepContext):
+        ctx.stats["lr"] = state["lr"]
+        return gd_update(grads, state["lr"].to(grads[0].dtype)), state
+
+    def reset_state(self, state: State) -> State:
+        return state
+
+
+class LearnedTeleport:
+    """m2 as a teleport: the teleport feature G (teleport.teleport_feature) of every hidden
+    layer -> T_k through the GroupLSTM, normalized (GroupLSTM.normalize), then the group action
+    W <- expm(T) . W (or the first-order control, ``action``). State: {"m2": LSTM state} and,
+    for an LrTeleLSTM, {"lr": (B,) the step size of the next plain-GD steps}.
+
+    ``balance_input``: m2 also reads the balance signal of each unit on T_ii
+    (teleport.balance_signal). ``lookahead``: an m1 (LearnedUpdate) whose next update m2 looks
+    through: it then also reads dlog L(W' + m1(grad L(W')))/dT at T = 0 (``lookahead_feature``).
+    Records ``ctx.stats["tele_norm"]``, ||T|| over all hidden layers per problem.
+    """
+
+    name = "learned tele"
+
+    def __init__(self, net: GroupLSTM, *, balance_input: bool = False,
+                 lookahead: LearnedUpdate | None = None, action: str = "exact"):
+        if action not in ACTIONS:
+            raise ValueError(f"action must be one of {ACTIONS}, got {action!r}")
+        self.net, self.balance_input, self.lookahead, self.action = (
+            net, balance_input, lookahead, action)
+
+    @property
+    def _dtype(self) -> torch.dtype:
+        return next(self.net.parameters()).dtype
+
+    def init_state(self, problems) -> State:
+        like = problems.weights[0].to(self._dtype)
+        B = problems.batch_size
+        n = B * sum(w.shape[1] ** 2 for w in problems.weights[:-1])
+        state: State = {"m2": self.net.lstm.init_state(n, like)}
+        if isinstance(self.net, LrTeleLSTM):
+            state["lr"] = self.net.step_size(like.new_zeros(B, self.net.lstm.hidden_size), B)
+        return state
+
+    def __call__(self, weights, state: State, ctx: StepContext):
+        p = ctx.problems
+        G = teleport_feature(weights, p.X, p.Y, p.slope, x_pinv=ctx.x_pinv)
+        flat = flatten_coords(G)
+        extra = []
+        if self.balance_input:
+            r = balance_signal([w.detach() for w in weights])
+            extra.append(flatten_coords([torch.diag_embed(rk) for rk in r]).reshape(-1, 1))
+        if self.lookahead is not None:
+            look = self.lookahead_feature(weights, state, ctx)
+            extra.append(log_sign(flatten_coords(look).reshape(-1), self.net.p))
+        extra = torch.cat(extra, dim=1).to(self._dtype) if extra else None
+        T, h, m2 = self.net(flat.reshape(-1).to(self._dtype), state["m2"], extra)
+        Ts = [self.net.normalize(t) for t in
+              unflatten_coords(T.reshape(flat.shape).to(weights[0].dtype), [g.shape for g in G])]
+        # ||T|| over all hidden layers together, per problem
+        ctx.stats["tele_norm"] = torch.stack(
+            [t.detach().pow(2).sum(dim=(1, 2)) for t in Ts]).sum(0).sqrt()
+        new_state = {**state, "m2": m2}
+        if isinstance(self.net, LrTeleLSTM):
+            new_state["lr"] = self.net.step_size(h, p.batch_size)
+        moved = group_act(weights, p.X, Ts, p.slope, x_pinv=ctx.x_pinv, action=self.action)
+        return moved, new_state
+
+    def lookahead_feature(self, weights, state: State, ctx: StepContext) -> list[torch.Tensor]:
+        """d log L(W' + m1(grad L(W')))/dT_k at T = 0, W' = expm(T) . W, for every hidden layer
+        k: (B, d_k, d_k) each, detached (a first-order input, like G). m1 steps from its present
+        state, whose update is then thrown away; the gradient flows through m1's update and
+        through grad L(W') (a double backward)."""
+        p = ctx.problems
+        m1 = self.lookahead.net
+        with torch.enable_grad():
+            base = [w.detach() for w in weights]
+            Ts = [base[0].new_zeros(w.shape[0], w.shape[1], w.shape[1]).requires_grad_(True)
+                  for w in base[:-1]]
+            moved = group_act(base, p.X, Ts, p.slope, x_pinv=ctx.x_pinv, action=self.action)
+            loss = mlp_loss(moved, p.X, p.Y, p.slope)
+            grads = torch.autograd.grad(loss.sum(), moved, create_graph=True)
+            flat = flatten_coords(grads)
+            m1_state = [s.detach() for s in state["m1"]]
+            delta, _, _ = m1(flat.reshape(-1).to(self._dtype), m1_state)
+            deltas = unflatten_coords(delta.reshape(flat.shape).to(flat.dtype),
+                                      [g.shape for g in grads])
+            after = [w + d for w, d in zip(moved, deltas)]
+            ahead = mlp_loss(after, p.X, p.Y, p.slope).log().sum()
+            return [g.detach() for g in torch.autograd.grad(ahead, Ts)]
+
+
+class LearnedOptimizer(nn.Module, Teleporting):
+    """The learned optimizer of a variant: the nn.Module owning m1 (``update_net``, an
+    UpdateLSTM) and m2 (``group_net``), composed as inner.Teleporting(rule, move, schedule).
+
+    Variants (``VARIANTS``): "update_tele": m1 + a learned m2 (LearnedUpdate + LearnedTeleport);
+    "update": m1 alone; "lr_tele": an LrTeleLSTM, whose learned step size drives plain GD
+    (LearnedStepGD + LearnedTeleport); "update_random_tele" (the ablation of the learned
+    direction): m1, then random teleports of norm ``tele_norm``, the norm the learned teleports
+    are rescaled to (teleport.RandomTeleport; torch's global generator, which training
+    checkpoints store); "update_balance": m1, then the closed-form balancing teleport
+    (teleport.BalanceTeleport, docs/design.md section 8). State: {"m1": LSTM state, "m2": LSTM
+    state, "lr": (B,) step size for lr_tele}.
+
+    When to teleport: teleport.Schedule(``tele_every``, ``tele_until``): after the update of
+    inner step t when t % tele_every == 0 and t < tele_until (None: the whole run); other steps
+    skip m2 (and lr_tele keeps its last step size). ``tele_steps`` is tele_until's old name.
+
+    ``balance_input``: m2 also reads, for every diagonal entry T_ii, the balance signal
+    log(||column i of W_{k+1}|| / ||row i of W_k||) of unit i (0 for off-diagonal entries):
+    the per-unit imbalance that a coordinatewise update cannot see (teleport.balance_signal).
+    ``balance_skip`` (needs balance_input) adds to T_ii a learned multiple a * r_i of that
+    signal, outside the LSTM and its output scale: a = 1/2 is the exact balancing move
+    (r_i -> r_i - 2 T_ii), a = 0 none, and a starts at 0, so m2 has to find it by meta-training.
+    Inside the LSTM the signal passes saturating gates and the small output scale, which makes a
+    move of the size balancing needs (|T_ii| up to ~2.3 at unit span 10) hard to produce.
+    ``lookahead_input``: m2 also reads, for every entry T_ij, the log-sign features of
+    dlog L(W')/dT_ij at T = 0, where W' = expm(T) . W followed by m1's next update from its
+    present state (LearnedTeleport.lookahead_feature): which way to move so that the update
+    rule in use gains most on its next step, where G only says where the gradient is steeper.
+    ``m1_state_on_tele``: "keep" m1's LSTM state across a teleport (its memory then refers to
+    the coordinates before the move) or "reset" it to zeros after every teleport.
+    ``tele_action``: "exact" (g = expm(T)) or "first_order" (the public reference's I + T with
+    I - T as inverse, which moves the loss: the replication control).
+    """
+
+    def __init__(
+        self,
+        variant: str = "update_tele",
+        hidden_size: int = 20,
+        preprocess_p: float = 10.0,
+        update_scale: float = 0.1,
+        tele_scale: float = 0.01,
+        tele_norm: float | None = 0.01,
+        max_tele_norm: float = 0.1,
+        lr_max: float = 1e-3,
+        lr_init: float = 3e-4,
+        tele_until: int | None = None,
+        tele_every: int = 1,
+        balance_input: bool = False,
+        balance_skip: bool = False,
+        lookahead_input: bool = False,
+        m1_state_on_tele: str = "keep",
+        tele_action: str = "exact",
+        *,
+        tele_steps: int | None = None,
+    ):
+        nn.Module.__init__(self)
+        if tele_steps is not None:
+            if tele_until is not None and tele_until != tele_steps:
+                raise ValueError(f"tele_steps is tele_until's old name; got both, {tele_steps} "
+                                 f"and {tele_until}")
+            tele_until = tele_steps
+        if balance_skip and not balance_input:
+            raise ValueError("balance_skip needs balance_input (it is a path from that input)")
+        if lookahead_input and variant != "update_tele":
+            raise ValueError("lookahead_input needs variant 'update_tele' (a learned m2 that "
+                             f"reads it and an m1 to look ahead with), got {variant!r}")
+        if m1_state_on_tele not in M1_STATE_ON_TELE:
+            raise ValueError(f"m1_state_on_tele must be one of {M1_STATE_ON_TELE}, got "
+                             f"{m1_state_on_tele!r}")
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; allowed: {list(VARIANTS)}")
+        if variant == "update_random_tele" and tele_norm is None:
+            raise ValueError("variant 'update_random_tele' needs a fixed tele_norm (the norm of "
+                             "its random teleports), got None")
+        if tele_action not in ACTIONS:
+            raise ValueError(f"tele_action must be one of {ACTIONS}, got {tele_action!r}")
+        if tele_every < 1:
+            raise ValueError(f"tele_every must be >= 1, got {tele_every}")
+        self.variant = variant
+        self.tele_norm = tele_norm
+        self.tele_until, self.tele_every = tele_until, tele_every
+        self.balance_input, self.balance_skip = balance_input, balance_skip
+        self.lookahead_input, self.m1_state_on_tele = lookahead_input, m1_state_on_tele
+        self.tele_action = tele_action
+        self.update_net = (
+            UpdateLSTM(hidden_size, preprocess_p, update_scale) if variant != "lr_tele" else None
+        )
+        group_kwargs = dict(hidden_size=hidden_size, p=preprocess_p, out_scale=tele_scale,
+                            tele_norm=tele_norm, max_tele_norm=max_tele_norm,
+                            n_extra=int(balance_input) + 2 * int(lookahead_input),
+                            skip=balance_skip)
+        if variant == "update_tele":
+            self.group_net = GroupLSTM(**group_kwargs)
+        elif variant == "lr_tele":
+            self.group_net = LrTeleLSTM(**group_kwargs, lr_max=lr_max, lr_init=lr_init)
+        else:
+            self.group_net = None
+        rule = LearnedStepGD() if self.update_net is None else LearnedUpdate(self.update_net)
+        if self.group_net is not None:
+            look = rule if lookahead_input else None
+            move = LearnedTeleport(self.group_net, balance_input=balance_input, lookahead=look,
+                                   action=tele_action)
+        elif variant == "update_random_tele":
+            move = RandomTeleport(tele_norm, tele_action)
+        elif variant == "update_balance":
+            move = BalanceTeleport()
+        else:
+            move = None
+        Teleporting.__init__(self, rule, move, Schedule(tele_every, tele_until),
+                             rule_state_on_teleport=m1_state_on_tele, name=VARIANTS[variant])
+
+    @property
+    def tele_steps(self) -> int | None:
+        """tele_until's old name."""
+        return self.tele_until
+
+    @property
+    def _dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def lookahead_feature(self, weights, state: State, ctx: StepContext) -> list[torch.Tensor]:
+        """m2's lookahead input (LearnedTeleport.lookahead_feature) for m1 from ``state``."""
+        if not (isinstance(self.move, LearnedTeleport) and self.move.lookahead is not None):
+            raise ValueError("lookahead_feature needs a learned m2 with lookahead_input")
+        return self.move.lookahead_feature(weights, state, ctx)

@@ -1,0 +1,327 @@
+"""Trained metateleport optimizers where ``torch.optim.Adam`` goes (docs/design.md sections 5-6):
+the torch.optim face of learned.LearnedOptimizer.
+
+    opt = LearnedTorchOptimizer(model.parameters(), checkpoint="checkpoints/update_tele.pt")
+    for x, y in batches:
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()                    # m1 on every coordinate of every parameter
+        opt.teleport(model, x, y)     # m2's group element (or the checkpoint's hand-designed one)
+
+``step`` is the coordinatewise update rule m1 of a checkpoint: it reads ``p.grad`` of any
+parameter (weights, biases, convolutions, embeddings) and keeps each parameter's LSTM state in
+``opt.state[p]``. ``teleport`` moves a LeakyReLU MLP built from nn.Linear layers along the loss
+level set of one batch, with the exact group action of symmetry.py. Both are the very objects
+of the batched path (LearnedOptimizer's networks and teleport, the teleport.Teleport objects), so
+on the bundled task the two give the same trajectory (tests/test_optim.py). ``LearnedOpt`` is
+this class's old name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .checkpoint import load_optimizer
+from .inner import StepContext
+from .learned import LearnedOptimizer, LrTeleLSTM
+from .mlp import mlp_forward
+from .modules import ModuleSpec, inspect_module, module_weights, write_weights
+from .symmetry import RankError
+from .tasks import Problems
+from .teleport import HAND_TELEPORTS, make_teleport
+
+__all__ = ["TELEPORT_KINDS", "LearnedOpt", "LearnedTorchOptimizer"]
+
+#: what ``teleport`` may apply: the checkpoint's own teleport, or a hand-designed one by name
+TELEPORT_KINDS = ("checkpoint", *HAND_TELEPORTS)
+#: key of the state shared by all parameters (step count; LSTM(lr,tele)'s step size)
+_SHARED = "learned"
+
+
+class LearnedTorchOptimizer(torch.optim.Optimizer):
+    """A learned optimizer (LSTM(update), LSTM(update,tele), LSTM(lr,tele), ...) as a
+    torch.optim.Optimizer.
+
+    Args:
+        params: parameters or param groups, as for any torch.optim optimizer.
+        checkpoint: a params checkpoint (``checkpoints/*.pt``, a run's ``params.pt``), or
+        learned: an already built ``LearnedOptimizer`` (its meta-parameters are not copied).
+        lr: a multiplier of the learned update, 1 (the default) being the update as
+            meta-trained; a per-group option, so that torch.optim.lr_scheduler works.
+
+    ``step()``: every parameter with a gradient moves by lr * m1(p.grad), one LSTM call over
+    the coordinates of all of them (LSTM(lr,tele): by -lr * s * p.grad, s the step size its m2
+    set at the last teleport). ``opt.state[p]`` holds p's m1 state, and for the weight of a
+    hidden layer's nn.Linear also m2's state of that layer; ``opt.state["learned"]`` the step
+    count and LSTM(lr,tele)'s step size. ``state_dict()`` / ``load_state_dict()`` hold all of
+    it, so a run resumes exactly. The meta-parameters follow the parameters' device and run in
+    their own dtype (that of the checkpoint, float32), as in the batched path.
+    """
+
+    def __init__(self, params: Iterable, checkpoint: str | Path | None = None, *,
+                 learned: LearnedOptimizer | None = None, lr: float = 1.0):
+        if (checkpoint is None) == (learned is None):
+            raise ValueError("pass exactly one of checkpoint= (a path) and learned= (a "
+                             "LearnedOptimizer)")
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"lr (a multiplier of the learned update) must be a finite number "
+                             f">= 0, got {lr!r}")
+        super().__init__(params, {"lr": float(lr)})
+        if learned is None:
+            learned, meta = load_optimizer(checkpoint)
+            self.metadata = meta
+        else:
+            self.metadata = {"variant": learned.variant}
+        self.learned = learned.eval()
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        # torch.optim casts a parameter's state to the parameter's dtype; the LSTM states live
+        # in the meta-parameters' dtype (a float64 model stepped by a float32 checkpoint)
+        for st in self.state.values():
+            for name in ("m1", "m2"):
+                if name in st:
+                    st[name] = [s.to(self._dtype) for s in st[name]]
+
+    @property
+    def variant(self) -> str:
+        return self.learned.variant
+
+    def _shared(self, like: torch.Tensor) -> dict:
+        shared = self.state[_SHARED]
+        if not shared:
+            shared["step"] = 0
+            net = self.learned.group_net
+            if isinstance(net, LrTeleLSTM):
+                h0 = torch.zeros(1, net.lstm.hidden_size, dtype=self._dtype, device=like.device)
+                shared["step_size"] = net.step_size(h0, 1)[0]
+        return shared
+
+    @property
+    def _dtype(self) -> torch.dtype:
+        return next(self.learned.parameters()).dtype
+
+    def _follow(self, device: torch.device) -> None:
+        if next(self.learned.parameters()).device != device:
+            self.learned.to(device)
+
+    def _m1_state(self, p: torch.Tensor) -> list[torch.Tensor]:
+        state = self.state[p]
+        if "m1" not in state:
+            like = torch.empty(0, dtype=self._dtype, device=p.device)
+            state["m1"] = self.learned.update_net.lstm.init_state(p.numel(), like)
+        return state["m1"]
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        todo = [(p, group["lr"]) for group in self.param_groups for p in group["params"]
+                if p.grad is not None]
+        for p, _ in todo:
+            if p.grad.is_sparse:
+                raise RuntimeError("LearnedOpt does not support sparse gradients (use "
+                                   "nn.Embedding(..., sparse=False))")
+        if todo:
+            devices = {p.device for p, _ in todo}
+            if len(devices) > 1:
+                raise RuntimeError(f"LearnedOpt needs every parameter on one device, got "
+                                   f"{sorted(map(str, devices))}")
+            self._follow(todo[0][0].device)
+            shared = self._shared(todo[0][0])
+            if self.learned.update_net is None:
+                for p, lr in todo:
+                    p.add_(p.grad, alpha=-lr * float(shared["step_size"]))
+            else:
+                self._m1_step(todo)
+            shared["step"] += 1
+        return loss
+
+    def _m1_step(self, todo: list[tuple[torch.Tensor, float]]) -> None:
+        """m1 on the coordinates of all parameters at once (it is coordinatewise, so one
+        batched call gives each coordinate what a call of its own would)."""
+        grads = torch.cat([p.grad.reshape(-1).to(self._dtype) for p, _ in todo])
+        states = [self._m1_state(p) for p, _ in todo]
+        state = [torch.cat([s[i] for s in states], dim=1) for i in range(2)]
+        delta, _, new = self.learned.update_net(grads, state)
+        sizes = [p.numel() for p, _ in todo]
+        for (p, lr), d, h, c in zip(todo, delta.split(sizes), new[0].split(sizes, dim=1),
+                                    new[1].split(sizes, dim=1)):
+            p.add_(d.reshape(p.shape).to(p.dtype), alpha=lr)
+            self.state[p]["m1"] = [h, c]
+
+    @torch.no_grad()
+    def teleport(self, model: nn.Module, inputs: torch.Tensor,
+                 targets: torch.Tensor | None = None, kind: str = "checkpoint",
+                 norm: float = 0.01) -> dict[str, float]:
+        """Move ``model`` along the level set of its loss on the batch ``inputs``.
+
+        model: a LeakyReLU MLP of nn.Linear layers (with or without biases, one common slope),
+            taking rows as samples like ``model(inputs)``; its parameters must be in this
+            optimizer. inputs: (n, d_0). targets: (n, d_L) regression targets, or (n,) class
+            indices (one-hot): needed by a learned m2, which reads the teleport feature
+            G = d||grad L||^2/dT of the squared loss 1/2 ||targets - model(inputs)||^2 summed
+            over the batch, the loss it was meta-trained on.
+        kind: "checkpoint" (the checkpoint's own teleport: m2's group element for
+            LSTM(update,tele) / LSTM(lr,tele), the random or balancing teleport of those
+            variants, nothing for LSTM(update)) or a hand-designed teleport of
+            teleport.HAND_TELEPORTS: "balance" (the closed-form balancing teleport), "random" (a
+            random group element with ||T_k||_F = ``norm``) or "ascent" (8 normalized
+            gradient-ascent steps on ||grad L||^2 of norm ``norm``; needs targets).
+
+        Biases, in design terms: an nn.Linear computes A h + b = [A | b] [h; 1], so it is the
+        bias-free layer W = [A | b] acting on the augmented input [h; 1]. The group action
+        (symmetry.py) on hidden layer k then reads W_k' = W_k + (sigma^-1(g sigma(Z)) - Z)
+        [h; 1]^+ with Z = W_k [h; 1], which moves A_k and b_k together, and
+        A_{k+1}' = A_{k+1} g^-1 with b_{k+1} unchanged (the constant 1 is no unit of layer
+        k). The move is exact on this batch when every [h_{k-1}; 1] has full column rank:
+        n <= d_{k-1} + 1 (n <= d_{k-1} without bias). On other samples the outputs move: that
+        is how a teleport changes generalization.
+
+        A learned m2 teleports on its meta-trained schedule (``tele_every``, ``tele_until``)
+        counted in ``step()`` calls: call teleport after every step, as the batched path does.
+        Returns {"output_change": max |model(inputs) after - before| / max |before|,
+        "tele_norm": ||T|| over the hidden layers (learned m2 only)}.
+        """
+        if kind not in TELEPORT_KINDS:
+            raise ValueError(f"kind must be one of {TELEPORT_KINDS}, got {kind!r}")
+        spec = inspect_module(model, allow_bias=True)
+        mine = {id(p) for group in self.param_groups for p in group["params"]}
+        params = [p for lin in spec.linears for p in (lin.weight, lin.bias) if p is not None]
+        if any(id(p) not in mine for p in params):
+            raise ValueError("the model's Linear parameters are not all in this optimizer's "
+                             "param groups: teleport the model whose parameters it steps")
+        problems = self._problems(spec, inputs, targets, kind)
+        device = problems.X.device
+        self._follow(device)
+        shared = self._shared(problems.X)
+        before = mlp_forward(problems.weights, problems.X, spec.slope)[0]
+        ctx = StepContext(max(shared["step"] - 1, 0), problems, None)
+        try:
+            weights, stats = self._move(spec, problems, ctx, kind, norm)
+        except RankError as err:
+            raise RankError(f"{err}; teleport on a smaller batch (at most "
+                            f"{self._max_batch(spec)} samples for this model, fewer if "
+                            "samples are nearly collinear)") from None
+        after = mlp_forward(weights, problems.X, spec.slope)[0]
+        write_weights(spec, weights)
+        scale = before.abs().max().clamp_min(torch.finfo(before.dtype).tiny)
+        return {"output_change": float((after - before).abs().max() / scale), **stats}
+
+    def _problems(self, spec: ModuleSpec, inputs, targets, kind: str) -> Problems:
+        """The batch as one problem of the batched path (B = 1, columns are samples), computed
+        in the parameters' dtype."""
+        lin0 = spec.linears[0]
+        dtype, device = lin0.weight.dtype, lin0.weight.device
+        if not isinstance(inputs, torch.Tensor) or inputs.dim() != 2 \
+                or inputs.shape[1] != spec.widths[0]:
+            shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs)
+            raise ValueError(f"inputs must be (n, {spec.widths[0]}) (rows are samples, as the "
+                             f"model takes them), got {shape}")
+        if not bool(torch.isfinite(inputs).all()):
+            raise ValueError("inputs hold NaN or inf")
+        n = inputs.shape[0]
+        if n > self._max_batch(spec):
+            raise ValueError(
+                f"the teleport batch has n={n} samples, but the move is exact on a batch only "
+                f"when every layer input [h; 1] has full column rank, n <= "
+                f"{self._max_batch(spec)} for this model (widths {list(spec.widths)}): "
+                f"teleport on a smaller batch, e.g. inputs[:{self._max_batch(spec)}]")
+        X = inputs.detach().to(device, dtype).T.unsqueeze(0).contiguous()
+        d_out = spec.widths[-1]
+        # a learned m2 and gradient ascent read the teleport feature of the loss
+        needs_y = kind == "ascent" or (kind == "checkpoint" and self.learned.group_net is not None)
+        if targets is None:
+            if needs_y:
+                who = (f"a {self.learned.name} checkpoint's m2" if kind == "checkpoint"
+                       else "the ascent teleport")
+                raise ValueError(f"{who} reads the teleport feature of the squared loss on the "
+                                 "batch: pass targets")
+            Y = X.new_zeros(1, d_out, n)
+        else:
+            targets = targets.detach().to(device)
+            if targets.dim() == 1 and not targets.is_floating_point():
+                targets = nn.functional.one_hot(targets.long(), d_out)
+            if tuple(targets.shape) != (n, d_out):
+                raise ValueError(f"targets must be (n={n}, {d_out}) or (n,) class indices, got "
+                                 f"{tuple(targets.shape)}")
+            if not bool(torch.isfinite(targets.to(dtype)).all()):
+                raise ValueError("targets hold NaN or inf")
+            Y = targets.to(dtype).T.unsqueeze(0).contiguous()
+        return Problems(X, Y, [w.to(dtype) for w in module_weights(spec)], spec.slope)
+
+    @staticmethod
+    def _max_batch(spec: ModuleSpec) -> int:
+        """The largest batch on which the move is exact: every hidden layer's input [h; 1]
+        (h without a bias) needs at least n rows."""
+        return min(spec.widths[k] + (spec.linears[k].bias is not None)
+                   for k in range(len(spec.linears) - 1))
+
+    def _move(self, spec: ModuleSpec, problems: Problems, ctx: StepContext, kind: str,
+              norm: float):
+        weights = problems.weights
+        if kind != "checkpoint":
+            move = make_teleport(kind) if kind == "balance" else make_teleport(kind, norm=norm)
+            moved, _ = move(weights, {}, ctx)
+            return moved, {}
+        state = self._tele_state(spec, problems)
+        moved, new = self.learned.teleport(weights, state, ctx)
+        stats = {k: float(v[0]) for k, v in ctx.stats.items() if k == "tele_norm"}
+        hidden = spec.linears[:-1]
+        if "m2" in new:
+            sizes = [lin.out_features ** 2 for lin in hidden]
+            for lin, h, c in zip(hidden, new["m2"][0].split(sizes, dim=1),
+                                 new["m2"][1].split(sizes, dim=1)):
+                self.state[lin.weight]["m2"] = [h, c]
+        if "lr" in new:
+            self.state[_SHARED]["step_size"] = new["lr"][0]
+        # every teleport the learned optimizer makes records its loss change
+        if self.learned.m1_state_on_tele == "reset" and "tele_loss_change" in ctx.stats:
+            for lin in spec.linears:
+                for p in (lin.weight, lin.bias):
+                    if p is not None and "m1" in self.state[p]:
+                        self.state[p]["m1"] = [torch.zeros_like(s) for s in self.state[p]["m1"]]
+        return moved, stats
+
+    def _tele_state(self, spec: ModuleSpec, problems: Problems) -> dict:
+        """The batched path's state of this MLP (B = 1): m2's over the hidden layers in order,
+        m1's in the layout of the augmented weights [A | b] when the lookahead input reads it,
+        and LSTM(lr,tele)'s step size."""
+        like = torch.empty(0, dtype=self._dtype, device=problems.X.device)
+        state = {}
+        net = self.learned.group_net
+        if net is not None:
+            parts = []
+            for lin in spec.linears[:-1]:
+                st = self.state[lin.weight]
+                if "m2" not in st:
+                    st["m2"] = net.lstm.init_state(lin.out_features ** 2, like)
+                parts.append(st["m2"])
+            state["m2"] = [torch.cat([s[i] for s in parts], dim=1) for i in range(2)]
+        if self.learned.lookahead_input:
+            parts = []
+            for lin in spec.linears:
+                h, c = self._m1_state(lin.weight)
+                layers, hidden = h.shape[0], h.shape[-1]
+                shape = (layers, lin.out_features, lin.in_features, hidden)
+                pieces = [[h.reshape(shape)], [c.reshape(shape)]]
+                if lin.bias is not None:
+                    hb, cb = self._m1_state(lin.bias)
+                    pieces[0].append(hb.reshape(layers, lin.out_features, 1, hidden))
+                    pieces[1].append(cb.reshape(layers, lin.out_features, 1, hidden))
+                parts.append([torch.cat(p, dim=2).reshape(layers, -1, hidden) for p in pieces])
+            state["m1"] = [torch.cat([s[i] for s in parts], dim=1) for i in range(2)]
+        if isinstance(net, LrTeleLSTM):
+            state["lr"] = self.state[_SHARED]["step_size"].reshape(1)
+        return state
+
+
+#: the old name of LearnedTorchOptimizer
+LearnedOpt = LearnedTorchOptimizer
