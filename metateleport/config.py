@@ -77,6 +77,7 @@ class ModelConfig:
     lookahead_input: bool = False  # m2 reads dlog L(after m1's next update)/dT too
     m1_state_on_tele: str = "keep"  # m1's LSTM state across a teleport: keep | reset
     tele_action: str = "exact"  # exact (expm) | first_order (I + T, I - T; the control)
+    guard: float | None = None  # refuse a step whose loss exceeds guard x the best so far
 
 
 @dataclass
@@ -148,6 +149,7 @@ _RANGES = {
     "model.lr_init": _POSITIVE,
     "model.tele_until": (lambda v: v is None or v >= 1, ">= 1, or null to teleport every step"),
     "model.tele_every": _AT_LEAST_ONE,
+    "model.guard": (lambda v: v is None or v >= 1, ">= 1, or null for no guard"),
     "train.batch_size": _AT_LEAST_ONE,
     "train.n_steps": _AT_LEAST_ONE,
     "train.unroll": _AT_LEAST_ONE,

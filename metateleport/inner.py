@@ -34,6 +34,7 @@ from .teleport import Schedule, Teleport
 __all__ = [
     "InnerOptimizer",
     "LossAndGrad",
+    "LossGuard",
     "State",
     "StepContext",
     "Teleporting",
@@ -84,6 +85,80 @@ class InnerOptimizer(UpdateRule, Protocol):
     ) -> tuple[list[torch.Tensor], State]: ...
 
 
+@dataclass
+class LossGuard:
+    """A loss guard for any optimizer (in the spirit of Premont-Schwarz et al., ICML 2022, "A
+    Simple Guard for Learned Optimizers"): a step whose loss would exceed ``factor`` times the
+    best loss the problem has had so far, or is not finite, is refused, and the problem takes a
+    safe step instead: gradient descent from W_t with the scale-free step size
+    lr = ``eta`` L(W_t) / ||g_t||^2 (the step to zero loss under linearization, scaled), halved
+    up to ``backtracks`` times until the loss does not rise; if no such step is found, W_t stays.
+
+    Against the best loss so far, not the last one: a bound per step (refuse only if the loss
+    doubles) lets a factor compound over steps; this one keeps every loss under ``factor`` x
+    min_{s <= t} L(W_s), so no problem diverges. A refused step drops its teleport too (the
+    fallback starts from W_t), and the optimizer keeps the LSTM states the refused step wrote:
+    restoring them would make a deterministic learned rule propose the same step again, and a
+    guard that freezes a problem would hide its divergence rather than stop it.
+
+    State: {"guard_best": (B,) the best loss so far}. Per step it records
+    ``ctx.stats["guard_refused"]`` (B,), 1 where the step was refused (TensorBoard, results).
+    Costs one forward pass per step, and up to ``backtracks`` more on a refused step.
+    """
+
+    factor: float = 2.0
+    eta: float = 0.5
+    backtracks: int = 8
+
+    def __post_init__(self):
+        if not (self.factor >= 1 and self.eta > 0 and self.backtracks >= 0):
+            raise ValueError(f"need factor >= 1, eta > 0, backtracks >= 0, got {self.factor}, "
+                             f"{self.eta}, {self.backtracks}")
+
+    def init_state(self, problems: Problems) -> State:
+        like = problems.weights[0]
+        return {"guard_best": like.new_full((problems.batch_size,), float("inf"))}
+
+    def __call__(self, weights, grads, loss, moved, state: State, ctx: StepContext,
+                 loss_and_grad: LossAndGrad):
+        """weights, grads, loss: W_t, g_t, L(W_t) (B,); moved: the step's proposal W_{t+1}.
+        Returns the guarded W_{t+1} and the state with the new best loss."""
+        l0 = loss.detach()
+        best = torch.minimum(state["guard_best"], l0)
+        with torch.no_grad():
+            l1 = loss_and_grad([w.detach() for w in moved])[0]
+        refuse = ~torch.isfinite(l1) | (l1 > self.factor * best)
+        ctx.stats["guard_refused"] = refuse.to(l0.dtype)
+        if bool(refuse.any()):
+            safe = [torch.where(torch.isfinite(g), g, torch.zeros_like(g)) for g in grads]
+            lr = self._step_size(weights, safe, l0, loss_and_grad)
+            shape = (-1,) + (1,) * (weights[0].dim() - 1)
+            fallback = [w - lr.view(shape) * g for w, g in zip(weights, safe)]
+            moved = [torch.where(refuse.view(shape), f, m) for f, m in zip(fallback, moved)]
+        return moved, {**state, "guard_best": best}
+
+    @torch.no_grad()
+    def _step_size(self, weights, grads, l0, loss_and_grad) -> torch.Tensor:
+        """Per problem, the first of eta L / ||g||^2, halved, that does not raise the loss
+        (0 where none does or the loss is not finite)."""
+        sq = sum(g.pow(2).flatten(1).sum(1) for g in grads)
+        lr = torch.where(torch.isfinite(l0) & (sq > 0), self.eta * l0 / sq.clamp_min(1e-30),
+                         torch.zeros_like(l0))
+        found = torch.zeros_like(l0, dtype=torch.bool)
+        shape = (-1,) + (1,) * (weights[0].dim() - 1)
+        chosen = torch.zeros_like(l0)
+        for _ in range(self.backtracks + 1):
+            trial = loss_and_grad([w.detach() - lr.view(shape) * g
+                                   for w, g in zip(weights, grads)])[0]
+            ok = ~found & torch.isfinite(trial) & (trial <= l0)
+            chosen = torch.where(ok, lr, chosen)
+            found = found | ok
+            if bool(found.all()):
+                break
+            lr = lr / 2
+        return chosen
+
+
 class Teleporting:
     """Update rule + teleport + schedule.
 
@@ -97,6 +172,7 @@ class Teleporting:
             (``rule.reset_state``) after each: a learned m1's memory refers to the coordinates
             before the move.
         name: for tables (default "<rule>+<move>").
+        guard: a LossGuard on every step (update and teleport together), or None.
 
     Every teleport records in ``ctx.stats["tele_loss_change"]`` the relative loss change that
     the move alone caused, (L(after) - L(before)) / L(before), per problem: ~1e-7 for the exact
@@ -105,7 +181,7 @@ class Teleporting:
 
     def __init__(self, rule: UpdateRule, move: Teleport | None = None,
                  schedule: Schedule | None = None, *, rule_state_on_teleport: str = "keep",
-                 name: str = ""):
+                 name: str = "", guard: LossGuard | None = None):
         if rule_state_on_teleport not in RULE_STATE_ON_TELEPORT:
             raise ValueError(f"rule_state_on_teleport must be one of {RULE_STATE_ON_TELEPORT}, "
                              f"got {rule_state_on_teleport!r}")
@@ -113,11 +189,14 @@ class Teleporting:
         self.schedule = schedule or Schedule()
         self.rule_state_on_teleport = rule_state_on_teleport
         self.name = name or (rule.name if move is None else f"{rule.name}+{move.name}")
+        self.guard = guard
 
     def init_state(self, problems: Problems) -> State:
         state = self.rule.init_state(problems)
         if self.move is not None:
             state.update(self.move.init_state(problems))
+        if self.guard is not None:
+            state.update(self.guard.init_state(problems))
         return state
 
     def update(self, weights, grads, state: State, ctx: StepContext):
@@ -145,17 +224,21 @@ def inner_step(
 
     loss_and_grad(weights) -> (loss (B,) with graph, detached gradients) defaults to the batched
     MLP (mlp.mlp_loss_and_grad); a TaskFamily's ``loss_and_grad`` may compute it another way
-    (a user's nn.Module).
+    (a user's nn.Module). An optimizer with a ``guard`` (LossGuard) has the step checked by it.
     """
     p = ctx.problems
     if loss_and_grad is None:
-        loss, grads = mlp_loss_and_grad(weights, p.X, p.Y, p.slope)
-    else:
-        loss, grads = loss_and_grad(weights)
-    deltas, state = opt.update(weights, grads, state, ctx)
-    weights = [w + d for w, d in zip(weights, deltas)]
-    weights, state = opt.teleport(weights, state, ctx)
-    return loss, weights, state
+        def loss_and_grad(ws):
+            return mlp_loss_and_grad(ws, p.X, p.Y, p.slope)
+
+    loss, grads = loss_and_grad(weights)
+    deltas, new_state = opt.update(weights, grads, state, ctx)
+    moved = [w + d for w, d in zip(weights, deltas)]
+    moved, new_state = opt.teleport(moved, new_state, ctx)
+    guard = getattr(opt, "guard", None)
+    if guard is not None:
+        moved, new_state = guard(weights, grads, loss, moved, new_state, ctx, loss_and_grad)
+    return loss, moved, new_state
 
 
 def detach_state(state: Any) -> Any:

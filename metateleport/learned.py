@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .baselines import gd_update
-from .inner import State, StepContext, Teleporting
+from .inner import LossGuard, State, StepContext, Teleporting
 from .mlp import mlp_loss
 from .preprocess import log_sign
 from .symmetry import ACTIONS, group_act
@@ -348,6 +348,8 @@ class LearnedOptimizer(nn.Module, Teleporting):
     the coordinates before the move) or "reset" it to zeros after every teleport.
     ``tele_action``: "exact" (g = expm(T)) or "first_order" (the public reference's I + T with
     I - T as inverse, which moves the loss: the replication control).
+    ``guard``: None, or the factor of an inner.LossGuard on every step (a step whose loss
+    would exceed guard x the best loss so far falls back to a safe gradient step).
     """
 
     def __init__(
@@ -368,6 +370,7 @@ class LearnedOptimizer(nn.Module, Teleporting):
         lookahead_input: bool = False,
         m1_state_on_tele: str = "keep",
         tele_action: str = "exact",
+        guard: float | None = None,
         *,
         tele_steps: int | None = None,
     ):
@@ -425,7 +428,8 @@ class LearnedOptimizer(nn.Module, Teleporting):
         else:
             move = None
         Teleporting.__init__(self, rule, move, Schedule(tele_every, tele_until),
-                             rule_state_on_teleport=m1_state_on_tele, name=VARIANTS[variant])
+                             rule_state_on_teleport=m1_state_on_tele, name=VARIANTS[variant],
+                             guard=None if guard is None else LossGuard(guard))
 
     @property
     def tele_steps(self) -> int | None:

@@ -84,7 +84,7 @@ def mlp_loss_and_grad(
 
     The loss keeps the autograd graph of ``weights`` (meta-training differentiates it); the
     gradients are computed from detached tensors and carry no graph: learned optimizers read
-    them as first-order inputs (design.md section 6), and this is cheaper than autograd.grad.
+    them as first-order inputs (docs/design.md section 6), and this is cheaper than autograd.grad.
     """
     f, zs, hs = mlp_forward(weights, X, slope)
     if Y.shape != f.shape:

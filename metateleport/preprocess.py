@@ -1,4 +1,4 @@
-"""Gradient preprocessing of Andrychowicz et al. 2016, appendix A (design.md section 5).
+"""Gradient preprocessing of Andrychowicz et al. 2016, appendix A (docs/design.md section 5).
 
 Each scalar x becomes two features: (log|x| / p, sign x) if |x| >= e^-p, else (-1, e^p x).
 The first feature carries the magnitude over many orders (losses here span six), the second the

@@ -1,4 +1,4 @@
-"""The exact GL(d_k) action on the hidden layers of a bias-free LeakyReLU MLP (design.md section 3).
+"""The exact GL(d_k) action on the hidden layers of a LeakyReLU MLP (docs/design.md section 3).
 
 For hidden layer k with input h_{k-1} of full column rank (so h^+ h = I_n), Z = W_k h_{k-1} and
 g in GL(d_k):
@@ -7,28 +7,24 @@ g in GL(d_k):
     W_{k+1}' = W_{k+1} g^-1
 
 leaves the network output, hence the loss, unchanged for every g: W_k' h = Z + (sigma^-1(g
-sigma(Z)) - Z) = sigma^-1(g sigma(Z)). design.md writes W_k' = sigma^-1(g sigma(Z)) h^+, which is
-the same matrix when h is square (n = d_{k-1}, the paper's task) but otherwise equals
-W_k h h^+ at g = I: it projects W_k onto the span of the batch and throws away the rest, so even
-the identity "teleport" changed the function off the batch (by 62% of ||W_1|| on the digits
-family, n = 40 < 65; tests/test_symmetry.py). The form above changes only the component of W_k
-in the span of the batch, the smallest change of W_k that is exact on the batch: it is the
-identity at g = I, and on the first hidden layer (whose input X is fixed) it composes as a group
-action, g_2 . (g_1 . W) = (g_2 g_1) . W. On a deeper layer with n < d_{k-1} the orthogonal
-pseudo-inverse of the moved input g_{k-1} h does not transform with g_{k-1}, so two moves agree
-with the move by the product on the batch (outputs and loss) but not off it.
+sigma(Z)) - Z) = sigma^-1(g sigma(Z)). It changes only the component of W_k in the span of the
+batch, the smallest change of W_k that is exact on the batch: the identity at g = I, and on the
+first hidden layer (whose input X is fixed) a group action, g_2 . (g_1 . W) = (g_2 g_1) . W. On
+a deeper layer with n < d_{k-1} the orthogonal pseudo-inverse of the moved input g_{k-1} h does
+not transform with g_{k-1}, so two moves agree with the move by the product on the batch
+(outputs and loss) but not off it. (docs/history.md: the earlier form sigma^-1(g sigma(Z)) h^+
+and why it went.)
 
 We parameterize g = expm(T) with T in gl(d_k) and g^-1 = expm(-T) (both from ``expm_pair``);
 unlike the first-order g = I + T, (I - T) of the public reference code, this is exact for every
 T. Layers are acted on in order (1, 2), (2, 3), ..., each with the already-transformed input
 h_{k-1}' = g_{k-1} h_{k-1}.
 
-Biases (nn.Linear's, tasks.py's bias column W_k = [A_k | b_k]) enter through the augmented input
-[h; 1]: layer k computes Z = W_k [h_{k-1}; 1], so the same formula with [h_{k-1}; 1] in place of
-h_{k-1} moves A_k and b_k together (W_k' = W_k + (sigma^-1(g sigma(Z)) - Z) [h; 1]^+, exact when
-[h; 1] has full column rank: n <= d_{k-1} + 1). In layer k + 1, g^-1 acts on the columns that
-read layer k's units only: A_{k+1}' = A_{k+1} g^-1, and b_{k+1} stays, since the constant 1 is
-not a unit of layer k and g does not mix it in.
+Biases (a bias column W_k = [A_k | b_k], mlp.py) enter through the augmented input [h; 1]:
+layer k computes Z = W_k [h_{k-1}; 1], so the same formula with [h_{k-1}; 1] in place of h_{k-1}
+moves A_k and b_k together (exact when [h; 1] has full column rank: n <= d_{k-1} + 1). In layer
+k + 1, g^-1 acts on the columns that read layer k's units only: A_{k+1}' = A_{k+1} g^-1, and
+b_{k+1} stays, since the constant 1 is not a unit of layer k and g does not mix it in.
 """
 
 from __future__ import annotations
@@ -37,7 +33,7 @@ import math
 
 import torch
 
-from .tasks import DEFAULT_SLOPE, affine, has_bias, leaky_relu, leaky_relu_inv, with_ones
+from .mlp import DEFAULT_SLOPE, affine, has_bias, leaky_relu, leaky_relu_inv, with_ones
 
 __all__ = [
     "ACTIONS",

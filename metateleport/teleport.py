@@ -212,8 +212,8 @@ def balance_signal(weights: list[torch.Tensor]) -> list[torch.Tensor]:
 
 
 def balance_teleport(weights: list[torch.Tensor]) -> list[torch.Tensor]:
-    """The closed-form balancing teleport (design.md section 8): for hidden layers k = 1, 2, ...
-    in order, s_i = sqrt(||column i of W_{k+1}|| / ||row i of W_k||), then W_k <- diag(s) W_k,
+    """The closed-form balancing teleport (docs/design.md section 8): for hidden layers k = 1, 2,
+    ... in order, s_i = sqrt(||column i of W_{k+1}|| / ||row i of W_k||), then W_k <- diag(s) W_k,
     W_{k+1} <- W_{k+1} diag(s)^-1, after which every unit's incoming and outgoing norms are
     equal. Exact (a positive diagonal group element), differentiable, same shapes."""
     weights = list(weights)
