@@ -55,6 +55,7 @@ class TaskConfig:
     layer_span: float = 1.0
     cond: float | None = None
     bias: bool = False  # every layer has a bias (nn.Linear's)
+    options: dict[str, Any] | None = None  # a family's own options (distribution: its ranges)
 
 
 @dataclass
@@ -175,6 +176,10 @@ def _check_type(key: str, value: Any, hint: Any) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         return _check_type(key, value, inner[0])
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return value
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):
@@ -315,13 +320,17 @@ def _check_family(t: TaskConfig) -> None:
     ConfigError naming the key."""
     from .tasks import make_family
 
-    if t.family in ("synthetic", "digits"):
-        return  # checked above, key by key, without drawing anything
+    if t.family == "digits":
+        if t.options:
+            raise ConfigError("task.options: the digits family takes none")
+        return  # checked above, without loading the images
     try:
         make_family(dataclasses.asdict(t))
     except ValueError as err:
-        key = str(err).split(":", 1)[0]
-        raise ConfigError(f"task.{key}: {str(err).split(': ', 1)[-1]}" if hasattr(t, key)
+        key, _, rest = str(err).partition(": ")
+        if key.startswith("task."):
+            raise ConfigError(str(err)) from None
+        raise ConfigError(f"task.{key}: {rest}" if hasattr(t, key)
                           else f"task.family: {err}") from None
 
 

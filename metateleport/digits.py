@@ -3,10 +3,12 @@ section 9). ``pip install metateleport[digits]``; the images ship inside scikit-
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
-from .tasks import _HELD_OUT_TAG, MLPTaskFamily, Split, register_family
+from .tasks import _HELD_OUT_TAG, MLPTaskFamily, Split, _without_options, register_family
 
 __all__ = ["DigitsTaskFamily", "digits_pools"]
 
@@ -71,7 +73,8 @@ class DigitsTaskFamily(MLPTaskFamily):
     @classmethod
     def from_task(cls, task: dict, dtype: torch.dtype = torch.float32) -> DigitsTaskFamily:
         # a config's task section always holds the synthetic data knobs; real data has none
-        task = {k: v for k, v in task.items() if k not in ("data", "data_scale", "cond")}
+        task = {k: v for k, v in _without_options(cls, task).items()
+                if k not in ("data", "data_scale", "cond")}
         return cls(**task, dtype=dtype)
 
     def _xy(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -89,6 +92,7 @@ class DigitsTaskFamily(MLPTaskFamily):
         return *self._xy(train), self._xy(held)
 
 
+@functools.lru_cache(maxsize=1)
 def digits_pools() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """scikit-learn's bundled digits and the fixed split of DigitsTaskFamily: (images
     (1797, 64) in [0, 1], labels (1797,), {"meta_train", "test", "held_out"} -> indices)."""

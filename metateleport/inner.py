@@ -28,7 +28,7 @@ from torch.utils._pytree import tree_map
 
 from .mlp import mlp_loss, mlp_loss_and_grad
 from .symmetry import input_pinv
-from .tasks import Problems
+from .tasks import MixedProblems, Problems
 from .teleport import Schedule, Teleport
 
 __all__ = [
@@ -262,7 +262,18 @@ def run(
     loss_and_grad: LossAndGrad | None = None,
 ) -> Trajectory:
     """Run ``opt`` for ``n_steps`` inner steps on every problem of the batch, without graph.
-    ``loss_and_grad`` as in ``inner_step`` (default: the batched MLP)."""
+    ``loss_and_grad`` as in ``inner_step`` (default: the batched MLP).
+
+    MixedProblems run group by group (the optimizers are per problem, so this is the run of
+    the whole batch): losses concatenate along the batch axis, seconds add up, and ``weights``
+    is the list of the groups' final weights.
+    """
+    if isinstance(problems, MixedProblems):
+        if loss_and_grad is not None:
+            raise ValueError("mixed problems run the batched MLP of each group")
+        trajs = [run(opt, g, n_steps) for g in problems.groups]
+        return Trajectory(torch.cat([t.losses for t in trajs], dim=1),
+                          sum(t.seconds for t in trajs), [t.weights for t in trajs])
     p = problems
     if loss_and_grad is None:
         def loss_and_grad(ws):

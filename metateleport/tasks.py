@@ -41,9 +41,11 @@ __all__ = [
     "INITS",
     "held_out_metrics",
     "MLPTaskFamily",
+    "MixedProblems",
     "Problems",
     "Split",
     "TaskFamily",
+    "groups_of",
     "make_family",
     "register_family",
 ]
@@ -106,11 +108,48 @@ class Problems:
         return self._map(lambda t: t[idx])
 
 
+@dataclass
+class MixedProblems:
+    """A batch of problems of several architectures: ``groups``, each a Problems of one shape
+    (a task distribution's meta-batch). Problem i of the batch is problem i of the groups'
+    concatenation; per-problem results (losses (B,)) concatenate the groups' in that order."""
+
+    groups: list[Problems]
+
+    @property
+    def batch_size(self) -> int:
+        return sum(g.batch_size for g in self.groups)
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
+        return MixedProblems([g.to(device, dtype) for g in self.groups])
+
+    def __getitem__(self, idx) -> MixedProblems:
+        """Problems ``idx`` (an int or a slice with step 1) of the concatenation."""
+        if isinstance(idx, int):
+            idx = slice(idx, idx + 1)
+        start, stop, step = idx.indices(self.batch_size)
+        if step != 1:
+            raise ValueError("mixed problems take contiguous slices only")
+        out, offset = [], 0
+        for g in self.groups:
+            lo, hi = max(start - offset, 0), min(stop - offset, g.batch_size)
+            if lo < hi:
+                out.append(g[lo:hi])
+            offset += g.batch_size
+        return MixedProblems(out)
+
+
+def groups_of(problems: Problems | MixedProblems) -> list[Problems]:
+    """The one-shape groups of a batch (a Problems is one group)."""
+    return problems.groups if isinstance(problems, MixedProblems) else [problems]
+
+
 class TaskFamily:
     """A distribution over optimization problems: the noun every caller (meta-training,
     evaluation, studies, the oracle) receives instead of building problems itself.
 
-    ``name``: the registry key. ``sample(batch_size, seed, split, start)`` -> Problems: problems
+    ``name``: the registry key. ``sample(batch_size, seed, split, start)`` -> Problems (or
+    MixedProblems, for a family of several architectures): problems
     ``start`` .. ``start + batch_size - 1`` of stream ``split`` at ``seed``, the same on every
     machine. ``config()`` -> the dict that rebuilds the family (a config's task section).
     ``loss_and_grad(problems)`` -> the function (weights -> (loss (B,) with graph, detached
@@ -333,7 +372,7 @@ class MLPTaskFamily(TaskFamily):
     @classmethod
     def from_task(cls, task: dict, dtype: torch.dtype = torch.float32) -> MLPTaskFamily:
         """The family of a config's task section (without its ``family`` key)."""
-        return cls(**task, dtype=dtype)
+        return cls(**_without_options(cls, task), dtype=dtype)
 
 
 @register_family
@@ -390,6 +429,15 @@ class IllConditionedTaskFamily(_RescaledFamily):
     def __init__(self, cond: float = 1e3, **kwargs) -> None:
         super().__init__(cond=cond, **kwargs)
 
+def _without_options(cls: type, task: dict) -> dict:
+    """A single family's task section has no ``options`` (those are a distribution's)."""
+    task = dict(task)
+    if task.pop("options", None):
+        raise ValueError(f"options: the {cls.name} family takes none (a family of several "
+                         "architectures does, e.g. distribution)")
+    return task
+
+
 def make_family(task: dict, dtype: torch.dtype = torch.float32) -> TaskFamily:
     """The registered family of a config's task section (config.TaskConfig as a dict): the
     class ``FAMILIES[task["family"]]`` ("dataset", the key's old name, is read too) built from
@@ -427,7 +475,11 @@ def held_out_metrics(weights: list[torch.Tensor], problems: Problems) -> dict[st
     """The optimizee's generalization, on the held-out samples of ``problems`` (which need
     X_test, Y_test): per problem (B,), "loss" 1/2 ||Y_test - f(X_test)||^2 averaged over the
     held-out samples (the training loss is summed over the n training samples, so divide it by
-    n to compare) and "accuracy", the fraction whose largest output is the one-hot target's."""
+    n to compare) and "accuracy", the fraction whose largest output is the one-hot target's.
+    For MixedProblems, ``weights`` holds each group's (inner.run's Trajectory.weights)."""
+    if isinstance(problems, MixedProblems):
+        parts = [held_out_metrics(w, g) for w, g in zip(weights, problems.groups)]
+        return {k: torch.cat([m[k] for m in parts]) for k in ("loss", "accuracy")}
     if problems.X_test is None or problems.Y_test is None:
         raise ValueError("these problems have no held-out samples (X_test, Y_test)")
     with torch.no_grad():
@@ -438,6 +490,8 @@ def held_out_metrics(weights: list[torch.Tensor], problems: Problems) -> dict[st
     return {"loss": loss, "accuracy": accuracy}
 
 
-# The digits family registers itself; importing it here puts it in the registry (and keeps its
-# old import path, tasks.DigitsTaskFamily) whichever module is imported first.
+# The digits family and the task distribution register themselves on import; importing them
+# here puts them in the registry whichever module is imported first (and keeps the old import
+# path tasks.DigitsTaskFamily).
 from .digits import DigitsTaskFamily, digits_pools  # noqa: E402, F401
+from .distribution import MLPDistribution  # noqa: E402, F401

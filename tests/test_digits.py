@@ -116,6 +116,9 @@ def test_family_errors():
 
 
 def test_missing_scikit_learn_is_a_clear_error(monkeypatch):
+    from metateleport.digits import digits_pools
+
+    digits_pools.cache_clear()  # the images are loaded once per process
     monkeypatch.setitem(sys.modules, "sklearn", None)
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
     with pytest.raises(ImportError, match=r"needs scikit-learn.*\[digits\]"):
