@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .checkpoint import load_optimizer
-from .inner import StepContext
+from .inner import LossGuard, StepContext
 from .learned import LearnedOptimizer, LrTeleLSTM
 from .mlp import mlp_forward
 from .modules import ModuleSpec, inspect_module, module_weights, write_weights
@@ -53,6 +53,15 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
         learned: an already built ``LearnedOptimizer`` (its meta-parameters are not copied).
         lr: a multiplier of the learned update, 1 (the default) being the update as
             meta-trained; a per-group option, so that torch.optim.lr_scheduler works.
+        guard: "checkpoint" (the default: the loss guard the checkpoint was meta-trained with,
+            model.guard), a factor (a guard with it) or None (no guard).
+
+    The guard (inner.LossGuard, on the torch.optim side): a step whose gradients are not all
+    finite leaves the parameters as they were. With a ``closure`` (which re-evaluates the loss
+    and its gradients, as for torch.optim.LBFGS), a step whose loss would exceed factor x the
+    best loss so far, or is not finite, is undone and replaced by the guard's fallback: plain
+    gradient descent from the old point with lr = eta L / ||g||^2, halved until the loss does
+    not rise (else no move). ``opt.state["learned"]["guard_refused"]`` counts refused steps.
 
     ``step()``: every parameter with a gradient moves by lr * m1(p.grad), one LSTM call over
     the coordinates of all of them (LSTM(lr,tele): by -lr * s * p.grad, s the step size its m2
@@ -64,7 +73,8 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
     """
 
     def __init__(self, params: Iterable, checkpoint: str | Path | None = None, *,
-                 learned: LearnedOptimizer | None = None, lr: float = 1.0):
+                 learned: LearnedOptimizer | None = None, lr: float = 1.0,
+                 guard: float | str | None = "checkpoint"):
         if (checkpoint is None) == (learned is None):
             raise ValueError("pass exactly one of checkpoint= (a path) and learned= (a "
                              "LearnedOptimizer)")
@@ -78,6 +88,14 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
         else:
             self.metadata = {"variant": learned.variant}
         self.learned = learned.eval()
+        if guard == "checkpoint":
+            self.guard = learned.guard
+        elif guard is None:
+            self.guard = None
+        elif isinstance(guard, (int, float)) and not isinstance(guard, bool):
+            self.guard = LossGuard(float(guard))
+        else:
+            raise ValueError(f"guard must be 'checkpoint', a factor >= 1 or None, got {guard!r}")
 
     def load_state_dict(self, state_dict: dict) -> None:
         super().load_state_dict(state_dict)
@@ -125,23 +143,66 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
                 loss = closure()
         todo = [(p, group["lr"]) for group in self.param_groups for p in group["params"]
                 if p.grad is not None]
+        if not todo:
+            return loss
         for p, _ in todo:
             if p.grad.is_sparse:
-                raise RuntimeError("LearnedOpt does not support sparse gradients (use "
-                                   "nn.Embedding(..., sparse=False))")
-        if todo:
-            devices = {p.device for p, _ in todo}
-            if len(devices) > 1:
-                raise RuntimeError(f"LearnedOpt needs every parameter on one device, got "
-                                   f"{sorted(map(str, devices))}")
-            self._follow(todo[0][0].device)
-            shared = self._shared(todo[0][0])
-            if self.learned.update_net is None:
-                for p, lr in todo:
-                    p.add_(p.grad, alpha=-lr * float(shared["step_size"]))
-            else:
-                self._m1_step(todo)
+                raise RuntimeError("LearnedTorchOptimizer does not support sparse gradients "
+                                   "(use nn.Embedding(..., sparse=False))")
+        devices = {p.device for p, _ in todo}
+        if len(devices) > 1:
+            raise RuntimeError(f"LearnedTorchOptimizer needs every parameter on one device, "
+                               f"got {sorted(map(str, devices))}")
+        self._follow(todo[0][0].device)
+        if self.guard is not None:
+            return self._guarded_step(todo, loss, closure)
+        self._step(todo)
+        return loss
+
+    def _step(self, todo: list[tuple[torch.Tensor, float]]) -> None:
+        """The learned update of every parameter in ``todo`` ((parameter, lr) pairs)."""
+        shared = self._shared(todo[0][0])
+        if self.learned.update_net is None:
+            for p, lr in todo:
+                p.add_(p.grad, alpha=-lr * float(shared["step_size"]))
+        else:
+            self._m1_step(todo)
+        shared["step"] += 1
+
+    def _guarded_step(self, todo, loss, closure):
+        """The learned step under the guard (see the class docstring)."""
+        shared = self._shared(todo[0][0])
+        shared.setdefault("guard_refused", 0)
+        if not all(bool(torch.isfinite(p.grad).all()) for p, _ in todo):
+            shared["guard_refused"] += 1
             shared["step"] += 1
+            return loss
+        if closure is None:
+            self._step(todo)
+            return loss
+        l0 = float(loss.detach())
+        best = min(shared.get("guard_best", math.inf), l0)
+        shared["guard_best"] = best
+        old = [p.detach().clone() for p, _ in todo]
+        grads = [p.grad.detach().clone() for p, _ in todo]
+        self._step(todo)
+        with torch.enable_grad():
+            l1 = float(closure().detach())
+        if math.isfinite(l1) and l1 <= self.guard.factor * best:
+            return loss
+        shared["guard_refused"] += 1
+        sq = sum(float(g.pow(2).sum()) for g in grads)
+        lr = self.guard.eta * l0 / sq if sq > 0 and math.isfinite(l0) else 0.0
+        for _ in range(self.guard.backtracks + 1):
+            for (p, _), w, g in zip(todo, old, grads):
+                p.copy_(w - lr * g)
+            with torch.enable_grad():
+                trial = float(closure().detach())
+            if math.isfinite(trial) and trial <= l0:
+                return loss
+            lr /= 2
+        for (p, _), w in zip(todo, old):
+            p.copy_(w)
         return loss
 
     def _m1_step(self, todo: list[tuple[torch.Tensor, float]]) -> None:

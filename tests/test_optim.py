@@ -304,3 +304,42 @@ def test_reset_variant_and_schedule_match_the_batched_path():
     assert all(s.abs().sum() > 0 for q in model.parameters() for s in opt.state[q]["m1"])
     opt.teleport(model, p.X[0].T, p.Y[0].T)  # after step 6 (t = 6): a teleport, then a reset
     assert all(s.abs().sum() == 0 for q in model.parameters() for s in opt.state[q]["m1"])
+
+
+def test_guard_leaves_parameters_with_a_non_finite_gradient_as_they_were():
+    model = mlp([4, 5, 2], bias=False)
+    for guard, untouched in ((2.0, True), (None, False)):
+        opt = LearnedOpt(model.parameters(), CKPT / "update.pt", guard=guard)
+        before = [p.detach().clone() for p in model.parameters()]
+        for p in model.parameters():
+            p.grad = torch.full_like(p, float("nan"))
+        opt.step()
+        same = all(torch.equal(a, p.detach()) for a, p in zip(before, model.parameters()))
+        assert same == untouched
+        if guard is not None:
+            assert opt.state["learned"]["guard_refused"] == 1
+        with torch.no_grad():
+            for p, b in zip(model.parameters(), before):
+                p.copy_(b)
+
+
+def test_guard_with_a_closure_never_lets_the_loss_pass_its_bound():
+    torch.manual_seed(0)
+    model = mlp([6, 9, 3], bias=True)
+    X, Y = torch.randn(6, 6, dtype=torch.float64), torch.randn(6, 3, dtype=torch.float64)
+    opt = LearnedOpt(model.parameters(), CKPT / "update.pt", lr=300.0, guard=1.5)
+
+    def closure():
+        opt.zero_grad()
+        loss = sq_loss(model, X, Y)
+        loss.backward()
+        return loss
+
+    losses = [closure().item()]
+    for _ in range(15):
+        opt.step(closure)
+        losses.append(sq_loss(model, X, Y).item())
+    assert opt.state["learned"]["guard_refused"] > 0, "300x the learned step must be refused"
+    best = [min(losses[:i + 1]) for i in range(len(losses))]
+    assert all(loss <= 1.5 * b for loss, b in zip(losses[1:], best[:-1]))
+    assert losses[-1] < losses[0]
