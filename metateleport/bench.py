@@ -29,10 +29,11 @@ from pathlib import Path
 
 import torch
 
-VARIANTS = ("update_tele", "update", "lr_tele")
+#: the learned variants timed (a subset of learned.VARIANTS): the paper's three
+TIMED_VARIANTS = ("update_tele", "update", "lr_tele")
 #: what is benchmarked by default: the three variants of the paper and the shipped
 #: configs of the imbalanced family
-CONFIGS = (*VARIANTS, "imbalanced_update_tele", "imbalanced_update_balance")
+CONFIGS = (*TIMED_VARIANTS, "imbalanced_update_tele", "imbalanced_update_balance")
 BATCHES = (1, 8, 32)
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -111,13 +112,13 @@ def bench_eval(problems: int = 64, steps: int = 100) -> float:
     """Seconds to run 6 optimizers on ``problems`` problems for ``steps`` steps (untrained
     learned optimizers cost the same per step as trained ones)."""
     from .evaluation import baselines
-    from .meta_optimizers import LearnedOptimizer
-    from .optimizers import run
+    from .inner import run
+    from .learned import LearnedOptimizer
     from .tasks import MLPTaskFamily
 
     torch.manual_seed(0)
     hand, _ = baselines(None, steps, ("gd", "adam", "gd_tele"), tune=False)
-    opts = [*hand.values(), *(LearnedOptimizer(v).eval() for v in VARIANTS)]
+    opts = [*hand.values(), *(LearnedOptimizer(v).eval() for v in TIMED_VARIANTS)]
     p = MLPTaskFamily().sample(problems, 0, "test")
     run(opts[-1], p[:2], 2)  # warm-up
     start = time.perf_counter()
@@ -134,7 +135,7 @@ def bench_optim(steps: int = 50, teleport_batch: int = 64) -> dict:
     method). Each timed over ``steps`` steps after 3 untimed ones."""
     from torch import nn
 
-    from .optim import LearnedOpt
+    from .torch_optim import LearnedTorchOptimizer as LearnedOpt
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(784, 128), nn.LeakyReLU(0.1), nn.Linear(128, 10))
@@ -209,7 +210,7 @@ def main(argv=None) -> int:
     ms: dict[str, dict[str, float]] = {}
     rss: dict[str, dict[str, float]] = {}
     for name in args.configs:
-        if not (CONFIG_DIR / f"{name}.yaml").is_file() and name not in VARIANTS:
+        if not (CONFIG_DIR / f"{name}.yaml").is_file() and name not in TIMED_VARIANTS:
             parser.error(f"--configs: no configs/{name}.yaml")
     width = max(12, *(len(n) for n in args.configs))
     print(f"{'config':<{width}} {'B':>3} {'task-steps/s':>13} {'(slowest)':>10} "

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
+from metateleport.mlp import mlp_loss, mlp_loss_and_grad
 from metateleport.symmetry import group_act, input_pinv, rescale_units
-from metateleport.tasks import MLPTaskFamily, mlp_loss, mlp_loss_and_grad
+from metateleport.tasks import MLPTaskFamily
 from metateleport.teleport import balance_signal, balance_teleport, teleport_feature
 
 # (widths, n): n = d_{k-1} + 1, the largest batch with full column rank of [h; 1]

@@ -7,16 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from metateleport.baselines import Adam
 from metateleport.config import ConfigError, config_from_dict
-from metateleport.optimizers import Adam, run
+from metateleport.inner import run
+from metateleport.mlp import mlp_loss
 from metateleport.symmetry import input_pinv
-from metateleport.tasks import (
-    DigitsTaskFamily,
-    Split,
-    held_out_metrics,
-    make_family,
-    mlp_loss,
-)
+from metateleport.tasks import DigitsTaskFamily, Split, held_out_metrics, make_family
 from metateleport.teleport import random_teleport
 
 pytest.importorskip("sklearn")  # the [digits] extra; the [dev] extra, which CI installs, has it
@@ -147,7 +143,7 @@ def test_evaluation_reports_generalization(fam, tmp_path):
 
 def test_held_out_meta_loss(fam):
     from metateleport.config import load_config
-    from metateleport.meta_optimizers import LearnedOptimizer
+    from metateleport.learned import LearnedOptimizer
     from metateleport.unroll import MetaTrainer, unroll_window
 
     p = fam.sample(2, 0, "train")

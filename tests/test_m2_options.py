@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from metateleport.config import ConfigError, config_from_dict
-from metateleport.meta_optimizers import LearnedOptimizer
-from metateleport.optimizers import StepContext, inner_step
+from metateleport.inner import StepContext, inner_step
+from metateleport.learned import LearnedOptimizer
+from metateleport.mlp import mlp_loss
 from metateleport.symmetry import group_act
-from metateleport.tasks import MLPTaskFamily, mlp_loss
+from metateleport.tasks import MLPTaskFamily
 from metateleport.teleport import balance_signal
 from metateleport.unroll import MetaTrainer
 

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
+from metateleport.mlp import mlp_forward, mlp_loss
 from metateleport.symmetry import RankError, group_act, pinv_full_column_rank
-from metateleport.tasks import MLPTaskFamily, mlp_forward, mlp_loss
+from metateleport.tasks import MLPTaskFamily
 
 CASES = [([20, 20, 20], 20), ([10, 30, 5], 10), ([8, 16, 16, 4], 8)]
 

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from metateleport.tasks import MLPTaskFamily, Split, mlp_loss, mlp_loss_and_grad
+from metateleport.mlp import mlp_loss, mlp_loss_and_grad
+from metateleport.tasks import MLPTaskFamily, Split
 
 
 def test_shapes_and_uniform_range():

@@ -1,10 +1,14 @@
 import pytest
 import torch
 
-from metateleport.optimizers import GD, TeleportSchedule, run
+from metateleport.baselines import GD
+from metateleport.inner import Teleporting, run
+from metateleport.mlp import mlp_loss
 from metateleport.symmetry import group_act
-from metateleport.tasks import MLPTaskFamily, mlp_loss
+from metateleport.tasks import MLPTaskFamily
 from metateleport.teleport import (
+    AscentTeleport,
+    Schedule,
     ascent_teleport,
     clip_frobenius,
     grad_norm_sq,
@@ -99,13 +103,16 @@ def test_random_teleport_keeps_loss_and_moves(paper_family64):
 def test_teleport_at_step_30_speeds_up_gd_on_paper_task():
     p = MLPTaskFamily().sample(32, seed=0, split="test")
     plain = run(GD(3e-4), p, 100).losses[99].median()
-    tele = run(GD(3e-4, TeleportSchedule((30,), 8, None, 0.01)), p, 100).losses[99].median()
+    at_30 = Schedule(at=(30,))
+    tele = run(Teleporting(GD(3e-4), AscentTeleport(8, None, 0.01), at_30), p, 100)
+    tele = tele.losses[99].median()
     assert tele < plain - 0.3
 
 
 def test_too_large_teleport_makes_fixed_lr_gd_diverge():
     p = MLPTaskFamily().sample(32, seed=0, split="test")
-    final = run(GD(3e-4, TeleportSchedule((30,), 8, None, 0.2)), p, 100).losses[99]
+    big = Teleporting(GD(3e-4), AscentTeleport(8, None, 0.2), Schedule(at=(30,)))
+    final = run(big, p, 100).losses[99]
     assert int((~torch.isfinite(final)).sum()) >= 8
     assert torch.isfinite(run(GD(3e-4), p, 100).losses[99]).all()
 

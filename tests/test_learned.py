@@ -3,11 +3,13 @@ import math
 import pytest
 import torch
 
+from metateleport.baselines import GD
 from metateleport.config import config_from_dict
-from metateleport.meta_optimizers import LearnedOptimizer, flatten_coords, unflatten_coords
-from metateleport.optimizers import GD, run
+from metateleport.inner import run
+from metateleport.learned import LearnedOptimizer, flatten_coords, unflatten_coords
+from metateleport.mlp import mlp_loss
 from metateleport.preprocess import log_sign
-from metateleport.tasks import MLPTaskFamily, mlp_loss
+from metateleport.tasks import MLPTaskFamily
 from metateleport.unroll import MetaTrainer
 
 
@@ -159,7 +161,7 @@ def test_non_finite_window_is_skipped_not_applied():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_coordinate_lstm_equals_two_lstm_cells(dtype):
-    from metateleport.meta_optimizers import CoordinateLSTM
+    from metateleport.learned import CoordinateLSTM
 
     torch.manual_seed(0)
     lstm = CoordinateLSTM(2, 20).to(dtype)

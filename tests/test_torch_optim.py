@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 from metateleport.checkpoint import CheckpointError, load_optimizer
-from metateleport.meta_optimizers import LearnedOptimizer
-from metateleport.optim import LearnedOpt
-from metateleport.optimizers import run
+from metateleport.inner import run
+from metateleport.learned import LearnedOptimizer
 from metateleport.symmetry import RankError
 from metateleport.tasks import MLPTaskFamily
+from metateleport.torch_optim import LearnedTorchOptimizer as LearnedOpt
 
 CKPT = Path(__file__).resolve().parents[1] / "checkpoints"
 

@@ -1,14 +1,9 @@
 import torch
 
-from metateleport.optimizers import (
-    GD,
-    Adam,
-    StepContext,
-    detach_state,
-    inner_step,
-    run,
-)
-from metateleport.tasks import MLPTaskFamily, mlp_loss
+from metateleport.baselines import GD, Adam
+from metateleport.inner import StepContext, detach_state, inner_step, run
+from metateleport.mlp import mlp_loss
+from metateleport.tasks import MLPTaskFamily
 
 
 def test_gd_run_matches_a_hand_loop():

@@ -1,4 +1,4 @@
-"""Faults and bad input (issue 11): safe loading, diverged runs, one run per folder, resumable
+"""Faults and bad input: safe loading, diverged runs, one run per folder, resumable
 folders, interrupts, one-line errors before work, step sizes searched for any family."""
 
 import os
@@ -15,7 +15,7 @@ import yaml
 from metateleport.checkpoint import CheckpointError, latest_full, load_checkpoint, save_atomic
 from metateleport.config import ConfigError, config_from_dict, load_config
 from metateleport.evaluation import baselines
-from metateleport.optimizers import run
+from metateleport.inner import run
 from metateleport.tasks import MLPTaskFamily
 from metateleport.training import DivergedError, RunError, train_run
 
