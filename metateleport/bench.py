@@ -60,8 +60,8 @@ def bench_train(
     variant: str, batch: int, windows: int, warmup: int = 2, repeats: int = 3
 ) -> dict:
     """Time ``repeats`` blocks of ``windows`` meta-steps of a trainer after ``warmup`` untimed
-    ones; report the median block. On our VM a block sometimes stalls 10-100x (host memory
-    management, not reproducible in-process), so the slowest block is reported too."""
+    ones; report the median block, and the slowest one too: on a shared VM single blocks stall
+    (docs/benchmarks.md)."""
     from .unroll import MetaTrainer
 
     trainer = MetaTrainer(_config(variant, batch))

@@ -175,8 +175,8 @@ class Teleporting:
         guard: a LossGuard on every step (update and teleport together), or None.
 
     Every teleport records in ``ctx.stats["tele_loss_change"]`` the relative loss change that
-    the move alone caused, (L(after) - L(before)) / L(before), per problem: ~1e-7 for the exact
-    action, the tell-tale of an approximate one.
+    the move alone caused, (L(after) - L(before)) / L(before), per problem: float rounding for
+    the exact action, the tell-tale of an approximate one.
     """
 
     def __init__(self, rule: UpdateRule, move: Teleport | None = None,

@@ -72,9 +72,9 @@ class CoordinateLSTM(nn.Module):
     forward(x (N, in_features), state [h (layers, N, H), c (layers, N, H)])
         -> (top-layer h (N, H), new state).
 
-    One ``nn.LSTM`` call on a length-1 sequence steps both layers; on CPU it runs oneDNN's
-    fused RNN kernels, 1.4x faster forward+backward than two nn.LSTMCell at N = 6400, H = 20
-    (python -m metateleport.bench). tests/test_meta_optimizers.py checks it against LSTMCells.
+    One ``nn.LSTM`` call on a length-1 sequence steps both layers: on CPU it runs oneDNN's
+    fused RNN kernels, faster than two nn.LSTMCell (docs/benchmarks.md). tests/test_learned.py
+    checks it against LSTMCells.
     """
 
     def __init__(self, in_features: int = 2, hidden_size: int = 20, num_layers: int = 2):

@@ -196,8 +196,8 @@ def group_act(
     x_pinv: optional precomputed X^+ (B, n, d_0) (``input_pinv``; [X; 1]^+ (B, n, d_0 + 1) when
         W_1 has a bias), reused across steps since X is fixed.
     compute_dtype: dtype of the internal computation (None: the weights' own). The pseudo-inverse
-        loses about eps * cond(h_{k-1}); in float32 that moved the loss of the paper's task by
-        up to 1.4e-5 (relative, ||T_k|| = 3), computing in float64 and casting back by 4e-7.
+        loses about eps * cond(h_{k-1}), so float32 weights gain from a float64 computation
+        (docs/results.md measures by how much).
     action: "exact" (g = expm(T)) or "first_order" (g = I + T with I - T as its inverse, the
         public reference's shortcut, which moves the loss: ``first_order_pair``).
     Returns the new weights (same shapes and dtype); differentiable in weights and Ts.
