@@ -79,6 +79,9 @@ class ModelConfig:
     m1_state_on_tele: str = "keep"  # m1's LSTM state across a teleport: keep | reset
     tele_action: str = "exact"  # exact (expm) | first_order (I + T, I - T; the control)
     guard: float | None = None  # refuse a step whose loss exceeds guard x the best so far
+    update_input: str = "raw"  # m1 reads the gradient: raw | rms (over the problem's coordinates)
+    tele_input: str = "raw"  # m2 reads G: raw | normalized (each G_k over its RMS entry)
+    tele_norm_over: str = "layer"  # tele_norm / max_tele_norm bound each layer's T | the network's
 
 
 @dataclass
@@ -122,6 +125,9 @@ _CHOICES = {
                       "update_balance"),
     "model.tele_action": ("exact", "first_order"),
     "model.m1_state_on_tele": ("keep", "reset"),
+    "model.update_input": ("raw", "rms"),
+    "model.tele_input": ("raw", "normalized"),
+    "model.tele_norm_over": ("layer", "network"),
     "train.meta_loss": ("log", "sum"),
     "train.meta_loss_on": ("train", "held_out"),
     "train.meta_lr_schedule": ("constant", "cosine"),

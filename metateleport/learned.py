@@ -55,6 +55,17 @@ __all__ = [
 
 #: what m1's LSTM state does across a teleport
 M1_STATE_ON_TELE = ("keep", "reset")
+#: m1's input: the raw gradient, or the gradient over its RMS across the problem's coordinates
+UPDATE_INPUTS = ("raw", "rms")
+#: m2's input: the raw teleport feature, or each G_k over its RMS entry
+TELE_INPUTS = ("raw", "normalized")
+#: what tele_norm / max_tele_norm bound: each hidden layer's ||T_k||, or ||T|| over all of them
+TELE_NORM_OVER = ("layer", "network")
+
+
+def _rms(x: torch.Tensor, dims) -> torch.Tensor:
+    """Root mean square over ``dims`` (kept), floored so that a zero gradient stays zero."""
+    return x.pow(2).mean(dim=dims, keepdim=True).sqrt().clamp_min(torch.finfo(x.dtype).tiny)
 
 #: variant name -> display name used in tables and plots
 VARIANTS = {
@@ -188,10 +199,16 @@ class LrTeleLSTM(GroupLSTM):
 
 class LearnedUpdate:
     """m1 as an update rule: the gradient's coordinates (all problems, all weights, one LSTM
-    call) -> the update's, in the network's dtype. State: {"m1": LSTM state}."""
+    call) -> the update's, in the network's dtype. State: {"m1": LSTM state}.
 
-    def __init__(self, net: UpdateLSTM, name: str = "LSTM(update)"):
-        self.net, self.name = net, name
+    ``input`` "rms": m1 reads each problem's gradient divided by its RMS over the problem's
+    coordinates, so that its update does not depend on the loss's absolute scale (a deep net
+    starts at ~1e2 x the loss of a shallow one); "raw": the gradient as it is."""
+
+    def __init__(self, net: UpdateLSTM, name: str = "LSTM(update)", input: str = "raw"):
+        if input not in UPDATE_INPUTS:
+            raise ValueError(f"update input must be one of {UPDATE_INPUTS}, got {input!r}")
+        self.net, self.name, self.input = net, name, input
 
     @property
     def _dtype(self) -> torch.dtype:
@@ -204,6 +221,8 @@ class LearnedUpdate:
 
     def update(self, weights, grads, state: State, ctx: StepContext):
         flat = flatten_coords(grads)
+        if self.input == "rms":
+            flat = flat / _rms(flat, 1)
         delta, _, m1 = self.net(flat.reshape(-1).to(self._dtype), state["m1"])
         delta = delta.reshape(flat.shape).to(grads[0].dtype)
         ctx.stats["update_norm"] = delta.detach().norm(dim=1)
@@ -243,16 +262,28 @@ class LearnedTeleport:
     (teleport.balance_signal). ``lookahead``: an m1 (LearnedUpdate) whose next update m2 looks
     through: it then also reads dlog L(W' + m1(grad L(W')))/dT at T = 0 (``lookahead_feature``).
     Records ``ctx.stats["tele_norm"]``, ||T|| over all hidden layers per problem.
+
+    ``input`` "normalized": m2 reads each G_k divided by its RMS entry (the loss's scale, the
+    width and the depth leave it unchanged); "raw": G as it is. ``norm_over`` "network": the
+    GroupLSTM's tele_norm / max_tele_norm bound ||T|| over all hidden layers together, so that
+    a deeper net is not moved further; "layer": each ||T_k||.
     """
 
     name = "learned tele"
 
     def __init__(self, net: GroupLSTM, *, balance_input: bool = False,
-                 lookahead: LearnedUpdate | None = None, action: str = "exact"):
+                 lookahead: LearnedUpdate | None = None, action: str = "exact",
+                 input: str = "raw", norm_over: str = "layer"):
         if action not in ACTIONS:
             raise ValueError(f"action must be one of {ACTIONS}, got {action!r}")
+        if input not in TELE_INPUTS:
+            raise ValueError(f"tele input must be one of {TELE_INPUTS}, got {input!r}")
+        if norm_over not in TELE_NORM_OVER:
+            raise ValueError(f"tele_norm_over must be one of {TELE_NORM_OVER}, got "
+                             f"{norm_over!r}")
         self.net, self.balance_input, self.lookahead, self.action = (
             net, balance_input, lookahead, action)
+        self.input, self.norm_over = input, norm_over
 
     @property
     def _dtype(self) -> torch.dtype:
@@ -270,6 +301,8 @@ class LearnedTeleport:
     def __call__(self, weights, state: State, ctx: StepContext):
         p = ctx.problems
         G = teleport_feature(weights, p.X, p.Y, p.slope, x_pinv=ctx.x_pinv)
+        if self.input == "normalized":
+            G = [g / _rms(g, (1, 2)) for g in G]
         flat = flatten_coords(G)
         extra = []
         if self.balance_input:
@@ -280,8 +313,8 @@ class LearnedTeleport:
             extra.append(log_sign(flatten_coords(look).reshape(-1), self.net.p))
         extra = torch.cat(extra, dim=1).to(self._dtype) if extra else None
         T, h, m2 = self.net(flat.reshape(-1).to(self._dtype), state["m2"], extra)
-        Ts = [self.net.normalize(t) for t in
-              unflatten_coords(T.reshape(flat.shape).to(weights[0].dtype), [g.shape for g in G])]
+        Ts = unflatten_coords(T.reshape(flat.shape).to(weights[0].dtype), [g.shape for g in G])
+        Ts = self._normalize(Ts)
         # ||T|| over all hidden layers together, per problem
         ctx.stats["tele_norm"] = torch.stack(
             [t.detach().pow(2).sum(dim=(1, 2)) for t in Ts]).sum(0).sqrt()
@@ -290,6 +323,16 @@ class LearnedTeleport:
             new_state["lr"] = self.net.step_size(h, p.batch_size)
         moved = group_act(weights, p.X, Ts, p.slope, x_pinv=ctx.x_pinv, action=self.action)
         return moved, new_state
+
+    def _normalize(self, Ts: list[torch.Tensor]) -> list[torch.Tensor]:
+        if self.norm_over == "layer":
+            return [self.net.normalize(t) for t in Ts]
+        # one norm over all hidden layers: rescale (or clip) the stacked T, per problem
+        total = torch.stack([t.pow(2).sum(dim=(1, 2)) for t in Ts]).sum(0).sqrt()
+        total = total.clamp_min(1e-30)[:, None, None]
+        if self.net.tele_norm is not None:
+            return [t * (self.net.tele_norm / total) for t in Ts]
+        return [t * (self.net.max_tele_norm / total).clamp_max(1.0) for t in Ts]
 
     def lookahead_feature(self, weights, state: State, ctx: StepContext) -> list[torch.Tensor]:
         """d log L(W' + m1(grad L(W')))/dT_k at T = 0, W' = expm(T) . W, for every hidden layer
@@ -306,6 +349,8 @@ class LearnedTeleport:
             loss = mlp_loss(moved, p.X, p.Y, p.slope)
             grads = torch.autograd.grad(loss.sum(), moved, create_graph=True)
             flat = flatten_coords(grads)
+            if self.lookahead.input == "rms":
+                flat = flat / _rms(flat, 1)
             m1_state = [s.detach() for s in state["m1"]]
             delta, _, _ = m1(flat.reshape(-1).to(self._dtype), m1_state)
             deltas = unflatten_coords(delta.reshape(flat.shape).to(flat.dtype),
@@ -350,6 +395,9 @@ class LearnedOptimizer(nn.Module, Teleporting):
     I - T as inverse, which moves the loss: the replication control).
     ``guard``: None, or the factor of an inner.LossGuard on every step (a step whose loss
     would exceed guard x the best loss so far falls back to a safe gradient step).
+    ``update_input``, ``tele_input``, ``tele_norm_over``: the scale-free inputs and the
+    depth-free bound of LearnedUpdate / LearnedTeleport ("raw", "raw", "layer": the shipped
+    checkpoints' choices).
     """
 
     def __init__(
@@ -371,6 +419,9 @@ class LearnedOptimizer(nn.Module, Teleporting):
         m1_state_on_tele: str = "keep",
         tele_action: str = "exact",
         guard: float | None = None,
+        update_input: str = "raw",
+        tele_input: str = "raw",
+        tele_norm_over: str = "layer",
         *,
         tele_steps: int | None = None,
     ):
@@ -416,11 +467,15 @@ class LearnedOptimizer(nn.Module, Teleporting):
             self.group_net = LrTeleLSTM(**group_kwargs, lr_max=lr_max, lr_init=lr_init)
         else:
             self.group_net = None
-        rule = LearnedStepGD() if self.update_net is None else LearnedUpdate(self.update_net)
+        self.update_input, self.tele_input, self.tele_norm_over = (
+            update_input, tele_input, tele_norm_over)
+        rule = (LearnedStepGD() if self.update_net is None
+                else LearnedUpdate(self.update_net, input=update_input))
         if self.group_net is not None:
             look = rule if lookahead_input else None
             move = LearnedTeleport(self.group_net, balance_input=balance_input, lookahead=look,
-                                   action=tele_action)
+                                   action=tele_action, input=tele_input,
+                                   norm_over=tele_norm_over)
         elif variant == "update_random_tele":
             move = RandomTeleport(tele_norm, tele_action)
         elif variant == "update_balance":

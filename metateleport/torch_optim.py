@@ -209,6 +209,9 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
         """m1 on the coordinates of all parameters at once (it is coordinatewise, so one
         batched call gives each coordinate what a call of its own would)."""
         grads = torch.cat([p.grad.reshape(-1).to(self._dtype) for p, _ in todo])
+        if self.learned.update_input == "rms":
+            # the batched path's normalization: the model is one problem
+            grads = grads / grads.pow(2).mean().sqrt().clamp_min(torch.finfo(grads.dtype).tiny)
         states = [self._m1_state(p) for p, _ in todo]
         state = [torch.cat([s[i] for s in states], dim=1) for i in range(2)]
         delta, _, new = self.learned.update_net(grads, state)

@@ -201,3 +201,32 @@ def test_cosine_meta_lr_schedule():
     assert lrs[0] == 0.01 and all(a > b for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 0.001
     const = MetaTrainer(small_cfg("update", meta_lr_schedule="constant", meta_lr=0.01))
     assert [const.window()["meta_lr"] for _ in range(3)] == [0.01] * 3
+
+
+def test_scale_free_inputs_do_not_see_the_loss_scale():
+    from metateleport.inner import StepContext
+    from metateleport.tasks import MLPTaskFamily
+
+    torch.manual_seed(0)
+    p = MLPTaskFamily(widths=(6, 6, 6, 4), n_samples=6, dtype=torch.float64).sample(2, 0)
+    opt = LearnedOptimizer("update_tele", update_input="rms", tele_input="normalized",
+                           tele_norm_over="network", tele_norm=None).double()
+    state = opt.init_state(p)
+    grads = [torch.randn_like(w) for w in p.weights]
+    d1, _ = opt.update(p.weights, grads, state, StepContext(0, p))
+    d2, _ = opt.update(p.weights, [1e6 * g for g in grads], state, StepContext(0, p))
+    for a, b in zip(d1, d2):
+        torch.testing.assert_close(a, b)
+    # bias-free LeakyReLU nets are positively homogeneous: X, Y -> cX, cY scales the loss by
+    # c^2 and every gradient alike, and leaves the normalized teleport unchanged
+    c = 1e3
+    scaled = type(p)(c * p.X, c * p.Y, p.weights, p.slope)
+    m1, _ = opt.teleport([w.clone() for w in p.weights], state, StepContext(0, p))
+    m2, _ = opt.teleport([w.clone() for w in scaled.weights], state, StepContext(0, scaled))
+    for a, b in zip(m1, m2):
+        torch.testing.assert_close(a, b)
+    total = sum(float((w - v).detach().pow(2).sum()) for w, v in zip(m1, p.weights))
+    assert total > 0
+    norms = StepContext(0, p)
+    opt.teleport([w.clone() for w in p.weights], state, norms)
+    assert bool((norms.stats["tele_norm"] <= opt.group_net.max_tele_norm * (1 + 1e-9)).all())

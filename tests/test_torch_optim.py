@@ -343,3 +343,21 @@ def test_guard_with_a_closure_never_lets_the_loss_pass_its_bound():
     best = [min(losses[:i + 1]) for i in range(len(losses))]
     assert all(loss <= 1.5 * b for loss, b in zip(losses[1:], best[:-1]))
     assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("options", [
+    {"update_input": "rms"},
+    {"tele_input": "normalized", "tele_norm_over": "network", "tele_norm": None},
+    {"update_input": "rms", "lookahead_input": True, "tele_norm_over": "network"},
+])
+def test_scale_free_options_match_the_batched_path(options):
+    torch.manual_seed(0)
+    learned = LearnedOptimizer("update_tele", **options).double()
+    p = MLPTaskFamily(widths=(8, 7, 6, 5), n_samples=6, bias=True,
+                      dtype=torch.float64).sample(1, 2, "test")
+    ref = run(learned, p, 6).losses[:, 0]
+    model = mlp([8, 7, 6, 5], True)
+    load_problem(model, p.weights)
+    opt = LearnedOpt(model.parameters(), learned=learned)
+    got = torch_loop(model, opt, p.X[0].T, p.Y[0].T, 6)
+    torch.testing.assert_close(got, ref, rtol=1e-8, atol=0)
