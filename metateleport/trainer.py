@@ -147,6 +147,7 @@ class MetaTrainer:
             if c["t"] >= tr.n_steps:
                 self.carry = None
         else:
+            # Diverged trajectories would only produce more skipped windows: draw new ones.
             self.skipped += 1
             self.carry = None
         stats["skipped"] = self.skipped
