@@ -6,7 +6,8 @@ optimizer and Adam state and unrolls its own B trajectories: problems r*B .. r*B
 global batch j (tasks.MLPTaskFamily.sample with ``start``). The window meta-loss is a mean over
 trajectories, so the mean over ranks of the ranks' meta-gradients is the meta-gradient of the
 whole B x N batch: N ranks with B each take the same meta-steps as one process with B x N, up to
-float rounding (unroll.apply_meta_step averages them; unroll.MetaTrainer keeps the rest in step).
+float rounding (estimator.apply_meta_step averages them; trainer.MetaTrainer keeps the rest
+in step).
 
 Without torchrun (no WORLD_SIZE, or WORLD_SIZE=1) nothing here runs and no process group exists.
 

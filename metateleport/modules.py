@@ -11,6 +11,10 @@ gradients computed by the module itself, as a functional model of explicit fast 
 learned optimizer and ``optimizers.inner_step`` are the very ones of the batched path; only the
 loss-and-gradient callable differs. The teleport still reads ``ctx.problems``: the group action
 is defined on the MLP's weights, and ``ModuleProblem`` checks that the module computes that MLP.
+
+``ModuleTaskFamily`` makes a factory of such modules and their data a task family
+(tasks.TaskFamily), which trainer.MetaTrainer meta-trains on like any other;
+``meta_train_module`` is that trainer run over a given number of trajectories.
 """
 
 from __future__ import annotations
@@ -23,14 +27,17 @@ import higher
 import torch
 from torch import nn
 
-from .optimizers import InnerOptimizer, Trajectory, detach_state, run
+from .config import Config, TrainConfig
+from .estimator import META_LOSSES
+from .optimizers import InnerOptimizer, LossAndGrad, Trajectory, run
 from .symmetry import input_pinv
-from .tasks import Problems, mlp_forward
-from .unroll import META_LOSSES, apply_meta_step, unroll_window, window_meta_loss
+from .tasks import Problems, Split, TaskFamily, mlp_forward
+from .trainer import MetaTrainer
 
 __all__ = [
     "ModuleProblem",
     "ModuleSpec",
+    "ModuleTaskFamily",
     "inspect_module",
     "load_weights_into",
     "meta_train_module",
@@ -38,6 +45,7 @@ __all__ = [
     "run_module",
     "write_weights",
 ]
+
 
 @dataclass(frozen=True)
 class ModuleSpec:
@@ -250,22 +258,123 @@ class ModuleProblem:
         if any(w.dim() != 3 or w.shape[0] != 1 for w in weights):
             shapes = [tuple(w.shape) for w in weights]
             raise ValueError(f"expected weights of shape (1, d_k, d_(k-1)), got {shapes}")
-        out = self._fmodel(self.X_rows, params=[w[0] for w in weights])
-        return 0.5 * (out - self.Y_rows).pow(2).sum().reshape(1)
+        return self.batched_loss(weights)
+
+    def batched_loss(self, weights: list[torch.Tensor]) -> torch.Tensor:
+        """weights [(B, d_k, d_{k-1})], B modules of this one's structure on its data -> their
+        losses (B,), with the graph to ``weights``: one functional forward per module."""
+        losses = []
+        for b in range(weights[0].shape[0]):
+            out = self._fmodel(self.X_rows, params=[w[b] for w in weights])
+            losses.append(0.5 * (out - self.Y_rows).pow(2).sum().reshape(1))
+        return torch.cat(losses)
 
     def loss_and_grad(
         self, weights: list[torch.Tensor]
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The ``loss_and_grad`` of ``optimizers.inner_step``: (loss (1,) with the graph to
         ``weights``, detached gradients [(1, d_k, d_{k-1})])."""
-        with torch.enable_grad():
-            # Weights carried without a graph (the start of a window, evaluation under no_grad)
-            # still need a leaf to differentiate against.
-            weights = [w if w.requires_grad else w.detach().requires_grad_() for w in weights]
-            loss = self.loss(weights)
-            # retain_graph: meta-training later backpropagates through this same loss.
-            grads = torch.autograd.grad(loss.sum(), weights, retain_graph=True)
-        return loss, [g.detach().reshape(w.shape) for g, w in zip(grads, weights)]
+        return _differentiate(self.loss, weights)
+
+
+def _differentiate(
+    loss_fn: Callable[[list[torch.Tensor]], torch.Tensor], weights: list[torch.Tensor]
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(loss_fn(weights) (B,) with its graph, its detached gradients w.r.t. ``weights``)."""
+    with torch.enable_grad():
+        # Weights carried without a graph (the start of a window, evaluation under no_grad)
+        # still need a leaf to differentiate against.
+        weights = [w if w.requires_grad else w.detach().requires_grad_() for w in weights]
+        loss = loss_fn(weights)
+        # retain_graph: meta-training later backpropagates through this same loss.
+        grads = torch.autograd.grad(loss.sum(), weights, retain_graph=True)
+    return loss, [g.detach().reshape(w.shape) for g, w in zip(grads, weights)]
+
+
+class ModuleTaskFamily(TaskFamily):
+    """A user's module factory and data as a task family (tasks.TaskFamily).
+
+    make_module(i) -> a freshly initialized valid module (``inspect_module``) for problem i,
+    every one of the same widths and slope; X_rows (n, d_0) and Y_rows (n, d_L): the data of
+    every problem, rows are samples. ``sample`` returns Problems with X (B, d_0, n), Y (B, d_L,
+    n) and the modules' weights [(B, d_k, d_{k-1})]; ``loss_and_grad`` runs the module through
+    ``higher`` as ``ModuleProblem`` does, one forward per problem.
+
+    The factory is the family's only randomness, so the family has a single training stream:
+    problem k of the stream at seed s is make_module(s * problems_per_seed + k), k <
+    ``problems_per_seed``. MetaTrainer's batch j at train.seed 0 is seed j, so with the default
+    of 1 (batch_size 1, one process) its trajectory j is make_module(j); a trainer of B problems
+    per batch over N processes needs problems_per_seed >= B x N. There are no validation or test
+    streams: validate on problems of your own (``run_module``).
+
+    A valid module computes the MLP of its Linear layers (``ModuleProblem`` checks it), so the
+    functional model of the first module drawn serves every problem of the family.
+    """
+
+    name = "module"
+
+    def __init__(
+        self, make_module: Callable[[int], nn.Module], X_rows: torch.Tensor, Y_rows: torch.Tensor,
+        problems_per_seed: int = 1,
+    ) -> None:
+        if problems_per_seed < 1:
+            raise ValueError(f"problems_per_seed must be >= 1, got {problems_per_seed}")
+        self.make_module = make_module
+        self.X_rows, self.Y_rows = X_rows, Y_rows
+        self.problems_per_seed = problems_per_seed
+        # The factory is called only by sample (its calls may draw from torch's global RNG).
+        self._template: ModuleProblem | None = None
+
+    def problem(self, i: int) -> ModuleProblem:
+        """make_module(i) and the data as a ModuleProblem, checked against the family's first."""
+        mp = ModuleProblem(self.make_module(i), self.X_rows, self.Y_rows)
+        ref = self._template
+        if ref is None:
+            self._template = mp
+        elif (mp.spec.widths, mp.spec.slope) != (ref.spec.widths, ref.spec.slope):
+            raise ValueError(
+                f"make_module({i}) has widths {mp.spec.widths} and slope {mp.spec.slope}, the "
+                f"family's first module {ref.spec.widths} and {ref.spec.slope}: every module "
+                "of a family must share them"
+            )
+        return mp
+
+    def sample(self, batch_size: int, seed: int, split: Split | str = Split.TRAIN,
+               start: int = 0) -> Problems:
+        if (split.name if isinstance(split, Split) else str(split)).lower() != "train":
+            raise ValueError(f"a module family has training problems only, not split {split!r}")
+        if not (batch_size >= 1 and 0 <= start and start + batch_size <= self.problems_per_seed):
+            raise ValueError(
+                f"problems {start} .. {start + batch_size - 1} of a seed asked for, but this "
+                f"family holds problems_per_seed={self.problems_per_seed} per seed: build it "
+                "with problems_per_seed >= the batch size over all processes"
+            )
+        first = seed * self.problems_per_seed + start
+        parts = [self.problem(first + k).problems for k in range(batch_size)]
+        return Problems(torch.cat([p.X for p in parts]), torch.cat([p.Y for p in parts]),
+                        [torch.cat(ws) for ws in zip(*(p.weights for p in parts))],
+                        parts[0].slope)
+
+    def config(self) -> dict:
+        raise NotImplementedError("a module family is built from the user's code, not from a "
+                                  "config")
+
+    def loss_and_grad(self, problems: Problems) -> LossAndGrad:
+        if self._template is None:
+            # Problems restored from a checkpoint, before any sample in this process: a module
+            # of the family gives the functional model; torch's RNG is left as it was.
+            with torch.random.fork_rng():
+                self.problem(0)
+        template = self._template
+        widths = (problems.X.shape[1], *(w.shape[1] for w in problems.weights))
+        if widths != template.spec.widths:
+            raise ValueError(f"problems of widths {widths} are not of this family "
+                             f"({template.spec.widths})")
+
+        def module_loss_and_grad(weights):
+            return _differentiate(template.batched_loss, weights)
+
+        return module_loss_and_grad
 
 
 def run_module(
@@ -296,12 +405,13 @@ def meta_train_module(
     *,
     on_window: Callable[[dict[str, float]], None] | None = None,
 ) -> list[float]:
-    """Meta-train ``opt`` (a LearnedOptimizer, in place) on a user's module by truncated BPTT.
+    """Meta-train ``opt`` (a LearnedOptimizer, in place) on a user's module by truncated BPTT:
+    trainer.MetaTrainer on a ``ModuleTaskFamily``, one trajectory at a time.
 
     make_module(i) must return a freshly initialized module for trajectory i (a different
     initialization per i); X_rows (n, d_0) and Y_rows (n, d_L) are the data of every trajectory.
     Each trajectory of ``n_steps`` inner steps gives n_steps // unroll windows; each window's
-    meta-loss (``unroll.window_meta_loss`` of the losses reached at steps t+1..t+K, "log" or
+    meta-loss (``estimator.window_meta_loss`` of the losses reached at steps t+1..t+K, "log" or
     "sum") takes one Adam step (lr ``meta_lr``) on opt.parameters() after clipping the
     meta-gradient norm at ``grad_clip``; weights and LSTM states are then detached and carried on.
     A window whose meta-loss or meta-gradient norm is not finite is skipped (no step), counted,
@@ -318,29 +428,20 @@ def meta_train_module(
             f"need n_trajectories >= 1 and n_steps >= unroll >= 1, got {n_trajectories}, "
             f"{n_steps}, {unroll}"
         )
-    meta_opt = torch.optim.Adam(opt.parameters(), lr=meta_lr)
+    # The trainer ends a trajectory at n_steps: a whole number of windows, as here.
+    train = TrainConfig(batch_size=1, n_steps=n_steps // unroll * unroll, unroll=unroll,
+                        trajectories=n_trajectories, meta_lr=meta_lr,
+                        meta_lr_schedule="constant", grad_clip=grad_clip, meta_loss=meta_loss)
+    device = next(opt.parameters()).device
+    trainer = MetaTrainer(Config(train=train), device,
+                          family=ModuleTaskFamily(make_module, X_rows, Y_rows), opt=opt)
     history: list[float] = []
-    skipped = 0
-    opt.train()
-    for i in range(n_trajectories):
-        mp = ModuleProblem(make_module(i), X_rows, Y_rows)
-        weights = [w.clone() for w in mp.problems.weights]
-        state = opt.init_state(mp.problems)
-        for j in range(n_steps // unroll):
-            losses, weights, state, _ = unroll_window(
-                opt, weights, state, mp.problems, mp.x_pinv, j * unroll, unroll,
-                mp.loss_and_grad)
-            window_loss = window_meta_loss(losses, meta_loss)
-            applied, grad_norm = apply_meta_step(meta_opt, opt.parameters(), window_loss,
-                                                 grad_clip)
-            skipped += not applied
-            history.append(window_loss.item())
-            if on_window is not None:
-                on_window({"trajectory": i, "window": j, "meta_loss": history[-1],
-                           "grad_norm": grad_norm, "inner_loss": losses[-1].item(),
-                           "skipped": skipped})
-            if not applied:
-                # Diverged weights would only produce more skipped windows.
-                break
-            weights, state = detach_state(weights), detach_state(state)
+    # A skipped window ends its trajectory early: count trajectories, not windows.
+    while trainer.carry is not None or trainer.batches < n_trajectories:
+        stats = trainer.window()
+        history.append(stats["meta_loss"])
+        if on_window is not None:
+            on_window({"trajectory": trainer.batches - 1, "window": stats["t_end"] // unroll - 1,
+                       "meta_loss": stats["meta_loss"], "grad_norm": stats["grad_norm"],
+                       "inner_loss": stats["inner_loss"], "skipped": stats["skipped"]})
     return history

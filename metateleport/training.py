@@ -47,7 +47,7 @@ from .config import (
     load_config,
 )
 from .distributed import DistContext, inject_test_fault
-from .unroll import MetaTrainer
+from .trainer import MetaTrainer
 
 __all__ = ["DivergedError", "Interrupted", "RunError", "RunLock", "export_params", "train_run"]
 

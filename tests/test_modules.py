@@ -7,6 +7,7 @@ from torch import nn
 from metateleport.meta_optimizers import LearnedOptimizer
 from metateleport.modules import (
     ModuleProblem,
+    ModuleTaskFamily,
     inspect_module,
     load_weights_into,
     meta_train_module,
@@ -14,7 +15,8 @@ from metateleport.modules import (
 )
 from metateleport.optimizers import StepContext, inner_step, run
 from metateleport.symmetry import RankError, pinv_full_column_rank
-from metateleport.tasks import Problems, mlp_loss
+from metateleport.tasks import Problems, mlp_loss, mlp_loss_and_grad
+from metateleport.trainer import MetaTrainer
 from metateleport.unroll import window_meta_loss
 
 
@@ -227,3 +229,66 @@ def test_meta_train_module_skips_non_finite_windows():
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="meta_loss must be one of"):
         meta_train_module(opt, small_module, X, Y, 1, meta_loss="mean")
+
+
+def test_module_family_draws_module_seed_times_per_seed_plus_k_and_matches_the_batched_mlp():
+    drawn = []
+
+    def make(i):
+        drawn.append(i)
+        torch.manual_seed(i)
+        return mlp([5, 7, 6, 3])
+
+    g = torch.Generator().manual_seed(0)
+    X, Y = torch.randn(5, 5, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g)
+    family = ModuleTaskFamily(make, X, Y, problems_per_seed=3)
+    p = family.sample(2, seed=4, start=1)
+    assert drawn == [13, 14] and p.X.shape == (2, 5, 5) and p.Y.dtype == torch.float64
+    torch.manual_seed(14)
+    assert torch.equal(p.weights[1][1], mlp([5, 7, 6, 3])[2].weight)
+    loss, grads = family.loss_and_grad(p)(p.weights)
+    ref_loss, ref_grads = mlp_loss_and_grad(p.weights, p.X, p.Y, p.slope)
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-12, atol=0)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert loss.requires_grad and not any(g.requires_grad for g in grads)
+
+
+def test_module_family_refuses_what_it_cannot_serve():
+    X, Y = torch.randn(4, 4), torch.randn(4, 3)
+    family = ModuleTaskFamily(lambda i: mlp([4, 6, 3] if i == 0 else [4, 5, 3],
+                                            dtype=torch.float32), X, Y, problems_per_seed=2)
+    with pytest.raises(ValueError, match="training problems only"):
+        family.sample(1, 0, "val")
+    with pytest.raises(ValueError, match="problems_per_seed=2 per seed"):
+        family.sample(2, 0, start=1)
+    family.sample(1, 0)
+    with pytest.raises(ValueError, match=r"make_module\(1\) has widths \(4, 5, 3\)"):
+        family.sample(1, 0, start=1)
+
+
+def test_meta_trainer_trains_on_a_module_family_and_resumes_bit_identically():
+    from metateleport.config import build_optimizer, config_from_dict
+
+    g = torch.Generator().manual_seed(0)
+    X, Y = torch.randn(4, 4, generator=g), torch.randn(4, 3, generator=g)
+    cfg = config_from_dict({"train": {"batch_size": 2, "n_steps": 4, "unroll": 2,
+                                      "trajectories": 4, "meta_lr_schedule": "constant"}})
+
+    def trainer():
+        torch.manual_seed(0)
+        return MetaTrainer(cfg, family=ModuleTaskFamily(small_module, X, Y, problems_per_seed=2),
+                           opt=build_optimizer(cfg))
+
+    whole = trainer()
+    stats = [whole.window() for _ in range(whole.total_meta_steps)]
+    assert len(stats) == 4 and all(math.isfinite(s["meta_loss"]) for s in stats)
+    assert stats[-1]["skipped"] == 0 and whole.trajectories == 4
+    part = trainer()
+    part.window()
+    state = part.state_dict()
+    resumed = trainer()  # a new family: its functional model comes from the restored problems
+    resumed.load_state_dict(state)
+    assert [resumed.window() for _ in range(3)] == stats[1:]
+    a, b = whole.opt.state_dict(), resumed.opt.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

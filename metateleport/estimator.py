@@ -1,0 +1,145 @@
+"""The truncated-BPTT meta-gradient estimator (design.md section 6): one window of K inner steps
+unrolled with its graph to the meta-parameters, the window's meta-loss, and the guarded
+meta-step that applies its gradient.
+
+The meta-loss of a window starting at inner step t is the mean over trajectories of
+
+    sum_{s = t+1}^{t+K} L(W_s)          ("sum"), or
+    sum_{s = t+1}^{t+K} log L(W_s)      ("log"),
+
+i.e. the losses reached by the window's K updates (L(W_t) itself does not depend on them).
+The meta-step skips a window whose meta-loss or meta-gradient is not finite, clips the
+meta-gradient norm and, in a data-parallel run, replaces the meta-gradient by its mean over
+ranks first. What a window starts from, when trajectories end and how the meta step size moves
+is the trainer's business (trainer.MetaTrainer).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+import torch
+
+from .meta_optimizers import LearnedOptimizer
+from .optimizers import LossAndGrad, State, StepContext, inner_step
+from .tasks import Problems, mlp_loss
+
+__all__ = [
+    "META_LOSSES",
+    "META_LOSS_ON",
+    "apply_meta_step",
+    "unroll_window",
+    "window_meta_loss",
+]
+
+META_LOSSES = ("log", "sum")
+#: what the meta-loss measures: the training loss, or the loss on held-out samples
+META_LOSS_ON = ("train", "held_out")
+
+
+def window_meta_loss(losses: torch.Tensor, kind: str) -> torch.Tensor:
+    """losses: (K, B) inner losses reached in a window -> scalar meta-loss."""
+    if kind not in META_LOSSES:
+        raise ValueError(f"meta-loss must be one of {META_LOSSES}, got {kind!r}")
+    if kind == "log":
+        losses = losses.log()
+    return losses.sum(dim=0).mean()
+
+
+def unroll_window(
+    opt: LearnedOptimizer,
+    weights: list[torch.Tensor],
+    state: State,
+    problems: Problems,
+    x_pinv: torch.Tensor | None,
+    t0: int,
+    K: int,
+    loss_and_grad: LossAndGrad | None = None,
+    on: str = "train",
+) -> tuple[torch.Tensor, list[torch.Tensor], State, StepContext]:
+    """K inner steps from inner step t0, keeping the graph to the meta-parameters.
+
+    Returns (losses (K, B) = L(W_{t0+1}) .. L(W_{t0+K}), the final weights and state, the last
+    step's context with its stats). L(W_{t0}) is left out: it does not depend on the window.
+    ``loss_and_grad``: the family's (tasks.TaskFamily.loss_and_grad), default the batched MLP.
+    ``on``: "train", L is the training loss the optimizer descends; "held_out", L is the loss on
+    the problems' held-out samples (X_test, Y_test), which the optimizer never sees: a
+    meta-objective of generalization (META_LOSS_ON).
+    """
+    if on not in META_LOSS_ON:
+        raise ValueError(f"on must be one of {META_LOSS_ON}, got {on!r}")
+    p = problems
+    if on == "held_out" and p.X_test is None:
+        raise ValueError("a held-out meta-loss needs problems with held-out samples (X_test)")
+    losses, ctx = [], None
+    for k in range(K):
+        ctx = StepContext(t0 + k, p, x_pinv)
+        loss, weights, state = inner_step(opt, weights, state, ctx, loss_and_grad)
+        if on == "held_out":
+            losses.append(mlp_loss(weights, p.X_test, p.Y_test, p.slope))
+        elif k > 0:
+            losses.append(loss)
+    if on == "train":
+        losses.append(mlp_loss(weights, p.X, p.Y, p.slope) if loss_and_grad is None
+                      else loss_and_grad(weights)[0])
+    return torch.stack(losses), weights, state, ctx
+
+
+def apply_meta_step(
+    meta_opt: torch.optim.Optimizer, params: Iterable[torch.Tensor], meta_loss: torch.Tensor,
+    grad_clip: float, average: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[bool, float]:
+    """Backpropagate ``meta_loss``, clip the meta-gradient norm and take the step, unless the
+    loss or the norm is not finite, or the step would make a parameter non-finite: then the
+    parameters are left as they were. Returns (applied, grad norm).
+
+    ``average`` (data-parallel runs: DistContext.all_reduce_mean) maps a flat tensor to its mean
+    over ranks. The meta-gradient is then replaced by its mean before clipping, and a loss that
+    is not finite on any rank skips the step on every rank, so that all ranks stay identical.
+    """
+    params = list(params)
+    meta_opt.zero_grad(set_to_none=True)
+    finite = bool(torch.isfinite(meta_loss))
+    if finite:
+        meta_loss.backward()
+    if average is not None:
+        finite = _average_grads(params, finite, average)
+    if not finite:
+        meta_opt.zero_grad(set_to_none=True)
+        return False, math.nan
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip).item()
+    if not math.isfinite(grad_norm):
+        meta_opt.zero_grad(set_to_none=True)
+        return False, grad_norm
+    before = [p.detach().clone() for p in params]
+    meta_opt.step()
+    if not all(bool(torch.isfinite(p).all()) for p in params):
+        # A finite gradient can still overflow a parameter: keep the last finite ones.
+        with torch.no_grad():
+            for p, old in zip(params, before):
+                p.copy_(old)
+        meta_opt.zero_grad(set_to_none=True)
+        return False, grad_norm
+    return True, grad_norm
+
+
+def _average_grads(
+    params: list[torch.Tensor], finite: bool, average: Callable[[torch.Tensor], torch.Tensor]
+) -> bool:
+    """Replace every gradient by its mean over ranks, in one collective: the flattened gradients
+    followed by a "loss not finite here" flag. Returns False (nothing replaced) when the flag is
+    set on some rank. A rank whose loss is not finite sends zeros; every other rank has gradients
+    for the same parameters, since all run the same graph."""
+    ref = params[0]
+    grads = [p.grad.reshape(-1) if finite and p.grad is not None else p.new_zeros(p.numel())
+             for p in params]
+    flat = average(torch.cat([*grads, ref.new_tensor([0.0 if finite else 1.0])]))
+    if flat[-1] > 0:
+        return False
+    offset = 0
+    for p in params:
+        if p.grad is not None:
+            p.grad.copy_(flat[offset:offset + p.numel()].view_as(p))
+        offset += p.numel()
+    return True

@@ -1,0 +1,259 @@
+"""The outer trainer: meta-training a learned optimizer on a task family by truncated BPTT
+(design.md section 6), the estimator's windows (estimator.py) strung into a run.
+
+B trajectories advance together. Every window of K inner steps ends with one Adam step on the
+meta-parameters; the inner weights and LSTM states are then detached and carried into the next
+window. After N inner steps a fresh batch is drawn from the training seed stream. A window that
+is skipped (non-finite meta-loss or meta-gradient) ends its trajectories too: diverged weights
+would only produce more skipped windows.
+
+Data-parallel (distributed.py): each of N ranks carries its own B trajectories, problems
+r*B .. r*B+B-1 of the global batch j; the meta-gradients are averaged over ranks before clipping,
+and every decision (skip, new batch) is taken from all-reduced values, so all ranks keep
+identical meta-parameters and Adam states and the run equals one process with batch B x N.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import TYPE_CHECKING
+
+import torch
+from torch.utils._pytree import tree_map
+
+from .config import Config, build_family, build_optimizer
+from .estimator import apply_meta_step, unroll_window, window_meta_loss
+from .meta_optimizers import LearnedOptimizer
+from .optimizers import StepContext, Trajectory, detach_state, run
+from .symmetry import input_pinv
+from .tasks import Problems, Split, TaskFamily
+
+if TYPE_CHECKING:
+    from .distributed import DistContext
+
+__all__ = ["MetaTrainer"]
+
+# Training batch j of a run with seed s uses task seed s * _SEED_STRIDE + j.
+_SEED_STRIDE = 1_000_000
+
+
+def _to_device(obj, device: torch.device):
+    return tree_map(lambda x: x.to(device) if isinstance(x, torch.Tensor) else x, obj)
+
+
+class MetaTrainer:
+    """Meta-trains ``opt`` on problems of ``family`` as ``cfg.train`` says.
+
+    ``family`` (a tasks.TaskFamily) and ``opt`` (a LearnedOptimizer) are built by the caller,
+    ``MetaTrainer(cfg, family=build_family(cfg), opt=build_optimizer(cfg))``, or from ``cfg``
+    when not given: then torch is seeded with ``cfg.train.seed`` first, so that a seed always
+    gives the same initial meta-parameters (a given ``opt`` is the caller's: nothing is
+    reseeded). The trainer owns the Adam meta-optimizer, the carried trajectories and the
+    counters. ``window()`` runs one truncation window; ``state_dict``/``load_state_dict`` make
+    resuming bit-identical on CPU.
+
+    With ``dist`` (a data-parallel run) this is rank ``dist.rank``'s trainer: ``cfg.train.
+    batch_size`` is the per-rank batch B, ``cfg.train.trajectories`` the total over all ranks.
+    Every rank must then call ``window``, ``validation_losses``, ``state_dict`` and
+    ``load_state_dict`` in the same order: they are collectives."""
+
+    def __init__(
+        self, cfg: Config, device: str | torch.device = "cpu", dist: DistContext | None = None,
+        *, family: TaskFamily | None = None, opt: LearnedOptimizer | None = None,
+    ):
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.dist = dist
+        self.rank, self.world_size = (0, 1) if dist is None else (dist.rank, dist.world_size)
+        if opt is None:
+            torch.manual_seed(cfg.train.seed)
+        self.family = build_family(cfg) if family is None else family
+        self.opt = (build_optimizer(cfg) if opt is None else opt).to(self.device)
+        if dist is not None:
+            # The seed already gives every rank the same initialization; this makes it certain.
+            dist.broadcast_module(self.opt)
+        self.meta_opt = torch.optim.Adam(self.opt.parameters(), lr=cfg.train.meta_lr)
+        self.meta_step = 0  # windows processed, applied or skipped
+        self.batches = 0  # trajectory batches drawn
+        self.skipped = 0
+        self.carry: dict | None = None
+        tr = cfg.train
+        self.windows_per_batch = tr.n_steps // tr.unroll
+        global_batch = tr.batch_size * self.world_size
+        self.total_meta_steps = math.ceil(tr.trajectories / global_batch) * self.windows_per_batch
+        self._val_problems: Problems | None = None
+
+    @property
+    def val_problems(self) -> Problems:
+        """The ``cfg.train.val_problems`` validation problems, drawn on first use: a run that
+        never validates never asks its family for them."""
+        if self._val_problems is None:
+            tr = self.cfg.train
+            self._val_problems = self.family.sample(tr.val_problems, tr.seed,
+                                                    Split.VAL).to(self.device)
+        return self._val_problems
+
+    @property
+    def trajectories(self) -> int:
+        """Trajectories started so far, by all ranks together."""
+        return self.batches * self.cfg.train.batch_size * self.world_size
+
+    def _new_batch(self) -> None:
+        B = self.cfg.train.batch_size
+        seed = self.cfg.train.seed * _SEED_STRIDE + self.batches
+        problems = self.family.sample(B, seed, Split.TRAIN, start=self.rank * B).to(self.device)
+        self.batches += 1
+        self.carry = {
+            "problems": problems,
+            "x_pinv": input_pinv(problems.X, problems.weights[0]),
+            "weights": [w.clone() for w in problems.weights],
+            "state": self.opt.init_state(problems),
+            "t": 0,
+        }
+
+    def meta_lr(self) -> float:
+        """The meta step size of the current window: constant, or cosine-decayed from meta_lr
+        to 0 over the run (late windows then stop jolting the validation loss)."""
+        tr = self.cfg.train
+        if tr.meta_lr_schedule == "constant":
+            return tr.meta_lr
+        return 0.5 * tr.meta_lr * (1 + math.cos(math.pi * self.meta_step / self.total_meta_steps))
+
+    def window(self) -> dict[str, float]:
+        """Run one window of K inner steps and one meta-step. Returns scalar stats: "meta_lr",
+        "t_end" (the inner step the window ended at), "meta_loss", "inner_loss" (the median
+        loss at the window's end), the mean of every step stat, "grad_norm", "skipped"."""
+        tr = self.cfg.train
+        for group in self.meta_opt.param_groups:
+            group["lr"] = self.meta_lr()
+        if self.carry is None:
+            self._new_batch()
+        c = self.carry
+        self.opt.train()
+        losses, weights, state, ctx = unroll_window(
+            self.opt, c["weights"], c["state"], c["problems"], c["x_pinv"], c["t"], tr.unroll,
+            self.family.loss_and_grad(c["problems"]), on=tr.meta_loss_on)
+        meta_loss = window_meta_loss(losses, tr.meta_loss)
+        stats = {"meta_lr": self.meta_opt.param_groups[0]["lr"], "t_end": c["t"] + tr.unroll}
+        stats.update(self._batch_stats(meta_loss, losses[-1], ctx))
+        average = None if self.dist is None else self.dist.all_reduce_mean
+        applied, stats["grad_norm"] = apply_meta_step(
+            self.meta_opt, self.opt.parameters(), meta_loss, tr.grad_clip, average)
+        self.meta_step += 1
+        if applied:
+            c["weights"], c["state"] = detach_state(weights), detach_state(state)
+            c["t"] += tr.unroll
+            if c["t"] >= tr.n_steps:
+                self.carry = None
+        else:
+            # Diverged trajectories would only produce more skipped windows: draw new ones.
+            self.skipped += 1
+            self.carry = None
+        stats["skipped"] = self.skipped
+        return stats
+
+    def _batch_stats(
+        self, meta_loss: torch.Tensor, final_losses: torch.Tensor, ctx: StepContext
+    ) -> dict[str, float]:
+        """The meta-loss, the mean over trajectories of every step stat, and the median inner
+        loss at the window's end, over the whole batch: in a distributed run one all-reduce
+        averages the per-rank means and gathers the final losses (each rank fills its own slot of
+        a zero vector, so the sum is their concatenation)."""
+        means = torch.stack([meta_loss.detach().double(),
+                             *(v.detach().float().mean().double() for v in ctx.stats.values())])
+        finals = final_losses.detach().double()
+        if self.dist is not None:
+            B = finals.numel()
+            slots = finals.new_zeros(self.world_size * B)
+            slots[self.rank * B:(self.rank + 1) * B] = finals
+            total = self.dist.all_reduce_sum(torch.cat([means, slots]))
+            means, finals = total[:len(means)] / self.world_size, total[len(means):]
+        values = means.tolist()
+        return {"meta_loss": values[0], "inner_loss": finals.median().item(),
+                **dict(zip(ctx.stats, values[1:]))}
+
+    @property
+    def done(self) -> bool:
+        return self.meta_step >= self.total_meta_steps
+
+    @torch.no_grad()
+    def validate(self, problems: Problems | None = None) -> Trajectory:
+        """Run the current optimizer over the whole horizon on the validation problems."""
+        self.opt.eval()
+        problems = problems or self.val_problems
+        return run(self.opt, problems, self.cfg.train.n_steps,
+                   self.family.loss_and_grad(problems))
+
+    def validation_losses(self) -> torch.Tensor | None:
+        """Losses (n_steps + 1, V) of the current optimizer on the V validation problems.
+
+        A distributed run splits the problems into contiguous chunks, one per rank, and gathers
+        the losses on rank 0 (the other ranks get None): validation takes 1/N of the time, and
+        no rank waits at a collective while another validates alone.
+        """
+        if self.dist is None:
+            return self.validate().losses
+        V = self.val_problems.batch_size
+        lo, hi = V * self.rank // self.world_size, V * (self.rank + 1) // self.world_size
+        mine = self.validate(self.val_problems[lo:hi]).losses.cpu() if hi > lo else None
+        parts = self.dist.gather_object(mine)
+        if parts is None:
+            return None
+        return torch.cat([p for p in parts if p is not None], dim=1)
+
+    def state_dict(self) -> dict | None:
+        """Everything needed to resume bit for bit.
+
+        The carried trajectories and the RNG state belong to a rank. In a distributed run this
+        is a collective: rank 0 gathers them into lists indexed by rank and returns the whole
+        state, the other ranks get None. "world_size" records how many ranks wrote it.
+        """
+        own = {
+            "carry": None if self.carry is None else _to_device(
+                {**self.carry, "problems": dataclasses.asdict(self.carry["problems"])},
+                torch.device("cpu")),
+            # Problems come from seeded numpy generators of their own; only torch's global RNG
+            # (parameter init) is process state.
+            "rng": {"torch": torch.get_rng_state()},
+        }
+        if self.dist is not None:
+            parts = self.dist.gather_object(own)
+            if parts is None:
+                return None
+            own = {key: [part[key] for part in parts] for key in own}
+        return {
+            "opt": self.opt.state_dict(),
+            "meta_opt": self.meta_opt.state_dict(),
+            "counters": {"meta_step": self.meta_step, "batches": self.batches,
+                         "skipped": self.skipped},
+            "world_size": self.world_size,
+            **own,
+        }
+
+    def load_state_dict(self, data: dict | None) -> None:
+        """Restore a ``state_dict()`` written by a run of as many ranks as this one (states
+        from before "world_size" was recorded come from single processes). In a distributed run
+        every rank must call it: rank 0 passes the state, the others None, and each rank
+        receives its own carried trajectories and RNG state."""
+        if data is not None and data.get("world_size", 1) != self.world_size:
+            raise ValueError(
+                f"the state was written by a run of {data.get('world_size', 1)} process(es); "
+                f"this one has {self.world_size}: resume with the same number of processes"
+            )
+        if self.dist is not None:
+            data = self.dist.scatter_object(None if data is None else [
+                {**data, "carry": data["carry"][r], "rng": data["rng"][r]}
+                for r in range(self.world_size)])
+        self.opt.load_state_dict(data["opt"])
+        self.meta_opt.load_state_dict(data["meta_opt"])
+        counters = data["counters"]
+        self.meta_step = counters["meta_step"]
+        self.batches = counters["batches"]
+        self.skipped = counters["skipped"]
+        carry = data["carry"]
+        if carry is not None:
+            carry = _to_device(carry, self.device)
+            carry = {**carry, "problems": Problems(**carry["problems"])}
+        self.carry = carry
+        torch.set_rng_state(data["rng"]["torch"])
