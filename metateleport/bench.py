@@ -62,7 +62,7 @@ def bench_train(
     """Time ``repeats`` blocks of ``windows`` meta-steps of a trainer after ``warmup`` untimed
     ones; report the median block, and the slowest one too: on a shared VM single blocks stall
     (docs/benchmarks.md)."""
-    from .unroll import MetaTrainer
+    from .trainer import MetaTrainer
 
     trainer = MetaTrainer(_config(variant, batch))
     for _ in range(warmup):
@@ -88,7 +88,7 @@ def time_to_quality(
     config's validation problems). Returns training seconds (validation excluded), meta-steps
     and trajectories used, and the validation loss reached (None if never)."""
     from .config import load_config
-    from .unroll import MetaTrainer
+    from .trainer import MetaTrainer
 
     path = CONFIG_DIR / f"{variant}.yaml"
     trainer = MetaTrainer(load_config(path if path.is_file() else None,

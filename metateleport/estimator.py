@@ -21,9 +21,10 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from .meta_optimizers import LearnedOptimizer
-from .optimizers import LossAndGrad, State, StepContext, inner_step
-from .tasks import Problems, mlp_loss
+from .inner import LossAndGrad, State, StepContext, inner_step
+from .learned import LearnedOptimizer
+from .mlp import mlp_loss
+from .tasks import Problems
 
 __all__ = [
     "META_LOSSES",

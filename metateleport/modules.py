@@ -29,9 +29,10 @@ from torch import nn
 
 from .config import Config, TrainConfig
 from .estimator import META_LOSSES
-from .optimizers import InnerOptimizer, LossAndGrad, Trajectory, run
+from .inner import InnerOptimizer, LossAndGrad, Trajectory, run
+from .mlp import mlp_forward
 from .symmetry import input_pinv
-from .tasks import Problems, Split, TaskFamily, mlp_forward
+from .tasks import Problems, Split, TaskFamily
 from .trainer import MetaTrainer
 
 __all__ = [

@@ -24,10 +24,10 @@ from torch.utils._pytree import tree_map
 
 from .config import Config, build_family, build_optimizer
 from .estimator import apply_meta_step, unroll_window, window_meta_loss
-from .meta_optimizers import LearnedOptimizer
-from .optimizers import StepContext, Trajectory, detach_state, run
+from .inner import StepContext, Trajectory, detach_state, run
+from .learned import LearnedOptimizer
 from .symmetry import input_pinv
-from .tasks import Problems, Split, TaskFamily
+from .tasks import MixedProblems, Problems, Split, TaskFamily
 
 if TYPE_CHECKING:
     from .distributed import DistContext
@@ -40,6 +40,18 @@ _SEED_STRIDE = 1_000_000
 
 def _to_device(obj, device: torch.device):
     return tree_map(lambda x: x.to(device) if isinstance(x, torch.Tensor) else x, obj)
+
+
+def _carry_to_dict(carry: dict) -> dict:
+    if "mixed" in carry:
+        return {**carry, "mixed": [_carry_to_dict(part) for part in carry["mixed"]]}
+    return {**carry, "problems": dataclasses.asdict(carry["problems"])}
+
+
+def _carry_from_dict(carry: dict) -> dict:
+    if "mixed" in carry:
+        return {**carry, "mixed": [_carry_from_dict(part) for part in carry["mixed"]]}
+    return {**carry, "problems": Problems(**carry["problems"])}
 
 
 class MetaTrainer:
@@ -99,18 +111,29 @@ class MetaTrainer:
         """Trajectories started so far, by all ranks together."""
         return self.batches * self.cfg.train.batch_size * self.world_size
 
-    def _new_batch(self) -> None:
-        B = self.cfg.train.batch_size
-        seed = self.cfg.train.seed * _SEED_STRIDE + self.batches
-        problems = self.family.sample(B, seed, Split.TRAIN, start=self.rank * B).to(self.device)
-        self.batches += 1
-        self.carry = {
+    def _carry_of(self, problems: Problems) -> dict:
+        return {
             "problems": problems,
             "x_pinv": input_pinv(problems.X, problems.weights[0]),
             "weights": [w.clone() for w in problems.weights],
             "state": self.opt.init_state(problems),
             "t": 0,
         }
+
+    def _new_batch(self) -> None:
+        B = self.cfg.train.batch_size
+        seed = self.cfg.train.seed * _SEED_STRIDE + self.batches
+        problems = self.family.sample(B, seed, Split.TRAIN, start=self.rank * B).to(self.device)
+        self.batches += 1
+        if isinstance(problems, MixedProblems):
+            # one carry per architecture; they advance together, window by window
+            self.carry = {"mixed": [self._carry_of(g) for g in problems.groups], "t": 0}
+        else:
+            self.carry = self._carry_of(problems)
+
+    def _parts(self) -> list[dict]:
+        """The carried groups: one carry, or those of a mixed batch."""
+        return self.carry["mixed"] if "mixed" in self.carry else [self.carry]
 
     def meta_lr(self) -> float:
         """The meta step size of the current window: constant, or cosine-decayed from meta_lr
@@ -131,9 +154,16 @@ class MetaTrainer:
             self._new_batch()
         c = self.carry
         self.opt.train()
-        losses, weights, state, ctx = unroll_window(
-            self.opt, c["weights"], c["state"], c["problems"], c["x_pinv"], c["t"], tr.unroll,
-            self.family.loss_and_grad(c["problems"]), on=tr.meta_loss_on)
+        outs = [unroll_window(self.opt, part["weights"], part["state"], part["problems"],
+                              part["x_pinv"], part["t"], tr.unroll,
+                              self.family.loss_and_grad(part["problems"]), on=tr.meta_loss_on)
+                for part in self._parts()]
+        # problems are independent: the window of a mixed batch is its groups' side by side
+        losses = torch.cat([o[0] for o in outs], dim=1)
+        ctx = outs[0][3]
+        if len(outs) > 1:
+            ctx = StepContext(ctx.t, ctx.problems, stats={
+                k: torch.cat([o[3].stats[k] for o in outs]) for k in ctx.stats})
         meta_loss = window_meta_loss(losses, tr.meta_loss)
         stats = {"meta_lr": self.meta_opt.param_groups[0]["lr"], "t_end": c["t"] + tr.unroll}
         stats.update(self._batch_stats(meta_loss, losses[-1], ctx))
@@ -142,8 +172,10 @@ class MetaTrainer:
             self.meta_opt, self.opt.parameters(), meta_loss, tr.grad_clip, average)
         self.meta_step += 1
         if applied:
-            c["weights"], c["state"] = detach_state(weights), detach_state(state)
-            c["t"] += tr.unroll
+            for part, (_, weights, state, _) in zip(self._parts(), outs):
+                part["weights"], part["state"] = detach_state(weights), detach_state(state)
+                part["t"] += tr.unroll
+            c["t"] = self._parts()[0]["t"]
             if c["t"] >= tr.n_steps:
                 self.carry = None
         else:
@@ -182,8 +214,10 @@ class MetaTrainer:
         """Run the current optimizer over the whole horizon on the validation problems."""
         self.opt.eval()
         problems = problems or self.val_problems
-        return run(self.opt, problems, self.cfg.train.n_steps,
-                   self.family.loss_and_grad(problems))
+        # a mixed batch runs each group's batched MLP (inner.run)
+        loss_and_grad = (None if isinstance(problems, MixedProblems)
+                         else self.family.loss_and_grad(problems))
+        return run(self.opt, problems, self.cfg.train.n_steps, loss_and_grad)
 
     def validation_losses(self) -> torch.Tensor | None:
         """Losses (n_steps + 1, V) of the current optimizer on the V validation problems.
@@ -210,9 +244,8 @@ class MetaTrainer:
         state, the other ranks get None. "world_size" records how many ranks wrote it.
         """
         own = {
-            "carry": None if self.carry is None else _to_device(
-                {**self.carry, "problems": dataclasses.asdict(self.carry["problems"])},
-                torch.device("cpu")),
+            "carry": None if self.carry is None else _to_device(_carry_to_dict(self.carry),
+                                                                torch.device("cpu")),
             # Problems come from seeded numpy generators of their own; only torch's global RNG
             # (parameter init) is process state.
             "rng": {"torch": torch.get_rng_state()},
@@ -252,8 +285,5 @@ class MetaTrainer:
         self.batches = counters["batches"]
         self.skipped = counters["skipped"]
         carry = data["carry"]
-        if carry is not None:
-            carry = _to_device(carry, self.device)
-            carry = {**carry, "problems": Problems(**carry["problems"])}
-        self.carry = carry
+        self.carry = None if carry is None else _carry_from_dict(_to_device(carry, self.device))
         torch.set_rng_state(data["rng"]["torch"])

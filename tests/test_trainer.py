@@ -1,3 +1,5 @@
+import copy
+
 import torch
 
 from metateleport import estimator, trainer, unroll
@@ -58,3 +60,29 @@ def test_old_import_path_reexports_the_same_objects():
         assert getattr(unroll, name) is getattr(estimator, name)
     assert unroll.build_family is build_family and unroll.build_optimizer is build_optimizer
     assert set(unroll.__all__) <= set(dir(unroll))
+
+
+def test_trainer_on_a_mixed_architecture_batch_trains_and_resumes_exactly():
+    from metateleport.config import config_from_dict
+    from metateleport.trainer import MetaTrainer
+
+    cfg = config_from_dict({
+        "task": {"family": "distribution",
+                 "options": {"depth": [1, 2], "width": [4, 7], "group_size": 2}},
+        "model": {"variant": "update_tele", "guard": 2.0, "update_input": "rms",
+                  "tele_input": "normalized", "tele_norm_over": "network"},
+        "train": {"batch_size": 4, "n_steps": 4, "unroll": 2, "trajectories": 8,
+                  "val_problems": 4}})
+    a = MetaTrainer(cfg)
+    a.window()
+    assert "mixed" in a.carry and len(a.carry["mixed"]) == 2
+    saved = copy.deepcopy(a.state_dict())  # the live tensors move on with a
+    b = MetaTrainer(cfg)
+    b.load_state_dict(saved)
+    for t in (a, b):
+        while not t.done:
+            stats = t.window()
+    assert "guard_refused" in stats
+    for x, y in zip(a.opt.state_dict().values(), b.opt.state_dict().values()):
+        assert torch.equal(x, y)
+    assert a.validation_losses().shape == (5, 4)
