@@ -36,8 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from metateleport.checkpoint import load_optimizer  # noqa: E402
-from metateleport.evaluation import quantile  # noqa: E402
 from metateleport.optimizers import run  # noqa: E402
+from metateleport.stats import quantile  # noqa: E402
 from metateleport.tasks import make_family  # noqa: E402
 
 

@@ -13,7 +13,6 @@ import torch
 from metateleport.config import ConfigError, config_from_dict
 from metateleport.meta_optimizers import LearnedOptimizer
 from metateleport.optimizers import GD, StepContext, TeleportSchedule, WithTeleport, run
-from metateleport.stats import paired_log_ratio
 from metateleport.symmetry import group_act, rescale_units
 from metateleport.tasks import MLPTaskFamily, mlp_loss
 from metateleport.teleport import balance_signal, balance_teleport
@@ -185,23 +184,6 @@ def test_balance_input_feeds_m2_the_balance_signal():
     trainer = MetaTrainer(cfg)
     trainer.window()
     assert trainer.opt.group_net.lstm.lstm.weight_ih_l0.grad[:, 2].abs().sum() > 0
-
-
-def test_paired_log_ratio():
-    rng = np.random.default_rng(0)
-    b = rng.uniform(1, 2, size=(5, 64))
-    c = paired_log_ratio(2 * b, b)
-    assert c["median"] == pytest.approx(math.log(2)) and c["ci"][0] == pytest.approx(math.log(2))
-    assert c["seed_wins"] == 0 and c["problem_wins"] == 0 and c["pairs"] == 320
-    noisy = b * np.exp(rng.normal(-0.1, 0.3, size=b.shape))
-    c = paired_log_ratio(noisy, b)
-    assert c["ci"][0] < c["median"] < c["ci"][1] < 0 and c["seed_wins"] == 5
-    both = b.copy()
-    both[0, 0] = np.inf
-    c = paired_log_ratio(both, both)
-    assert c["median"] == 0 and c["ci"] == [0, 0]
-    with pytest.raises(ValueError, match="equal shape"):
-        paired_log_ratio(b, b[:, :3])
 
 
 def test_study_table_selects_on_validation_and_pairs_on_test(tmp_path, monkeypatch):
