@@ -29,12 +29,11 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from metateleport.optim import LearnedOpt
+from metateleport.stats import bootstrap_ci
+from metateleport.tasks import digits_pools
 
-from metateleport.optim import LearnedOpt  # noqa: E402
-from metateleport.stats import bootstrap_ci  # noqa: E402
-from metateleport.tasks import digits_pools  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 # SGD's and Adam's step sizes: those eval_meta.py's step-size search chose on validation
 # problems of the digits family (python eval_meta.py --checkpoint checkpoints/digits_*.pt).

@@ -15,6 +15,7 @@ import torch
 __all__ = [
     "ArrayLike",
     "bootstrap_ci",
+    "median",
     "paired_log_ratio",
     "quantile",
     "steps_to_threshold",
@@ -55,6 +56,11 @@ def quantile(values: ArrayLike, q: float, axis: int = 0) -> np.ndarray:
     b = np.take(x, i + 1, axis=axis)
     with np.errstate(invalid="ignore"):
         return np.where(np.isinf(b), np.inf, a + (b - a) * frac)
+
+
+def median(values: ArrayLike) -> float:
+    """``quantile(values, 0.5)`` of a 1-D ``values`` as a float: a diverged run counts as +inf."""
+    return float(quantile(values, 0.5))
 
 
 def bootstrap_ci(

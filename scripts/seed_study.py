@@ -17,28 +17,22 @@ by the median loss at step N. OUT/<v>[-TAG]/study.json and the printed table hol
 the validation and test median and mean at step N and the number of diverged test problems;
 the selected run is the one with the lowest validation median. With --ship DIR the selected
 run's params.pt is copied to DIR/<v>.pt and its config to DIR/<v>.yaml (--ship checkpoints
-replaces the shipped checkpoints).
+replaces the shipped checkpoints). The computations are metateleport.studies (runs, seeds,
+selection).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from metateleport.studies import score_splits, select_variant, ship, train
 
-from metateleport.checkpoint import load_optimizer  # noqa: E402
-from metateleport.evaluation import quantile  # noqa: E402
-from metateleport.optimizers import run  # noqa: E402
-from metateleport.tasks import make_family  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -57,71 +51,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def train(config: str, seed: int, folder: Path, overrides: list[str]) -> Path:
-    """Meta-train configs/<config>.yaml at ``seed`` into ``folder`` (log beside it), resuming
-    an interrupted run; a finished one (params.pt present) is reused as it is."""
-    params = folder / "params.pt"
-    if params.exists():
-        return params
-    cmd = [sys.executable, str(REPO / "train_meta.py"), "--config",
-           str(REPO / "configs" / f"{config}.yaml"), "--out", str(folder), "--seed", str(seed),
-           "--no-progress", "--set", "train.threads=1"]
-    for item in overrides:
-        cmd += ["--set", item]
-    if (folder / "checkpoints").exists():
-        cmd.append("--resume")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f"{folder.name}.log", "a") as log:
-        log.write(" ".join(cmd) + "\n")
-        log.flush()
-        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    return params
-
-
-@torch.no_grad()
-def score(params: Path, problems: int) -> dict:
-    opt, meta = load_optimizer(params)
-    family = make_family(meta["task"])
-    n_steps = meta["config"]["train"]["n_steps"]
-    out = {}
-    for split in ("val", "test"):
-        torch.manual_seed(0)  # the random-teleport ablation draws from torch's generator
-        final = run(opt.eval(), family.sample(problems, 0, split), n_steps).losses[-1]
-        out[split] = {"median": float(quantile(final, 0.5)),
-                      "mean": float(final.double().mean()),
-                      "diverged": int((~torch.isfinite(final)).sum())}
-    return out
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(1)
     jobs = [(v, s, args.out / (v + (f"-{args.tag}" if args.tag else "")) / f"s{s}")
             for v in args.variants for s in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
-        params = list(pool.map(lambda j: train(j[0], j[1], j[2], args.overrides), jobs))
+        params = list(pool.map(lambda j: train(j[0], j[1], j[2], args.overrides, REPO), jobs))
     by_variant: dict[str, dict] = {}
     for (variant, seed, folder), path in zip(jobs, params):
-        by_variant.setdefault(variant, {})[seed] = {"run": str(folder), **score(path,
-                                                                              args.problems)}
+        by_variant.setdefault(variant, {})[seed] = {"run": str(folder),
+                                                    **score_splits(path, args.problems)}
     print(f"median (mean) loss at the last step; M = {args.problems}; overrides "
           f"{args.overrides or 'none'}")
     for variant, runs in by_variant.items():
-        best = min(runs, key=lambda s: runs[s]["val"]["median"])
-        folder = Path(runs[best]["run"]).parent
-        (folder / "study.json").write_text(json.dumps(
-            {"overrides": args.overrides, "problems": args.problems, "selected_seed": best,
-             "runs": runs}, indent=2) + "\n")
-        for seed, r in runs.items():
-            mark = "  <- selected (lowest validation median)" if seed == best else ""
-            print(f"{folder.name:<28} seed {seed}: val {r['val']['median']:.3g} "
-                  f"({r['val']['mean']:.3g})  test {r['test']['median']:.3g} "
-                  f"({r['test']['mean']:.3g}) diverged {r['test']['diverged']}{mark}")
+        best, lines = select_variant(runs, args.overrides, args.problems)
+        print("\n".join(lines))
         if args.ship:
-            src = Path(runs[best]["run"])
-            args.ship.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src / "params.pt", args.ship / f"{variant}.pt")
-            shutil.copyfile(src / "config.yaml", args.ship / f"{variant}.yaml")
+            ship(Path(runs[best]["run"]), args.ship, variant)
     return 0
 
 

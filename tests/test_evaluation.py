@@ -17,54 +17,45 @@ from metateleport.evaluation import (
     DEFAULT_SCHEDULE,
     EvalError,
     baselines,
-    bootstrap_ci,
     evaluate,
     markdown_table,
     optimizer_names,
-    quantile,
-    steps_to_threshold,
+    score,
     summarize,
     tune_lr,
-    win_rate,
     write_report,
 )
-from metateleport.optimizers import GD, GDSchedule, run
+from metateleport.optimizers import GD, GDSchedule, TeleportSchedule, WithTeleport, run
+from metateleport.stats import quantile
 from metateleport.tasks import MLPTaskFamily, Problems, make_family
 from metateleport.training import train_run
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_bootstrap_ci_covers_the_median_and_is_deterministic():
-    x = np.random.default_rng(0).normal(5.0, 1.0, size=400)
-    est, lo, hi = bootstrap_ci(x, "median", n_boot=1000, seed=3)
-    assert est == pytest.approx(np.median(x)) and lo < 5.0 < hi and hi - lo < 0.4
-    assert bootstrap_ci(x, "median", n_boot=1000, seed=3) == (est, lo, hi)
-    mean, mlo, mhi = bootstrap_ci(x, "mean", n_boot=1000)
-    assert mean == pytest.approx(x.mean()) and mlo < mean < mhi
-
-
-def test_non_finite_runs_count_as_infinite_loss():
-    x = np.array([1.0, 2.0, np.nan, np.inf, 3.0])
-    assert quantile(x, 0.5) == 3.0  # sorted: 1, 2, 3, inf, inf
-    assert math.isinf(bootstrap_ci(x, "mean")[0])
-    assert math.isinf(quantile(np.array([1.0, np.nan, np.nan]), 0.5))
-    curves = torch.tensor([[9.0, 9.0], [4.0, float("nan")], [1.0, float("nan")]])
-    assert steps_to_threshold(curves, 5.0).tolist() == [1.0, math.inf]
-
-
-def test_win_rate_on_a_hand_made_example():
-    main = torch.tensor([1.0, 2.0, 3.0, float("nan"), 5.0])
-    other = torch.tensor([2.0, 2.0, 1.0, float("nan"), float("inf")])
-    assert win_rate(main, other) == (0.4, 2)  # wins on 0 and 4; tie on 1 and 3
-    with pytest.raises(ValueError, match="equal shape"):
-        win_rate(main, other[:3])
-
-
 def test_tune_lr_prefers_a_working_step_size():
     val = MLPTaskFamily().sample(8, 0, "val")
     best, table = tune_lr(lambda lr: GD(lr), val, 20, [1e-6, 3e-4])
     assert best == 3e-4 and table[1e-6] > table[3e-4]
+
+
+def test_score_runs_each_optimizer_from_the_seeded_generator_on_the_same_problems():
+    p = MLPTaskFamily().sample(4, 0, "test")
+    rnd = WithTeleport(GD(3e-4), TeleportSchedule(at_steps=(0,), kind="random", max_norm=0.3))
+    runs = score({"gd": GD(3e-4), "rnd": rnd}, p, 5, seed=3)
+    assert list(runs) == ["gd", "rnd"]
+    torch.manual_seed(3)
+    alone = run(rnd, p, 5)
+    assert torch.equal(runs["rnd"].losses, alone.losses) and runs["rnd"].held_out is None
+    assert torch.equal(runs["gd"].final, run(GD(3e-4), p, 5).losses[-1])
+    assert runs["gd"].seconds.shape == (6,) and runs["gd"].ms_per_step > 0
+    # another seed, other random teleports; a warm-up does not change the timed run
+    assert not torch.equal(score({"rnd": rnd}, p, 5, seed=4)["rnd"].losses, alone.losses)
+    warm = score({"rnd": rnd}, p, 5, seed=3, warmup_steps=2)["rnd"]
+    assert torch.equal(warm.losses, alone.losses)
+    # evaluate summarizes score's curves
+    result = evaluate({"rnd": rnd}, p, 5, seed=3, n_boot=10)
+    assert torch.equal(result.losses["rnd"], alone.losses.double())
 
 
 def test_evaluate_and_report_are_consistent(tmp_path):
@@ -226,20 +217,21 @@ def test_eval_cli_runs_and_writes_the_report(tmp_path, tiny_checkpoints):
 
 def test_tuning_never_touches_the_evaluation_problems(tmp_path, tiny_checkpoints, monkeypatch):
     import metateleport.evaluation as ev
+    from metateleport.evaluation import tuning
 
     sampled, tuned_on = [], []
-    real_sample, real_score = MLPTaskFamily.sample, ev._score
+    real_sample, real_score = MLPTaskFamily.sample, tuning._score
 
     def sample(self, batch_size, seed, split="train"):
         sampled.append((getattr(split, "name", split).lower(), seed, batch_size))
         return real_sample(self, batch_size, seed, split)
 
-    def score(make_opt, problems, n_steps, entry):  # every step-size trial runs through here
+    def trial(make_opt, problems, n_steps, entry):  # every step-size trial runs through here
         tuned_on.append((make_opt(entry).name, problems.X.clone()))
         return real_score(make_opt, problems, n_steps, entry)
 
     monkeypatch.setattr(MLPTaskFamily, "sample", sample)
-    monkeypatch.setattr(ev, "_score", score)
+    monkeypatch.setattr(tuning, "_score", trial)
     result, paths = ev.run_evaluation([tiny_checkpoints["update"]], num_inits=4, n_steps=3,
                                       seed=7, out_dir=tmp_path / "r")
     assert sorted(sampled) == [("test", 7, 4), ("val", 7, 4)]

@@ -1,0 +1,181 @@
+"""The registry of the studies of learned teleportation: per study, its arms (a config plus
+overrides, and a label), the groups of arms chosen among on validation, the paired comparisons
+of its table and its row of the headline table.
+
+    STUDIES[study] = {"arms": {arm: (config, overrides, label)}, "choose": {name: [arms]},
+                      "compare": [(A, B)], "family": text, "headline": {column: A},
+                      "seeds": [...]}
+
+A and B are arm names or chosen names; "family" and "headline" only for the studies in
+studies/headline.md; "seeds" only where they are not SEEDS. An arm's run of seed s meta-trains
+configs/<config>.yaml with its overrides at train.seed = s.
+"""
+
+from __future__ import annotations
+
+__all__ = ["PROBLEMS", "SEEDS", "STUDIES", "StudyError", "seeds_of"]
+
+
+class StudyError(ValueError):
+    """A study cannot do what was asked (no finished runs of an arm, a run folder missing...)."""
+
+
+#: meta-training seeds of every study without "seeds" of its own
+SEEDS = [0, 1, 2, 3, 4]
+#: validation and test problems M of every run (seed 0 of each stream, as eval_meta.py's)
+PROBLEMS = 64
+_FLAT = ["task.unit_span=1.0"]  # an imbalanced_* config on the paper's family
+# configs/imbalanced_update_tele.yaml is the m2 chosen here (tele_scale 0.1, norm <= 3, balance
+# input and skip, lookahead input); the other m2 arms undo parts of it:
+_NOLOOK = ["model.lookahead_input=false"]
+_NOSKIP = [*_NOLOOK, "model.balance_skip=false"]
+_COND = ["task.cond=1000.0"]  # the ill-conditioned family of the oracle's headroom
+_FIRST = [*_NOSKIP, "model.tele_scale=0.01", "model.max_tele_norm=1.0"]  # the first m2 tried
+
+STUDIES = {
+    "imbalanced": {
+        "arms": {
+            "update": ("imbalanced_update", [], "LSTM(update)"),
+            "update_balance": ("imbalanced_update_balance", ["model.tele_steps=1"],
+                               "LSTM(update)+balance"),
+            "update_balance-every": ("imbalanced_update_balance", [],
+                                     "LSTM(update)+balance after every update"),
+            "update_tele": ("imbalanced_update_tele", _FIRST,
+                            "LSTM(update,tele), learned norm <= 1, balance input"),
+            "update_tele-nobal": ("imbalanced_update_tele",
+                                  [*_FIRST, "model.balance_input=false"],
+                                  "LSTM(update,tele), learned norm <= 1, G only"),
+            "update_tele-s0.1": ("imbalanced_update_tele", _NOSKIP,
+                                 "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input"),
+            "update_tele-s0.1-first20": ("imbalanced_update_tele",
+                                         [*_NOSKIP, "model.tele_steps=20"],
+                                         "same, teleports in the first 20 steps only"),
+            "update_tele-skip": ("imbalanced_update_tele", _NOLOOK,
+                                 "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input "
+                                 "and skip"),
+            "update_tele-skip-look": ("imbalanced_update_tele", [],
+                                      "same as skip, plus the lookahead input"),
+            "update_tele-skip-reset": ("imbalanced_update_tele",
+                                       [*_NOLOOK, "model.m1_state_on_tele=reset"],
+                                       "same as skip, m1's state reset after every teleport"),
+            "update_random_tele": ("imbalanced_update_random_tele", [],
+                                   "LSTM(update)+random tele, norm 0.003"),
+            "update_random_tele-0.03": ("imbalanced_update_random_tele",
+                                        ["model.tele_norm=0.03"],
+                                        "LSTM(update)+random tele, norm 0.03"),
+            "update_random_tele-0.2": ("imbalanced_update_random_tele",
+                                       ["model.tele_norm=0.2"],
+                                       "LSTM(update)+random tele, norm 0.2 (the learned "
+                                       "teleports' median)"),
+        },
+        "choose": {"tele": ["update_tele", "update_tele-nobal", "update_tele-s0.1",
+                            "update_tele-s0.1-first20", "update_tele-skip",
+                            "update_tele-skip-look", "update_tele-skip-reset"],
+                   "random": ["update_random_tele", "update_random_tele-0.03",
+                              "update_random_tele-0.2"],
+                   "balance": ["update_balance", "update_balance-every"]},
+        "family": "imbalanced: hidden units rescaled by log-uniform factors in [1/10, 10]",
+        "headline": {"LSTM(update)": "update", "+ random teleports": "random",
+                     "+ balance": "balance", "LSTM(update,tele)": "tele"},
+        "compare": [("tele", "update"), ("tele", "random"), ("tele", "balance"),
+                    ("update_tele", "update_tele-nobal"), ("update_tele-skip", "update_tele-s0.1"),
+                    ("update_tele-skip-look", "update_tele-skip"),
+                    ("update_tele-skip-reset", "update_tele-skip"),
+                    ("balance", "update")],
+    },
+    "paper": {
+        "arms": {
+            "update": ("update", [], "LSTM(update)"),
+            "update_balance": ("imbalanced_update_balance", [*_FLAT, "model.tele_steps=1"],
+                               "LSTM(update)+balance"),
+            "update_tele": ("update_tele", [], "LSTM(update,tele), norm 0.003 (shipped config)"),
+            "update_tele-learned": ("paper_update_tele", _FIRST,
+                                    "LSTM(update,tele), learned norm <= 1, balance input"),
+            "update_tele-s0.1": ("paper_update_tele", _NOSKIP,
+                                 "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input"),
+            "update_tele-skip-look": ("paper_update_tele_look", [],
+                                      "same as skip, plus the lookahead input"),
+            "update_tele-skip": ("paper_update_tele", [],
+                                 "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input "
+                                 "and skip"),
+            "update_random_tele": ("update_random_tele", [],
+                                   "LSTM(update)+random tele, norm 0.003"),
+            "update_random_tele-0.2": ("update_random_tele", ["model.tele_norm=0.2"],
+                                       "LSTM(update)+random tele, norm 0.2 (the learned "
+                                       "teleports' median)"),
+        },
+        "choose": {"tele": ["update_tele", "update_tele-learned", "update_tele-s0.1",
+                            "update_tele-skip", "update_tele-skip-look"],
+                   "random": ["update_random_tele", "update_random_tele-0.2"]},
+        "family": "the paper's: U[0, 1] data and weights, 20 x 20",
+        "headline": {"LSTM(update)": "update", "+ random teleports": "random",
+                     "+ balance": "update_balance", "LSTM(update,tele)": "tele"},
+        "compare": [("tele", "update"), ("tele", "random"),
+                    ("tele", "update_balance"), ("update_tele-learned", "update"),
+                    ("update_tele-skip", "update"), ("update_tele-skip", "update_tele-s0.1"),
+                    ("update_tele-skip-look", "update_tele-skip"), ("update_balance", "update")],
+    },
+    "cond": {
+        "arms": {
+            "update": ("imbalanced_update", [*_FLAT, *_COND], "LSTM(update)"),
+            "update_balance": ("imbalanced_update_balance", [*_FLAT, *_COND],
+                               "LSTM(update)+balance after every update"),
+            "update_tele": ("cond_update_tele", [],
+                            "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input "
+                            "and skip"),
+            "update_random_tele": ("update_random_tele", [*_COND, "model.tele_norm=0.2"],
+                                   "LSTM(update)+random tele, norm 0.2"),
+        },
+        "choose": {},
+        "family": "ill-conditioned: X with log-spaced singular values, condition number 1e3",
+        "headline": {"LSTM(update)": "update", "+ random teleports": "update_random_tele",
+                     "+ balance": "update_balance", "LSTM(update,tele)": "update_tele"},
+        "compare": [("update_tele", "update"), ("update_tele", "update_random_tele"),
+                    ("update_tele", "update_balance"), ("update_balance", "update")],
+    },
+    "digits": {
+        "arms": {
+            "update": ("digits_update", [], "LSTM(update)"),
+            "update_balance": ("digits_update", ["model.variant=update_balance",
+                                                 "model.tele_steps=1"],
+                               "LSTM(update)+balance after the first update"),
+            "update_random_tele": ("digits_update", ["model.variant=update_random_tele",
+                                                     "model.tele_norm=0.2"],
+                                   "LSTM(update)+random tele, norm 0.2"),
+            "update_tele": ("digits_update_tele", [],
+                            "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input "
+                            "and skip"),
+            "update-held_out": ("digits_update", ["train.meta_loss_on=held_out"],
+                                "LSTM(update), meta-trained on the held-out loss"),
+            "update_tele-held_out": ("digits_update_tele", ["train.meta_loss_on=held_out"],
+                                     "LSTM(update,tele), meta-trained on the held-out loss"),
+        },
+        "choose": {},
+        "family": "real data: scikit-learn's digits, 40 images per problem, 64-32-10 MLP "
+                  "with biases",
+        # 3 seeds, so that the held-out meta-loss arms fit beside the others in one session
+        "seeds": [0, 1, 2],
+        "headline": {"LSTM(update)": "update", "+ random teleports": "update_random_tele",
+                     "+ balance": "update_balance", "LSTM(update,tele)": "update_tele"},
+        "compare": [("update_tele", "update"), ("update_tele", "update_random_tele"),
+                    ("update_tele", "update_balance"), ("update_balance", "update"),
+                    ("update_tele-held_out", "update-held_out"),
+                    ("update-held_out", "update"), ("update_tele-held_out", "update_tele")],
+    },
+    "first_order": {
+        "arms": {
+            "exact": ("update_tele", ["model.tele_norm=0.01"],
+                      "LSTM(update,tele), norm 0.01, exact action"),
+            "first_order": ("update_tele", ["model.tele_norm=0.01",
+                                            "model.tele_action=first_order"],
+                            "LSTM(update,tele), norm 0.01, first-order action (I+T, I-T)"),
+        },
+        "choose": {},
+        "compare": [("first_order", "exact")],
+    },
+}
+
+
+def seeds_of(study: str) -> list[int]:
+    """The meta-training seeds of ``study`` (its "seeds", else SEEDS)."""
+    return STUDIES[study].get("seeds", SEEDS)
