@@ -8,8 +8,8 @@ test pool of scikit-learn's digits, which no learned optimizer saw in meta-train
 split of metateleport.tasks.DigitsTaskFamily), and trains a 64-32-10 LeakyReLU MLP with biases
 full-batch for --steps steps with each optimizer, on the squared loss of one-hot labels (the
 loss the learned optimizers were meta-trained on; SGD and Adam minimize the same loss). The
-learned optimizers are torch.optim optimizers (metateleport.optim.LearnedOpt); the teleporting
-ones (meta-trained on the training loss, or on the loss on held-out images) call
+learned optimizers are torch.optim optimizers (metateleport.LearnedTorchOptimizer); the
+teleporting ones (meta-trained on the training loss, or on the loss on held-out images) call
 ``opt.teleport(model, x, y)`` after every step, which is exact on the training batch
 and changes the outputs on every other image. Held-out accuracy is measured on 361 images that
 no problem trains on. Writes TensorBoard curves (train loss, held-out accuracy; mean over
@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from metateleport.optim import LearnedOpt
+from metateleport import LearnedTorchOptimizer
 from metateleport.stats import bootstrap_ci
 from metateleport.tasks import digits_pools
 
@@ -50,10 +50,11 @@ def optimizers(args) -> dict:
     return {
         "SGD": (lambda ps: torch.optim.SGD(ps, lr=SGD_LR), False),
         "Adam": (lambda ps: torch.optim.Adam(ps, lr=ADAM_LR), False),
-        "LSTM(update)": (lambda ps: LearnedOpt(ps, checkpoint=args.update), False),
-        "LSTM(update,tele)": (lambda ps: LearnedOpt(ps, checkpoint=args.update_tele), True),
+        "LSTM(update)": (lambda ps: LearnedTorchOptimizer(ps, checkpoint=args.update), False),
+        "LSTM(update,tele)": (
+            lambda ps: LearnedTorchOptimizer(ps, checkpoint=args.update_tele), True),
         "LSTM(update,tele), held-out meta-loss": (
-            lambda ps: LearnedOpt(ps, checkpoint=args.update_tele_held_out), True),
+            lambda ps: LearnedTorchOptimizer(ps, checkpoint=args.update_tele_held_out), True),
     }
 
 

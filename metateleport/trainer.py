@@ -42,6 +42,15 @@ def _to_device(obj, device: torch.device):
     return tree_map(lambda x: x.to(device) if isinstance(x, torch.Tensor) else x, obj)
 
 
+def validation_score(losses: torch.Tensor) -> float:
+    """The score that selects a meta-training iterate (lower is better): the mean over the
+    validation problems of the mean log-loss over steps 1..N, the whole horizon's meta-loss;
+    +inf when any loss is not finite (a diverged problem must lose the selection). Log-losses
+    weigh problems of every scale alike, as the task distribution needs."""
+    logs = losses[1:].double().log()
+    return float(logs.mean()) if bool(torch.isfinite(logs).all()) else math.inf
+
+
 def _carry_to_dict(carry: dict) -> dict:
     if "mixed" in carry:
         return {**carry, "mixed": [_carry_to_dict(part) for part in carry["mixed"]]}
@@ -95,6 +104,9 @@ class MetaTrainer:
         global_batch = tr.batch_size * self.world_size
         self.total_meta_steps = math.ceil(tr.trajectories / global_batch) * self.windows_per_batch
         self._val_problems: Problems | None = None
+        #: the iterate with the best validation score so far: {"score", "meta_step",
+        #: "state_dict"} (rank 0 of a distributed run; None before the first validation)
+        self.best: dict | None = None
 
     @property
     def val_problems(self) -> Problems:
@@ -236,6 +248,16 @@ class MetaTrainer:
             return None
         return torch.cat([p for p in parts if p is not None], dim=1)
 
+    def record_validation(self, losses: torch.Tensor) -> tuple[float, bool]:
+        """Score validation ``losses`` (n_steps + 1, V) of the current meta-parameters and keep
+        them if they are the best so far. Returns (score, whether they are)."""
+        score = validation_score(losses)
+        better = self.best is None or score < self.best["score"]
+        if better:
+            self.best = {"score": score, "meta_step": self.meta_step, "state_dict": {
+                k: v.detach().cpu().clone() for k, v in self.opt.state_dict().items()}}
+        return score, better
+
     def state_dict(self) -> dict | None:
         """Everything needed to resume bit for bit.
 
@@ -261,6 +283,7 @@ class MetaTrainer:
             "counters": {"meta_step": self.meta_step, "batches": self.batches,
                          "skipped": self.skipped},
             "world_size": self.world_size,
+            "best": self.best,
             **own,
         }
 
@@ -286,4 +309,5 @@ class MetaTrainer:
         self.skipped = counters["skipped"]
         carry = data["carry"]
         self.carry = None if carry is None else _carry_from_dict(_to_device(carry, self.device))
+        self.best = data.get("best")
         torch.set_rng_state(data["rng"]["torch"])

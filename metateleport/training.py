@@ -6,6 +6,8 @@ Run folder layout:
     <out>/tb/                          TensorBoard events
     <out>/checkpoints/full_*.pt        full checkpoints (newest ``train.keep_checkpoints`` kept)
     <out>/params.pt                    parameters-only export, written at the end (eval loads it)
+    <out>/best_params.pt               the same for the iterate with the best validation score
+                                       (trainer.validation_score), rewritten when it improves
 
 In a distributed run (distributed.py) rank 0 alone reads and writes the run folder, which other
 nodes need not even see: it checks the folder and the checkpoint to resume, sends each rank its
@@ -166,8 +168,12 @@ def _check_resume_config(stored: Config, given: Config) -> None:
         raise ConfigError(f"--resume with a config that differs from the run's: {details}")
 
 
-def export_params(trainer: MetaTrainer, path: Path) -> Path:
+def export_params(trainer: MetaTrainer, path: Path, best: bool = False) -> Path:
+    """The parameters-only checkpoint of the current meta-parameters, or with ``best`` of the
+    iterate with the best validation score (the current ones if none was validated)."""
     cfg = trainer.cfg
+    chosen = trainer.best if best and trainer.best is not None else None
+    state = chosen["state_dict"] if chosen else trainer.opt.state_dict()
     return save_atomic({
         "kind": "params",
         "format_version": FORMAT_VERSION,
@@ -176,8 +182,9 @@ def export_params(trainer: MetaTrainer, path: Path) -> Path:
         "model": dataclasses.asdict(cfg.model),
         "task": dataclasses.asdict(cfg.task),
         "config": config_to_dict(cfg),
-        "meta_step": trainer.meta_step,
-        "state_dict": {k: v.detach().cpu() for k, v in trainer.opt.state_dict().items()},
+        "meta_step": chosen["meta_step"] if chosen else trainer.meta_step,
+        "validation_score": chosen["score"] if chosen else None,
+        "state_dict": {k: v.detach().cpu() for k, v in state.items()},
     }, path)
 
 
@@ -357,10 +364,16 @@ def _train_loop(trainer: MetaTrainer, out: Path, max_meta_steps: int | None, pro
                     + "; try a smaller train.meta_lr")
             if tr.val_every and step % tr.val_every == 0:
                 losses = trainer.validation_losses()
+                if losses is not None:  # rank 0
+                    score, better = trainer.record_validation(losses)
+                    if better:
+                        export_params(trainer, out / "best_params.pt", best=True)
                 if writer is not None:
                     for t in sorted({min(30, tr.n_steps), tr.n_steps}):
                         writer.add_scalar(f"val/median_loss_step{t}", losses[t].median().item(),
                                           step)
+                    writer.add_scalar("val/score", score, step)
+                    writer.add_scalar("val/best_score", trainer.best["score"], step)
             signame = _agreed_signal(stop, dist, trainer.device)
             if step % tr.ckpt_every == 0 or step == stop_at or signame:
                 ckpt = _save_full(trainer, out)
@@ -369,6 +382,8 @@ def _train_loop(trainer: MetaTrainer, out: Path, max_meta_steps: int | None, pro
         if trainer.done and main:
             _check_finite(trainer)
             export_params(trainer, out / "params.pt")
+            if trainer.best is None:
+                export_params(trainer, out / "best_params.pt", best=True)
     except OSError as err:
         raise RunError(f"cannot write to run folder {out}: {err.strerror or err}") from None
     finally:

@@ -38,7 +38,7 @@ def worker(batch: int, threads: int, meta_steps: int, warmup: int) -> None:
     """Time meta-steps of this process (under torchrun: of every rank); rank 0 prints JSON."""
     from metateleport.config import load_config
     from metateleport.distributed import init_distributed
-    from metateleport.unroll import MetaTrainer
+    from metateleport.trainer import MetaTrainer
 
     torch.set_num_threads(threads)
     dist = init_distributed("cpu")

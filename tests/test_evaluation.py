@@ -10,6 +10,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from metateleport.baselines import GD, GDSchedule
 from metateleport.config import config_from_dict, load_config
 from metateleport.evaluation import (
     DEFAULT_ADAM_LR,
@@ -25,9 +26,10 @@ from metateleport.evaluation import (
     tune_lr,
     write_report,
 )
-from metateleport.optimizers import GD, GDSchedule, TeleportSchedule, WithTeleport, run
+from metateleport.inner import Teleporting, run
 from metateleport.stats import quantile
 from metateleport.tasks import MLPTaskFamily, Problems, make_family
+from metateleport.teleport import AscentTeleport, RandomTeleport, Schedule
 from metateleport.training import train_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +43,7 @@ def test_tune_lr_prefers_a_working_step_size():
 
 def test_score_runs_each_optimizer_from_the_seeded_generator_on_the_same_problems():
     p = MLPTaskFamily().sample(4, 0, "test")
-    rnd = WithTeleport(GD(3e-4), TeleportSchedule(at_steps=(0,), kind="random", max_norm=0.3))
+    rnd = Teleporting(GD(3e-4), RandomTeleport(0.3), Schedule(at=(0,)))
     runs = score({"gd": GD(3e-4), "rnd": rnd}, p, 5, seed=3)
     assert list(runs) == ["gd", "rnd"]
     torch.manual_seed(3)
@@ -101,9 +103,10 @@ def test_baselines_are_the_four_hand_designed_optimizers():
     opts, info = baselines(None, 10, tune=False)
     assert list(opts) == ["gd", "adam", "gd_tele", "gd_schedule"]
     assert opts["gd"].lr == DEFAULT_GD_LR and opts["adam"].lr == DEFAULT_ADAM_LR
-    assert opts["gd_tele"].lr == DEFAULT_GD_LR
-    assert opts["gd_tele"].teleports.at_steps == (30,) and opts["gd"].teleports is None
-    assert info["gd_tele"]["max_norm"] == 0.01
+    assert opts["gd_tele"].rule.lr == DEFAULT_GD_LR and isinstance(opts["gd"], GD)
+    assert opts["gd_tele"].schedule == Schedule(at=(30,))
+    assert isinstance(opts["gd_tele"].move, AscentTeleport)
+    assert info["gd_tele"]["norm"] == 0.01
     sched = opts["gd_schedule"]
     assert (sched.switch, sched.lr_first, sched.lr) == DEFAULT_SCHEDULE
     opts, _ = baselines(None, 10, ["gd_schedule", "adam"], tune=False)
@@ -114,7 +117,7 @@ def test_baselines_are_the_four_hand_designed_optimizers():
     opts, info = baselines(val, 5, teleport_at=(2,), gd_grid=(1e-6, 3e-4), adam_grid=(1e-2,),
                            schedule_grid=[(1, 1e-6, 3e-4), (2, 1e-4, 3e-4)])
     # the grids widen until the choice is interior: GD past 3e-4, Adam on both sides of 1e-2
-    assert opts["gd"].lr == opts["gd_tele"].lr and opts["gd"].lr >= 3e-4
+    assert opts["gd"].lr == opts["gd_tele"].rule.lr and opts["gd"].lr >= 3e-4
     assert {"1e-06", "0.0003"} < set(info["gd"]["median_final_loss_by_lr"])
     assert not info["gd"]["at_edge"] and not info["adam"]["at_edge"]
     assert info["adam"]["searched"][0] < 1e-2 < info["adam"]["searched"][1]

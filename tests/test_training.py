@@ -13,7 +13,7 @@ from metateleport.checkpoint import (
     save_atomic,
 )
 from metateleport.config import ConfigError, config_from_dict
-from metateleport.optimizers import run
+from metateleport.inner import run
 from metateleport.training import RunError, train_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -152,3 +152,24 @@ def test_cli_trains_refuses_overwrite_and_resumes(tmp_path):
     r = cli(*args, "--resume")
     assert r.returncode == 0 and (out / "params.pt").is_file(), r.stderr
     assert "tensorboard --logdir" in r.stdout
+
+
+def test_best_validation_iterate_is_kept_and_survives_a_resume(tmp_path):
+    from metateleport.trainer import validation_score
+
+    cfg = tiny(trajectories=12, val_every=1)
+    whole = train_run(cfg, tmp_path / "whole", progress=False)
+    best = load_checkpoint(tmp_path / "whole" / "best_params.pt", "params")
+    assert best["meta_step"] == whole.best["meta_step"] and 1 <= best["meta_step"] <= 12
+    assert best["validation_score"] == whole.best["score"]
+    opt, _ = load_optimizer(tmp_path / "whole" / "best_params.pt")
+    # the kept iterate scores what was recorded for it, and no later one scored better
+    assert validation_score(run(opt, whole.val_problems, 4).losses) == pytest.approx(
+        best["validation_score"], rel=1e-6)
+    part = train_run(cfg, tmp_path / "split", progress=False, max_meta_steps=5)
+    resumed = train_run(cfg, tmp_path / "split", resume=True, progress=False)
+    assert resumed.best["meta_step"] == whole.best["meta_step"]
+    assert part.best is not None
+    assert (tmp_path / "split" / "best_params.pt").read_bytes() == (
+        tmp_path / "whole" / "best_params.pt").read_bytes()
+    assert validation_score(torch.tensor([[1.0], [float("inf")]])) == float("inf")

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ..optimizers import InnerOptimizer, run
+from ..inner import InnerOptimizer, run
 from ..tasks import Problems, held_out_metrics
 from .summaries import EvalResult, summarize
 

@@ -16,8 +16,9 @@ from typing import Any
 
 import torch
 
-from ..optimizers import InnerOptimizer, TeleportSchedule, WithTeleport
+from ..inner import InnerOptimizer, Teleporting
 from ..tasks import Split, make_family
+from ..teleport import BalanceTeleport, Schedule
 from .reports import jsonable, write_report
 from .running import evaluate
 from .summaries import EvalResult
@@ -143,9 +144,9 @@ def run_evaluation(
         labels[name] = opt.name if name == f"lstm_{meta['variant']}" else f"{opt.name} [{name}]"
     learned = list(names)
     if with_balance:
-        balance = TeleportSchedule(at_steps=(0,), kind="balance")
+        at_0 = Schedule(at=(0,))
         for name in names:
-            opts[f"{name}+balance"] = WithTeleport(opts[name], balance)
+            opts[f"{name}+balance"] = Teleporting(opts[name], BalanceTeleport(), at_0)
             labels[f"{name}+balance"] = f"{labels[name]} update rule +balance"
             learned.append(f"{name}+balance")
     metadata = {

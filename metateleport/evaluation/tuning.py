@@ -13,17 +13,12 @@ from typing import Any
 
 import torch
 
-from ..meta_optimizers import VARIANTS
-from ..optimizers import (
-    GD,
-    Adam,
-    GDSchedule,
-    InnerOptimizer,
-    TeleportSchedule,
-    run,
-)
+from ..baselines import GD, Adam, GDSchedule
+from ..inner import InnerOptimizer, Teleporting, run
+from ..learned import VARIANTS
 from ..stats import quantile
 from ..tasks import Problems
+from ..teleport import AscentTeleport, BalanceTeleport, Schedule
 
 __all__ = [
     "ADAM_LR_GRID",
@@ -187,12 +182,15 @@ def baselines(
         raise ValueError(f"unknown baselines {unknown}; allowed: {list(BASELINES)}")
     tuned = dict(tuned or {})
     info: dict[str, Any] = {}
-    balance = TeleportSchedule(at_steps=(0,), kind="balance")
+    def balanced(rule, name):
+        # the closed-form balancing teleport after the first update
+        return Teleporting(rule, BalanceTeleport(), Schedule(at=(0,)), name=name)
+
     log_searches = {
         "gd": (lambda lr: GD(lr), gd_grid, DEFAULT_GD_LR),
         "adam": (lambda lr: Adam(lr), adam_grid, DEFAULT_ADAM_LR),
-        "gd_balance": (lambda lr: GD(lr, balance), gd_grid, DEFAULT_GD_LR),
-        "adam_balance": (lambda lr: Adam(lr, teleports=balance), adam_grid, DEFAULT_ADAM_LR),
+        "gd_balance": (lambda lr: balanced(GD(lr), "GD"), gd_grid, DEFAULT_GD_LR),
+        "adam_balance": (lambda lr: balanced(Adam(lr), "Adam"), adam_grid, DEFAULT_ADAM_LR),
     }
     needs = {"gd": "gd", "gd_tele": "gd", "adam": "adam", "gd_schedule": "gd_schedule",
              "gd_balance": "gd_balance", "adam_balance": "adam_balance"}
@@ -221,8 +219,7 @@ def baselines(
     if "gd_schedule" in info:
         switch, first, lr = info["gd_schedule"]["lr"]
         info["gd_schedule"].update(switch=switch, lr_first=first, lr_after=lr)
-    schedule = TeleportSchedule(at_steps=tuple(teleport_at), steps=8, step_size=None,
-                                max_norm=0.01)
+    ascent, at = AscentTeleport(steps=8, step_size=None, norm=0.01), Schedule(at=teleport_at)
     opts: dict[str, InnerOptimizer] = {}
     for name in names:
         lr = info[needs[name]]["lr"]
@@ -231,13 +228,13 @@ def baselines(
         elif name == "adam":
             opts[name] = Adam(lr, name=LABELS[name])
         elif name == "gd_tele":
-            opts[name] = GD(lr, schedule, name=LABELS[name])
-            info["gd_tele"] = {"lr": lr, "teleport_at": list(schedule.at_steps),
-                               "ascent_steps": schedule.steps, "max_norm": schedule.max_norm}
+            opts[name] = Teleporting(GD(lr), ascent, at, name=LABELS[name])
+            info["gd_tele"] = {"lr": lr, "teleport_at": list(at.at), "ascent_steps": ascent.steps,
+                               "norm": ascent.norm}
         elif name == "gd_balance":
-            opts[name] = GD(lr, balance, name=LABELS[name])
+            opts[name] = balanced(GD(lr), LABELS[name])
         elif name == "adam_balance":
-            opts[name] = Adam(lr, teleports=balance, name=LABELS[name])
+            opts[name] = balanced(Adam(lr), LABELS[name])
         else:
             switch, first, lr_after = lr
             opts[name] = GDSchedule(first, lr_after, switch, name=LABELS[name])

@@ -27,10 +27,11 @@ import torch
 
 from ..checkpoint import load_optimizer
 from ..evaluation import score
-from ..meta_optimizers import LearnedOptimizer
-from ..optimizers import InnerOptimizer, TeleportSchedule, WithTeleport
+from ..inner import InnerOptimizer, Teleporting
+from ..learned import LearnedOptimizer
 from ..stats import median
 from ..tasks import make_family
+from ..teleport import BalanceTeleport, Schedule
 from .arms import PROBLEMS, SEEDS, StudyError
 
 __all__ = ["VERSIONS", "ablate", "ablation_table", "run_ablation", "versions"]
@@ -47,8 +48,8 @@ def versions(opt: LearnedOptimizer) -> dict[str, InnerOptimizer]:
         if lstm_only.group_net.skip is not None:
             lstm_only.group_net.skip.weight.zero_()
     return {"as trained": opt,
-            "none": WithTeleport(opt, TeleportSchedule(at_steps=())),
-            "balance": WithTeleport(opt, TeleportSchedule(kind="balance", at_steps=None)),
+            "none": Teleporting(opt),
+            "balance": Teleporting(opt, BalanceTeleport(), Schedule()),
             "skip only": skip_only, "LSTM only": lstm_only}
 
 

@@ -21,23 +21,28 @@ from typing import Any
 
 import numpy as np
 
+from ..baselines import GD
 from ..checkpoint import load_optimizer
 from ..evaluation import score, tune_lr
-from ..optimizers import GD, InnerOptimizer, TeleportSchedule, WithTeleport
-from ..oracle import OracleTeleport
+from ..inner import InnerOptimizer, Teleporting
+from ..oracle import with_oracle
 from ..stats import ArrayLike, quantile
-from ..tasks import MLPTaskFamily
+from ..tasks import FAMILIES as REGISTRY
+from ..tasks import TaskFamily
+from ..teleport import BalanceTeleport, RandomTeleport, Schedule
 
 __all__ = ["FAMILIES", "GD_GRID", "N_STEPS", "SCHEDULES", "fill", "gain", "headroom",
            "headroom_table", "make_rule"]
 
-FAMILIES = {"paper": {}, "imbalanced": {"unit_span": 10.0}, "cond": {"cond": 1e3}}
-SCHEDULES = {"once": (1, 1), "every10": (10, None)}  # (period, first)
+#: the table's family name -> the registered family (at its defaults)
+FAMILIES = {"paper": "paper", "imbalanced": "imbalanced", "cond": "ill_conditioned"}
+#: schedule name -> teleport.Schedule(every, until)
+SCHEDULES = {"once": (1, 1), "every10": (10, None)}
 N_STEPS = 100
 GD_GRID = [float(x) for x in np.logspace(-7, -2, 11)]
 
 
-def make_rule(rule: str, family: MLPTaskFamily, root: Path) -> InnerOptimizer:
+def make_rule(rule: str, family: TaskFamily, root: Path) -> InnerOptimizer:
     """GD tuned on ``family`` for rule "gd", else the update rule of the params checkpoint at
     ``rule`` (relative to ``root`` unless absolute)."""
     if rule == "gd":
@@ -52,24 +57,21 @@ def headroom(family_name: str, rule: str, eps: float, schedule: str, M: int,
              root: Path) -> dict[str, Any]:
     """The final losses of no, random, balancing and oracle teleports around one update rule
     on M validation problems of one family (the module docstring); JSON-ready."""
-    family = MLPTaskFamily(**FAMILIES[family_name])
+    family = REGISTRY[FAMILIES[family_name]]()
     base = make_rule(rule, family, root)
     problems = family.sample(M, 0, "val")
-    period, first = SCHEDULES[schedule]
-    oracle = OracleTeleport(base, eps, period=period, first=first)
+    when = Schedule(*SCHEDULES[schedule])
+    oracle = with_oracle(base, eps, when)
     arms = {"none": base,
-            "random": WithTeleport(base, TeleportSchedule(at_steps=None, kind="random",
-                                                          every=period, first=first,
-                                                          max_norm=eps)),
-            "balance": WithTeleport(base, TeleportSchedule(at_steps=None, kind="balance",
-                                                           every=period, first=first)),
+            "random": Teleporting(base, RandomTeleport(eps), when),
+            "balance": Teleporting(base, BalanceTeleport(), when),
             "oracle": oracle}
     start = time.time()
     finals = {name: r.final.double() for name, r in score(arms, problems, N_STEPS).items()}
     return {"family": family_name, "rule": rule, "rule_name": base.name, "eps": eps,
             "schedule": schedule, "problems": M, "steps": N_STEPS, "seconds": time.time() - start,
             "final": {k: [float(v) for v in f] for k, f in finals.items()},
-            "oracle_teleports": oracle.stats}
+            "oracle_teleports": oracle.move.stats}
 
 
 def fill(out: Path, families: Sequence[str], rules: Sequence[str], schedules: Sequence[str],

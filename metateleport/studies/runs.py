@@ -24,9 +24,10 @@ import yaml
 
 from ..checkpoint import load_optimizer
 from ..evaluation import score
-from ..optimizers import TeleportSchedule, WithTeleport
+from ..inner import Teleporting
 from ..stats import quantile
 from ..tasks import make_family
+from ..teleport import BalanceTeleport, Schedule
 from .arms import PROBLEMS, STUDIES, seeds_of
 
 __all__ = ["load_runs", "run_one", "run_studies", "score_run", "train"]
@@ -70,8 +71,7 @@ def score_run(params: Path, problems: int = PROBLEMS) -> dict[str, Any]:
         out["balance_skip_weight"] = float(skip.weight[0, 0])
     rules = {"": opt}
     if meta["variant"] == "update":
-        rules["plus_balance_"] = WithTeleport(opt, TeleportSchedule(kind="balance",
-                                                                    at_steps=(0,)))
+        rules["plus_balance_"] = Teleporting(opt, BalanceTeleport(), Schedule(at=(0,)))
     for split in ("val", "test"):
         # the balanced update rule only on the test problems: it is reported, never selected
         chosen = rules if split == "test" else {"": opt}
