@@ -46,6 +46,7 @@ __all__ = [
     "Split",
     "TaskFamily",
     "groups_of",
+    "has_held_out",
     "make_family",
     "register_family",
 ]
@@ -137,6 +138,11 @@ class MixedProblems:
                 out.append(g[lo:hi])
             offset += g.batch_size
         return MixedProblems(out)
+
+
+def has_held_out(problems: Problems | MixedProblems) -> bool:
+    """Whether every problem of the batch has held-out samples (X_test, Y_test)."""
+    return all(g.X_test is not None for g in groups_of(problems))
 
 
 def groups_of(problems: Problems | MixedProblems) -> list[Problems]:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..inner import InnerOptimizer, run
-from ..tasks import Problems, held_out_metrics
+from ..tasks import Problems, has_held_out, held_out_metrics
 from .summaries import EvalResult, summarize
 
 __all__ = ["Scored", "evaluate", "score"]
@@ -67,7 +67,7 @@ def score(
             run(opt, problems, min(warmup_steps, n_steps))
         torch.manual_seed(seed)
         traj = run(opt, problems, n_steps)
-        held = held_out_metrics(traj.weights, problems) if problems.X_test is not None else None
+        held = held_out_metrics(traj.weights, problems) if has_held_out(problems) else None
         out[name] = Scored(traj.losses, traj.seconds, held)
     return out
 
@@ -95,7 +95,7 @@ def evaluate(
     if n_steps < 1:
         raise ValueError(f"n_steps must be >= 1, got {n_steps}")
     runs = score(optimizers, problems, n_steps, seed=seed, warmup_steps=warmup_steps)
-    held_out = ({name: r.held_out for name, r in runs.items()} if problems.X_test is not None
+    held_out = ({name: r.held_out for name, r in runs.items()} if has_held_out(problems)
                 else None)
     return summarize({name: r.losses for name, r in runs.items()},
                      {name: r.seconds for name, r in runs.items()}, threshold, learned,

@@ -1,0 +1,115 @@
+"""The generalist study: one learned optimizer for any LeakyReLU MLP, meta-trained over the task
+distribution (configs/general_*.yaml), against its controls.
+
+Arms (all on the distribution, same budget): LSTM(update) and LSTM(update,tele) with the loss
+guard, 5 seeds each; + random teleports, + balance and LSTM(update,tele) without the guard as
+controls, 3 seeds each. A run's seed s meta-trains its config with its overrides at
+train.seed = s; its chosen iterate is the one with the best validation score
+(trainer.validation_score, best_params.pt).
+
+Phase "train" (``train_all``): every missing run, in the order of ``ORDER`` (the headline arms'
+seeds first, interleaved, so that a stopped session leaves comparable arms), resuming
+interrupted runs; each finished run leaves in the summaries folder ``<arm>/s<seed>.json``
+(config, training time, the chosen iterate and its validation score) and ``<arm>/s<seed>.pt``
+(the chosen iterate's parameters, ~50 KB), both committed, so that scoring can run on any
+machine. Scoring on the test suites reads those files only.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..checkpoint import load_checkpoint
+from .runs import train
+
+__all__ = ["ARMS", "ORDER", "STUDY", "status_table", "train_all", "train_one"]
+
+STUDY = "general"
+#: arm -> (config, overrides, label, seeds)
+ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
+    "update": ("general_update", [], "LSTM(update), guarded", [0, 1, 2, 3, 4]),
+    "update_tele": ("general_update_tele", [], "LSTM(update,tele), guarded", [0, 1, 2, 3, 4]),
+    "update_tele-noguard": ("general_update_tele", ["model.guard=null"],
+                            "LSTM(update,tele) without the guard", [0, 1, 2]),
+    "update_random_tele": ("general_update_tele",
+                           ["model.variant=update_random_tele", "model.tele_norm=0.1"],
+                           "LSTM(update)+random teleports of norm 0.1, guarded", [0, 1, 2]),
+    "update_balance": ("general_update_tele",
+                       ["model.variant=update_balance", "model.tele_until=1"],
+                       "LSTM(update)+balance after the first update, guarded", [0, 1, 2]),
+}
+
+
+def _order() -> list[tuple[str, int]]:
+    main = [(arm, s) for s in range(5) for arm in ("update_tele", "update")]
+    controls = [(arm, s) for s in range(3)
+                for arm in ("update_tele-noguard", "update_random_tele", "update_balance")]
+    return main + controls
+
+
+#: the order in which runs are trained
+ORDER = _order()
+
+
+def train_one(arm: str, seed: int, runs: Path, summaries: Path, repo: Path) -> dict[str, Any]:
+    """The summary of (arm, seed): read if committed, else trained (or resumed) into ``runs``
+    and written, with the chosen iterate, into ``summaries``/general/<arm>/."""
+    out = summaries / STUDY / arm
+    summary = out / f"s{seed}.json"
+    if summary.is_file():
+        return json.loads(summary.read_text())
+    config, overrides, label, _ = ARMS[arm]
+    folder = runs / STUDY / arm / f"s{seed}"
+    start = time.time()
+    train(config, seed, folder, overrides, repo)
+    seconds = time.time() - start
+    best = load_checkpoint(folder / "best_params.pt", "params")
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(folder / "best_params.pt", out / f"s{seed}.pt")
+    data = {"study": STUDY, "arm": arm, "label": label, "seed": seed, "config_file": config,
+            "overrides": overrides,
+            "config": yaml.safe_load((folder / "config.yaml").read_text()),
+            "train_seconds_this_session": seconds, "chosen_meta_step": best["meta_step"],
+            "validation_score": best["validation_score"]}
+    tmp = summary.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data) + "\n")
+    tmp.replace(summary)
+    with open(summaries / STUDY / "study.log", "a") as log:
+        log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {arm} seed {seed}: trained in "
+                  f"{seconds:.0f} s this session; chosen meta-step {best['meta_step']}, "
+                  f"validation score {best['validation_score']}\n")
+    return data
+
+
+def train_all(runs: Path, summaries: Path, repo: Path, jobs: int = 2,
+              arms: list[str] | None = None, log: Callable[[str], None] = print) -> None:
+    """Every missing run (of ``arms``, if given) in ORDER, ``jobs`` at once."""
+    todo = [(a, s) for a, s in ORDER if arms is None or a in arms]
+    with ThreadPoolExecutor(jobs) as pool:
+        futures = [(a, s, pool.submit(train_one, a, s, runs, summaries, repo)) for a, s in todo]
+        for arm, seed, f in futures:
+            data = f.result()
+            log(f"{arm} s{seed}: validation score {data['validation_score']:.4g} "
+                f"(meta-step {data['chosen_meta_step']})")
+
+
+def status_table(summaries: Path) -> str:
+    """Markdown: per arm, the finished seeds with their validation scores and training time."""
+    rows = ["| arm | seeds done | validation score per seed | training time |",
+            "|---|---|---|---|"]
+    for arm, (_, _, label, seeds) in ARMS.items():
+        done = {s: json.loads((summaries / STUDY / arm / f"s{s}.json").read_text())
+                for s in seeds if (summaries / STUDY / arm / f"s{s}.json").is_file()}
+        scores = ", ".join(f"s{s}: {d['validation_score']:.3f}" for s, d in sorted(done.items()))
+        minutes = sum(d["train_seconds_this_session"] for d in done.values()) / 60
+        rows.append(f"| {label} | {len(done)}/{len(seeds)} | {scores or '-'} | "
+                    f"{minutes:.0f} min |")
+    return "\n".join(rows) + "\n"

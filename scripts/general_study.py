@@ -1,0 +1,41 @@
+"""The generalist study (metateleport.studies.general): meta-train every missing run, resuming
+half-done ones, and print the status table.
+
+    python scripts/general_study.py train [--jobs 2] [--arms update_tele update]
+    python scripts/general_study.py status
+
+Each finished run leaves studies/general/<arm>/s<seed>.json and .pt: commit them. Run long
+sessions from a snapshot of the tree (DEVELOPERS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from metateleport.studies.general import ARMS, status_table, train_all
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("what", choices=["train", "status"])
+    p.add_argument("--jobs", type=int, default=2, help="runs trained at once (1 thread each)")
+    p.add_argument("--arms", nargs="+", choices=list(ARMS), default=None)
+    p.add_argument("--runs", type=Path, default=REPO / "runs" / "studies")
+    p.add_argument("--summaries", type=Path, default=REPO / "studies")
+    args = p.parse_args(argv)
+    runs, summaries = args.runs.resolve(), args.summaries.resolve()
+    torch.set_num_threads(1)
+    if args.what == "train":
+        train_all(runs, summaries, REPO, args.jobs, args.arms)
+    print(status_table(summaries))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""The generalist study's registry and bookkeeping (metateleport.studies.general)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from metateleport.config import load_config
+from metateleport.studies import general
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("arm", sorted(general.ARMS))
+def test_every_arm_resolves_on_the_distribution_with_the_same_budget(arm):
+    config, overrides, _, seeds = general.ARMS[arm]
+    cfg = load_config(REPO / "configs" / f"{config}.yaml", overrides)
+    base = load_config(REPO / "configs" / "general_update_tele.yaml")
+    assert cfg.task == base.task and cfg.train == base.train
+    assert (cfg.model.guard is None) == (arm == "update_tele-noguard")
+    assert set(seeds) <= {0, 1, 2, 3, 4} and len(seeds) >= 3
+
+
+def test_order_trains_every_run_once_headline_arms_first():
+    assert sorted(general.ORDER) == sorted((a, s) for a, (*_, seeds) in general.ARMS.items()
+                                           for s in seeds)
+    assert {a for a, _ in general.ORDER[:10]} == {"update", "update_tele"}
+
+
+def test_a_committed_summary_is_reused_and_listed(tmp_path, monkeypatch):
+    folder = tmp_path / "general" / "update"
+    folder.mkdir(parents=True)
+    (folder / "s0.json").write_text(json.dumps({
+        "validation_score": 1.5, "chosen_meta_step": 700, "train_seconds_this_session": 60}))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a committed run must not be trained again")
+
+    monkeypatch.setattr(general, "train", refuse)
+    assert general.train_one("update", 0, tmp_path / "runs", tmp_path, REPO)[
+        "chosen_meta_step"] == 700
+    assert "| LSTM(update), guarded | 1/5 | s0: 1.500 | 1 min |" in general.status_table(tmp_path)
