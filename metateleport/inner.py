@@ -249,11 +249,13 @@ def detach_state(state: Any) -> Any:
 @dataclass
 class Trajectory:
     """losses: (n_steps + 1, B), the loss at W_0..W_N; seconds: (n_steps + 1,), the wall time at
-    which W_0..W_N were reached (0 for W_0); weights: the final W_N."""
+    which W_0..W_N were reached (0 for W_0); weights: the final W_N; refused: (B,) the steps
+    of each problem that the optimizer's LossGuard refused (None without a guard)."""
 
     losses: torch.Tensor
     seconds: torch.Tensor
     weights: list[torch.Tensor]
+    refused: torch.Tensor | None = None
 
 
 @torch.no_grad()
@@ -272,8 +274,9 @@ def run(
         if loss_and_grad is not None:
             raise ValueError("mixed problems run the batched MLP of each group")
         trajs = [run(opt, g, n_steps) for g in problems.groups]
+        refused = None if trajs[0].refused is None else torch.cat([t.refused for t in trajs])
         return Trajectory(torch.cat([t.losses for t in trajs], dim=1),
-                          sum(t.seconds for t in trajs), [t.weights for t in trajs])
+                          sum(t.seconds for t in trajs), [t.weights for t in trajs], refused)
     p = problems
     if loss_and_grad is None:
         def loss_and_grad(ws):
@@ -284,13 +287,16 @@ def run(
     state = opt.init_state(p)
     # CUDA runs asynchronously: wait for each step, or the times measure only the launches.
     sync = torch.cuda.synchronize if p.X.is_cuda else (lambda: None)
-    losses, seconds = [], [0.0]
+    losses, seconds, refused = [], [0.0], None
     start = time.perf_counter()
     for t in range(n_steps):
         ctx = StepContext(t, p, x_pinv)
         loss, weights, state = inner_step(opt, weights, state, ctx, loss_and_grad)
         losses.append(loss)
+        if "guard_refused" in ctx.stats:
+            step = ctx.stats["guard_refused"]
+            refused = step if refused is None else refused + step
         sync()
         seconds.append(time.perf_counter() - start)
     losses.append(loss_and_grad(weights)[0])
-    return Trajectory(torch.stack(losses), torch.tensor(seconds), weights)
+    return Trajectory(torch.stack(losses), torch.tensor(seconds), weights, refused)

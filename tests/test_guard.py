@@ -65,3 +65,19 @@ def test_guarded_learned_optimizer_has_a_finite_meta_gradient(paper_family64):
 def test_guard_arguments_are_checked():
     with pytest.raises(ValueError, match="factor >= 1"):
         LossGuard(0.5)
+
+
+def test_evaluation_reports_the_guard_beside_divergence_and_stalls(paper_family64, tmp_path):
+    from metateleport.evaluation import evaluate, markdown_table
+
+    p = paper_family64.sample(4, 0, "test")
+    opts = {"wild": GD(1e-2), "guarded": Teleporting(GD(1e-2), guard=LossGuard(2.0))}
+    result = evaluate(opts, p, 15, n_boot=50)
+    guard = result.summary["guarded"]["guard"]
+    traj = run(opts["guarded"], p, 15)
+    assert guard["problems_refused"] == int((traj.refused > 0).sum()) > 0
+    assert guard["refused_fraction"] == pytest.approx(float(traj.refused.sum()) / (15 * 4))
+    assert "guard" not in result.summary["wild"]
+    assert result.summary["wild"]["not_improved"] == int(
+        (~(result.losses["wild"][-1] < result.losses["wild"][0])).sum())
+    assert "| guarded |" in markdown_table(result).split("Loss guard")[1]

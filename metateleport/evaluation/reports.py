@@ -84,6 +84,17 @@ def markdown_table(result: EvalResult) -> str:
                                  for key in ("median", "mean"))])
         lines += _table(["name", "held-out loss, median", "mean", "held-out accuracy, median",
                          "mean"], rows)
+    guarded = [n for n in names if "guard" in result.summary[n]]
+    if guarded:
+        lines += ["", "Loss guard: the fraction of all steps it refused, the problems on which it "
+                  "refused any, and, beside them, the problems that diverged or ended no lower "
+                  "than they started", ""]
+        rows = [[n, f"{result.summary[n]['guard']['refused_fraction']:.3f}",
+                 f"{result.summary[n]['guard']['problems_refused']}/{m}",
+                 f"{result.summary[n]['diverged']}/{m}",
+                 f"{result.summary[n]['not_improved']}/{m}"] for n in guarded]
+        lines += _table(["name", "steps refused", "problems refused", "diverged",
+                         "not improved"], rows)
     if result.learned:
         lines += ["", f"Win rate at step {result.n_steps}: fraction of the {m} problems on which "
                   "the row's optimizer ends with a strictly lower loss than the column's", ""]

@@ -29,12 +29,14 @@ class Scored:
     losses: (N+1, M), the loss at W_0..W_N of every problem (as ``optimizers.run`` returns it).
     seconds: (N+1,), the wall time at which W_t was reached. held_out: the optimizee's held-out
     "loss" and "accuracy" after the last step, (M,) each (tasks.held_out_metrics), for problems
-    with held-out samples; None for the others.
+    with held-out samples; None for the others. refused: (M,) the steps its loss guard refused
+    per problem (None without a guard).
     """
 
     losses: torch.Tensor
     seconds: torch.Tensor
     held_out: dict[str, torch.Tensor] | None
+    refused: torch.Tensor | None = None
 
     @property
     def final(self) -> torch.Tensor:
@@ -68,7 +70,7 @@ def score(
         torch.manual_seed(seed)
         traj = run(opt, problems, n_steps)
         held = held_out_metrics(traj.weights, problems) if has_held_out(problems) else None
-        out[name] = Scored(traj.losses, traj.seconds, held)
+        out[name] = Scored(traj.losses, traj.seconds, held, traj.refused)
     return out
 
 
@@ -100,4 +102,5 @@ def evaluate(
     return summarize({name: r.losses for name, r in runs.items()},
                      {name: r.seconds for name, r in runs.items()}, threshold, learned,
                      labels=labels, n_boot=n_boot, seed=seed, metadata=metadata,
-                     held_out=held_out)
+                     held_out=held_out, refused={name: r.refused for name, r in runs.items()
+                                                 if r.refused is not None})

@@ -75,6 +75,7 @@ def summarize(
     seed: int = 0,
     metadata: dict[str, Any] | None = None,
     held_out: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
+    refused: Mapping[str, torch.Tensor] | None = None,
 ) -> EvalResult:
     """Summarize loss curves losses[name] (N+1, M) and wall times seconds[name] (N+1,).
 
@@ -87,7 +88,12 @@ def summarize(
     not per step; and for the ``learned`` optimizers ``win_rate`` = {other: {rate, wins}}
     against every other optimizer. With ``held_out`` (held_out[name][metric] (M,), the
     optimizee's held-out "loss" and "accuracy" after the last step, tasks.held_out_metrics),
-    ``held_out`` = {metric: {median, median_ci, mean, mean_ci}}.
+    ``held_out`` = {metric: {median, median_ci, mean, mean_ci}}. ``not_improved``: problems
+    whose final loss is not below their initial one (finite or not). With ``refused``
+    (refused[name] (M,), the steps a loss guard refused per problem, inner.Trajectory):
+    ``guard`` = {"refused_fraction": refused steps over all steps, "problems_refused": problems
+    with at least one}, reported beside ``diverged`` and ``not_improved`` so that a guard that
+    freezes a problem is seen, not hidden.
     """
     names = list(losses)
     if not names:
@@ -126,6 +132,7 @@ def summarize(
         summary[name] = {
             "loss": loss,
             "diverged": int((~torch.isfinite(finals[name])).sum()),
+            "not_improved": int((~(finals[name] < curves[name][0])).sum()),
             "steps_to_threshold": {"median": float(quantile(reach, 0.5)),
                                    "never": int(np.isinf(reach).sum())},
             "ms_per_step": 1000.0 * float(times[name][-1]) / n_steps,
@@ -133,6 +140,10 @@ def summarize(
         within = int((times[name] <= budget * (1 + 1e-9)).nonzero().max())
         summary[name]["at_time"] = {"seconds": budget, "step": within,
                                     "median": float(quantile(curves[name][within], 0.5))}
+        if refused and name in refused:
+            r = torch.as_tensor(refused[name]).detach().to("cpu", torch.float64)
+            summary[name]["guard"] = {"refused_fraction": float(r.sum()) / (n_steps * len(r)),
+                                      "problems_refused": int((r > 0).sum())}
         if held_out is not None:
             summary[name]["held_out"] = {
                 metric: _centre(torch.as_tensor(v).detach().to("cpu", torch.float64), n_boot,
