@@ -5,15 +5,7 @@ metateleport.studies.headroom):
                                       [--eps 0.01 0.1 1 5] [--schedules once every10]
                                       [--problems 16] [--out studies/oracle] [--table-only]
 
-For each combination, M validation problems (seed 0 of the validation stream) run N = 100 steps of
-the update rule (a) without teleports, (b) with random teleports of norm eps, (c) with balancing
-teleports (any norm; for reference) and (d) with oracle teleports of norm <= eps on the same
-schedule ("once": after the first update only; "every10": after the updates of steps 0, 10, ...,
-90), each oracle teleport optimized for the log-loss 10 steps later. A rule is "gd" (GD at the step
-size with the lowest median validation loss at step 100 over a log grid 1e-7 .. 1e-2, searched on
-16 problems of validation seed 1) or a params checkpoint (its update rule only). Each result goes
-to OUT/<key>.json (skipped when present, so the table can be built up over sessions); OUT/table.md
-holds the table.
+What is computed, and where each result goes: metateleport.studies.headroom.
 """
 
 from __future__ import annotations

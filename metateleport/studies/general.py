@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from ..checkpoint import load_checkpoint
-from .runs import train
+from .runs import train, write_summary
 
 __all__ = ["ARMS", "ORDER", "STUDY", "status_table", "train_all", "train_one"]
 
@@ -79,13 +79,9 @@ def train_one(arm: str, seed: int, runs: Path, summaries: Path, repo: Path) -> d
             "config": yaml.safe_load((folder / "config.yaml").read_text()),
             "train_seconds_this_session": seconds, "chosen_meta_step": best["meta_step"],
             "validation_score": best["validation_score"]}
-    tmp = summary.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data) + "\n")
-    tmp.replace(summary)
-    with open(summaries / STUDY / "study.log", "a") as log:
-        log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {arm} seed {seed}: trained in "
-                  f"{seconds:.0f} s this session; chosen meta-step {best['meta_step']}, "
-                  f"validation score {best['validation_score']}\n")
+    write_summary(summary, data, summaries / STUDY / "study.log",
+                  f"{arm} seed {seed}: trained in {seconds:.0f} s this session; chosen "
+                  f"meta-step {best['meta_step']}, validation score {best['validation_score']}")
     return data
 
 

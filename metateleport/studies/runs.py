@@ -30,7 +30,7 @@ from ..tasks import make_family
 from ..teleport import BalanceTeleport, Schedule
 from .arms import PROBLEMS, STUDIES, seeds_of
 
-__all__ = ["load_runs", "run_one", "run_studies", "score_run", "train"]
+__all__ = ["load_runs", "run_one", "run_studies", "score_run", "train", "write_summary"]
 
 
 def train(config: str, seed: int, folder: Path, overrides: Sequence[str], repo: Path) -> Path:
@@ -99,15 +99,21 @@ def run_one(study: str, arm: str, seed: int, runs: Path, summaries: Path, repo: 
     data = {"study": study, "arm": arm, "label": label, "seed": seed, "config_file": config,
             "overrides": overrides, "config": yaml.safe_load((folder / "config.yaml").read_text()),
             "train_seconds_this_session": seconds, **score_run(params)}
+    write_summary(summary, data, summaries / study / "study.log",
+                  f"{arm} seed {seed}: trained in {seconds:.0f} s this session; test median "
+                  f"{float(quantile(data['test_final'], 0.5)):.4g}")
+    return data
+
+
+def write_summary(summary: Path, data: dict, log: Path, line: str) -> None:
+    """Write a finished run's summary atomically (a stopped session leaves none or all of it)
+    and log ``line``, time-stamped, in the study's log."""
     summary.parent.mkdir(parents=True, exist_ok=True)
     tmp = summary.with_suffix(".tmp")
     tmp.write_text(json.dumps(data) + "\n")
     tmp.replace(summary)
-    with open(summaries / study / "study.log", "a") as log:
-        log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {arm} seed {seed}: trained in "
-                  f"{seconds:.0f} s this session; test median "
-                  f"{float(quantile(data['test_final'], 0.5)):.4g}\n")
-    return data
+    with open(log, "a") as f:
+        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
 
 
 def run_studies(studies: Sequence[str], arms: Sequence[str] | None, jobs: int, runs: Path,
