@@ -368,6 +368,12 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
             data[section] = {}
         if not isinstance(data[section], dict):
             raise ConfigError(f"{section}: expected a mapping of keys")
+        # an override names a key under its old or its present name; either replaces both
+        names = {name, *(k.split(".", 1)[1] for k, v in ALIASES.items()
+                         if f"{section}.{name}" in (k, v)),
+                 *(v.split(".", 1)[1] for k, v in ALIASES.items() if k == f"{section}.{name}")}
+        for other in names - {name}:
+            data[section].pop(other, None)
         data[section][name] = value
     return data
 

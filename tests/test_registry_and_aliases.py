@@ -130,3 +130,12 @@ def test_teleporting_records_the_loss_change_and_resets_the_rule_state(paper_fam
 
 def test_dataclass_fields_of_the_baselines_are_plain():
     assert [f.name for f in dataclasses.fields(baselines.GD)] == ["lr", "name"]
+
+
+def test_an_override_by_either_name_replaces_the_key():
+    from metateleport.config import apply_overrides
+
+    data = {"model": {"tele_until": None}, "task": {"dataset": "synthetic"}}
+    apply_overrides(data, ["model.tele_steps=1", "task.family=paper"])
+    assert data == {"model": {"tele_steps": 1}, "task": {"family": "paper"}}
+    assert config_from_dict(data).model.tele_until == 1

@@ -36,7 +36,7 @@ STUDIES = {
     "imbalanced": {
         "arms": {
             "update": ("imbalanced_update", [], "LSTM(update)"),
-            "update_balance": ("imbalanced_update_balance", ["model.tele_steps=1"],
+            "update_balance": ("imbalanced_update_balance", ["model.tele_until=1"],
                                "LSTM(update)+balance"),
             "update_balance-every": ("imbalanced_update_balance", [],
                                      "LSTM(update)+balance after every update"),
@@ -48,7 +48,7 @@ STUDIES = {
             "update_tele-s0.1": ("imbalanced_update_tele", _NOSKIP,
                                  "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input"),
             "update_tele-s0.1-first20": ("imbalanced_update_tele",
-                                         [*_NOSKIP, "model.tele_steps=20"],
+                                         [*_NOSKIP, "model.tele_until=20"],
                                          "same, teleports in the first 20 steps only"),
             "update_tele-skip": ("imbalanced_update_tele", _NOLOOK,
                                  "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input "
@@ -86,7 +86,7 @@ STUDIES = {
     "paper": {
         "arms": {
             "update": ("update", [], "LSTM(update)"),
-            "update_balance": ("imbalanced_update_balance", [*_FLAT, "model.tele_steps=1"],
+            "update_balance": ("imbalanced_update_balance", [*_FLAT, "model.tele_until=1"],
                                "LSTM(update)+balance"),
             "update_tele": ("update_tele", [], "LSTM(update,tele), norm 0.003 (shipped config)"),
             "update_tele-learned": ("paper_update_tele", _FIRST,
@@ -137,7 +137,7 @@ STUDIES = {
         "arms": {
             "update": ("digits_update", [], "LSTM(update)"),
             "update_balance": ("digits_update", ["model.variant=update_balance",
-                                                 "model.tele_steps=1"],
+                                                 "model.tele_until=1"],
                                "LSTM(update)+balance after the first update"),
             "update_random_tele": ("digits_update", ["model.variant=update_random_tele",
                                                      "model.tele_norm=0.2"],
