@@ -1,5 +1,5 @@
-"""The truncated-BPTT meta-gradient estimator (design.md section 6): one window of K inner steps
-unrolled with its graph to the meta-parameters, the window's meta-loss, and the guarded
+"""The truncated-BPTT meta-gradient estimator (docs/design.md section 6): one window of K inner
+steps unrolled with its graph to the meta-parameters, the window's meta-loss, and the guarded
 meta-step that applies its gradient.
 
 The meta-loss of a window starting at inner step t is the mean over trajectories of

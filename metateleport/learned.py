@@ -381,10 +381,9 @@ class LearnedOptimizer(nn.Module, Teleporting):
     log(||column i of W_{k+1}|| / ||row i of W_k||) of unit i (0 for off-diagonal entries):
     the per-unit imbalance that a coordinatewise update cannot see (teleport.balance_signal).
     ``balance_skip`` (needs balance_input) adds to T_ii a learned multiple a * r_i of that
-    signal, outside the LSTM and its output scale: a = 1/2 is the exact balancing move
-    (r_i -> r_i - 2 T_ii), a = 0 none, and a starts at 0, so m2 has to find it by meta-training.
-    Inside the LSTM the signal passes saturating gates and the small output scale, which makes a
-    move of the size balancing needs (|T_ii| up to ~2.3 at unit span 10) hard to produce.
+    signal, outside the LSTM and its output scale (whose saturating gates make a move of the
+    size balancing needs hard to produce): a = 1/2 is the exact balancing move (r_i -> r_i -
+    2 T_ii), a = 0 none; a starts at 0, so m2 has to find it by meta-training.
     ``lookahead_input``: m2 also reads, for every entry T_ij, the log-sign features of
     dlog L(W')/dT_ij at T = 0, where W' = expm(T) . W followed by m1's next update from its
     present state (LearnedTeleport.lookahead_feature): which way to move so that the update
@@ -395,9 +394,8 @@ class LearnedOptimizer(nn.Module, Teleporting):
     I - T as inverse, which moves the loss: the replication control).
     ``guard``: None, or the factor of an inner.LossGuard on every step (a step whose loss
     would exceed guard x the best loss so far falls back to a safe gradient step).
-    ``update_input``, ``tele_input``, ``tele_norm_over``: the scale-free inputs and the
-    depth-free bound of LearnedUpdate / LearnedTeleport ("raw", "raw", "layer": the shipped
-    checkpoints' choices).
+    ``update_input``, ``tele_input``, ``tele_norm_over``: LearnedUpdate's and LearnedTeleport's
+    scale-free inputs and depth-free bound (the shipped checkpoints: "raw", "raw", "layer").
     """
 
     def __init__(

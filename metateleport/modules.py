@@ -1,16 +1,19 @@
-"""A user's own torch.nn.Module as the optimizee, through ``higher.monkeypatch`` (design.md s. 6).
+"""A user's own torch.nn.Module as the optimizee, through ``higher.monkeypatch`` (docs/design.md
+section 6).
 
-The module must be the MLP of design.md section 2 written the torch way: bias-free ``nn.Linear``
-layers interleaved with ``nn.LeakyReLU`` of one common slope, taking rows as samples,
+The module must be the MLP of docs/design.md section 2 written the torch way: ``nn.Linear``
+layers (with or without biases) interleaved with ``nn.LeakyReLU`` of one common slope, taking
+rows as samples,
 
     module(X_rows) = (W_L sigma(... sigma(W_1 X_rows^T)))^T,   X_rows (n, d_0),
 
-with nn.Linear's weight (out, in) being exactly W_k. ``ModuleProblem`` turns it and its data into
-the batched column convention with B = 1 (``tasks.Problems``) and supplies the loss and its
-gradients computed by the module itself, as a functional model of explicit fast weights. The
-learned optimizer and ``optimizers.inner_step`` are the very ones of the batched path; only the
-loss-and-gradient callable differs. The teleport still reads ``ctx.problems``: the group action
-is defined on the MLP's weights, and ``ModuleProblem`` checks that the module computes that MLP.
+with nn.Linear's weight (out, in) being exactly W_k, and [weight | bias] when it has a bias.
+``ModuleProblem`` turns it and its data into the batched column convention with B = 1
+(``tasks.Problems``) and supplies the loss and its gradients computed by the module itself, as
+a functional model of explicit fast weights. The learned optimizer and ``inner.inner_step`` are
+the very ones of the batched path; only the loss-and-gradient callable differs. The teleport
+still reads ``ctx.problems``: the group action is defined on the MLP's weights, and
+``ModuleProblem`` checks that the module computes that MLP.
 
 ``ModuleTaskFamily`` makes a factory of such modules and their data a task family
 (tasks.TaskFamily), which trainer.MetaTrainer meta-trains on like any other;
@@ -185,7 +188,7 @@ def write_weights(spec: ModuleSpec, weights: list[torch.Tensor]) -> None:
 def load_weights_into(module: nn.Module, weights: list[torch.Tensor]) -> None:
     """Copy weights [W_1 (1, d_1, d_0) or (d_1, d_0), ..., W_L] into the module's Linear layers
     (in place, no graph), e.g. the final weights of ``run_module``."""
-    write_weights(inspect_module(module), weights)
+    write_weights(inspect_module(module, allow_bias=True), weights)
 
 
 class ModuleProblem:
@@ -204,7 +207,12 @@ class ModuleProblem:
     """
 
     def __init__(self, module: nn.Module, X_rows: torch.Tensor, Y_rows: torch.Tensor):
-        self.spec = inspect_module(module)
+        self.spec = inspect_module(module, allow_bias=True)
+        # higher takes fast weights in the order of module.parameters(): (layer, part) of each,
+        # part 0 the weight A_k, 1 the bias b_k of W_k = [A_k | b_k]
+        where = {id(p): (k, i) for k, lin in enumerate(self.spec.linears)
+                 for i, p in enumerate((lin.weight, lin.bias)) if p is not None}
+        self._order = [where[id(p)] for p in module.parameters()]
         ref = self.spec.linears[0].weight
         X_rows = torch.as_tensor(X_rows).to(device=ref.device, dtype=ref.dtype)
         Y_rows = torch.as_tensor(Y_rows).to(device=ref.device, dtype=ref.dtype)
@@ -230,7 +238,7 @@ class ModuleProblem:
                                  Y_rows.T.unsqueeze(0).contiguous(), weights, self.spec.slope)
         self._fmodel = higher.monkeypatch(module, copy_initial_weights=True)
         self._check_forward()
-        self.x_pinv = input_pinv(self.problems.X)
+        self.x_pinv = input_pinv(self.problems.X, weights[0])
 
     def _check_forward(self) -> None:
         # The teleport acts on ctx.problems with the MLP's formulas: a module that computes
@@ -265,8 +273,11 @@ class ModuleProblem:
         """weights [(B, d_k, d_{k-1})], B modules of this one's structure on its data -> their
         losses (B,), with the graph to ``weights``: one functional forward per module."""
         losses = []
+        biased = [lin.bias is not None for lin in self.spec.linears]
         for b in range(weights[0].shape[0]):
-            out = self._fmodel(self.X_rows, params=[w[b] for w in weights])
+            parts = [((w[b, :, :-1], w[b, :, -1]) if has else (w[b],))
+                     for w, has in zip(weights, biased)]
+            out = self._fmodel(self.X_rows, params=[parts[k][i] for k, i in self._order])
             losses.append(0.5 * (out - self.Y_rows).pow(2).sum().reshape(1))
         return torch.cat(losses)
 

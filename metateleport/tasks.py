@@ -383,15 +383,13 @@ class MLPTaskFamily(TaskFamily):
 
 @register_family
 class PaperTaskFamily(MLPTaskFamily):
-    """The paper's task (its defaults are MLPTaskFamily's): 20-20-20, n = 20, data and weights
-    U[0, 1]. Argument checks and sampling as in MLPTaskFamily."""
+    """The paper's task: MLPTaskFamily's defaults (20-20-20, n = 20, U[0, 1] data, weights)."""
 
     name = "paper"
 
 
 class _RescaledFamily(MLPTaskFamily):
-    """A synthetic family whose defining knob must be set: a family named for a property that
-    its problems lack would mislead every table that names it."""
+    """A synthetic family named for a property its problems must have (``knob`` > ``bound``)."""
 
     knob, bound = "", 1.0
 
@@ -460,10 +458,6 @@ def make_family(task: dict, dtype: torch.dtype = torch.float32) -> TaskFamily:
     return FAMILIES[name].from_task(task, dtype)
 
 
-#: the family names a config's task.family may take (the registry's buildable families)
-DATASETS = tuple(FAMILIES)
-
-
 # The last entry of the seed of a problem's rescaling/conditioning generator, and of a digits
 # meta-training problem's held-out images.
 _ORBIT_TAG, _HELD_OUT_TAG = 1, 2
@@ -501,3 +495,6 @@ def held_out_metrics(weights: list[torch.Tensor], problems: Problems) -> dict[st
 # path tasks.DigitsTaskFamily).
 from .digits import DigitsTaskFamily, digits_pools  # noqa: E402, F401
 from .distribution import MLPDistribution  # noqa: E402, F401
+
+#: the old name of the registry's keys
+DATASETS = tuple(FAMILIES)

@@ -1,5 +1,5 @@
 """The outer trainer: meta-training a learned optimizer on a task family by truncated BPTT
-(design.md section 6), the estimator's windows (estimator.py) strung into a run.
+(docs/design.md section 6), the estimator's windows (estimator.py) strung into a run.
 
 B trajectories advance together. Every window of K inner steps ends with one Adam step on the
 meta-parameters; the inner weights and LSTM states are then detached and carried into the next

@@ -1,4 +1,5 @@
-"""Evaluation: every optimizer on the same unseen initializations, summarized (design.md s. 7).
+"""Evaluation: every optimizer on the same unseen initializations, summarized (docs/design.md
+section 7).
 
 - ``running``: ``score``, the one scorer (each optimizer run seeded and timed on the same
   problems; the studies use it too), and ``evaluate`` = ``score`` + ``summarize``;

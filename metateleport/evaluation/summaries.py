@@ -1,5 +1,5 @@
 """Result summaries: loss curves of every optimizer on one batch of problems, reduced to the
-numbers of the report (design.md s. 7).
+numbers of the report (docs/design.md section 7).
 
 ``summarize`` turns the loss curves (N+1, M) and wall times (N+1,) of each optimizer into:
 
