@@ -77,6 +77,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="per-layer rescaling span (1: none; default: the checkpoints' own)")
     parser.add_argument("--cond", type=float, default=None,
                         help="condition number of X (default: the checkpoints' own)")
+    parser.add_argument("--family", default=None, metavar="NAME",
+                        help="evaluate on the registered task family NAME at its defaults "
+                             "(paper, imbalanced, layer_rescaled, ill_conditioned, digits, "
+                             "distribution, ...) instead of the checkpoints' own; the task "
+                             "flags above then change it")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the evaluation (test) and tuning (validation) problems")
     parser.add_argument("--baselines", type=_baselines, default=list(DEFAULT_BASELINES),
@@ -154,7 +159,7 @@ def main(argv=None) -> int:
             task_overrides={"unit_span": args.unit_span, "layer_span": args.layer_span,
                             "cond": args.cond},
             baseline_names=args.baselines, threshold=args.threshold, tune=not args.no_tune,
-            out_dir=out, device=args.device, with_balance=args.balance)
+            out_dir=out, device=args.device, with_balance=args.balance, family=args.family)
     except (CheckpointError, ConfigError, EvalError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

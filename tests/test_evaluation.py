@@ -365,3 +365,16 @@ def test_shipped_family_checkpoints_match_their_configs_and_optimize(name, unit_
     assert config_from_dict(meta["config"]) == shipped
     losses = run(opt, make_family(meta["task"]).sample(4, 0, "test"), 30).losses
     assert torch.isfinite(losses).all() and (losses[-1] < 1e-3 * losses[0]).all()
+
+
+def test_eval_on_a_registered_family_by_name(tmp_path):
+    from metateleport.evaluation import EvalError, run_evaluation
+
+    ckpt = REPO / "checkpoints" / "update.pt"
+    result, _ = run_evaluation([ckpt], num_inits=3, n_steps=3, tune=False, out_dir=tmp_path,
+                               family="imbalanced", baseline_names=["gd"])
+    assert result.metadata["task"]["family"] == "imbalanced"
+    assert result.metadata["task"]["unit_span"] == 10.0
+    with pytest.raises(EvalError, match="not a registered family"):
+        run_evaluation([ckpt], num_inits=3, n_steps=3, tune=False, out_dir=tmp_path,
+                       family="mnist")

@@ -77,12 +77,14 @@ def run_evaluation(
     out_dir: str | Path,
     device: str = "cpu",
     with_balance: bool = False,
+    family: str | None = None,
 ) -> tuple[EvalResult, dict[str, Path]]:
     """The whole evaluation of eval_meta.py.
 
     1. Load every checkpoint before anything runs or is written (a missing or broken one
        raises CheckpointError; an untrained optimizer is never put in its place).
-    2. The task family is the checkpoints' own (they must agree) with ``widths``,
+    2. The task family is the checkpoints' own (they must agree), or the registered
+       ``family`` at its defaults (tasks.FAMILIES), with ``widths``,
        ``n_samples``, ``init`` and the keys of ``task_overrides`` (e.g. unit_span, cond)
        replaced where given (validated like a config: ConfigError).
     3. ``num_inits`` evaluation problems come from the test stream at ``seed``; the baselines'
@@ -102,10 +104,19 @@ def run_evaluation(
     names = optimizer_names([meta["variant"] for _, _, meta in loaded],
                             [checkpoint_name(p) for p, _, _ in loaded])
     task = dict(loaded[0][2]["task"])
+    if family is not None:
+        from ..config import TaskConfig
+        from ..tasks import FAMILIES
+
+        buildable = [n for n, c in FAMILIES.items() if hasattr(c, "from_task")]
+        if family not in buildable:
+            raise EvalError(f"--family {family!r}: not a registered family; allowed: "
+                            f"{buildable}")
+        task = {**dataclasses.asdict(TaskConfig()), **FAMILIES[family]().config()}
     overrides = {k: v for k, v in (("widths", None if widths is None else list(widths)),
                                    ("n_samples", n_samples), ("init", init),
                                    *(task_overrides or {}).items()) if v is not None}
-    if not overrides:
+    if not overrides and family is None:
         for path, _, meta in loaded[1:]:
             if meta["task"] != task:
                 raise CheckpointError(
