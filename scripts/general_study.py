@@ -2,6 +2,7 @@
 half-done ones, and print the status table.
 
     python scripts/general_study.py train [--jobs 2] [--arms update_tele update]
+    python scripts/general_study.py score     (every finished run on every test suite)
     python scripts/general_study.py status
 
 Each finished run leaves studies/general/<arm>/s<seed>.json and .pt: commit them. Run long
@@ -16,14 +17,14 @@ from pathlib import Path
 
 import torch
 
-from metateleport.studies.general import ARMS, status_table, train_all
+from metateleport.studies.general import ARMS, score_all, status_table, train_all
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=["train", "status"])
+    p.add_argument("what", choices=["train", "score", "status"])
     p.add_argument("--jobs", type=int, default=2, help="runs trained at once (1 thread each)")
     p.add_argument("--arms", nargs="+", choices=list(ARMS), default=None)
     p.add_argument("--runs", type=Path, default=REPO / "runs" / "studies")
@@ -33,6 +34,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     if args.what == "train":
         train_all(runs, summaries, REPO, args.jobs, args.arms)
+    if args.what == "score":
+        score_all(summaries)
     print(status_table(summaries))
     return 0
 

@@ -42,3 +42,17 @@ def test_a_committed_summary_is_reused_and_listed(tmp_path, monkeypatch):
     assert general.train_one("update", 0, tmp_path / "runs", tmp_path, REPO)[
         "chosen_meta_step"] == 700
     assert "| LSTM(update), guarded | 1/5 | s0: 1.500 | 1 min |" in general.status_table(tmp_path)
+
+
+def test_score_all_scores_each_finished_run_once(tmp_path, monkeypatch):
+    folder = tmp_path / "general" / "update"
+    folder.mkdir(parents=True)
+    (folder / "s0.pt").write_bytes(b"")
+    calls = []
+    monkeypatch.setattr(general, "score_suite",
+                        lambda params, suite, problems: calls.append(suite) or {"suite": suite})
+    general.score_all(tmp_path, problems=2, log=lambda line: None)
+    assert calls == list(general.SUITES)
+    assert json.loads((folder / "s0-depth3.json").read_text())["suite"] == "depth3"
+    general.score_all(tmp_path, problems=2, log=lambda line: None)
+    assert len(calls) == len(general.SUITES), "a scored suite is not scored again"

@@ -29,8 +29,9 @@ import yaml
 
 from ..checkpoint import load_checkpoint
 from .runs import train, write_summary
+from .suites import SUITES, score_suite
 
-__all__ = ["ARMS", "ORDER", "STUDY", "status_table", "train_all", "train_one"]
+__all__ = ["ARMS", "ORDER", "STUDY", "score_all", "status_table", "train_all", "train_one"]
 
 STUDY = "general"
 #: arm -> (config, overrides, label, seeds)
@@ -95,6 +96,25 @@ def train_all(runs: Path, summaries: Path, repo: Path, jobs: int = 2,
             data = f.result()
             log(f"{arm} s{seed}: validation score {data['validation_score']:.4g} "
                 f"(meta-step {data['chosen_meta_step']})")
+
+
+def score_all(summaries: Path, problems: int = 32, log: Callable[[str], None] = print) -> None:
+    """Score every finished run (its committed chosen iterate) on every suite of
+    suites.SUITES that has no ``<arm>/s<seed>-<suite>.json`` yet, and write it."""
+    for arm, seed in ORDER:
+        params = summaries / STUDY / arm / f"s{seed}.pt"
+        if not params.is_file():
+            continue
+        for suite in SUITES:
+            out = summaries / STUDY / arm / f"s{seed}-{suite}.json"
+            if out.is_file():
+                continue
+            start = time.time()
+            data = {"arm": arm, "seed": seed, "problems": problems,
+                    **score_suite(params, suite, problems)}
+            write_summary(out, data, summaries / STUDY / "study.log",
+                          f"{arm} seed {seed} scored on {suite} in {time.time() - start:.0f} s")
+            log(f"{arm} s{seed} {suite}: done")
 
 
 def status_table(summaries: Path) -> str:

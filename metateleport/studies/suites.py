@@ -1,0 +1,76 @@
+"""Test suites for a learned optimizer off and on its family, and VeLO's Adam-equivalent speedup.
+
+``SUITES`` names the families of the generalist issue's table (the paper's task moved along one
+axis each) and the in-distribution test stream of the task distribution; they were fixed before
+any generalist run was scored. ``score_suite(params, suite)`` runs the checkpoint and GD and Adam
+(step sizes searched on the suite's validation problems, evaluation.baselines) on the suite's
+test problems and returns, JSON-ready: per optimizer the final losses, the number of diverged
+problems and the guard's refusals, and for the learned one the Adam-equivalent speedup per
+problem: how many steps of tuned Adam reach the loss the optimizer has at step N, over N
+(``adam_equivalent``; inf where Adam never gets there within ``ADAM_CAP`` steps).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..checkpoint import load_optimizer
+from ..evaluation import baselines, score
+from ..stats import ArrayLike
+from ..tasks import make_family
+
+__all__ = ["ADAM_CAP", "SUITES", "adam_equivalent", "score_suite"]
+
+#: suite -> the task section it evaluates on (keys not given: the defaults of config.TaskConfig)
+SUITES: dict[str, dict[str, Any]] = {
+    "distribution": {"family": "distribution"},
+    "depth3": {"widths": [20, 20, 20, 20]},
+    "wide_middle": {"widths": [20, 50, 20]},
+    "wide": {"widths": [40, 40, 40]},
+    "unit_span10": {"family": "imbalanced", "unit_span": 10.0},
+    "small": {"widths": [10, 10, 10], "n_samples": 10},
+    "normal_init": {"init": "normal"},
+    "cond1000": {"family": "ill_conditioned", "cond": 1000.0},
+}
+#: Adam steps run to find where it reaches the learned optimizer's final loss
+ADAM_CAP = 1000
+
+
+def adam_equivalent(adam_losses: ArrayLike, targets: ArrayLike, n_steps: int) -> np.ndarray:
+    """Per problem: (first step at which Adam's loss is <= the target) / n_steps, inf where it
+    never is. adam_losses (T+1, M), targets (M,) (a non-finite target is never reached)."""
+    x = torch.as_tensor(adam_losses, dtype=torch.float64).numpy()
+    target = torch.as_tensor(targets, dtype=torch.float64).numpy()
+    hit = np.isfinite(x) & np.isfinite(target) & (x <= target)
+    first = hit.argmax(axis=0).astype(np.float64)
+    first[~hit.any(axis=0)] = np.inf
+    return first / n_steps
+
+
+@torch.no_grad()
+def score_suite(params: Path, suite: str, problems: int = 32, n_steps: int = 100) -> dict:
+    """The checkpoint ``params`` against tuned GD and Adam on ``problems`` test problems of
+    ``suite`` (see the module docstring)."""
+    from ..config import config_from_dict, config_to_dict
+
+    opt, _ = load_optimizer(params)
+    task = config_to_dict(config_from_dict({"task": SUITES[suite]}))["task"]
+    family = make_family(task)
+    test, val = family.sample(problems, 0, "test"), family.sample(problems, 0, "val")
+    hand, tuning = baselines(val, n_steps, ["gd", "adam"])
+    runs = score({"learned": opt, **hand}, test, n_steps)
+    adam = score({"adam": hand["adam"]}, test, ADAM_CAP)["adam"]
+    out: dict[str, Any] = {"suite": suite, "task": task, "n_steps": n_steps,
+                           "step_sizes": {k: tuning[k]["lr"] for k in ("gd", "adam")}}
+    for name, r in runs.items():
+        out[name] = {"final": [float(v) for v in r.final],
+                     "diverged": int((~torch.isfinite(r.final)).sum())}
+        if r.refused is not None:
+            out[name]["refused_fraction"] = float(r.refused.sum()) / (n_steps * problems)
+    out["learned"]["adam_equivalent"] = [
+        float(v) for v in adam_equivalent(adam.losses, runs["learned"].final, n_steps)]
+    return out

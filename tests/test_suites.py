@@ -1,0 +1,35 @@
+"""The test suites and the Adam-equivalent speedup (metateleport.studies.suites)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from metateleport.config import config_from_dict
+from metateleport.studies import suites
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_adam_equivalent_counts_the_steps_adam_needs():
+    adam = torch.tensor([[10.0, 10.0, 10.0], [5.0, 9.0, float("nan")], [1.0, 8.0, 1.0]])
+    got = suites.adam_equivalent(adam, torch.tensor([5.0, 1.0, 2.0]), n_steps=4)
+    assert got[0] == 0.25 and math.isinf(got[1]) and got[2] == 0.5
+    assert math.isinf(suites.adam_equivalent(adam, [float("inf")] * 3, 4)[0])
+
+
+def test_every_suite_is_a_valid_task():
+    for task in suites.SUITES.values():
+        assert config_from_dict({"task": task}).task.family == task.get("family", "synthetic")
+
+
+def test_score_suite_reports_losses_divergence_and_speedup(monkeypatch):
+    monkeypatch.setattr(suites, "ADAM_CAP", 20)
+    out = suites.score_suite(REPO / "checkpoints" / "update.pt", "small", problems=3,
+                             n_steps=5)
+    assert set(out) >= {"learned", "gd", "adam", "step_sizes"}
+    assert len(out["learned"]["final"]) == 3 and out["learned"]["diverged"] == 0
+    assert len(out["learned"]["adam_equivalent"]) == 3
+    assert "refused_fraction" not in out["learned"]  # the shipped update.pt has no guard
