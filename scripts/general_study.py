@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from metateleport.studies.general import ARMS, score_all, status_table, train_all
+from metateleport.studies.general import ARMS, score_all, status_table, suite_table, train_all
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,6 +37,7 @@ def main(argv=None) -> int:
     if args.what == "score":
         score_all(summaries)
     print(status_table(summaries))
+    print(suite_table(summaries))
     return 0
 
 

@@ -56,3 +56,15 @@ def test_score_all_scores_each_finished_run_once(tmp_path, monkeypatch):
     assert json.loads((folder / "s0-depth3.json").read_text())["suite"] == "depth3"
     general.score_all(tmp_path, problems=2, log=lambda line: None)
     assert len(calls) == len(general.SUITES), "a scored suite is not scored again"
+
+
+def test_suite_table_shows_the_speedup_and_its_cap(tmp_path):
+    folder = tmp_path / "general" / "update"
+    folder.mkdir(parents=True)
+    run = {"final": [1.0, 2.0, 3.0], "diverged": 0}
+    (folder / "s0-depth3.json").write_text(json.dumps({
+        "n_steps": 100, "problems": 3, "gd": run, "adam": run,
+        "learned": {**run, "refused_fraction": 0.25,
+                    "adam_equivalent": [float("inf")] * 3}}))
+    table = general.suite_table(tmp_path)
+    assert "| depth3 | update | 0 | 2 | 2 | 2 | 0/3 | 0.25 | >10x |" in table

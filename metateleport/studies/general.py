@@ -25,13 +25,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from ..checkpoint import load_checkpoint
 from .runs import train, write_summary
-from .suites import SUITES, score_suite
+from .suites import ADAM_CAP, SUITES, score_suite
 
-__all__ = ["ARMS", "ORDER", "STUDY", "score_all", "status_table", "train_all", "train_one"]
+__all__ = ["ARMS", "ORDER", "STUDY", "score_all", "status_table", "suite_table", "train_all",
+           "train_one"]
 
 STUDY = "general"
 #: arm -> (config, overrides, label, seeds)
@@ -129,3 +131,25 @@ def status_table(summaries: Path) -> str:
         rows.append(f"| {label} | {len(done)}/{len(seeds)} | {scores or '-'} | "
                     f"{minutes:.0f} min |")
     return "\n".join(rows) + "\n"
+
+
+def suite_table(summaries: Path) -> str:
+    """Markdown: per suite and scored run, the median loss at step N of the run, tuned GD and
+    tuned Adam, the diverged problems, the guard's refused fraction and the median
+    Adam-equivalent speedup (">cap" where tuned Adam never reaches the run's loss)."""
+    rows = ["| suite | arm | seed | median loss | GD | Adam | diverged | refused | "
+            "Adam-equivalent |", "|---|---|---|---|---|---|---|---|---|"]
+    for suite in SUITES:
+        for arm, seed in ORDER:
+            f = summaries / STUDY / arm / f"s{seed}-{suite}.json"
+            if not f.is_file():
+                continue
+            d = json.loads(f.read_text())
+            med = {k: float(np.median(d[k]["final"])) for k in ("learned", "gd", "adam")}
+            speed = float(np.median(d["learned"]["adam_equivalent"]))
+            shown = f">{ADAM_CAP // d['n_steps']}x" if np.isinf(speed) else f"{speed:.1f}x"
+            rows.append(f"| {suite} | {arm} | {seed} | {med['learned']:.3g} | {med['gd']:.3g} | "
+                        f"{med['adam']:.3g} | {d['learned']['diverged']}/{d['problems']} | "
+                        f"{d['learned'].get('refused_fraction', 0.0):.2f} | {shown} |")
+    return "\n".join(rows) + "\n"
+
