@@ -67,4 +67,4 @@ def test_suite_table_shows_the_speedup_and_its_cap(tmp_path):
         "learned": {**run, "refused_fraction": 0.25,
                     "adam_equivalent": [float("inf")] * 3}}))
     table = general.suite_table(tmp_path)
-    assert "| depth3 | update | 0 | 2 | 2 | 2 | 0/3 | 0.25 | >10x |" in table
+    assert "| depth3 | update | 0 | 2 | 2 | 2 | 0/3 (GD 0, Adam 0) | 0.25 | >10x |" in table

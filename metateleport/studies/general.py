@@ -29,6 +29,7 @@ import numpy as np
 import yaml
 
 from ..checkpoint import load_checkpoint
+from ..stats import median
 from .runs import train, write_summary
 from .suites import ADAM_CAP, SUITES, score_suite
 
@@ -137,7 +138,7 @@ def suite_table(summaries: Path) -> str:
     """Markdown: per suite and scored run, the median loss at step N of the run, tuned GD and
     tuned Adam, the diverged problems, the guard's refused fraction and the median
     Adam-equivalent speedup (">cap" where tuned Adam never reaches the run's loss)."""
-    rows = ["| suite | arm | seed | median loss | GD | Adam | diverged | refused | "
+    rows = ["| suite | arm | seed | median loss | tuned GD | tuned Adam | diverged | refused | "
             "Adam-equivalent |", "|---|---|---|---|---|---|---|---|---|"]
     for suite in SUITES:
         for arm, seed in ORDER:
@@ -145,11 +146,12 @@ def suite_table(summaries: Path) -> str:
             if not f.is_file():
                 continue
             d = json.loads(f.read_text())
-            med = {k: float(np.median(d[k]["final"])) for k in ("learned", "gd", "adam")}
-            speed = float(np.median(d["learned"]["adam_equivalent"]))
+            med = {k: median(d[k]["final"]) for k in ("learned", "gd", "adam")}
+            speed = median(d["learned"]["adam_equivalent"])
             shown = f">{ADAM_CAP // d['n_steps']}x" if np.isinf(speed) else f"{speed:.1f}x"
             rows.append(f"| {suite} | {arm} | {seed} | {med['learned']:.3g} | {med['gd']:.3g} | "
-                        f"{med['adam']:.3g} | {d['learned']['diverged']}/{d['problems']} | "
+                        f"{med['adam']:.3g} | {d['learned']['diverged']}/{d['problems']} "
+                        f"(GD {d['gd']['diverged']}, Adam {d['adam']['diverged']}) | "
                         f"{d['learned'].get('refused_fraction', 0.0):.2f} | {shown} |")
     return "\n".join(rows) + "\n"
 
