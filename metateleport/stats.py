@@ -96,11 +96,12 @@ def bootstrap_ci(
     )
 
 
-def steps_to_threshold(losses: ArrayLike, threshold: float) -> np.ndarray:
+def steps_to_threshold(losses: ArrayLike, threshold: float | ArrayLike) -> np.ndarray:
     """First step t with loss_t <= threshold, per problem. losses: (N+1, M) -> (M,) float,
-    inf where the threshold is never reached (a non-finite loss never reaches it)."""
+    inf where the threshold is never reached (a non-finite loss never reaches it).
+    ``threshold``: one for all problems, or one per problem (M,)."""
     x = _losses(losses)
-    hit = np.isfinite(x) & (x <= threshold)
+    hit = np.isfinite(x) & (x <= np.asarray(threshold, dtype=np.float64))
     first = hit.argmax(axis=0).astype(np.float64)
     first[~hit.any(axis=0)] = np.inf
     return first

@@ -20,7 +20,7 @@ import torch
 
 from ..checkpoint import load_optimizer
 from ..evaluation import baselines, score
-from ..stats import ArrayLike
+from ..stats import ArrayLike, steps_to_threshold
 from ..tasks import make_family
 
 __all__ = ["ADAM_CAP", "SUITES", "adam_equivalent", "score_suite"]
@@ -43,12 +43,9 @@ ADAM_CAP = 1000
 def adam_equivalent(adam_losses: ArrayLike, targets: ArrayLike, n_steps: int) -> np.ndarray:
     """Per problem: (first step at which Adam's loss is <= the target) / n_steps, inf where it
     never is. adam_losses (T+1, M), targets (M,) (a non-finite target is never reached)."""
-    x = torch.as_tensor(adam_losses, dtype=torch.float64).numpy()
     target = torch.as_tensor(targets, dtype=torch.float64).numpy()
-    hit = np.isfinite(x) & np.isfinite(target) & (x <= target)
-    first = hit.argmax(axis=0).astype(np.float64)
-    first[~hit.any(axis=0)] = np.inf
-    return first / n_steps
+    # a diverged run's loss is no target: -inf is never reached
+    return steps_to_threshold(adam_losses, np.where(np.isfinite(target), target, -np.inf)) / n_steps
 
 
 @torch.no_grad()
