@@ -222,9 +222,9 @@ def upgrade_section(name: str, data: dict) -> dict:
 
 def _choices(key: str) -> tuple | None:
     if key == "task.family":
-        from .tasks import FAMILIES
+        from .tasks import buildable_families
 
-        return tuple(n for n, c in FAMILIES.items() if hasattr(c, "from_task"))
+        return tuple(buildable_families())
     return _CHOICES.get(key)
 
 
@@ -369,11 +369,10 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
         if not isinstance(data[section], dict):
             raise ConfigError(f"{section}: expected a mapping of keys")
         # an override names a key under its old or its present name; either replaces both
-        names = {name, *(k.split(".", 1)[1] for k, v in ALIASES.items()
-                         if f"{section}.{name}" in (k, v)),
-                 *(v.split(".", 1)[1] for k, v in ALIASES.items() if k == f"{section}.{name}")}
-        for other in names - {name}:
-            data[section].pop(other, None)
+        for pair in ALIASES.items():
+            if f"{section}.{name}" in pair:
+                for full in pair:
+                    data[section].pop(full.split(".", 1)[1], None)
         data[section][name] = value
     return data
 

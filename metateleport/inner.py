@@ -26,9 +26,9 @@ from typing import Any, Protocol
 import torch
 from torch.utils._pytree import tree_map
 
-from .mlp import mlp_loss, mlp_loss_and_grad
+from .mlp import mlp_loss
 from .symmetry import input_pinv
-from .tasks import MixedProblems, Problems
+from .tasks import MixedProblems, Problems, batched_mlp_loss_and_grad
 from .teleport import Schedule, Teleport
 
 __all__ = [
@@ -127,28 +127,31 @@ class LossGuard:
         best = torch.minimum(state["guard_best"], l0)
         with torch.no_grad():
             l1 = loss_and_grad([w.detach() for w in moved])[0]
-        refuse = ~torch.isfinite(l1) | (l1 > self.factor * best)
+        refuse = self.refuses(l1, best)
         ctx.stats["guard_refused"] = refuse.to(l0.dtype)
         if bool(refuse.any()):
             safe = [torch.where(torch.isfinite(g), g, torch.zeros_like(g)) for g in grads]
-            lr = self._step_size(weights, safe, l0, loss_and_grad)
-            shape = (-1,) + (1,) * (weights[0].dim() - 1)
-            fallback = [w - lr.view(shape) * g for w, g in zip(weights, safe)]
-            moved = [torch.where(refuse.view(shape), f, m) for f, m in zip(fallback, moved)]
+            lr = self.fallback_step_size(weights, safe, l0, loss_and_grad)
+            fallback = [w - _per_problem(lr, w) * g for w, g in zip(weights, safe)]
+            moved = [torch.where(_per_problem(refuse, f), f, m) for f, m in zip(fallback, moved)]
         return moved, {**state, "guard_best": best}
 
+    def refuses(self, proposed: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
+        """Per problem, whether a step to loss ``proposed`` is refused against ``best``."""
+        return ~torch.isfinite(proposed) | (proposed > self.factor * best)
+
     @torch.no_grad()
-    def _step_size(self, weights, grads, l0, loss_and_grad) -> torch.Tensor:
-        """Per problem, the first of eta L / ||g||^2, halved, that does not raise the loss
-        (0 where none does or the loss is not finite)."""
+    def fallback_step_size(self, weights, grads, l0, loss_and_grad) -> torch.Tensor:
+        """Per problem (B,), the first of eta L / ||g||^2, halved, whose GD step from
+        ``weights`` (B leading each) does not raise the loss ``l0`` (0 where none does or the
+        loss is not finite). ``loss_and_grad`` is called on each trial's weights."""
         sq = sum(g.pow(2).flatten(1).sum(1) for g in grads)
         lr = torch.where(torch.isfinite(l0) & (sq > 0), self.eta * l0 / sq.clamp_min(1e-30),
                          torch.zeros_like(l0))
         found = torch.zeros_like(l0, dtype=torch.bool)
-        shape = (-1,) + (1,) * (weights[0].dim() - 1)
         chosen = torch.zeros_like(l0)
         for _ in range(self.backtracks + 1):
-            trial = loss_and_grad([w.detach() - lr.view(shape) * g
+            trial = loss_and_grad([w.detach() - _per_problem(lr, w) * g
                                    for w, g in zip(weights, grads)])[0]
             ok = ~found & torch.isfinite(trial) & (trial <= l0)
             chosen = torch.where(ok, lr, chosen)
@@ -157,6 +160,11 @@ class LossGuard:
                 break
             lr = lr / 2
         return chosen
+
+
+def _per_problem(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """x (B,) shaped to broadcast over ``like`` (B, ...)."""
+    return x.view((-1,) + (1,) * (like.dim() - 1))
 
 
 class Teleporting:
@@ -226,11 +234,8 @@ def inner_step(
     MLP (mlp.mlp_loss_and_grad); a TaskFamily's ``loss_and_grad`` may compute it another way
     (a user's nn.Module). An optimizer with a ``guard`` (LossGuard) has the step checked by it.
     """
-    p = ctx.problems
     if loss_and_grad is None:
-        def loss_and_grad(ws):
-            return mlp_loss_and_grad(ws, p.X, p.Y, p.slope)
-
+        loss_and_grad = batched_mlp_loss_and_grad(ctx.problems)
     loss, grads = loss_and_grad(weights)
     deltas, new_state = opt.update(weights, grads, state, ctx)
     moved = [w + d for w, d in zip(weights, deltas)]
@@ -279,9 +284,7 @@ def run(
                           sum(t.seconds for t in trajs), [t.weights for t in trajs], refused)
     p = problems
     if loss_and_grad is None:
-        def loss_and_grad(ws):
-            return mlp_loss_and_grad(ws, p.X, p.Y, p.slope)
-
+        loss_and_grad = batched_mlp_loss_and_grad(p)
     x_pinv = input_pinv(p.X, p.weights[0])
     weights = [w.clone() for w in p.weights]
     state = opt.init_state(p)

@@ -50,6 +50,7 @@ __all__ = [
     "LrTeleLSTM",
     "UpdateLSTM",
     "flatten_coords",
+    "rms_normalized",
     "unflatten_coords",
 ]
 
@@ -63,9 +64,9 @@ TELE_INPUTS = ("raw", "normalized")
 TELE_NORM_OVER = ("layer", "network")
 
 
-def _rms(x: torch.Tensor, dims) -> torch.Tensor:
-    """Root mean square over ``dims`` (kept), floored so that a zero gradient stays zero."""
-    return x.pow(2).mean(dim=dims, keepdim=True).sqrt().clamp_min(torch.finfo(x.dtype).tiny)
+def rms_normalized(x: torch.Tensor, dims) -> torch.Tensor:
+    """x over its root mean square over ``dims``, floored so that a zero gradient stays zero."""
+    return x / x.pow(2).mean(dim=dims, keepdim=True).sqrt().clamp_min(torch.finfo(x.dtype).tiny)
 
 #: variant name -> display name used in tables and plots
 VARIANTS = {
@@ -219,12 +220,17 @@ class LearnedUpdate:
         n = problems.batch_size * sum(w.shape[1] * w.shape[2] for w in problems.weights)
         return {"m1": self.net.lstm.init_state(n, like)}
 
-    def update(self, weights, grads, state: State, ctx: StepContext):
+    def propose(self, grads, m1_state) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """m1 on the coordinates of ``grads``: (updates (B, N) in the gradients' dtype, the new
+        LSTM state)."""
         flat = flatten_coords(grads)
         if self.input == "rms":
-            flat = flat / _rms(flat, 1)
-        delta, _, m1 = self.net(flat.reshape(-1).to(self._dtype), state["m1"])
-        delta = delta.reshape(flat.shape).to(grads[0].dtype)
+            flat = rms_normalized(flat, 1)
+        delta, _, m1 = self.net(flat.reshape(-1).to(self._dtype), m1_state)
+        return delta.reshape(flat.shape).to(grads[0].dtype), m1
+
+    def update(self, weights, grads, state: State, ctx: StepContext):
+        delta, m1 = self.propose(grads, state["m1"])
         ctx.stats["update_norm"] = delta.detach().norm(dim=1)
         return unflatten_coords(delta, [g.shape for g in grads]), {**state, "m1": m1}
 
@@ -302,7 +308,7 @@ class LearnedTeleport:
         p = ctx.problems
         G = teleport_feature(weights, p.X, p.Y, p.slope, x_pinv=ctx.x_pinv)
         if self.input == "normalized":
-            G = [g / _rms(g, (1, 2)) for g in G]
+            G = [rms_normalized(g, (1, 2)) for g in G]
         flat = flatten_coords(G)
         extra = []
         if self.balance_input:
@@ -340,7 +346,6 @@ class LearnedTeleport:
         state, whose update is then thrown away; the gradient flows through m1's update and
         through grad L(W') (a double backward)."""
         p = ctx.problems
-        m1 = self.lookahead.net
         with torch.enable_grad():
             base = [w.detach() for w in weights]
             Ts = [base[0].new_zeros(w.shape[0], w.shape[1], w.shape[1]).requires_grad_(True)
@@ -348,13 +353,8 @@ class LearnedTeleport:
             moved = group_act(base, p.X, Ts, p.slope, x_pinv=ctx.x_pinv, action=self.action)
             loss = mlp_loss(moved, p.X, p.Y, p.slope)
             grads = torch.autograd.grad(loss.sum(), moved, create_graph=True)
-            flat = flatten_coords(grads)
-            if self.lookahead.input == "rms":
-                flat = flat / _rms(flat, 1)
-            m1_state = [s.detach() for s in state["m1"]]
-            delta, _, _ = m1(flat.reshape(-1).to(self._dtype), m1_state)
-            deltas = unflatten_coords(delta.reshape(flat.shape).to(flat.dtype),
-                                      [g.shape for g in grads])
+            delta, _ = self.lookahead.propose(grads, [s.detach() for s in state["m1"]])
+            deltas = unflatten_coords(delta, [g.shape for g in grads])
             after = [w + d for w, d in zip(moved, deltas)]
             ahead = mlp_loss(after, p.X, p.Y, p.slope).log().sum()
             return [g.detach() for g in torch.autograd.grad(ahead, Ts)]

@@ -45,6 +45,8 @@ __all__ = [
     "Problems",
     "Split",
     "TaskFamily",
+    "batched_mlp_loss_and_grad",
+    "buildable_families",
     "groups_of",
     "has_held_out",
     "make_family",
@@ -173,10 +175,16 @@ class TaskFamily:
         raise NotImplementedError
 
     def loss_and_grad(self, problems: Problems):
-        def batched_mlp(weights):
-            return mlp_loss_and_grad(weights, problems.X, problems.Y, problems.slope)
+        return batched_mlp_loss_and_grad(problems)
 
-        return batched_mlp
+
+def batched_mlp_loss_and_grad(problems: Problems):
+    """weights -> mlp.mlp_loss_and_grad(weights, X, Y, slope) of ``problems``: the inner loop's
+    loss and gradients unless a family computes them another way."""
+    def loss_and_grad(weights):
+        return mlp_loss_and_grad(weights, problems.X, problems.Y, problems.slope)
+
+    return loss_and_grad
 
 
 #: name -> TaskFamily class: configs (task.family), evaluation, studies and the oracle look a
@@ -442,6 +450,12 @@ def _without_options(cls: type, task: dict) -> dict:
     return task
 
 
+def buildable_families() -> list[str]:
+    """The registered families a config's task section can build (those with ``from_task``;
+    a user's module family needs its factory)."""
+    return [n for n, c in FAMILIES.items() if hasattr(c, "from_task")]
+
+
 def make_family(task: dict, dtype: torch.dtype = torch.float32) -> TaskFamily:
     """The registered family of a config's task section (config.TaskConfig as a dict): the
     class ``FAMILIES[task["family"]]`` ("dataset", the key's old name, is read too) built from
@@ -452,9 +466,8 @@ def make_family(task: dict, dtype: torch.dtype = torch.float32) -> TaskFamily:
     if name is not None and old is not None and name != old:
         raise ValueError(f"task family given twice: family {name!r}, dataset {old!r}")
     name = name or old or "synthetic"
-    if name not in FAMILIES or not hasattr(FAMILIES[name], "from_task"):
-        buildable = [n for n, c in FAMILIES.items() if hasattr(c, "from_task")]
-        raise ValueError(f"unknown task family {name!r}; allowed: {buildable}")
+    if name not in buildable_families():
+        raise ValueError(f"unknown task family {name!r}; allowed: {buildable_families()}")
     return FAMILIES[name].from_task(task, dtype)
 
 

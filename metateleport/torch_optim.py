@@ -28,7 +28,7 @@ from torch import nn
 
 from .checkpoint import load_optimizer
 from .inner import LossGuard, StepContext
-from .learned import LearnedOptimizer, LrTeleLSTM
+from .learned import LearnedOptimizer, LrTeleLSTM, rms_normalized
 from .mlp import mlp_forward
 from .modules import ModuleSpec, inspect_module, module_weights, write_weights
 from .symmetry import RankError
@@ -180,29 +180,29 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
         if closure is None:
             self._step(todo)
             return loss
-        l0 = float(loss.detach())
-        best = min(shared.get("guard_best", math.inf), l0)
+        def write(weights) -> None:
+            for (p, _), w in zip(todo, weights):
+                p.copy_(w[0])
+
+        def loss_at(weights) -> tuple[torch.Tensor, None]:
+            write(weights)  # the closure evaluates the model as its parameters are
+            with torch.enable_grad():
+                return closure().detach().reshape(1), None
+
+        # the model is one problem of inner.LossGuard (B = 1)
+        l0 = loss.detach().reshape(1)
+        best = torch.minimum(shared.get("guard_best", torch.full_like(l0, math.inf)), l0)
         shared["guard_best"] = best
-        old = [p.detach().clone() for p, _ in todo]
-        grads = [p.grad.detach().clone() for p, _ in todo]
+        old = [p.detach().clone()[None] for p, _ in todo]
+        grads = [p.grad.detach().clone()[None] for p, _ in todo]
         self._step(todo)
         with torch.enable_grad():
-            l1 = float(closure().detach())
-        if math.isfinite(l1) and l1 <= self.guard.factor * best:
+            l1 = closure().detach().reshape(1)
+        if not bool(self.guard.refuses(l1, best)):
             return loss
         shared["guard_refused"] += 1
-        sq = sum(float(g.pow(2).sum()) for g in grads)
-        lr = self.guard.eta * l0 / sq if sq > 0 and math.isfinite(l0) else 0.0
-        for _ in range(self.guard.backtracks + 1):
-            for (p, _), w, g in zip(todo, old, grads):
-                p.copy_(w - lr * g)
-            with torch.enable_grad():
-                trial = float(closure().detach())
-            if math.isfinite(trial) and trial <= l0:
-                return loss
-            lr /= 2
-        for (p, _), w in zip(todo, old):
-            p.copy_(w)
+        lr = self.guard.fallback_step_size(old, grads, l0, loss_at)
+        write([w - lr * g for w, g in zip(old, grads)])
         return loss
 
     def _m1_step(self, todo: list[tuple[torch.Tensor, float]]) -> None:
@@ -210,8 +210,7 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
         batched call gives each coordinate what a call of its own would)."""
         grads = torch.cat([p.grad.reshape(-1).to(self._dtype) for p, _ in todo])
         if self.learned.update_input == "rms":
-            # the batched path's normalization: the model is one problem
-            grads = grads / grads.pow(2).mean().sqrt().clamp_min(torch.finfo(grads.dtype).tiny)
+            grads = rms_normalized(grads, 0)  # the batched path's: the model is one problem
         states = [self._m1_state(p) for p, _ in todo]
         state = [torch.cat([s[i] for s in states], dim=1) for i in range(2)]
         delta, _, new = self.learned.update_net(grads, state)

@@ -106,12 +106,11 @@ def run_evaluation(
     task = dict(loaded[0][2]["task"])
     if family is not None:
         from ..config import TaskConfig
-        from ..tasks import FAMILIES
+        from ..tasks import FAMILIES, buildable_families
 
-        buildable = [n for n, c in FAMILIES.items() if hasattr(c, "from_task")]
-        if family not in buildable:
+        if family not in buildable_families():
             raise EvalError(f"--family {family!r}: not a registered family; allowed: "
-                            f"{buildable}")
+                            f"{buildable_families()}")
         task = {**dataclasses.asdict(TaskConfig()), **FAMILIES[family]().config()}
     overrides = {k: v for k, v in (("widths", None if widths is None else list(widths)),
                                    ("n_samples", n_samples), ("init", init),
