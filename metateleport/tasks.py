@@ -113,9 +113,8 @@ class Problems:
 
 @dataclass
 class MixedProblems:
-    """A batch of problems of several architectures: ``groups``, each a Problems of one shape
-    (a task distribution's meta-batch). Problem i of the batch is problem i of the groups'
-    concatenation; per-problem results (losses (B,)) concatenate the groups' in that order."""
+    """Problems of several architectures: ``groups``, each a Problems of one shape. Problem i
+    is problem i of their concatenation, and per-problem results (B,) concatenate alike."""
 
     groups: list[Problems]
 
@@ -143,7 +142,7 @@ class MixedProblems:
 
 
 def has_held_out(problems: Problems | MixedProblems) -> bool:
-    """Whether every problem of the batch has held-out samples (X_test, Y_test)."""
+    """Whether every problem has held-out samples (X_test, Y_test)."""
     return all(g.X_test is not None for g in groups_of(problems))
 
 
@@ -179,12 +178,8 @@ class TaskFamily:
 
 
 def batched_mlp_loss_and_grad(problems: Problems):
-    """weights -> mlp.mlp_loss_and_grad(weights, X, Y, slope) of ``problems``: the inner loop's
-    loss and gradients unless a family computes them another way."""
-    def loss_and_grad(weights):
-        return mlp_loss_and_grad(weights, problems.X, problems.Y, problems.slope)
-
-    return loss_and_grad
+    """weights -> mlp.mlp_loss_and_grad(weights, X, Y, slope) of ``problems``."""
+    return lambda weights: mlp_loss_and_grad(weights, problems.X, problems.Y, problems.slope)
 
 
 #: name -> TaskFamily class: configs (task.family), evaluation, studies and the oracle look a
@@ -397,11 +392,13 @@ class PaperTaskFamily(MLPTaskFamily):
 
 
 class _RescaledFamily(MLPTaskFamily):
-    """A synthetic family named for a property its problems must have (``knob`` > ``bound``)."""
+    """A synthetic family named for a property its problems must have (``knob`` > ``bound``);
+    ``knob`` defaults to ``default``."""
 
-    knob, bound = "", 1.0
+    knob, bound, default = "", 1.0, 10.0
 
     def __init__(self, **kwargs) -> None:
+        kwargs.setdefault(self.knob, self.default)
         super().__init__(**kwargs)
         value = getattr(self, self.knob)
         if value is None or not value > self.bound:
@@ -417,9 +414,6 @@ class ImbalancedTaskFamily(_RescaledFamily):
 
     name, knob = "imbalanced", "unit_span"
 
-    def __init__(self, unit_span: float = 10.0, **kwargs) -> None:
-        super().__init__(unit_span=unit_span, **kwargs)
-
 
 @register_family
 class LayerRescaledTaskFamily(_RescaledFamily):
@@ -428,18 +422,12 @@ class LayerRescaledTaskFamily(_RescaledFamily):
 
     name, knob = "layer_rescaled", "layer_span"
 
-    def __init__(self, layer_span: float = 10.0, **kwargs) -> None:
-        super().__init__(layer_span=layer_span, **kwargs)
-
 
 @register_family
 class IllConditionedTaskFamily(_RescaledFamily):
     """The paper's task with ill-conditioned data, cond(X) = ``cond`` (default 1e3)."""
 
-    name, knob = "ill_conditioned", "cond"
-
-    def __init__(self, cond: float = 1e3, **kwargs) -> None:
-        super().__init__(cond=cond, **kwargs)
+    name, knob, default = "ill_conditioned", "cond", 1e3
 
 def _without_options(cls: type, task: dict) -> dict:
     """A single family's task section has no ``options`` (those are a distribution's)."""
@@ -451,8 +439,7 @@ def _without_options(cls: type, task: dict) -> dict:
 
 
 def buildable_families() -> list[str]:
-    """The registered families a config's task section can build (those with ``from_task``;
-    a user's module family needs its factory)."""
+    """The registered families a config can build (with ``from_task``; not a module's)."""
     return [n for n, c in FAMILIES.items() if hasattr(c, "from_task")]
 
 
@@ -503,9 +490,8 @@ def held_out_metrics(weights: list[torch.Tensor], problems: Problems) -> dict[st
     return {"loss": loss, "accuracy": accuracy}
 
 
-# The digits family and the task distribution register themselves on import; importing them
-# here puts them in the registry whichever module is imported first (and keeps the old import
-# path tasks.DigitsTaskFamily).
+# The digits family and the distribution register themselves: import them here, whichever
+# module comes first (tasks.DigitsTaskFamily is also its old import path).
 from .digits import DigitsTaskFamily, digits_pools  # noqa: E402, F401
 from .distribution import MLPDistribution  # noqa: E402, F401
 
