@@ -97,6 +97,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     meta_loss: str = "log"
     meta_loss_on: str = "train"  # train | held_out: the loss on each problem's held-out samples
+    refused_weight: float = 0.0  # meta-loss + this x log(L(proposal) / bound) per refused step
     val_every: int = 10
     val_problems: int = 32
     ckpt_every: int = 20
@@ -163,6 +164,7 @@ _RANGES = {
     "train.trajectories": _AT_LEAST_ONE,
     "train.meta_lr": _POSITIVE,
     "train.grad_clip": _POSITIVE,
+    "train.refused_weight": (_NON_NEGATIVE[0], ">= 0 (0: refused proposals give no meta-loss)"),
     "train.val_every": (_NON_NEGATIVE[0], ">= 0 (0: never)"),
     "train.val_problems": _AT_LEAST_ONE,
     "train.ckpt_every": _AT_LEAST_ONE,
@@ -292,6 +294,9 @@ def _check_cross(cfg: Config) -> None:
         raise ConfigError(f"train.meta_loss_on: held_out needs a family with held-out samples "
                           f"(task.family: digits), got task.family: {t.family}")
     _check_family(t)
+    if tr.refused_weight > 0 and m.guard is None:
+        raise ConfigError(f"train.refused_weight: {tr.refused_weight} penalizes the steps the "
+                          f"guard refuses, but model.guard is null")
     if m.variant == "update_random_tele" and m.tele_norm is None:
         raise ConfigError("model.tele_norm: variant update_random_tele needs a fixed norm for "
                           "its random teleports, got null")

@@ -63,6 +63,8 @@ def unroll_window(
 
     Returns (losses (K, B) = L(W_{t0+1}) .. L(W_{t0+K}), the final weights and state, the last
     step's context with its stats). L(W_{t0}) is left out: it does not depend on the window.
+    With a guard that records proposal penalties (inner.LossGuard.proposal_penalty), the
+    context's ``stats["guard_penalty"]`` (B,) is their sum over the window, with its graph.
     ``loss_and_grad``: the family's (tasks.TaskFamily.loss_and_grad), default the batched MLP.
     ``on``: "train", L is the training loss the optimizer descends; "held_out", L is the loss on
     the problems' held-out samples (X_test, Y_test), which the optimizer never sees: a
@@ -73,10 +75,13 @@ def unroll_window(
     p = problems
     if on == "held_out" and p.X_test is None:
         raise ValueError("a held-out meta-loss needs problems with held-out samples (X_test)")
-    losses, ctx = [], None
+    losses, ctx, penalty = [], None, None
     for k in range(K):
         ctx = StepContext(t0 + k, p, x_pinv)
         loss, weights, state = inner_step(opt, weights, state, ctx, loss_and_grad)
+        if "guard_penalty" in ctx.stats:
+            step = ctx.stats["guard_penalty"]
+            penalty = step if penalty is None else penalty + step
         if on == "held_out":
             losses.append(mlp_loss(weights, p.X_test, p.Y_test, p.slope))
         elif k > 0:
@@ -84,6 +89,8 @@ def unroll_window(
     if on == "train":
         losses.append(mlp_loss(weights, p.X, p.Y, p.slope) if loss_and_grad is None
                       else loss_and_grad(weights)[0])
+    if penalty is not None:
+        ctx.stats["guard_penalty"] = penalty
     return torch.stack(losses), weights, state, ctx
 
 

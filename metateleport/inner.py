@@ -104,11 +104,19 @@ class LossGuard:
     State: {"guard_best": (B,) the best loss so far}. Per step it records
     ``ctx.stats["guard_refused"]`` (B,), 1 where the step was refused (TensorBoard, results).
     Costs one forward pass per step, and up to ``backtracks`` more on a refused step.
+
+    ``proposal_penalty`` (meta-training, train.refused_weight > 0): a refused step's proposal
+    leaves the trajectory, and with it the learned networks' only meta-gradient for that step;
+    with the flag set and autograd on, the guard also records ``ctx.stats["guard_penalty"]``
+    (B,) = log(L(proposal) / (factor x best)) with its graph where a step was refused with a
+    finite proposal (0 elsewhere), which the meta-loss adds (estimator.unroll_window): the
+    learned step then learns from the steps the guard threw away.
     """
 
     factor: float = 2.0
     eta: float = 0.5
     backtracks: int = 8
+    proposal_penalty: bool = False
 
     def __post_init__(self):
         if not (self.factor >= 1 and self.eta > 0 and self.backtracks >= 0):
@@ -129,12 +137,28 @@ class LossGuard:
             l1 = loss_and_grad([w.detach() for w in moved])[0]
         refuse = self.refuses(l1, best)
         ctx.stats["guard_refused"] = refuse.to(l0.dtype)
+        if self.proposal_penalty and torch.is_grad_enabled():
+            ctx.stats["guard_penalty"] = self._penalty(weights, moved, l1, refuse, best,
+                                                       loss_and_grad)
         if bool(refuse.any()):
             safe = [torch.where(torch.isfinite(g), g, torch.zeros_like(g)) for g in grads]
             lr = self.fallback_step_size(weights, safe, l0, loss_and_grad)
             fallback = [w - _per_problem(lr, w) * g for w, g in zip(weights, safe)]
             moved = [torch.where(_per_problem(refuse, f), f, m) for f, m in zip(fallback, moved)]
         return moved, {**state, "guard_best": best}
+
+    def _penalty(self, weights, moved, l1, refuse, best, loss_and_grad) -> torch.Tensor:
+        """(B,) log(L(proposal) / (factor x best)) with graph where refused and finite, else 0.
+        A non-finite proposal is replaced by W_t (no graph) before the forward pass, so that no
+        NaN reaches the meta-gradient."""
+        counted = refuse & torch.isfinite(l1)
+        if not bool(counted.any()):
+            return l1.new_zeros(l1.shape)
+        proposal = [torch.where(_per_problem(counted, m), m, w.detach())
+                    for w, m in zip(weights, moved)]
+        lp = loss_and_grad(proposal)[0]
+        excess = lp.clamp_min(1e-30).log() - (self.factor * best).clamp_min(1e-30).log()
+        return torch.where(counted, excess, torch.zeros_like(excess))
 
     def refuses(self, proposed: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
         """Per problem, whether a step to loss ``proposed`` is refused against ``best``."""

@@ -95,6 +95,11 @@ class MetaTrainer:
             # The seed already gives every rank the same initialization; this makes it certain.
             dist.broadcast_module(self.opt)
         self.meta_opt = torch.optim.Adam(self.opt.parameters(), lr=cfg.train.meta_lr)
+        if cfg.train.refused_weight > 0:
+            guard = getattr(self.opt, "guard", None)
+            if guard is None:
+                raise ValueError("train.refused_weight > 0 needs a guard (model.guard)")
+            guard.proposal_penalty = True
         self.meta_step = 0  # windows processed, applied or skipped
         self.batches = 0  # trajectory batches drawn
         self.skipped = 0
@@ -177,6 +182,8 @@ class MetaTrainer:
             ctx = StepContext(ctx.t, ctx.problems, stats={
                 k: torch.cat([o[3].stats[k] for o in outs]) for k in ctx.stats})
         meta_loss = window_meta_loss(losses, tr.meta_loss)
+        if "guard_penalty" in ctx.stats:
+            meta_loss = meta_loss + tr.refused_weight * ctx.stats["guard_penalty"].mean()
         stats = {"meta_lr": self.meta_opt.param_groups[0]["lr"], "t_end": c["t"] + tr.unroll}
         stats.update(self._batch_stats(meta_loss, losses[-1], ctx))
         average = None if self.dist is None else self.dist.all_reduce_mean

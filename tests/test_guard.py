@@ -3,6 +3,8 @@ and that a guard which never fires changes nothing."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -81,3 +83,80 @@ def test_evaluation_reports_the_guard_beside_divergence_and_stalls(paper_family6
     assert result.summary["wild"]["not_improved"] == int(
         (~(result.losses["wild"][-1] < result.losses["wild"][0])).sum())
     assert "| guarded |" in markdown_table(result).split("Loss guard")[1]
+
+
+def _all_refused_window(p, penalty: bool):
+    """A 3-step window of an m1 whose steps (update_scale 30) the guard refuses on every
+    problem; returns (meta-loss terms, window ctx, m1's parameters)."""
+    from metateleport.estimator import unroll_window
+
+    torch.manual_seed(0)
+    opt = LearnedOptimizer("update", guard=2.0, update_scale=30.0).double()
+    opt.guard.proposal_penalty = penalty
+    losses, _, _, ctx = unroll_window(opt, [w.clone() for w in p.weights], opt.init_state(p),
+                                      p, None, 0, 3)
+    return losses, ctx, list(opt.parameters())
+
+
+def test_refused_proposals_give_m1_a_meta_gradient_only_with_the_penalty(paper_family64):
+    p = paper_family64.sample(3, 0, "train")
+    losses, ctx, params = _all_refused_window(p, penalty=False)
+    assert ctx.stats["guard_refused"].tolist() == [1.0, 1.0, 1.0]
+    assert "guard_penalty" not in ctx.stats
+    grads = torch.autograd.grad(losses.log().sum(), params, allow_unused=True)
+    assert all(g is None or not bool(g.any()) for g in grads), \
+        "every step fell back to GD: the meta-loss does not see m1"
+
+    losses, ctx, params = _all_refused_window(p, penalty=True)
+    pen = ctx.stats["guard_penalty"]
+    assert pen.shape == (3,) and bool((pen > 0).all()) and pen.requires_grad
+    grads = torch.autograd.grad((losses.log().sum() + pen.sum()), params, allow_unused=True)
+    assert all(g is None or bool(torch.isfinite(g).all()) for g in grads)
+    assert any(g is not None and bool(g.abs().sum() > 0) for g in grads)
+
+
+def test_penalty_is_the_log_excess_over_the_bound_and_zero_where_not_refused(paper_family64):
+    p = paper_family64.sample(2, 0, "test")
+    weights = [w.clone() for w in p.weights]
+    grads_ = [torch.zeros_like(w) for w in weights]
+    loss_and_grad = lambda ws: (torch.stack([  # noqa: E731
+        sum(w[b].pow(2).sum() for w in ws) for b in range(2)]), None)
+    l0 = loss_and_grad(weights)[0]
+    # problem 0 moves far (refused), problem 1 stays (accepted)
+    scale = torch.tensor([10.0, 1.0], dtype=l0.dtype, requires_grad=True)
+    moved = [w * scale.view(-1, *[1] * (w.dim() - 1)) for w in weights]
+    guard = LossGuard(2.0, proposal_penalty=True)
+    ctx = StepContext(0, p)
+    guard(weights, grads_, l0, moved, guard.init_state(p), ctx, loss_and_grad)
+    assert ctx.stats["guard_refused"].tolist() == [1.0, 0.0]
+    pen = ctx.stats["guard_penalty"]
+    # L(10 W) = 100 L(W): log(100 L / (2 L)) = log 50
+    assert float(pen[0].detach()) == pytest.approx(math.log(50.0), rel=1e-9)
+    assert float(pen[1].detach()) == 0.0
+    (g,) = torch.autograd.grad(pen.sum(), scale)
+    assert float(g[0]) == pytest.approx(2 / 10.0, rel=1e-9)  # d log(s^2 L) / ds = 2 / s
+    assert float(g[1]) == 0.0
+    # a non-finite proposal is refused and counted, without penalty or NaN gradient
+    moved = [w * torch.stack([scale[0] * float("inf"), scale[1]]).view(
+        -1, *[1] * (w.dim() - 1)) for w in weights]
+    ctx = StepContext(0, p)
+    guard(weights, grads_, l0, moved, guard.init_state(p), ctx, loss_and_grad)
+    assert ctx.stats["guard_refused"].tolist() == [1.0, 0.0]
+    assert ctx.stats["guard_penalty"].tolist() == [0.0, 0.0]
+
+
+def test_refused_weight_needs_a_guard_and_reaches_the_meta_loss():
+    from metateleport.config import ConfigError, load_config
+    from metateleport.trainer import MetaTrainer
+
+    with pytest.raises(ConfigError, match="refused_weight.*model.guard is null"):
+        load_config(None, ["train.refused_weight=1.0", "model.guard=null"])
+    cfg = load_config(None, ["train.refused_weight=1.0", "model.guard=2.0",
+                             "model.variant=update", "model.update_scale=30.0",
+                             "train.batch_size=2", "train.unroll=2", "train.n_steps=4",
+                             "train.trajectories=2", "train.val_every=0"])
+    trainer = MetaTrainer(cfg)
+    assert trainer.opt.guard.proposal_penalty
+    stats = trainer.window()
+    assert stats["guard_refused"] > 0 and stats["guard_penalty"] > 0
+    assert stats["skipped"] == 0 and stats["grad_norm"] > 0
