@@ -1,8 +1,9 @@
 """Test suites for a learned optimizer off and on its family, and VeLO's Adam-equivalent speedup.
 
 ``SUITES`` names the families of the generalist issue's table (the paper's task moved along one
-axis each) and the in-distribution test stream of the task distribution; they were fixed before
-any generalist run was scored. ``score_suite(params, suite)`` runs the checkpoint and GD and Adam
+axis each) and the in-distribution test stream of the task distribution, fixed before any
+generalist run was scored; the shipped specialists' own families; and ``HELD_OUT``, families
+outside the distribution's ranges, fixed before any run was scored on them. ``score_suite(params, suite)`` runs the checkpoint and GD and Adam
 (step sizes searched on the suite's validation problems, evaluation.baselines) on the suite's
 test problems and returns, JSON-ready: per optimizer the final losses, the number of diverged
 problems and the guard's refusals, and for the learned one the Adam-equivalent speedup per
@@ -23,7 +24,7 @@ from ..evaluation import baselines, score
 from ..stats import ArrayLike, steps_to_threshold
 from ..tasks import make_family
 
-__all__ = ["ADAM_CAP", "SUITES", "adam_equivalent", "score_suite"]
+__all__ = ["ADAM_CAP", "HELD_OUT", "SUITES", "adam_equivalent", "score_suite"]
 
 #: suite -> the task section it evaluates on (keys not given: the defaults of config.TaskConfig)
 SUITES: dict[str, dict[str, Any]] = {
@@ -35,7 +36,23 @@ SUITES: dict[str, dict[str, Any]] = {
     "small": {"widths": [10, 10, 10], "n_samples": 10},
     "normal_init": {"init": "normal"},
     "cond1000": {"family": "ill_conditioned", "cond": 1000.0},
+    # the shipped specialists' own families (update.pt, paper_update_tele*.pt: the paper's
+    # task; imbalanced_* and cond_*: unit_span10 and cond1000 above; digits_*.pt)
+    "paper": {},
+    "digits": {"family": "digits", "widths": [64, 32, 10], "n_samples": 40, "init": "torch",
+               "bias": True},
+    # HELD_OUT: outside the distribution's ranges (configs/general_*.yaml: 1-3 hidden layers,
+    # widths 8-64, init scales 0.5-2, unit and layer spans 1-10, condition numbers 1-1e3),
+    # fixed on 2026-12-01 before any run was scored on them
+    "depth4": {"widths": [20, 20, 20, 20, 20]},
+    "wide96": {"widths": [96, 96, 96]},
+    "narrow6": {"widths": [6, 6, 6], "n_samples": 6},
+    "init_scale3": {"init_scale": 3.0},
+    "unit_span30": {"family": "imbalanced", "unit_span": 30.0},
+    "cond1e4": {"family": "ill_conditioned", "cond": 10000.0},
 }
+#: the suites outside the task distribution
+HELD_OUT = ("depth4", "wide96", "narrow6", "init_scale3", "unit_span30", "cond1e4")
 #: Adam steps run to find where it reaches the learned optimizer's final loss
 ADAM_CAP = 1000
 
