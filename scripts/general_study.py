@@ -2,8 +2,9 @@
 half-done ones, and print the status table.
 
     python scripts/general_study.py train [--jobs 2] [--arms update_tele update]
-    python scripts/general_study.py score     (every finished run on every test suite)
-    python scripts/general_study.py status
+    python scripts/general_study.py score     (every finished run and shipped specialist on
+                                               every test suite, then the tables)
+    python scripts/general_study.py status    (the tables: runs, per run and suite, paired)
 
 Each finished run leaves studies/general/<arm>/s<seed>.json and .pt: commit them. Run long
 sessions from a snapshot of the tree (DEVELOPERS.md).
@@ -17,7 +18,15 @@ from pathlib import Path
 
 import torch
 
-from metateleport.studies.general import ARMS, score_all, status_table, suite_table, train_all
+from metateleport.studies.general import (
+    ARMS,
+    paired_table,
+    score_all,
+    score_specialists,
+    status_table,
+    suite_table,
+    train_all,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,8 +45,10 @@ def main(argv=None) -> int:
         train_all(runs, summaries, REPO, args.jobs, args.arms)
     if args.what == "score":
         score_all(summaries)
+        score_specialists(summaries, REPO / "checkpoints")
     print(status_table(summaries))
     print(suite_table(summaries))
+    print(paired_table(summaries))
     return 0
 
 

@@ -68,3 +68,47 @@ def test_suite_table_shows_the_speedup_and_its_cap(tmp_path):
                     "adam_equivalent": [float("inf")] * 3}}))
     table = general.suite_table(tmp_path)
     assert "| depth3 | update | 0 | 2 | 2 | 2 | 0/3 (GD 0, Adam 0) | 0.25 | >10x |" in table
+
+
+def _suite_summary(folder: Path, name: str, learned, adam, speed):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(json.dumps({
+        "n_steps": 100, "problems": len(learned), "gd": {"final": adam, "diverged": 0},
+        "adam": {"final": adam, "diverged": 0},
+        "learned": {"final": learned, "diverged": 0, "adam_equivalent": speed}}))
+
+
+def test_paired_table_pairs_seeds_and_problems_and_lists_the_specialists(tmp_path):
+    root = tmp_path / "general"
+    for s in (0, 1, 2):
+        # update_tele ends at a tenth of update's loss on every problem, update at half Adam's
+        _suite_summary(root / "update", f"s{s}-paper.json", [2.0, 4.0], [4.0, 8.0], [3.0, 5.0])
+        _suite_summary(root / "update_tele", f"s{s}-paper.json", [0.2, 0.4], [4.0, 8.0],
+                       [20.0, float("inf")])
+    _suite_summary(root / "specialists", "paper_update_tele-paper.json", [0.1, 0.1],
+                   [4.0, 8.0], [1.0, 1.0])
+    table = general.paired_table(tmp_path).splitlines()
+    tele = next(r for r in table if r.startswith("| paper | LSTM(update,tele)"))
+    assert "| 3 | 0.3 | 0.05 [0.05, 0.05] |" in tele
+    assert "| 0.1 [0.1, 0.1] | 0/6 |" in tele, "paired against LSTM(update) on the same seeds"
+    assert tele.endswith("| >10x [20.0x, >10x] |")
+    plain = next(r for r in table if r.startswith("| paper | LSTM(update),"))
+    assert "| 0.5 [0.5, 0.5] |" in plain and "| - |" in plain
+    assert any(r.startswith("| paper | specialist paper_update_tele.pt | - | 0.1 |")
+               for r in table)
+    assert not any("(held out)" in r for r in table)
+    _suite_summary(root / "update", "s0-depth4.json", [1.0], [1.0], [1.0])
+    assert any(r.startswith("| depth4 (held out) | LSTM(update),")
+               for r in general.paired_table(tmp_path).splitlines())
+
+
+def test_score_specialists_scores_each_once(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(general, "score_suite", lambda params, suite, problems: calls.append(
+        (params.name, suite)) or {"suite": suite})
+    general.score_specialists(tmp_path, REPO / "checkpoints", problems=2, log=lambda s: None)
+    expected = [(f"{n}.pt", s) for s, names in general.SPECIALISTS.items() for n in names]
+    assert calls == expected
+    assert all((REPO / "checkpoints" / name).is_file() for name, _ in expected)
+    general.score_specialists(tmp_path, REPO / "checkpoints", problems=2, log=lambda s: None)
+    assert len(calls) == len(expected)

@@ -29,12 +29,12 @@ import numpy as np
 import yaml
 
 from ..checkpoint import load_checkpoint
-from ..stats import median
+from ..stats import bootstrap_ci, median, paired_log_ratio
 from .runs import train, write_summary
-from .suites import ADAM_CAP, SUITES, score_suite
+from .suites import ADAM_CAP, HELD_OUT, SUITES, score_suite
 
-__all__ = ["ARMS", "ORDER", "STUDY", "score_all", "status_table", "suite_table", "train_all",
-           "train_one"]
+__all__ = ["ARMS", "ORDER", "SPECIALISTS", "STUDY", "paired_table", "score_all",
+           "score_specialists", "status_table", "suite_table", "train_all", "train_one"]
 
 STUDY = "general"
 #: arm -> (config, overrides, label, seeds)
@@ -61,6 +61,14 @@ def _order() -> list[tuple[str, int]]:
 
 #: the order in which runs are trained
 ORDER = _order()
+
+#: suite -> the shipped specialists (checkpoints/<name>.pt) meta-trained on that family
+SPECIALISTS: dict[str, list[str]] = {
+    "paper": ["update", "paper_update_tele", "paper_update_tele_look"],
+    "unit_span10": ["imbalanced_update", "imbalanced_update_tele"],
+    "cond1000": ["cond_update_tele"],
+    "digits": ["digits_update", "digits_update_tele"],
+}
 
 
 def train_one(arm: str, seed: int, runs: Path, summaries: Path, repo: Path) -> dict[str, Any]:
@@ -118,6 +126,89 @@ def score_all(summaries: Path, problems: int = 32, log: Callable[[str], None] = 
             write_summary(out, data, summaries / STUDY / "study.log",
                           f"{arm} seed {seed} scored on {suite} in {time.time() - start:.0f} s")
             log(f"{arm} s{seed} {suite}: done")
+
+
+def score_specialists(summaries: Path, checkpoints: Path, problems: int = 32,
+                      log: Callable[[str], None] = print) -> None:
+    """Score every shipped specialist of SPECIALISTS on its own family, into
+    ``<summaries>/general/specialists/<name>-<suite>.json`` (skipping those written)."""
+    for suite, names in SPECIALISTS.items():
+        for name in names:
+            out = summaries / STUDY / "specialists" / f"{name}-{suite}.json"
+            if out.is_file():
+                continue
+            start = time.time()
+            data = {"checkpoint": name, "problems": problems,
+                    **score_suite(checkpoints / f"{name}.pt", suite, problems)}
+            write_summary(out, data, summaries / STUDY / "study.log",
+                          f"specialist {name} scored on {suite} in {time.time() - start:.0f} s")
+            log(f"specialist {name} {suite}: done")
+
+
+def _scored(summaries: Path, arm: str, suite: str) -> dict[int, dict]:
+    """seed -> the suite summary of (arm, seed), for the seeds scored on ``suite``."""
+    found = {}
+    for s in ARMS[arm][3]:
+        f = summaries / STUDY / arm / f"s{s}-{suite}.json"
+        if f.is_file():
+            found[s] = json.loads(f.read_text())
+    return found
+
+
+def _ratio(test: dict) -> str:
+    """exp of a paired_log_ratio's median and interval: '0.12 [0.08, 0.2]'."""
+    lo, hi = test["ci"]
+    return f"{np.exp(test['median']):.3g} [{np.exp(lo):.3g}, {np.exp(hi):.3g}]"
+
+
+def paired_table(summaries: Path, arms: tuple[str, str] = ("update_tele", "update")) -> str:
+    """Markdown, per suite and arm of ``arms`` (the headline pair): the seeds scored, the median
+    loss at step N (pooled over seeds and problems), the paired loss ratios against tuned Adam,
+    tuned GD and the other arm (median and 95% two-level bootstrap interval over seeds and
+    problems, stats.paired_log_ratio: below 1, the arm ends lower), diverged problems, the
+    guard's refused fraction and the Adam-equivalent speedup (median over seeds and problems
+    and its bootstrap interval over them; '>cap' where tuned Adam never gets there); and the
+    specialists of SPECIALISTS on their own family. Held-out suites are marked (held out)."""
+    rows = ["| suite | optimizer | seeds | median loss | / tuned Adam | / tuned GD | "
+            f"/ {ARMS[arms[1]][2]} | diverged | refused | Adam-equivalent |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for suite in SUITES:
+        name = f"{suite} (held out)" if suite in HELD_OUT else suite
+        runs = {arm: _scored(summaries, arm, suite) for arm in arms}
+        for arm in arms:
+            done = runs[arm]
+            if not done:
+                continue
+            seeds = sorted(done)
+            final = np.array([done[s]["learned"]["final"] for s in seeds])
+            vs = {k: _ratio(paired_log_ratio(final, [done[s][k]["final"] for s in seeds]))
+                  for k in ("adam", "gd")}
+            other = arms[1] if arm == arms[0] else arms[0]
+            both = sorted(set(seeds) & set(runs[other]))
+            vs_other = "-" if arm == arms[1] or not both else _ratio(paired_log_ratio(
+                [done[s]["learned"]["final"] for s in both],
+                [runs[other][s]["learned"]["final"] for s in both]))
+            n_steps = done[seeds[0]]["n_steps"]
+            speed = np.concatenate([done[s]["learned"]["adam_equivalent"] for s in seeds])
+            est, lo, hi = bootstrap_ci(speed)
+            cap = ADAM_CAP // n_steps
+            est, lo, hi = (f">{cap}x" if np.isinf(v) else f"{v:.1f}x" for v in (est, lo, hi))
+            diverged = sum(done[s]["learned"]["diverged"] for s in seeds)
+            refused = np.mean([done[s]["learned"].get("refused_fraction", 0.0) for s in seeds])
+            rows.append(f"| {name} | {ARMS[arm][2]} | {len(seeds)} | {median(final.ravel()):.3g} "
+                        f"| {vs['adam']} | {vs['gd']} | {vs_other} | "
+                        f"{diverged}/{final.size} | {refused:.2f} | {est} [{lo}, {hi}] |")
+        for spec in SPECIALISTS.get(suite, []):
+            f = summaries / STUDY / "specialists" / f"{spec}-{suite}.json"
+            if f.is_file():
+                d = json.loads(f.read_text())
+                final = np.array([d["learned"]["final"]])
+                vs = {k: _ratio(paired_log_ratio(final, [d[k]["final"]])) for k in ("adam", "gd")}
+                rows.append(f"| {name} | specialist {spec}.pt | - | {median(final.ravel()):.3g} "
+                            f"| {vs['adam']} | {vs['gd']} | - | "
+                            f"{d['learned']['diverged']}/{final.size} | "
+                            f"{d['learned'].get('refused_fraction', 0.0):.2f} | - |")
+    return "\n".join(rows) + "\n"
 
 
 def status_table(summaries: Path) -> str:

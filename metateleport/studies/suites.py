@@ -3,12 +3,13 @@
 ``SUITES`` names the families of the generalist issue's table (the paper's task moved along one
 axis each) and the in-distribution test stream of the task distribution, fixed before any
 generalist run was scored; the shipped specialists' own families; and ``HELD_OUT``, families
-outside the distribution's ranges, fixed before any run was scored on them. ``score_suite(params, suite)`` runs the checkpoint and GD and Adam
-(step sizes searched on the suite's validation problems, evaluation.baselines) on the suite's
-test problems and returns, JSON-ready: per optimizer the final losses, the number of diverged
-problems and the guard's refusals, and for the learned one the Adam-equivalent speedup per
-problem: how many steps of tuned Adam reach the loss the optimizer has at step N, over N
-(``adam_equivalent``; inf where Adam never gets there within ``ADAM_CAP`` steps).
+outside the distribution's ranges, fixed before any run was scored on them.
+``score_suite(params, suite)`` runs the checkpoint and GD and Adam (step sizes searched on the
+suite's validation problems, evaluation.baselines) on the suite's test problems and returns,
+JSON-ready: per optimizer the final losses, the number of diverged problems and the guard's
+refusals, and for the learned one the Adam-equivalent speedup per problem: how many steps of
+tuned Adam reach the loss the optimizer has at step N, over N (``adam_equivalent``; inf where
+Adam never gets there within ``ADAM_CAP`` steps).
 """
 
 from __future__ import annotations
