@@ -1,0 +1,123 @@
+"""The real-data scorer of the torch.optim face (metateleport.studies.realdata)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("sklearn")
+
+from metateleport.studies import realdata  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", list(realdata.REAL_SETS))
+def test_a_problem_is_determined_by_its_seed(name):
+    a, b, c = (realdata.make_problem(name, s) for s in (3, 3, 4))
+    assert np.array_equal(a.train_idx, b.train_idx) and not np.array_equal(a.train_idx,
+                                                                            c.train_idx)
+    for pa, pb in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.equal(pa, pb)
+    assert not torch.equal(a.model[0].weight, c.model[0].weight)
+    assert a.model[0].weight.dtype == torch.float32 and a.model[0].bias is not None
+
+
+def test_a_problem_leaves_the_global_generator_alone():
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    realdata.make_problem("breast_cancer", 5)
+    assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize("name", list(realdata.REAL_SETS))
+def test_training_and_held_out_samples_split_the_set(name):
+    spec = realdata.REAL_SETS[name]
+    features, labels = realdata._load(name)
+    p = realdata.make_problem(name, 0)
+    assert len(p.train_idx) == spec.n_train == len(set(p.train_idx))
+    assert len(p.x) + len(p.x_test) == len(labels)
+    assert torch.equal(p.labels, torch.as_tensor(labels[p.train_idx]))
+    # stratified: every class, each within one sample of its share
+    share = np.bincount(labels) / len(labels) * spec.n_train
+    assert np.all(np.abs(np.bincount(labels[p.train_idx]) - share) < 1)
+    assert torch.equal(p.y.argmax(1), p.labels) and torch.equal(p.y_test.argmax(1),
+                                                               p.labels_test)
+
+
+@pytest.mark.parametrize("name", list(realdata.REAL_SETS))
+def test_standardization_uses_the_training_samples_only(name):
+    features, labels = realdata._load(name)
+    p = realdata.make_problem(name, 1)
+    train = features[p.train_idx]
+    mean, std = train.mean(0), train.std(0)
+    std[std == 0] = 1.0
+    rest = np.setdiff1d(np.arange(len(labels)), p.train_idx)
+    # reference in float64: the held-out samples are scaled by the training samples' statistics
+    np.testing.assert_allclose(p.x.double().numpy(), (train - mean) / std, atol=1e-5)
+    np.testing.assert_allclose(p.x_test.double().numpy(), (features[rest] - mean) / std,
+                               atol=1e-4, rtol=1e-6)
+    varying = train.std(0) > 0
+    assert np.allclose(p.x.numpy()[:, varying].std(0), 1, atol=1e-5)
+
+
+def test_the_loss_is_the_mean_over_samples_of_half_the_squared_error():
+    out, y = torch.tensor([[1.0, 0.0], [0.0, 3.0]]), torch.tensor([[0.0, 0.0], [0.0, 1.0]])
+    assert float(realdata.loss_fn(out, y)) == pytest.approx((1 + 4) / 2 / 2)
+
+
+def test_tuning_picks_the_lowest_median_validation_loss(monkeypatch):
+    monkeypatch.setattr(realdata, "VAL_SEEDS", (1000, 1001, 1002))
+    grid = (1e-3, 0.3)
+    got = realdata.tune("breast_cancer", "sgd", 5, grid)
+    # reference: the medians computed here, run by run
+    medians = {}
+    for lr in grid:
+        finals = [realdata.run(realdata.make_problem("breast_cancer", s),
+                               lambda p, lr=lr: torch.optim.SGD(p, lr=lr), 5)["final"]
+                  for s in (1000, 1001, 1002)]
+        medians[lr] = float(np.median(finals))
+    assert got["medians"] == pytest.approx(medians)
+    assert got["lr"] == min(grid, key=medians.get) and got["at_edge"]
+
+
+def test_a_diverging_step_size_is_counted_not_raised(monkeypatch):
+    out = realdata.run(realdata.make_problem("breast_cancer", 0),
+                       lambda p: torch.optim.SGD(p, lr=1e6), 20)
+    assert out["diverged"] and math.isinf(out["final"]) and 0 <= out["accuracy"] <= 1
+    monkeypatch.setattr(realdata, "VAL_SEEDS", (1000, 1001))
+    monkeypatch.setattr(realdata, "GRIDS", {"sgd": (1e-2, 1e6), "adam": (1e-2,)})
+    hand = realdata.hand_results("breast_cancer", problems=2, n_steps=10)
+    assert hand["sgd"]["tuning"]["lr"] == 1e-2 and hand["sgd"]["tuning"]["medians"][1e6] == \
+        math.inf
+
+
+def test_a_shipped_checkpoint_scores_with_finite_accuracies(monkeypatch):
+    monkeypatch.setattr(realdata, "VAL_SEEDS", (1000,))
+    monkeypatch.setattr(realdata, "GRIDS", {"sgd": (1e-1,), "adam": (1e-2,)})
+    hand = realdata.score_real(None, "breast_cancer", problems=2, n_steps=5)
+    assert "learned" not in hand and hand["lr"] == {"sgd": 0.1, "adam": 0.01}
+    for ckpt in ("update.pt", "paper_update_tele.pt"):
+        out = realdata.score_real(REPO / "checkpoints" / ckpt, "breast_cancer", problems=2,
+                                  n_steps=5, hand={k: hand[k] for k in ("sgd", "adam")})
+        learned = out["learned"]
+        assert learned["teleport"] == (ckpt != "update.pt")
+        assert len(learned["accuracy"]) == 2 and learned["diverged"] == 0
+        assert all(0 <= a <= 1 for a in learned["accuracy"])
+        assert all(math.isfinite(v) for v in learned["final"] + learned["held_out_loss"])
+    assert "| sgd | 0.1 |" in realdata.real_table([out])
+
+
+def test_the_guard_counts_its_refusals():
+    # a guard of factor 1 refuses every step that raises the loss: the count reaches the result
+    from metateleport.torch_optim import LearnedTorchOptimizer
+
+    out = realdata.run(realdata.make_problem("breast_cancer", 0),
+                       lambda p: LearnedTorchOptimizer(p, REPO / "checkpoints" / "update.pt",
+                                                       guard=1.0), 5)
+    assert isinstance(out["refused"], int) and 0 <= out["refused"] <= 5
