@@ -16,6 +16,7 @@ __all__ = [
     "ArrayLike",
     "bootstrap_ci",
     "median",
+    "paired_difference",
     "paired_log_ratio",
     "quantile",
     "steps_to_threshold",
@@ -140,16 +141,44 @@ def paired_log_ratio(
     with np.errstate(invalid="ignore"):
         r = np.log(x) - np.log(y)
     r[np.isinf(x) & np.isinf(y)] = 0.0
-    S, M = r.shape
-    rng = np.random.default_rng(seed)
-    seeds = rng.integers(0, S, size=(n_boot, S))
-    probs = rng.integers(0, M, size=(n_boot, S, M))
-    boot = quantile(r[seeds[:, :, None], probs].reshape(n_boot, S * M), 0.5, axis=1)
+    boot = _two_level_bootstrap(r, lambda v: quantile(v, 0.5, axis=1), n_boot, seed)
     return {
         "median": float(quantile(r.ravel(), 0.5)),
         "ci": [float(quantile(boot, alpha / 2)), float(quantile(boot, 1 - alpha / 2))],
         "per_seed": [float(v) for v in quantile(r, 0.5, axis=1)],
         "seed_wins": int((quantile(x, 0.5, axis=1) < quantile(y, 0.5, axis=1)).sum()),
         "problem_wins": int((x < y).sum()),
-        "pairs": S * M,
+        "pairs": r.size,
     }
+
+
+def paired_difference(
+    a: ArrayLike, b: ArrayLike, n_boot: int = 4000, alpha: float = 0.05, seed: int = 0
+) -> dict:
+    """Paired comparison of a bounded score (e.g. held-out accuracy) of A against B.
+
+    a, b: (S, M) finite scores, row s from meta-training seed s, column i the same problem i
+    (B's rows may repeat one hand optimizer's scores). Returns {"mean": the mean of the S x M
+    differences a - b, "ci": [lo, hi] of the mean from the two-level percentile bootstrap of
+    paired_log_ratio, "per_seed": the mean difference of each seed, "pairs": S x M}.
+    """
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 2 or x.size == 0:
+        raise ValueError(f"need two (S, M) arrays of equal shape, got {x.shape} and {y.shape}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("paired_difference needs finite scores")
+    d = x - y
+    boot = _two_level_bootstrap(d, lambda v: v.mean(axis=1), n_boot, seed)
+    return {"mean": float(d.mean()),
+            "ci": [float(quantile(boot, alpha / 2)), float(quantile(boot, 1 - alpha / 2))],
+            "per_seed": [float(v) for v in d.mean(axis=1)], "pairs": d.size}
+
+
+def _two_level_bootstrap(r: np.ndarray, stat, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot,) ``stat`` of r (S, M) resampled twice: seeds with replacement, then problems
+    within each resampled seed (numpy PCG64 at ``seed``: deterministic)."""
+    S, M = r.shape
+    rng = np.random.default_rng(seed)
+    seeds = rng.integers(0, S, size=(n_boot, S))
+    probs = rng.integers(0, M, size=(n_boot, S, M))
+    return stat(r[seeds[:, :, None], probs].reshape(n_boot, S * M))

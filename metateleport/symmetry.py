@@ -25,6 +25,10 @@ layer k computes Z = W_k [h_{k-1}; 1], so the same formula with [h_{k-1}; 1] in 
 moves A_k and b_k together (exact when [h; 1] has full column rank: n <= d_{k-1} + 1). In layer
 k + 1, g^-1 acts on the columns that read layer k's units only: A_{k+1}' = A_{k+1} g^-1, and
 b_{k+1} stays, since the constant 1 is not a unit of layer k and g does not mix it in.
+
+Two groups (``GROUPS``, ``apply_group``): "gl", the action above, exact on its batch only, and
+"diag", the positive per-unit rescalings g_k = exp(diag(t_k)) (``rescale_units``), exact for
+every input because LeakyReLU is positively homogeneous (docs/design.md sections 3 and 10).
 """
 
 from __future__ import annotations
@@ -37,7 +41,10 @@ from .mlp import DEFAULT_SLOPE, affine, has_bias, leaky_relu, leaky_relu_inv, wi
 
 __all__ = [
     "ACTIONS",
+    "GROUPS",
     "act_on_inputs",
+    "apply_group",
+    "check_group",
     "RankError",
     "expm_pair",
     "first_order_pair",
@@ -45,10 +52,13 @@ __all__ = [
     "input_pinv",
     "pinv_full_column_rank",
     "rescale_units",
+    "second_order_pair",
 ]
 
 #: how T becomes (g, g^-1): "exact" (expm(T), expm(-T)) or "first_order" (I + T, I - T)
 ACTIONS = ("exact", "first_order")
+#: the groups a teleport moves in: GL(d_k) on the batch, or positive per-unit rescalings
+GROUPS = ("gl", "diag")
 
 
 class RankError(ValueError):
@@ -131,6 +141,24 @@ def first_order_pair(T: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return eye + T, eye - T
 
 
+def second_order_pair(T: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(I + T + T^2/2, I - T + T^2/2): expm(T) and expm(-T) to second order, no group element.
+
+    The orbit curve gamma(t) = expm(tM) . W and the curve acted on with this pair at T = tM agree
+    up to O(t^3), so their first and second derivatives at t = 0 are equal: what the curvature
+    objective (objectives.orbit_curvature) differentiates. Unlike ``expm_pair``, whose series
+    degree follows ||T|| (at T = 0 it keeps the first-order term only), this is a fixed
+    polynomial, so derivatives of any order in t are those of the pair as written.
+    """
+    eye = torch.eye(T.shape[-1], dtype=T.dtype, device=T.device).expand_as(T)
+    half_sq = torch.bmm(T, T) / 2
+    return eye + T + half_sq, eye - T + half_sq
+
+
+#: the (g, g^-1) of each ``action`` of group_act
+_PAIRS = {"exact": expm_pair, "first_order": first_order_pair, "second_order": second_order_pair}
+
+
 def act_on_inputs(W: torch.Tensor, g_inv: torch.Tensor) -> torch.Tensor:
     """W_{k+1} g^-1 on the columns that read layer k's d_k units; a bias column stays."""
     d = g_inv.shape[-1]
@@ -199,7 +227,8 @@ def group_act(
         loses about eps * cond(h_{k-1}), so float32 weights gain from a float64 computation
         (docs/results.md measures by how much).
     action: "exact" (g = expm(T)) or "first_order" (g = I + T with I - T as its inverse, the
-        public reference's shortcut, which moves the loss: ``first_order_pair``).
+        public reference's shortcut, which moves the loss: ``first_order_pair``); "second_order"
+        (``second_order_pair``) only serves derivatives of the orbit curve at T = 0.
     Returns the new weights (same shapes and dtype); differentiable in weights and Ts.
     """
     L = len(weights)
@@ -211,8 +240,8 @@ def group_act(
         new = group_act(cast, X.to(compute_dtype), Ts_cast, slope, check_rank=check_rank,
                         x_pinv=pinv, compute_dtype=None, action=action)
         return [w.to(out_dtype) for w in new]
-    if action not in ACTIONS:
-        raise ValueError(f"action must be one of {ACTIONS}, got {action!r}")
+    if action not in _PAIRS:
+        raise ValueError(f"action must be one of {tuple(_PAIRS)}, got {action!r}")
     if len(Ts) != L - 1:
         raise ValueError(f"need one T per hidden layer: {L - 1} for {L} layers, got {len(Ts)}")
     new = list(weights)
@@ -227,7 +256,7 @@ def group_act(
             raise ValueError(
                 f"T_{k + 1} has shape {tuple(T.shape)}; expected (B={X.shape[0]}, {d}, {d})"
             )
-        g, g_inv = expm_pair(T) if action == "exact" else first_order_pair(T)
+        g, g_inv = _PAIRS[action](T)
         a = torch.bmm(g, leaky_relu(z, slope))
         h_in = with_ones(h) if has_bias(new[k], h) else h
         if k == 0 and x_pinv is not None:
@@ -242,3 +271,48 @@ def group_act(
         # sigma(W_k' h) = g sigma(z) exactly (h^+ h = I): the next layer's input is a.
         h = a
     return new
+
+
+def check_group(group: str) -> str:
+    """``group`` if it is one of GROUPS, else a ValueError naming the choices."""
+    if group not in GROUPS:
+        raise ValueError(f"group must be one of {GROUPS}, got {group!r}")
+    return group
+
+
+def apply_group(
+    weights: list[torch.Tensor],
+    X: torch.Tensor | None,
+    params: list[torch.Tensor | None],
+    group: str = "gl",
+    slope: float = DEFAULT_SLOPE,
+    *,
+    x_pinv: torch.Tensor | None = None,
+    action: str = "exact",
+    check_rank: bool = True,
+) -> list[torch.Tensor]:
+    """Move ``weights`` by the group element of ``params``, one entry per hidden layer k.
+
+    group "gl": T_k (B, d_k, d_k), g_k = expm(T_k), ``group_act`` on the batch X (B, d_0, n)
+        (exact on that batch; ``x_pinv`` and ``action`` as there).
+    group "diag": t_k (B, d_k), g_k = exp(diag(t_k)), ``rescale_units`` with s_k = exp(t_k):
+        W_k's rows (its bias included) times s_k, W_{k+1}'s unit columns divided by s_k; exact
+        for every input, so X may be None. ||diag(t_k)||_F = ||t_k||, the size of the move
+        measured as for gl. ``action`` "second_order" gives the same exact move (the
+        exponential is differentiable at every order as it stands); "first_order" is refused.
+    None leaves a layer alone. Returns new weights, differentiable in weights and params.
+    """
+    check_group(group)
+    if group == "gl":
+        if X is None:
+            raise ValueError("the gl group acts on a batch: pass X (B, d_0, n)")
+        return group_act(weights, X, params, slope, check_rank=check_rank, x_pinv=x_pinv,
+                         action=action)
+    if action == "first_order":
+        raise ValueError("action 'first_order' is the gl shortcut of the public reference; the "
+                         "diag group has only the exact exp(diag(t))")
+    for k, t in enumerate(params):
+        if t is not None and t.shape != weights[k].shape[:2]:
+            raise ValueError(f"t_{k + 1} of the diag group has shape {tuple(t.shape)}; expected "
+                             f"(B, d_{k + 1}) = {tuple(weights[k].shape[:2])}")
+    return rescale_units(weights, [None if t is None else t.exp() for t in params])

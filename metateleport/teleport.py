@@ -9,7 +9,10 @@ Two layers: pure functions (``teleport_feature``, ``ascent_teleport``, ``random_
 and a ``Schedule`` (inner.Teleporting): ``AscentTeleport``, ``RandomTeleport``,
 ``BalanceTeleport`` here, learned.LearnedTeleport (m2) and oracle.OracleTeleport beside them. A
 teleport is one call, ``teleport(weights, state, ctx) -> (weights, state)``; ``norm`` is the
-Frobenius norm of a move's T_k everywhere. Too large a teleport makes a fixed step size diverge
+Frobenius norm of a move's T_k everywhere. The ascent and random teleports move in either group of
+symmetry.GROUPS: "gl" (T_k (B, d_k, d_k), exact on the batch) or "diag" (t_k (B, d_k), the
+positive per-unit rescalings exp(diag(t_k)), exact for every input; ||diag(t_k)||_F = ||t_k||, so
+``norm`` means the same size in both). Too large a teleport makes a fixed step size diverge
 (a steeper point is also a more curved one): docs/history.md measures where.
 """
 
@@ -21,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from .mlp import DEFAULT_SLOPE, mlp_loss
-from .symmetry import ACTIONS, group_act, rescale_units
+from .symmetry import ACTIONS, apply_group, check_group, rescale_units
 
 if TYPE_CHECKING:
     from .inner import StepContext
@@ -67,15 +70,21 @@ def teleport_feature(
     *,
     x_pinv: torch.Tensor | None = None,
     method: str = "auto",
+    group: str = "gl",
 ) -> list[torch.Tensor]:
     """G_k = dObj/dT_k at T = 0 for every hidden layer k.
 
     weights: [W_1 (B, d_1, d_0), ...]; X: (B, d_0, n); Y: (B, d_L, n).
-    Returns L-1 detached tensors G_k of shape (B, d_k, d_k).
+    Returns L-1 detached tensors G_k of shape (B, d_k, d_k), or, for group "diag", g_k =
+    dObj/dt_k at t = 0 of shape (B, d_k) (always by autograd).
     method: "autograd" (double backward through the group action, any depth, biases or not),
     "closed_form" (bias-free two-layer nets only, see ``_feature_two_layer``) or "auto" (closed
     form when it applies).
     """
+    if check_group(group) == "diag":
+        if method not in ("auto", "autograd"):
+            raise ValueError(f"the diag feature is computed by autograd, got method {method!r}")
+        method = "autograd"
     two_layer = (len(weights) == 2 and weights[0].shape[-1] == X.shape[1]
                  and weights[1].shape[-1] == weights[0].shape[1])
     if method == "auto":
@@ -91,12 +100,10 @@ def teleport_feature(
         raise ValueError(f"method must be auto, autograd or closed_form, got {method!r}")
     with torch.enable_grad():
         base = [w.detach() for w in weights]
-        Ts = [
-            torch.zeros(X.shape[0], w.shape[1], w.shape[1], dtype=w.dtype, device=w.device,
-                        requires_grad=True)
-            for w in base[:-1]
-        ]
-        moved = group_act(base, X, Ts, slope, x_pinv=x_pinv)
+        shape = (lambda d: (X.shape[0], d, d)) if group == "gl" else (lambda d: (X.shape[0], d))
+        Ts = [torch.zeros(shape(w.shape[1]), dtype=w.dtype, device=w.device, requires_grad=True)
+              for w in base[:-1]]
+        moved = apply_group(base, X, Ts, group, slope, x_pinv=x_pinv)
         obj = grad_norm_sq(moved, X, Y, slope)
         # Problems are independent: the gradient of the batch sum is the per-problem gradient.
         return [G.detach() for G in torch.autograd.grad(obj.sum(), Ts)]
@@ -140,6 +147,12 @@ def clip_frobenius(T: torch.Tensor, max_norm: float, eps: float = 1e-30) -> torc
     return T * (max_norm / _frobenius(T).clamp_min(eps)).clamp_max(1.0)
 
 
+def _per_problem(fn, x: torch.Tensor, *args) -> torch.Tensor:
+    """``fn`` (rescale_frobenius, clip_frobenius) on a gl T (B, d, d) or a diag t (B, d), whose
+    diag(t) has Frobenius norm ||t||."""
+    return fn(x, *args) if x.dim() == 3 else fn(x[:, None], *args)[:, 0]
+
+
 def ascent_teleport(
     weights: list[torch.Tensor],
     X: torch.Tensor,
@@ -150,11 +163,13 @@ def ascent_teleport(
     slope: float = DEFAULT_SLOPE,
     *,
     x_pinv: torch.Tensor | None = None,
+    group: str = "gl",
 ) -> list[torch.Tensor]:
     """Gradient-ascent teleport: ``steps`` times, T_k = step_size * G_k(W), capped at
     ||T_k||_F <= max_norm per problem and layer, then W <- expm(T) . W.
 
     step_size=None normalizes every step to ||T_k||_F = max_norm (normalized ascent).
+    group "diag": the same steps on t_k (B, d_k) with the diag feature, W <- exp(diag(t)) . W.
     Returns new detached weights with the same loss and a larger ||grad L||^2.
     """
     if steps < 0 or max_norm <= 0:
@@ -162,12 +177,12 @@ def ascent_teleport(
     with torch.no_grad():
         weights = [w.detach() for w in weights]
         for _ in range(steps):
-            G = teleport_feature(weights, X, Y, slope, x_pinv=x_pinv)
+            G = teleport_feature(weights, X, Y, slope, x_pinv=x_pinv, group=group)
             if step_size is None:
-                Ts = [rescale_frobenius(g, max_norm) for g in G]
+                Ts = [_per_problem(rescale_frobenius, g, max_norm) for g in G]
             else:
-                Ts = [clip_frobenius(step_size * g, max_norm) for g in G]
-            weights = group_act(weights, X, Ts, slope, x_pinv=x_pinv)
+                Ts = [_per_problem(clip_frobenius, step_size * g, max_norm) for g in G]
+            weights = apply_group(weights, X, Ts, group, slope, x_pinv=x_pinv)
     return weights
 
 
@@ -180,15 +195,16 @@ def random_teleport(
     *,
     x_pinv: torch.Tensor | None = None,
     action: str = "exact",
+    group: str = "gl",
 ) -> list[torch.Tensor]:
     """Random teleport: T_k with i.i.d. normal entries, rescaled to ||T_k||_F = norm per problem
-    (``action`` as in symmetry.group_act)."""
+    (``action`` as in symmetry.group_act); group "diag": t_k (B, d_k) likewise, ||t_k|| = norm."""
     Ts = []
     for w in weights[:-1]:
-        T = torch.randn(w.shape[0], w.shape[1], w.shape[1], generator=generator,
-                        dtype=w.dtype, device="cpu").to(w.device)
-        Ts.append(rescale_frobenius(T, norm))
-    return group_act(weights, X, Ts, slope, x_pinv=x_pinv, action=action)
+        shape = (w.shape[0], w.shape[1]) + ((w.shape[1],) if group == "gl" else ())
+        T = torch.randn(shape, generator=generator, dtype=w.dtype, device="cpu").to(w.device)
+        Ts.append(_per_problem(rescale_frobenius, T, norm))
+    return apply_group(weights, X, Ts, group, slope, x_pinv=x_pinv, action=action)
 
 
 def _unit_norms(weights: list[torch.Tensor], k: int, eps: float = 1e-30):
@@ -272,38 +288,47 @@ class _Stateless:
 @dataclass
 class AscentTeleport(_Stateless):
     """``steps`` gradient-ascent steps on ||grad L||^2 (``ascent_teleport``): each T_k of norm
-    ``norm`` (normalized ascent), or ``step_size`` times the feature capped at ``norm``."""
+    ``norm`` (normalized ascent), or ``step_size`` times the feature capped at ``norm``, in the
+    ``group`` "gl" (the default) or "diag"."""
 
     steps: int = 8
     step_size: float | None = None
     norm: float = 0.01
     name: str = "teleport"
+    group: str = "gl"
+
+    def __post_init__(self):
+        check_group(self.group)
 
     def __call__(self, weights, state, ctx):
         p = ctx.problems
         return ascent_teleport(weights, p.X, p.Y, self.steps, self.step_size, self.norm,
-                               p.slope, x_pinv=ctx.x_pinv), state
+                               p.slope, x_pinv=ctx.x_pinv, group=self.group), state
 
 
 @dataclass
 class RandomTeleport(_Stateless):
     """T_k with i.i.d. normal entries rescaled to ||T_k||_F = ``norm`` (``random_teleport``,
-    torch's global generator), with the ``action`` of symmetry.group_act."""
+    torch's global generator), with the ``action`` of symmetry.group_act, in the ``group`` "gl"
+    (the default) or "diag" (t_k with ||t_k|| = ``norm``; action "exact" only)."""
 
     norm: float = 0.01
     action: str = "exact"
     name: str = "random tele"
+    group: str = "gl"
 
     def __post_init__(self):
         if not self.norm > 0:
             raise ValueError(f"norm must be > 0, got {self.norm}")
         if self.action not in ACTIONS:
             raise ValueError(f"action must be one of {ACTIONS}, got {self.action!r}")
+        if check_group(self.group) == "diag" and self.action != "exact":
+            raise ValueError(f"the diag group has only the exact action, got {self.action!r}")
 
     def __call__(self, weights, state, ctx):
         p = ctx.problems
         return random_teleport(weights, p.X, self.norm, slope=p.slope, x_pinv=ctx.x_pinv,
-                               action=self.action), state
+                               action=self.action, group=self.group), state
 
 
 @dataclass

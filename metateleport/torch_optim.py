@@ -30,10 +30,11 @@ from .checkpoint import load_optimizer
 from .inner import LossGuard, StepContext
 from .learned import LearnedOptimizer, LrTeleLSTM, rms_normalized
 from .mlp import mlp_forward
-from .modules import ModuleSpec, inspect_module, module_weights, write_weights
-from .symmetry import RankError
+from .modules import ModuleSpec, inspect_module, write_weights
+from .symmetry import RankError, check_group
 from .tasks import Problems
 from .teleport import HAND_TELEPORTS, make_teleport
+from .teleporter import batch_problem, max_exact_batch
 
 __all__ = ["TELEPORT_KINDS", "LearnedOpt", "LearnedTorchOptimizer"]
 
@@ -223,7 +224,7 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
     @torch.no_grad()
     def teleport(self, model: nn.Module, inputs: torch.Tensor,
                  targets: torch.Tensor | None = None, kind: str = "checkpoint",
-                 norm: float = 0.01) -> dict[str, float]:
+                 norm: float = 0.01, group: str | None = None) -> dict[str, float]:
         """Move ``model`` along the level set of its loss on the batch ``inputs``.
 
         model: a LeakyReLU MLP of nn.Linear layers (with or without biases, one common slope),
@@ -238,6 +239,11 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
             teleport.HAND_TELEPORTS: "balance" (the closed-form balancing teleport), "random" (a
             random group element with ||T_k||_F = ``norm``) or "ascent" (8 normalized
             gradient-ascent steps on ||grad L||^2 of norm ``norm``; needs targets).
+        group: for "random" and "ascent", the group they move in (symmetry.GROUPS): "gl" (None,
+            the default: the action on the batch) or "diag" (positive per-unit rescalings
+            exp(diag(t)), ||t_k|| = ``norm``, exact for every input and any batch size).
+            "balance" is a diag move already (None or "diag"); "checkpoint" takes the
+            checkpoint's own (None). The Teleporter (teleporter.py) offers the other objectives.
 
         Biases, in design terms: an nn.Linear computes A h + b = [A | b] [h; 1], so it is the
         bias-free layer W = [A | b] acting on the augmented input [h; 1]. The group action
@@ -255,84 +261,55 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
         """
         if kind not in TELEPORT_KINDS:
             raise ValueError(f"kind must be one of {TELEPORT_KINDS}, got {kind!r}")
+        if group is not None:
+            check_group(group)
+            if (kind, group) in (("balance", "gl"), ("checkpoint", "gl"), ("checkpoint", "diag")):
+                raise ValueError(f"kind {kind!r} moves in its own group: leave group=None, got "
+                                 f"{group!r}")
+        move_group = "diag" if kind == "balance" else group
         spec = inspect_module(model, allow_bias=True)
         mine = {id(p) for group in self.param_groups for p in group["params"]}
         params = [p for lin in spec.linears for p in (lin.weight, lin.bias) if p is not None]
         if any(id(p) not in mine for p in params):
             raise ValueError("the model's Linear parameters are not all in this optimizer's "
                              "param groups: teleport the model whose parameters it steps")
-        problems = self._problems(spec, inputs, targets, kind)
+        problems = self._problems(spec, inputs, targets, kind, move_group)
         device = problems.X.device
         self._follow(device)
         shared = self._shared(problems.X)
         before = mlp_forward(problems.weights, problems.X, spec.slope)[0]
         ctx = StepContext(max(shared["step"] - 1, 0), problems, None)
         try:
-            weights, stats = self._move(spec, problems, ctx, kind, norm)
+            weights, stats = self._move(spec, problems, ctx, kind, norm, group)
         except RankError as err:
             raise RankError(f"{err}; teleport on a smaller batch (at most "
-                            f"{self._max_batch(spec)} samples for this model, fewer if "
+                            f"{max_exact_batch(spec)} samples for this model, fewer if "
                             "samples are nearly collinear)") from None
         after = mlp_forward(weights, problems.X, spec.slope)[0]
         write_weights(spec, weights)
         scale = before.abs().max().clamp_min(torch.finfo(before.dtype).tiny)
         return {"output_change": float((after - before).abs().max() / scale), **stats}
 
-    def _problems(self, spec: ModuleSpec, inputs, targets, kind: str) -> Problems:
+    def _problems(self, spec: ModuleSpec, inputs, targets, kind: str, group: str) -> Problems:
         """The batch as one problem of the batched path (B = 1, columns are samples), computed
-        in the parameters' dtype."""
-        lin0 = spec.linears[0]
-        dtype, device = lin0.weight.dtype, lin0.weight.device
-        if not isinstance(inputs, torch.Tensor) or inputs.dim() != 2 \
-                or inputs.shape[1] != spec.widths[0]:
-            shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs)
-            raise ValueError(f"inputs must be (n, {spec.widths[0]}) (rows are samples, as the "
-                             f"model takes them), got {shape}")
-        if not bool(torch.isfinite(inputs).all()):
-            raise ValueError("inputs hold NaN or inf")
-        n = inputs.shape[0]
-        if n > self._max_batch(spec):
-            raise ValueError(
-                f"the teleport batch has n={n} samples, but the move is exact on a batch only "
-                f"when every layer input [h; 1] has full column rank, n <= "
-                f"{self._max_batch(spec)} for this model (widths {list(spec.widths)}): "
-                f"teleport on a smaller batch, e.g. inputs[:{self._max_batch(spec)}]")
-        X = inputs.detach().to(device, dtype).T.unsqueeze(0).contiguous()
-        d_out = spec.widths[-1]
+        in the parameters' dtype; the batch-size limit of the gl move only for a gl move."""
         # a learned m2 and gradient ascent read the teleport feature of the loss
         needs_y = kind == "ascent" or (kind == "checkpoint" and self.learned.group_net is not None)
-        if targets is None:
-            if needs_y:
-                who = (f"a {self.learned.name} checkpoint's m2" if kind == "checkpoint"
-                       else "the ascent teleport")
-                raise ValueError(f"{who} reads the teleport feature of the squared loss on the "
-                                 "batch: pass targets")
-            Y = X.new_zeros(1, d_out, n)
-        else:
-            targets = targets.detach().to(device)
-            if targets.dim() == 1 and not targets.is_floating_point():
-                targets = nn.functional.one_hot(targets.long(), d_out)
-            if tuple(targets.shape) != (n, d_out):
-                raise ValueError(f"targets must be (n={n}, {d_out}) or (n,) class indices, got "
-                                 f"{tuple(targets.shape)}")
-            if not bool(torch.isfinite(targets.to(dtype)).all()):
-                raise ValueError("targets hold NaN or inf")
-            Y = targets.to(dtype).T.unsqueeze(0).contiguous()
-        return Problems(X, Y, [w.to(dtype) for w in module_weights(spec)], spec.slope)
-
-    @staticmethod
-    def _max_batch(spec: ModuleSpec) -> int:
-        """The largest batch on which the move is exact: every hidden layer's input [h; 1]
-        (h without a bias) needs at least n rows."""
-        return min(spec.widths[k] + (spec.linears[k].bias is not None)
-                   for k in range(len(spec.linears) - 1))
+        who = (f"a {self.learned.name} checkpoint's m2" if kind == "checkpoint"
+               else "the ascent teleport")
+        return batch_problem(
+            spec, inputs, targets, max_batch=None if group == "diag" else max_exact_batch(spec),
+            targets_needed=f"{who} reads the teleport feature of the squared loss on the batch"
+            if needs_y else None)
 
     def _move(self, spec: ModuleSpec, problems: Problems, ctx: StepContext, kind: str,
-              norm: float):
+              norm: float, group: str | None):
         weights = problems.weights
         if kind != "checkpoint":
-            move = make_teleport(kind) if kind == "balance" else make_teleport(kind, norm=norm)
-            moved, _ = move(weights, {}, ctx)
+            options = {} if kind == "balance" else {"norm": norm}
+            if group is not None and kind != "balance":
+                options["group"] = group
+            moved, _ = make_teleport(kind, **options)(weights, {}, ctx)
             return moved, {}
         state = self._tele_state(spec, problems)
         moved, new = self.learned.teleport(weights, state, ctx)

@@ -21,6 +21,7 @@ import torch
 from metateleport.studies.general import (
     ARMS,
     paired_table,
+    real_table,
     score_all,
     score_specialists,
     status_table,
@@ -49,6 +50,7 @@ def main(argv=None) -> int:
     print(status_table(summaries))
     print(suite_table(summaries))
     print(paired_table(summaries))
+    print(real_table(summaries))
     return 0
 
 

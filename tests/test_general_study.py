@@ -51,11 +51,14 @@ def test_score_all_scores_each_finished_run_once(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(general, "score_suite",
                         lambda params, suite, problems: calls.append(suite) or {"suite": suite})
+    monkeypatch.setattr(general, "score_real",
+                        lambda params, name, problems: calls.append(name) or {"set": name})
     general.score_all(tmp_path, problems=2, log=lambda line: None)
-    assert calls == list(general.SUITES)
+    assert calls == list(general.SUITES) + list(general.REAL_SETS)
     assert json.loads((folder / "s0-depth3.json").read_text())["suite"] == "depth3"
+    assert json.loads((folder / "s0-real-digits.json").read_text())["set"] == "digits"
     general.score_all(tmp_path, problems=2, log=lambda line: None)
-    assert len(calls) == len(general.SUITES), "a scored suite is not scored again"
+    assert len(calls) == len(general.SUITES) + 2, "a scored suite is not scored again"
 
 
 def test_suite_table_shows_the_speedup_and_its_cap(tmp_path):
@@ -112,3 +115,18 @@ def test_score_specialists_scores_each_once(tmp_path, monkeypatch):
     assert all((REPO / "checkpoints" / name).is_file() for name, _ in expected)
     general.score_specialists(tmp_path, REPO / "checkpoints", problems=2, log=lambda s: None)
     assert len(calls) == len(expected)
+
+
+def test_real_table_pairs_accuracy_against_the_better_hand_optimizer(tmp_path):
+    folder = tmp_path / "general" / "update"
+    folder.mkdir(parents=True)
+    hand = {"sgd": {"final": [0.1, 0.1], "accuracy": [0.9, 0.8]},
+            "adam": {"final": [0.01, 0.01], "accuracy": [0.7, 0.7]}}
+    for s, acc in ((0, [0.9, 0.7]), (1, [0.8, 0.6])):
+        (folder / f"s{s}-real-breast_cancer.json").write_text(json.dumps({
+            **hand, "learned": {"final": [0.05, 0.05], "accuracy": acc}}))
+    row = next(r for r in general.real_table(tmp_path).splitlines()
+               if r.startswith("| breast_cancer |"))
+    # differences against SGD (the better median accuracy): 0, -0.1, -0.1, -0.2
+    assert "| 2 | 0.750 | 0.05 | 0.850 (loss 0.1) | 0.700 (loss 0.01) | -0.100 [" in row
+    assert row.endswith("] vs sgd |")

@@ -57,3 +57,18 @@ def test_paired_log_ratio():
     assert c["median"] == 0 and c["ci"] == [0, 0]
     with pytest.raises(ValueError, match="equal shape"):
         paired_log_ratio(b, b[:, :3])
+
+
+def test_paired_difference_of_accuracies():
+    from metateleport.stats import paired_difference
+
+    a = np.array([[0.9, 0.8, 0.7], [0.6, 0.5, 0.4]])
+    b = np.full_like(a, 0.5)
+    out = paired_difference(a, b, n_boot=500)
+    assert out["mean"] == pytest.approx(0.15)
+    assert out["per_seed"] == pytest.approx([0.3, 0.0])
+    lo, hi = out["ci"]
+    assert -0.1 <= lo < 0.0 < 0.15 < hi <= 0.4, "resampled seeds and problems: seed 1 ties"
+    assert paired_difference(a, a)["ci"] == [0.0, 0.0]
+    with pytest.raises(ValueError, match="finite"):
+        paired_difference(a, np.full_like(a, np.nan))

@@ -29,11 +29,12 @@ import numpy as np
 import yaml
 
 from ..checkpoint import load_checkpoint
-from ..stats import bootstrap_ci, median, paired_log_ratio
+from ..stats import bootstrap_ci, median, paired_difference, paired_log_ratio
+from .realdata import REAL_SETS, score_real
 from .runs import train, write_summary
 from .suites import ADAM_CAP, HELD_OUT, SUITES, score_suite
 
-__all__ = ["ARMS", "ORDER", "SPECIALISTS", "STUDY", "paired_table", "score_all",
+__all__ = ["ARMS", "ORDER", "SPECIALISTS", "STUDY", "paired_table", "real_table", "score_all",
            "score_specialists", "status_table", "suite_table", "train_all", "train_one"]
 
 STUDY = "general"
@@ -126,6 +127,15 @@ def score_all(summaries: Path, problems: int = 32, log: Callable[[str], None] = 
             write_summary(out, data, summaries / STUDY / "study.log",
                           f"{arm} seed {seed} scored on {suite} in {time.time() - start:.0f} s")
             log(f"{arm} s{seed} {suite}: done")
+        for name in REAL_SETS:
+            out = summaries / STUDY / arm / f"s{seed}-real-{name}.json"
+            if out.is_file():
+                continue
+            start = time.time()
+            data = {"arm": arm, "seed": seed, **score_real(params, name, problems)}
+            write_summary(out, data, summaries / STUDY / "study.log",
+                          f"{arm} seed {seed} scored on real {name} in {time.time() - start:.0f} s")
+            log(f"{arm} s{seed} real {name}: done")
 
 
 def score_specialists(summaries: Path, checkpoints: Path, problems: int = 32,
@@ -208,6 +218,40 @@ def paired_table(summaries: Path, arms: tuple[str, str] = ("update_tele", "updat
                             f"| {vs['adam']} | {vs['gd']} | - | "
                             f"{d['learned']['diverged']}/{final.size} | "
                             f"{d['learned'].get('refused_fraction', 0.0):.2f} | - |")
+    return "\n".join(rows) + "\n"
+
+
+def real_table(summaries: Path, arms: tuple[str, ...] = ("update_tele", "update")) -> str:
+    """Markdown, per real set (studies.realdata, through LearnedTorchOptimizer; a test set
+    only) and arm: the seeds scored, the median held-out accuracy and training loss at step N
+    (pooled over seeds and problems), tuned SGD's and Adam's, and the paired difference in
+    held-out accuracy against the better of the two (by median accuracy): mean and 95%
+    two-level bootstrap interval (stats.paired_difference)."""
+    rows = ["| set | optimizer | seeds | held-out accuracy | training loss | tuned SGD | "
+            "tuned Adam | accuracy - best hand's |", "|---|---|---|---|---|---|---|---|"]
+    for name in REAL_SETS:
+        for arm in arms:
+            done = {}
+            for s in ARMS[arm][3]:
+                f = summaries / STUDY / arm / f"s{s}-real-{name}.json"
+                if f.is_file():
+                    done[s] = json.loads(f.read_text())
+            if not done:
+                continue
+            seeds = sorted(done)
+            first = done[seeds[0]]
+            hand = {k: first[k] for k in ("sgd", "adam")}
+            best = max(hand, key=lambda k: median(hand[k]["accuracy"]))
+            acc = np.array([done[s]["learned"]["accuracy"] for s in seeds])
+            final = np.array([done[s]["learned"]["final"] for s in seeds])
+            diff = paired_difference(acc, [hand[best]["accuracy"]] * len(seeds))
+            lo, hi = diff["ci"]
+            shown = {k: f"{median(v['accuracy']):.3f} (loss {median(v['final']):.3g})"
+                     for k, v in hand.items()}
+            rows.append(f"| {name} | {ARMS[arm][2]} | {len(seeds)} | "
+                        f"{float(np.median(acc)):.3f} | {median(final.ravel()):.3g} | "
+                        f"{shown['sgd']} | {shown['adam']} | {diff['mean']:+.3f} "
+                        f"[{lo:+.3f}, {hi:+.3f}] vs {best} |")
     return "\n".join(rows) + "\n"
 
 
