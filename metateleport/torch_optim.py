@@ -36,12 +36,15 @@ from .tasks import Problems
 from .teleport import HAND_TELEPORTS, make_teleport
 from .teleporter import batch_problem, max_exact_batch
 
-__all__ = ["TELEPORT_KINDS", "LearnedOpt", "LearnedTorchOptimizer"]
+__all__ = ["DEFAULT_CHECKPOINT", "TELEPORT_KINDS", "LearnedOpt", "LearnedTorchOptimizer"]
 
 #: what ``teleport`` may apply: the checkpoint's own teleport, or a hand-designed one by name
 TELEPORT_KINDS = ("checkpoint", *HAND_TELEPORTS)
 #: key of the state shared by all parameters (step count; LSTM(lr,tele)'s step size)
 _SHARED = "learned"
+#: the checkpoint used when none is given: the generalist LSTM(update), meta-trained over the
+#: task distribution with the loss guard (docs/results.md, "The generalist")
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "general_update.pt"
 
 
 class LearnedTorchOptimizer(torch.optim.Optimizer):
@@ -51,7 +54,8 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
     Args:
         params: parameters or param groups, as for any torch.optim optimizer.
         checkpoint: a params checkpoint (``checkpoints/*.pt``, a run's ``params.pt``), or
-        learned: an already built ``LearnedOptimizer`` (its meta-parameters are not copied).
+        learned: an already built ``LearnedOptimizer`` (its meta-parameters are not copied);
+            neither: ``DEFAULT_CHECKPOINT``, the generalist LSTM(update) with its guard.
         lr: a multiplier of the learned update, 1 (the default) being the update as
             meta-trained; a per-group option, so that torch.optim.lr_scheduler works.
         guard: "checkpoint" (the default: the loss guard the checkpoint was meta-trained with,
@@ -76,9 +80,15 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
     def __init__(self, params: Iterable, checkpoint: str | Path | None = None, *,
                  learned: LearnedOptimizer | None = None, lr: float = 1.0,
                  guard: float | str | None = "checkpoint"):
-        if (checkpoint is None) == (learned is None):
-            raise ValueError("pass exactly one of checkpoint= (a path) and learned= (a "
-                             "LearnedOptimizer)")
+        if checkpoint is not None and learned is not None:
+            raise ValueError("pass one of checkpoint= (a path) and learned= (a "
+                             "LearnedOptimizer), not both")
+        if checkpoint is None and learned is None:
+            checkpoint = DEFAULT_CHECKPOINT
+            if not checkpoint.is_file():
+                raise FileNotFoundError(
+                    f"no checkpoint given and the default one, {checkpoint}, is missing (it "
+                    "ships in the repository's checkpoints/): pass checkpoint= a params file")
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
             raise ValueError(f"lr (a multiplier of the learned update) must be a finite number "
                              f">= 0, got {lr!r}")

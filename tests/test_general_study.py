@@ -130,3 +130,28 @@ def test_real_table_pairs_accuracy_against_the_better_hand_optimizer(tmp_path):
     # differences against SGD (the better median accuracy): 0, -0.1, -0.1, -0.2
     assert "| 2 | 0.750 | 0.05 | 0.850 (loss 0.1) | 0.700 (loss 0.01) | -0.100 [" in row
     assert row.endswith("] vs sgd |")
+
+
+@pytest.mark.parametrize("arm, name", [("update", "general_update")])
+def test_the_shipped_generalist_is_the_seed_chosen_on_validation(arm, name):
+    import torch
+
+    from metateleport.checkpoint import load_checkpoint, load_optimizer
+
+    summaries = {int(f.stem[1:]): json.loads(f.read_text())
+                 for f in (REPO / "studies" / "general" / arm).glob("s[0-9].json")}
+    chosen = min(summaries, key=lambda s: summaries[s]["validation_score"])
+    shipped = load_checkpoint(REPO / "checkpoints" / f"{name}.pt", "params")
+    study = load_checkpoint(REPO / "studies" / "general" / arm / f"s{chosen}.pt", "params")
+    assert shipped["config"]["train"]["seed"] == chosen, (
+        f"seed {chosen} has the best validation score: copy studies/general/{arm}/s{chosen}.pt "
+        f"to checkpoints/{name}.pt (and its run's config.yaml beside it)")
+    assert all(torch.equal(shipped["state_dict"][k], v) for k, v in study["state_dict"].items())
+    _, meta = load_optimizer(REPO / "checkpoints" / f"{name}.pt")
+    config, overrides, _, _ = general.ARMS[arm]
+    want = load_config(REPO / "configs" / f"{config}.yaml",
+                       [*overrides, f"train.seed={chosen}", "train.threads=1"])
+    from metateleport.config import config_from_dict
+
+    assert config_from_dict(meta["config"]) == want
+    assert load_config(REPO / "checkpoints" / f"{name}.yaml") == want

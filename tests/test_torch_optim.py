@@ -259,11 +259,22 @@ def test_teleport_errors():
         opt.teleport(stranger, X[:5], Y[:5])
 
 
+def test_without_a_checkpoint_the_guarded_generalist_is_used(tmp_path, monkeypatch):
+    import metateleport.torch_optim as torch_optim
+
+    opt = LearnedOpt([nn.Parameter(torch.zeros(2))])
+    assert torch_optim.DEFAULT_CHECKPOINT == CKPT / "general_update.pt"
+    assert opt.metadata["variant"] == "update"
+    assert opt.metadata["task"]["family"] == "distribution"
+    assert opt.guard is not None, "the generalist ships with its loss guard"
+    monkeypatch.setattr(torch_optim, "DEFAULT_CHECKPOINT", tmp_path / "gone.pt")
+    with pytest.raises(FileNotFoundError, match="gone.pt.*pass checkpoint="):
+        LearnedOpt([nn.Parameter(torch.zeros(2))])
+
+
 def test_constructor_errors(tmp_path):
     p = [nn.Parameter(torch.zeros(2))]
-    with pytest.raises(ValueError, match="exactly one of"):
-        LearnedOpt(p)
-    with pytest.raises(ValueError, match="exactly one of"):
+    with pytest.raises(ValueError, match="not both"):
         LearnedOpt(p, CKPT / "update.pt", learned=LearnedOptimizer("update"))
     with pytest.raises(CheckpointError, match="no checkpoint"):
         LearnedOpt(p, tmp_path / "missing.pt")
