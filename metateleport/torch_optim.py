@@ -36,12 +36,15 @@ from .tasks import Problems
 from .teleport import HAND_TELEPORTS, make_teleport
 from .teleporter import batch_problem, max_exact_batch
 
-__all__ = ["DEFAULT_CHECKPOINT", "TELEPORT_KINDS", "LearnedOpt", "LearnedTorchOptimizer"]
+__all__ = ["DEFAULT_CHECKPOINT", "TELEPORT_KINDS", "TELE_TOLERANCE", "LearnedOpt", "LearnedTorchOptimizer"]
 
 #: what ``teleport`` may apply: the checkpoint's own teleport, or a hand-designed one by name
 TELEPORT_KINDS = ("checkpoint", *HAND_TELEPORTS)
 #: key of the state shared by all parameters (step count; LSTM(lr,tele)'s step size)
 _SHARED = "learned"
+#: under the guard, a teleport that moves the batch's outputs by more than this (relative to
+#: their largest entry; float32 rounding gives ~1e-6) is refused
+TELE_TOLERANCE = 1e-3
 #: the checkpoint used when none is given: the generalist LSTM(update), meta-trained over the
 #: task distribution with the loss guard (docs/results.md, "The generalist")
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "general_update.pt"
@@ -267,7 +270,11 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
         A learned m2 teleports on its meta-trained schedule (``tele_every``, ``tele_until``)
         counted in ``step()`` calls: call teleport after every step, as the batched path does.
         Returns {"output_change": max |model(inputs) after - before| / max |before|,
-        "tele_norm": ||T|| over the hidden layers (learned m2 only)}.
+        "tele_norm": ||T|| over the hidden layers (learned m2 only)}. Under the guard, a move
+        whose output change exceeds ``TELE_TOLERANCE`` (or is not finite) is refused: the model
+        stays as it was, the result has "refused": True, and ``opt.state["learned"]
+        ["tele_refused"]`` counts it (a teleport that loses the loss it should keep would
+        otherwise ratchet the loss up past the step's guard).
         """
         if kind not in TELEPORT_KINDS:
             raise ValueError(f"kind must be one of {TELEPORT_KINDS}, got {kind!r}")
@@ -296,9 +303,15 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
                             f"{max_exact_batch(spec)} samples for this model, fewer if "
                             "samples are nearly collinear)") from None
         after = mlp_forward(weights, problems.X, spec.slope)[0]
-        write_weights(spec, weights)
         scale = before.abs().max().clamp_min(torch.finfo(before.dtype).tiny)
-        return {"output_change": float((after - before).abs().max() / scale), **stats}
+        change = float((after - before).abs().max() / scale)
+        if self.guard is not None and not change <= TELE_TOLERANCE:
+            # not loss-preserving on its own batch (rounding at large weights, a rank-deficient
+            # batch): under the guard the model stays where it was, and the refusal is counted
+            shared["tele_refused"] = shared.get("tele_refused", 0) + 1
+            return {"output_change": change, "refused": True, **stats}
+        write_weights(spec, weights)
+        return {"output_change": change, **stats}
 
     def _problems(self, spec: ModuleSpec, inputs, targets, kind: str, group: str) -> Problems:
         """The batch as one problem of the batched path (B = 1, columns are samples), computed

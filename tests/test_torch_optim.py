@@ -334,6 +334,31 @@ def test_guard_leaves_parameters_with_a_non_finite_gradient_as_they_were():
                 p.copy_(b)
 
 
+def test_guard_refuses_a_teleport_that_does_not_keep_the_batch_outputs(monkeypatch):
+    import metateleport.torch_optim as torch_optim
+
+    torch.manual_seed(0)
+    X = torch.randn(5, 6)
+    for guard, kept in ((2.0, True), (None, False)):
+        model = mlp([6, 7, 3], bias=True).float()
+        opt = LearnedOpt(model.parameters(), CKPT / "update.pt", guard=guard)
+        before = [p.detach().clone() for p in model.parameters()]
+        good = opt.teleport(model, X, kind="random", norm=0.01, group="diag")
+        assert good["output_change"] < 1e-5 and "refused" not in good
+        moved = [p.detach().clone() for p in model.parameters()]
+        assert not all(torch.equal(a, b) for a, b in zip(before, moved))
+        # a move that loses the function on its own batch (here: doubled weights)
+        real_move = torch_optim.LearnedTorchOptimizer._move
+        monkeypatch.setattr(torch_optim.LearnedTorchOptimizer, "_move",
+                            lambda self, *a: ([2 * w for w in real_move(self, *a)[0]], {}))
+        bad = opt.teleport(model, X, kind="random", norm=0.01, group="diag")
+        monkeypatch.undo()
+        assert bad["output_change"] > torch_optim.TELE_TOLERANCE
+        same = all(torch.equal(a, p.detach()) for a, p in zip(moved, model.parameters()))
+        assert same == kept and bad.get("refused", False) == kept
+        assert opt.state["learned"].get("tele_refused", 0) == int(kept)
+
+
 def test_guard_with_a_closure_never_lets_the_loss_pass_its_bound():
     torch.manual_seed(0)
     model = mlp([6, 9, 3], bias=True)
