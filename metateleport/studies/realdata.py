@@ -137,8 +137,8 @@ def run(problem: RealProblem, make_opt: Callable[[Any], torch.optim.Optimizer], 
     each ``opt.step(closure)``; with ``teleport`` (a LearnedTorchOptimizer) also
     ``opt.teleport`` after every step. A non-finite loss ends the run as diverged. Returns
     {"final": final training loss (inf if diverged), "accuracy": held-out accuracy (a sample
-    with a non-finite output counts as wrong), "held_out_loss", "diverged", and "refused" (the
-    guard's refused steps) where the optimizer keeps that count}."""
+    with a non-finite output counts as wrong), "held_out_loss", "diverged", and "refused" and
+    "tele_refused" (the guard's refused steps and teleports) where the optimizer counts them}."""
     model, x, y = problem.model, problem.x, problem.y
     opt = make_opt(model.parameters())
 
@@ -168,17 +168,20 @@ def run(problem: RealProblem, make_opt: Callable[[Any], torch.optim.Optimizer], 
     shared = opt.state.get("learned", {}) if isinstance(opt, LearnedTorchOptimizer) else {}
     if "guard_refused" in shared:
         result["refused"] = int(shared["guard_refused"])
+        result["tele_refused"] = int(shared.get("tele_refused", 0))
     return result
 
 
 def _runs(name: str, seeds, make_opt, n_steps: int, teleport: bool = False) -> dict[str, Any]:
     """run() on the problems ``seeds`` of ``name``, gathered per key: {"final": [...], ...,
-    "diverged": count, "refused": total (if counted)}."""
+    "diverged": count, "refused" and "tele_refused": the guard's refused steps and teleports
+    (if counted)}."""
     rs = [run(make_problem(name, s), make_opt, n_steps, teleport) for s in seeds]
     out: dict[str, Any] = {k: [r[k] for r in rs] for k in ("final", "accuracy", "held_out_loss")}
     out["diverged"] = sum(r["diverged"] for r in rs)
     if all("refused" in r for r in rs):
         out["refused"] = sum(r["refused"] for r in rs)
+        out["tele_refused"] = sum(r["tele_refused"] for r in rs)
     return out
 
 
