@@ -196,6 +196,19 @@ class Teleporter:
     def __call__(self, model: nn.Module, inputs: torch.Tensor,
                  targets: torch.Tensor | None = None,
                  optimizer: torch.optim.Optimizer | None = None) -> TeleportReport:
+        return self._teleport(model, inputs, targets, optimizer, None)
+
+    def move(self, model: nn.Module, inputs: torch.Tensor, params: list[torch.Tensor],
+             targets: torch.Tensor | None = None,
+             optimizer: torch.optim.Optimizer | None = None) -> TeleportReport:
+        """Move ``model`` in place by a given group element instead of ascending: ``params``,
+        one P_k per hidden layer (gl: (d_k, d_k) or (1, d_k, d_k); diag: (d_k,) or (1, d_k)),
+        e.g. a report's params, or a random direction of a chosen norm (the control of a
+        teleport). The batch, the group and the optimizer's state are handled as by a
+        teleport; the report's objective_* are the objective at the two ends, steps = 0."""
+        return self._teleport(model, inputs, targets, optimizer, params)
+
+    def _teleport(self, model, inputs, targets, optimizer, given) -> TeleportReport:
         spec = inspect_module(model, allow_bias=True)
         params = [p for lin in spec.linears for p in (lin.weight, lin.bias) if p is not None]
         self._check_optimizer(optimizer, params)
@@ -209,7 +222,8 @@ class Teleporter:
             targets_needed=f"the objective {self.objective_name!r} reads the loss on the batch"
             if needs_y else None)
         try:
-            ps, values, taken = self._ascend(problems)
+            ps, values, taken = (self._ascend(problems) if given is None
+                                 else self._given(problems, given))
             with torch.no_grad():
                 moved = apply_group(problems.weights, problems.X, ps, self.group, spec.slope,
                                     x_pinv=self._x_pinv(problems))
@@ -296,6 +310,30 @@ class Teleporter:
                 ps, value, taken = new, new_value, taken + 1
                 values.append(float(value.detach()))
         return ps, values, taken
+
+    def _given(self, problems: Problems,
+               given: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[float], int]:
+        """``given`` as group parameters of ``problems`` (float64, batch dimension 1), with
+        the objective at the identity and at them: (P, [before, after], 0)."""
+        W = problems.weights
+        if len(given) != len(W) - 1:
+            raise ValueError(f"need one group parameter per hidden layer: {len(W) - 1}, got "
+                             f"{len(given)}")
+        ps = []
+        for k, p in enumerate(given):
+            d = W[k].shape[1]
+            shape = (1, d, d) if self.group == "gl" else (1, d)
+            if p.numel() != math.prod(shape):
+                raise ValueError(f"the {self.group} parameter of hidden layer {k + 1} must "
+                                 f"have shape {shape[1:]}, got {tuple(p.shape)}")
+            ps.append(p.detach().to(W[0]).reshape(shape))
+        x_pinv = self._x_pinv(problems)
+        with torch.enable_grad():
+            values = [float(self._objective(
+                apply_group(W, problems.X, q, self.group, problems.slope, x_pinv=x_pinv),
+                problems.X, problems.Y, problems.slope, self.group).sum().detach())
+                for q in ([torch.zeros_like(p) for p in ps], ps)]
+        return ps, values, 0
 
     def _step(self, g: torch.Tensor) -> torch.Tensor:
         if not self.normalize:

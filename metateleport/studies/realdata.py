@@ -42,11 +42,11 @@ __all__ = ["GRIDS", "REAL_SETS", "VAL_SEEDS", "RealProblem", "RealSet", "hand_re
 @dataclass(frozen=True)
 class RealSet:
     """A scikit-learn set as a problem source: ``loader`` (a sklearn.datasets function),
-    features multiplied by ``scale`` before standardization, ``hidden`` units, ``n_train``
-    training samples per problem."""
+    features multiplied by ``scale`` before standardization, ``hidden`` units (one hidden
+    layer, or a tuple: one width per hidden layer), ``n_train`` training samples per problem."""
 
     loader: str
-    hidden: int
+    hidden: int | tuple[int, ...]
     n_train: int
     scale: float = 1.0
 
@@ -106,9 +106,11 @@ def _stratified(labels: np.ndarray, n: int, gen: torch.Generator) -> np.ndarray:
     return np.sort(order[np.argsort(rank, kind="stable")[:n]])
 
 
-def make_problem(name: str, seed: int) -> RealProblem:
-    """Problem ``seed`` of set ``name`` (see the module docstring)."""
-    spec = REAL_SETS[name]
+def make_problem(name: str, seed: int, spec: RealSet | None = None) -> RealProblem:
+    """Problem ``seed`` of set ``name`` (see the module docstring); ``spec``: other widths
+    and n_train for the same data (its loader and scale are not read), REAL_SETS[name]'s by
+    default."""
+    spec = REAL_SETS[name] if spec is None else spec
     features, labels = _load(name)
     train = _stratified(labels, spec.n_train, torch.Generator().manual_seed(seed))
     test = np.setdiff1d(np.arange(len(labels)), train)
@@ -120,8 +122,12 @@ def make_problem(name: str, seed: int) -> RealProblem:
     y = nn.functional.one_hot(lab, classes).float()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = nn.Sequential(nn.Linear(features.shape[1], spec.hidden), nn.LeakyReLU(0.1),
-                              nn.Linear(spec.hidden, classes))
+        widths = (features.shape[1],) + (spec.hidden if isinstance(spec.hidden, tuple)
+                                         else (spec.hidden,))
+        layers: list[nn.Module] = []
+        for d_in, d_out in zip(widths, widths[1:]):
+            layers += [nn.Linear(d_in, d_out), nn.LeakyReLU(0.1)]
+        model = nn.Sequential(*layers, nn.Linear(widths[-1], classes))
     t, h = torch.as_tensor(train), torch.as_tensor(test)
     return RealProblem(model, x[t], y[t], lab[t], x[h], y[h], lab[h], train)
 
