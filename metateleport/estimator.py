@@ -10,8 +10,10 @@ The meta-loss of a window starting at inner step t is the mean over trajectories
 i.e. the losses reached by the window's K updates (L(W_t) itself does not depend on them).
 The meta-step skips a window whose meta-loss or meta-gradient is not finite, clips the
 meta-gradient norm and, in a data-parallel run, replaces the meta-gradient by its mean over
-ranks first. What a window starts from, when trajectories end and how the meta step size moves
-is the trainer's business (trainer.MetaTrainer).
+ranks first. ``unroll_groups`` unrolls the groups of a mixed batch (one architecture each) in
+lockstep, with one call of each LSTM per inner step for all of them. What a window starts
+from, when trajectories end and how the meta step size moves is the trainer's business
+(trainer.MetaTrainer).
 """
 
 from __future__ import annotations
@@ -21,15 +23,16 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from .inner import LossAndGrad, State, StepContext, inner_step
+from .inner import LossAndGrad, State, StepContext, inner_step_groups
 from .learned import LearnedOptimizer
 from .mlp import mlp_loss
-from .tasks import Problems
+from .tasks import MixedProblems, Problems
 
 __all__ = [
     "META_LOSSES",
     "META_LOSS_ON",
     "apply_meta_step",
+    "unroll_groups",
     "unroll_window",
     "window_meta_loss",
 ]
@@ -70,28 +73,60 @@ def unroll_window(
     the problems' held-out samples (X_test, Y_test), which the optimizer never sees: a
     meta-objective of generalization (META_LOSS_ON).
     """
+    losses, weights, states, ctx = unroll_groups(opt, [weights], [state], [problems], [x_pinv],
+                                                 t0, K, [loss_and_grad], on)
+    return losses, weights[0], states[0], ctx
+
+
+def unroll_groups(
+    opt: LearnedOptimizer,
+    weights: list[list[torch.Tensor]],
+    states: list[State],
+    groups: list[Problems],
+    x_pinvs: list[torch.Tensor | None],
+    t0: int,
+    K: int,
+    loss_and_grads: list[LossAndGrad | None] | None = None,
+    on: str = "train",
+) -> tuple[torch.Tensor, list[list[torch.Tensor]], list[State], StepContext]:
+    """``unroll_window`` of several groups (a mixed batch's, one architecture each) in lockstep,
+    one list entry per group in and out: every inner step is inner.inner_step_groups, which
+    calls each LSTM once on the coordinates of all groups.
+
+    Returns (losses (K, sum of B_i), the groups' side by side as in MixedProblems, the final
+    weights and states per group, the last step's context). With several groups that context
+    is one over all of them (MixedProblems), each stat (sum of B_i,) the groups' concatenated.
+    """
     if on not in META_LOSS_ON:
         raise ValueError(f"on must be one of {META_LOSS_ON}, got {on!r}")
-    p = problems
-    if on == "held_out" and p.X_test is None:
+    if on == "held_out" and any(p.X_test is None for p in groups):
         raise ValueError("a held-out meta-loss needs problems with held-out samples (X_test)")
-    losses, ctx, penalty = [], None, None
+    loss_and_grads = loss_and_grads or [None] * len(groups)
+    losses = [[] for _ in groups]
+    penalty: list[torch.Tensor | None] = [None] * len(groups)
     for k in range(K):
-        ctx = StepContext(t0 + k, p, x_pinv)
-        loss, weights, state = inner_step(opt, weights, state, ctx, loss_and_grad)
-        if "guard_penalty" in ctx.stats:
-            step = ctx.stats["guard_penalty"]
-            penalty = step if penalty is None else penalty + step
-        if on == "held_out":
-            losses.append(mlp_loss(weights, p.X_test, p.Y_test, p.slope))
-        elif k > 0:
-            losses.append(loss)
-    if on == "train":
-        losses.append(mlp_loss(weights, p.X, p.Y, p.slope) if loss_and_grad is None
-                      else loss_and_grad(weights)[0])
-    if penalty is not None:
-        ctx.stats["guard_penalty"] = penalty
-    return torch.stack(losses), weights, state, ctx
+        ctxs = [StepContext(t0 + k, p, x_pinv) for p, x_pinv in zip(groups, x_pinvs)]
+        steps = inner_step_groups(opt, weights, states, ctxs, loss_and_grads)
+        weights, states = [w for _, w, _ in steps], [state for _, _, state in steps]
+        for i, (p, ctx, (loss, _, _)) in enumerate(zip(groups, ctxs, steps)):
+            if "guard_penalty" in ctx.stats:
+                step = ctx.stats["guard_penalty"]
+                penalty[i] = step if penalty[i] is None else penalty[i] + step
+            if on == "held_out":
+                losses[i].append(mlp_loss(weights[i], p.X_test, p.Y_test, p.slope))
+            elif k > 0:
+                losses[i].append(loss)
+    for i, (p, ctx, f) in enumerate(zip(groups, ctxs, loss_and_grads)):
+        if on == "train":
+            losses[i].append(mlp_loss(weights[i], p.X, p.Y, p.slope) if f is None
+                             else f(weights[i])[0])
+        if penalty[i] is not None:
+            ctx.stats["guard_penalty"] = penalty[i]
+    if len(groups) == 1:
+        return torch.stack(losses[0]), weights, states, ctxs[0]
+    ctx = StepContext(ctxs[0].t, MixedProblems(groups), stats={
+        key: torch.cat([c.stats[key] for c in ctxs]) for key in ctxs[0].stats})
+    return torch.cat([torch.stack(part) for part in losses], dim=1), weights, states, ctx
 
 
 def apply_meta_step(

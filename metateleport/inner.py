@@ -9,7 +9,9 @@ they all run:
     W        = W_t + update(g_t)
     W_{t+1}  = teleport(W)                # loss unchanged
 
-so meta-training and evaluation run the very same code. ``Teleporting`` is the one way to
+so meta-training and evaluation run the very same code. ``inner_step_groups`` runs that step
+for the groups of a mixed batch (one architecture each) in lockstep, calling a learned
+optimizer's LSTMs once for all of them (docs/design.md section 9). ``Teleporting`` is the one way to
 build an optimizer that teleports: an update rule (baselines.GD, baselines.Adam, a learned m1),
 a teleport (teleport.AscentTeleport / RandomTeleport / BalanceTeleport, learned.LearnedTeleport,
 oracle.OracleTeleport) and a teleport.Schedule. States are dicts of tensors (or nested lists of
@@ -28,7 +30,7 @@ from torch.utils._pytree import tree_map
 
 from .mlp import mlp_loss
 from .symmetry import input_pinv
-from .tasks import MixedProblems, Problems, batched_mlp_loss_and_grad
+from .tasks import MixedProblems, Problems, batched_mlp_loss_and_grad, groups_of
 from .teleport import Schedule, Teleport
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "UpdateRule",
     "detach_state",
     "inner_step",
+    "inner_step_groups",
     "run",
 ]
 
@@ -65,7 +68,12 @@ class StepContext:
 
 class UpdateRule(Protocol):
     """A local update: ``update(weights, grads, state, ctx) -> (deltas, state)``, one delta per
-    weight, with its state from ``init_state(problems)``."""
+    weight, with its state from ``init_state(problems)``.
+
+    A rule may also have ``update_groups(weights, grads, states, ctxs) -> [(deltas, state)]``,
+    the update of several groups in lockstep (one list entry each, as ``update`` per group),
+    which ``inner_step_groups`` then calls instead: a learned m1 steps the coordinates of all
+    groups in one LSTM call. A teleport may have ``teleport_groups`` alike."""
 
     name: str
 
@@ -234,18 +242,42 @@ class Teleporting:
     def update(self, weights, grads, state: State, ctx: StepContext):
         return self.rule.update(weights, grads, state, ctx)
 
+    def update_groups(self, weights, grads, states: list[State], ctxs: list[StepContext]):
+        """``update`` for several groups in lockstep (UpdateRule)."""
+        return _per_group(getattr(self.rule, "update_groups", None), self.rule.update,
+                          weights, grads, states, ctxs)
+
     def teleport(self, weights, state: State, ctx: StepContext):
-        if self.move is None or not self.schedule.due(ctx.t):
-            return weights, state
-        moved, state = self.move(weights, state, ctx)
-        with torch.no_grad():
-            p = ctx.problems
-            l0 = mlp_loss([w.detach() for w in weights], p.X, p.Y, p.slope)
-            l1 = mlp_loss([w.detach() for w in moved], p.X, p.Y, p.slope)
-            ctx.stats["tele_loss_change"] = (l1 - l0) / l0
-        if self.rule_state_on_teleport == "reset":
-            state = self.rule.reset_state(state)
-        return moved, state
+        return self.teleport_groups([weights], [state], [ctx])[0]
+
+    def teleport_groups(self, weights, states: list[State], ctxs: list[StepContext]):
+        """``teleport`` for several groups in lockstep: the move of the groups it is due for in
+        one call (its ``teleport_groups`` where it has one), the stats per group."""
+        out = list(zip(weights, states))
+        due = [i for i, ctx in enumerate(ctxs)
+               if self.move is not None and self.schedule.due(ctx.t)]
+        if not due:
+            return out
+        moves = _per_group(getattr(self.move, "teleport_groups", None), self.move,
+                           [weights[i] for i in due], [states[i] for i in due],
+                           [ctxs[i] for i in due])
+        for i, (moved, state) in zip(due, moves):
+            with torch.no_grad():
+                p = ctxs[i].problems
+                l0 = mlp_loss([w.detach() for w in weights[i]], p.X, p.Y, p.slope)
+                l1 = mlp_loss([w.detach() for w in moved], p.X, p.Y, p.slope)
+                ctxs[i].stats["tele_loss_change"] = (l1 - l0) / l0
+            if self.rule_state_on_teleport == "reset":
+                state = self.rule.reset_state(state)
+            out[i] = (moved, state)
+        return out
+
+
+def _per_group(together: Callable | None, alone: Callable, *groups: list) -> list:
+    """``together(*groups)`` (one call for all groups) where given, else ``alone`` per group."""
+    if together is not None:
+        return together(*groups)
+    return [alone(*args) for args in zip(*groups)]
 
 
 def inner_step(
@@ -258,16 +290,36 @@ def inner_step(
     MLP (mlp.mlp_loss_and_grad); a TaskFamily's ``loss_and_grad`` may compute it another way
     (a user's nn.Module). An optimizer with a ``guard`` (LossGuard) has the step checked by it.
     """
-    if loss_and_grad is None:
-        loss_and_grad = batched_mlp_loss_and_grad(ctx.problems)
-    loss, grads = loss_and_grad(weights)
-    deltas, new_state = opt.update(weights, grads, state, ctx)
-    moved = [w + d for w, d in zip(weights, deltas)]
-    moved, new_state = opt.teleport(moved, new_state, ctx)
+    return inner_step_groups(opt, [weights], [state], [ctx], [loss_and_grad])[0]
+
+
+def inner_step_groups(
+    opt: InnerOptimizer, weights: list[list[torch.Tensor]], states: list[State],
+    ctxs: list[StepContext], loss_and_grads: list[LossAndGrad | None] | None = None,
+) -> list[tuple[torch.Tensor, list[torch.Tensor], State]]:
+    """``inner_step`` for several groups of problems in lockstep (the groups of a mixed batch,
+    one architecture each, at one inner step t): one list entry per group in and out,
+    [(L(W_t) (B_i,), W_{t+1}, new state)].
+
+    Losses, gradients, teleports and the guard run per group (their shapes differ); an
+    optimizer with ``update_groups`` / ``teleport_groups`` (UpdateRule; Teleporting around a
+    learned m1 and m2) calls each of its LSTMs once on the coordinates of all groups, which
+    gives every group its own step up to float rounding. One group is ``inner_step``.
+    """
+    loss_and_grads = loss_and_grads or [None] * len(ctxs)
+    loss_and_grads = [batched_mlp_loss_and_grad(ctx.problems) if f is None else f
+                      for f, ctx in zip(loss_and_grads, ctxs)]
+    losses, grads = zip(*(f(w) for f, w in zip(loss_and_grads, weights)))
+    steps = _per_group(getattr(opt, "update_groups", None), opt.update,
+                       weights, grads, states, ctxs)
+    moved = [[w + d for w, d in zip(ws, deltas)] for ws, (deltas, _) in zip(weights, steps)]
+    steps = _per_group(getattr(opt, "teleport_groups", None), opt.teleport,
+                       moved, [state for _, state in steps], ctxs)
     guard = getattr(opt, "guard", None)
     if guard is not None:
-        moved, new_state = guard(weights, grads, loss, moved, new_state, ctx, loss_and_grad)
-    return loss, moved, new_state
+        steps = [guard(w, g, loss, m, state, ctx, f) for w, g, loss, (m, state), ctx, f
+                 in zip(weights, grads, losses, steps, ctxs, loss_and_grads)]
+    return [(loss, w, state) for loss, (w, state) in zip(losses, steps)]
 
 
 def detach_state(state: Any) -> Any:
@@ -289,41 +341,40 @@ class Trajectory:
 
 @torch.no_grad()
 def run(
-    opt: InnerOptimizer, problems: Problems, n_steps: int,
+    opt: InnerOptimizer, problems: Problems | MixedProblems, n_steps: int,
     loss_and_grad: LossAndGrad | None = None,
 ) -> Trajectory:
     """Run ``opt`` for ``n_steps`` inner steps on every problem of the batch, without graph.
     ``loss_and_grad`` as in ``inner_step`` (default: the batched MLP).
 
-    MixedProblems run group by group (the optimizers are per problem, so this is the run of
-    the whole batch): losses concatenate along the batch axis, seconds add up, and ``weights``
-    is the list of the groups' final weights.
+    MixedProblems run their groups in lockstep (inner_step_groups: a learned optimizer's LSTMs
+    called once per step for all groups; the optimizers are per problem, so this is each
+    group's run): losses and refusals concatenate along the batch axis, seconds are the whole
+    batch's, and ``weights`` is the list of the groups' final weights.
     """
-    if isinstance(problems, MixedProblems):
-        if loss_and_grad is not None:
-            raise ValueError("mixed problems run the batched MLP of each group")
-        trajs = [run(opt, g, n_steps) for g in problems.groups]
-        refused = None if trajs[0].refused is None else torch.cat([t.refused for t in trajs])
-        return Trajectory(torch.cat([t.losses for t in trajs], dim=1),
-                          sum(t.seconds for t in trajs), [t.weights for t in trajs], refused)
-    p = problems
-    if loss_and_grad is None:
-        loss_and_grad = batched_mlp_loss_and_grad(p)
-    x_pinv = input_pinv(p.X, p.weights[0])
-    weights = [w.clone() for w in p.weights]
-    state = opt.init_state(p)
+    mixed = isinstance(problems, MixedProblems)
+    if mixed and loss_and_grad is not None:
+        raise ValueError("mixed problems run the batched MLP of each group")
+    groups = groups_of(problems)
+    loss_and_grads = [batched_mlp_loss_and_grad(g) if loss_and_grad is None else loss_and_grad
+                      for g in groups]
+    x_pinvs = [input_pinv(g.X, g.weights[0]) for g in groups]
+    weights = [[w.clone() for w in g.weights] for g in groups]
+    states = [opt.init_state(g) for g in groups]
     # CUDA runs asynchronously: wait for each step, or the times measure only the launches.
-    sync = torch.cuda.synchronize if p.X.is_cuda else (lambda: None)
+    sync = torch.cuda.synchronize if groups[0].X.is_cuda else (lambda: None)
     losses, seconds, refused = [], [0.0], None
     start = time.perf_counter()
     for t in range(n_steps):
-        ctx = StepContext(t, p, x_pinv)
-        loss, weights, state = inner_step(opt, weights, state, ctx, loss_and_grad)
-        losses.append(loss)
-        if "guard_refused" in ctx.stats:
-            step = ctx.stats["guard_refused"]
+        ctxs = [StepContext(t, g, x_pinv) for g, x_pinv in zip(groups, x_pinvs)]
+        steps = inner_step_groups(opt, weights, states, ctxs, loss_and_grads)
+        losses.append(torch.cat([loss for loss, _, _ in steps]))
+        weights, states = [w for _, w, _ in steps], [state for _, _, state in steps]
+        if "guard_refused" in ctxs[0].stats:
+            step = torch.cat([ctx.stats["guard_refused"] for ctx in ctxs])
             refused = step if refused is None else refused + step
         sync()
         seconds.append(time.perf_counter() - start)
-    losses.append(loss_and_grad(weights)[0])
-    return Trajectory(torch.stack(losses), torch.tensor(seconds), weights, refused)
+    losses.append(torch.cat([f(w)[0] for f, w in zip(loss_and_grads, weights)]))
+    return Trajectory(torch.stack(losses), torch.tensor(seconds),
+                      weights if mixed else weights[0], refused)

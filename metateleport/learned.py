@@ -4,6 +4,8 @@ One small LSTM, shared by every coordinate, with its own state per coordinate: t
 all B trajectories are stacked on the LSTM's batch axis, so one call serves them all and nothing
 depends on the number of parameters (a trained optimizer runs on any width and depth).
 
+The networks live in networks.py (re-exported here):
+
 - ``UpdateLSTM`` (m1): preprocessed gradient of each weight -> that weight's update.
 - ``GroupLSTM`` (m2): preprocessed teleport feature G_ij -> T_ij of every hidden layer.
 - ``LrTeleLSTM``: m2 plus a head whose mean over coordinates gives a positive, bounded step size
@@ -13,12 +15,12 @@ depends on the number of parameters (a trained optimizer runs on any width and d
 As inner-loop objects: ``LearnedUpdate`` (m1 as an update rule), ``LearnedStepGD`` (GD at
 LSTM(lr,tele)'s learned step size) and ``LearnedTeleport`` (m2 as a teleport.Teleport).
 ``LearnedOptimizer`` is the nn.Module that owns the networks and composes them (inner.Teleporting)
-with each other or with a hand-designed teleport, by variant.
+with each other or with a hand-designed teleport, by variant. ``LearnedUpdate.update_groups``
+and ``LearnedTeleport.teleport_groups`` step several groups of problems (a mixed batch's
+architectures, inner.inner_step_groups) with one LSTM call for all of them.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
@@ -26,17 +28,20 @@ from torch import nn
 from .baselines import gd_update
 from .inner import LossGuard, State, StepContext, Teleporting
 from .mlp import mlp_loss
+from .networks import (
+    CoordinateLSTM,
+    CoordinateNet,
+    GroupLSTM,
+    LrTeleLSTM,
+    UpdateLSTM,
+    call_groups,
+    flatten_coords,
+    rms_normalized,
+    unflatten_coords,
+)
 from .preprocess import log_sign
 from .symmetry import ACTIONS, group_act
-from .teleport import (
-    BalanceTeleport,
-    RandomTeleport,
-    Schedule,
-    balance_signal,
-    clip_frobenius,
-    rescale_frobenius,
-    teleport_feature,
-)
+from .teleport import BalanceTeleport, RandomTeleport, Schedule, balance_signal, teleport_feature
 
 __all__ = [
     "VARIANTS",
@@ -63,11 +68,6 @@ TELE_INPUTS = ("raw", "normalized")
 #: what tele_norm / max_tele_norm bound: each hidden layer's ||T_k||, or ||T|| over all of them
 TELE_NORM_OVER = ("layer", "network")
 
-
-def rms_normalized(x: torch.Tensor, dims) -> torch.Tensor:
-    """x over its root mean square over ``dims``, floored so that a zero gradient stays zero."""
-    return x / x.pow(2).mean(dim=dims, keepdim=True).sqrt().clamp_min(torch.finfo(x.dtype).tiny)
-
 #: variant name -> display name used in tables and plots
 VARIANTS = {
     "update_tele": "LSTM(update,tele)",
@@ -76,126 +76,6 @@ VARIANTS = {
     "update_random_tele": "LSTM(update)+random tele",
     "update_balance": "LSTM(update)+balance",
 }
-
-
-class CoordinateLSTM(nn.Module):
-    """A 2-layer LSTM applied independently to N coordinates, one time step per call.
-
-    forward(x (N, in_features), state [h (layers, N, H), c (layers, N, H)])
-        -> (top-layer h (N, H), new state).
-
-    One ``nn.LSTM`` call on a length-1 sequence steps both layers: on CPU it runs oneDNN's
-    fused RNN kernels, faster than two nn.LSTMCell (docs/benchmarks.md). tests/test_learned.py
-    checks it against LSTMCells.
-    """
-
-    def __init__(self, in_features: int = 2, hidden_size: int = 20, num_layers: int = 2):
-        super().__init__()
-        self.lstm = nn.LSTM(in_features, hidden_size, num_layers=num_layers)
-        self.hidden_size, self.num_layers = hidden_size, num_layers
-
-    def init_state(self, n: int, like: torch.Tensor) -> list[torch.Tensor]:
-        zeros = like.new_zeros(self.num_layers, n, self.hidden_size)
-        return [zeros, zeros]
-
-    def forward(self, x: torch.Tensor, state: list[torch.Tensor]):
-        out, (h, c) = self.lstm(x.unsqueeze(0), (state[0], state[1]))
-        return out[0], [h, c]
-
-
-def flatten_coords(mats: list[torch.Tensor]) -> torch.Tensor:
-    """[(B, a_k, b_k)] -> (B, sum_k a_k b_k): every coordinate of a problem in one row."""
-    return torch.cat([m.reshape(m.shape[0], -1) for m in mats], dim=1)
-
-
-def unflatten_coords(flat: torch.Tensor, like: list[torch.Size]) -> list[torch.Tensor]:
-    """Inverse of ``flatten_coords`` for matrices of shapes ``like`` ((B, a_k, b_k) each)."""
-    sizes = [s[1] * s[2] for s in like]
-    return [part.reshape(s) for part, s in zip(flat.split(sizes, dim=1), like)]
-
-
-class CoordinateNet(nn.Module):
-    """The shared body of m1 and m2: coordinates x (N,) -> out_scale * Linear(LSTM(log_sign(x))).
-
-    forward(x (N,), state, extra (N, n_extra) or None) -> (output (N,), top hidden state (N, H),
-    new state). ``extra`` holds further per-coordinate inputs, fed to the LSTM unpreprocessed
-    beside the two log-sign features of x. With ``skip``, the output also gets a learned linear
-    term of ``extra`` that bypasses the LSTM and ``out_scale`` (its weights start at 0):
-    output = out_scale * head(h) + skip(extra).
-    """
-
-    def __init__(self, hidden_size: int = 20, p: float = 10.0, out_scale: float = 0.1,
-                 n_extra: int = 0, skip: bool = False):
-        super().__init__()
-        if skip and not n_extra:
-            raise ValueError("a skip path needs extra inputs (n_extra >= 1)")
-        self.lstm = CoordinateLSTM(2 + n_extra, hidden_size)
-        self.head = nn.Linear(hidden_size, 1)
-        self.skip = nn.Linear(n_extra, 1, bias=False) if skip else None
-        if self.skip is not None:
-            nn.init.zeros_(self.skip.weight)
-        self.p, self.out_scale, self.n_extra = p, out_scale, n_extra
-
-    def forward(self, x: torch.Tensor, state: list[torch.Tensor],
-                extra: torch.Tensor | None = None):
-        features = log_sign(x, self.p)
-        if self.n_extra:
-            if extra is None or extra.shape != (x.shape[0], self.n_extra):
-                raise ValueError(f"expected extra inputs of shape ({x.shape[0]}, "
-                                 f"{self.n_extra}), got "
-                                 f"{None if extra is None else tuple(extra.shape)}")
-            features = torch.cat([features, extra], dim=-1)
-        h, state = self.lstm(features, state)
-        out = self.out_scale * self.head(h).squeeze(-1)
-        if self.skip is not None:
-            out = out + self.skip(extra).squeeze(-1)
-        return out, h, state
-
-
-class UpdateLSTM(CoordinateNet):
-    """m1: gradient coordinates (N,) -> updates (N,)."""
-
-
-class GroupLSTM(CoordinateNet):
-    """m2: teleport-feature coordinates (N,) -> Lie-algebra coordinates T (N,).
-
-    The caller then rescales each T_k to a fixed Frobenius norm (``tele_norm``, the paper's
-    0.01) or, with tele_norm None, lets the network set the norm and only clips it at
-    ``max_tele_norm`` (a guard against divergence, see teleport.py).
-    """
-
-    def __init__(
-        self, hidden_size: int = 20, p: float = 10.0, out_scale: float = 0.01,
-        tele_norm: float | None = 0.01, max_tele_norm: float = 0.1, n_extra: int = 0,
-        skip: bool = False,
-    ):
-        super().__init__(hidden_size, p, out_scale, n_extra, skip)
-        self.tele_norm, self.max_tele_norm = tele_norm, max_tele_norm
-
-    def normalize(self, T: torch.Tensor) -> torch.Tensor:
-        if self.tele_norm is not None:
-            return rescale_frobenius(T, self.tele_norm)
-        return clip_frobenius(T, self.max_tele_norm)
-
-
-class LrTeleLSTM(GroupLSTM):
-    """GroupLSTM plus a step-size head: lr = lr_max * sigmoid(mean over coordinates of a
-    Linear(h)), per problem, in (0, lr_max). The bias starts at the value giving ``lr_init``."""
-
-    def __init__(self, *args, lr_max: float = 1e-3, lr_init: float = 3e-4, **kwargs):
-        super().__init__(*args, **kwargs)
-        if not 0 < lr_init < lr_max:
-            raise ValueError(f"need 0 < lr_init < lr_max, got {lr_init}, {lr_max}")
-        self.lr_head = nn.Linear(self.lstm.hidden_size, 1)
-        self.lr_max = lr_max
-        with torch.no_grad():
-            self.lr_head.weight.mul_(0.1)
-            self.lr_head.bias.fill_(math.log(lr_init / (lr_max - lr_init)))
-
-    def step_size(self, h: torch.Tensor, batch: int) -> torch.Tensor:
-        """h: (B * Q, H) top hidden states -> (B,) step sizes."""
-        logits = self.lr_head(h).reshape(batch, -1).mean(dim=1)
-        return self.lr_max * torch.sigmoid(logits)
 
 
 class LearnedUpdate:
@@ -223,16 +103,30 @@ class LearnedUpdate:
     def propose(self, grads, m1_state) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """m1 on the coordinates of ``grads``: (updates (B, N) in the gradients' dtype, the new
         LSTM state)."""
-        flat = flatten_coords(grads)
+        return self.propose_groups([grads], [m1_state])[0]
+
+    def propose_groups(self, grads: list[list[torch.Tensor]], m1_states: list) -> list[tuple]:
+        """``propose`` for several groups (one list entry each) in one LSTM call."""
+        flats = [flatten_coords(g) for g in grads]
         if self.input == "rms":
-            flat = rms_normalized(flat, 1)
-        delta, _, m1 = self.net(flat.reshape(-1).to(self._dtype), m1_state)
-        return delta.reshape(flat.shape).to(grads[0].dtype), m1
+            flats = [rms_normalized(flat, 1) for flat in flats]
+        outs = call_groups(self.net, [flat.reshape(-1).to(self._dtype) for flat in flats],
+                           m1_states)
+        return [(delta.reshape(flat.shape).to(g[0].dtype), m1)
+                for (delta, _, m1), flat, g in zip(outs, flats, grads)]
 
     def update(self, weights, grads, state: State, ctx: StepContext):
-        delta, m1 = self.propose(grads, state["m1"])
-        ctx.stats["update_norm"] = delta.detach().norm(dim=1)
-        return unflatten_coords(delta, [g.shape for g in grads]), {**state, "m1": m1}
+        return self.update_groups([weights], [grads], [state], [ctx])[0]
+
+    def update_groups(self, weights, grads, states: list[State], ctxs: list[StepContext]):
+        """``update`` for several groups in lockstep (one list entry each), m1 called once on
+        the coordinates of all of them (networks.call_groups)."""
+        out = []
+        proposals = self.propose_groups(grads, [state["m1"] for state in states])
+        for (delta, m1), g, state, ctx in zip(proposals, grads, states, ctxs):
+            ctx.stats["update_norm"] = delta.detach().norm(dim=1)
+            out.append((unflatten_coords(delta, [x.shape for x in g]), {**state, "m1": m1}))
+        return out
 
     def reset_state(self, state: State) -> State:
         # LearnedTorchOptimizer hands a teleport m1's state only when m2 reads it (lookahead)
@@ -305,22 +199,41 @@ class LearnedTeleport:
         return state
 
     def __call__(self, weights, state: State, ctx: StepContext):
+        return self.teleport_groups([weights], [state], [ctx])[0]
+
+    def teleport_groups(self, weights, states: list[State], ctxs: list[StepContext]):
+        """``__call__`` for several groups in lockstep (one list entry each): the features, the
+        normalization and the group actions per group, the GroupLSTM once on the entries of
+        all groups' T (networks.call_groups)."""
+        looks = (self.lookahead_features(weights, states, ctxs) if self.lookahead is not None
+                 else [None] * len(weights))
+        inputs = [self._inputs(w, ctx, look) for w, ctx, look in zip(weights, ctxs, looks)]
+        flats = [flatten_coords(G) for G, _ in inputs]
+        outs = call_groups(self.net, [flat.reshape(-1).to(self._dtype) for flat in flats],
+                           [state["m2"] for state in states], [extra for _, extra in inputs])
+        return [self._move(w, state, ctx, T.reshape(flat.shape), h, m2, [g.shape for g in G])
+                for w, state, ctx, (T, h, m2), flat, (G, _) in
+                zip(weights, states, ctxs, outs, flats, inputs)]
+
+    def _inputs(self, weights, ctx: StepContext, look):
+        """One group's m2 inputs: the features G_k and the extra inputs (N, n_extra) or None
+        (``look``: its lookahead feature, or None)."""
         p = ctx.problems
         G = teleport_feature(weights, p.X, p.Y, p.slope, x_pinv=ctx.x_pinv)
         if self.input == "normalized":
             G = [rms_normalized(g, (1, 2)) for g in G]
-        flat = flatten_coords(G)
         extra = []
         if self.balance_input:
             r = balance_signal([w.detach() for w in weights])
             extra.append(flatten_coords([torch.diag_embed(rk) for rk in r]).reshape(-1, 1))
-        if self.lookahead is not None:
-            look = self.lookahead_feature(weights, state, ctx)
+        if look is not None:
             extra.append(log_sign(flatten_coords(look).reshape(-1), self.net.p))
-        extra = torch.cat(extra, dim=1).to(self._dtype) if extra else None
-        T, h, m2 = self.net(flat.reshape(-1).to(self._dtype), state["m2"], extra)
-        Ts = unflatten_coords(T.reshape(flat.shape).to(weights[0].dtype), [g.shape for g in G])
-        Ts = self._normalize(Ts)
+        return G, (torch.cat(extra, dim=1).to(self._dtype) if extra else None)
+
+    def _move(self, weights, state: State, ctx: StepContext, T, h, m2, shapes):
+        """One group's teleport from m2's output T (B, N), top hidden state h and state m2."""
+        p = ctx.problems
+        Ts = self._normalize(unflatten_coords(T.to(weights[0].dtype), shapes))
         # ||T|| over all hidden layers together, per problem
         ctx.stats["tele_norm"] = torch.stack(
             [t.detach().pow(2).sum(dim=(1, 2)) for t in Ts]).sum(0).sqrt()
@@ -345,19 +258,37 @@ class LearnedTeleport:
         k: (B, d_k, d_k) each, detached (a first-order input, like G). m1 steps from its present
         state, whose update is then thrown away; the gradient flows through m1's update and
         through grad L(W') (a double backward)."""
-        p = ctx.problems
+        return self.lookahead_features([weights], [state], [ctx])[0]
+
+    def lookahead_features(self, weights, states: list[State], ctxs: list[StepContext]):
+        """``lookahead_feature`` of several groups (one list entry each), m1 called once on
+        the coordinates of all of them."""
         with torch.enable_grad():
-            base = [w.detach() for w in weights]
-            Ts = [base[0].new_zeros(w.shape[0], w.shape[1], w.shape[1]).requires_grad_(True)
-                  for w in base[:-1]]
-            moved = group_act(base, p.X, Ts, p.slope, x_pinv=ctx.x_pinv, action=self.action)
-            loss = mlp_loss(moved, p.X, p.Y, p.slope)
-            grads = torch.autograd.grad(loss.sum(), moved, create_graph=True)
-            delta, _ = self.lookahead.propose(grads, [s.detach() for s in state["m1"]])
-            deltas = unflatten_coords(delta, [g.shape for g in grads])
-            after = [w + d for w, d in zip(moved, deltas)]
-            ahead = mlp_loss(after, p.X, p.Y, p.slope).log().sum()
-            return [g.detach() for g in torch.autograd.grad(ahead, Ts)]
+            Ts, moved, grads = [], [], []
+            for w, ctx in zip(weights, ctxs):
+                p = ctx.problems
+                base = [x.detach() for x in w]
+                T = [base[0].new_zeros(x.shape[0], x.shape[1], x.shape[1]).requires_grad_(True)
+                     for x in base[:-1]]
+                moved.append(group_act(base, p.X, T, p.slope, x_pinv=ctx.x_pinv,
+                                       action=self.action))
+                loss = mlp_loss(moved[-1], p.X, p.Y, p.slope)
+                grads.append(torch.autograd.grad(loss.sum(), moved[-1], create_graph=True))
+                Ts.append(T)
+            proposals = self.lookahead.propose_groups(
+                grads, [[s.detach() for s in state["m1"]] for state in states])
+            aheads = []
+            for (delta, _), m, g, ctx in zip(proposals, moved, grads, ctxs):
+                p = ctx.problems
+                after = [w + d for w, d in zip(m, unflatten_coords(delta, [x.shape for x in g]))]
+                aheads.append(mlp_loss(after, p.X, p.Y, p.slope).log().sum())
+            # problems are independent: each group's T gets the gradient of its own term
+            flat = [G.detach() for G in torch.autograd.grad(aheads, [t for T in Ts for t in T])]
+        out, start = [], 0
+        for T in Ts:
+            out.append(flat[start:start + len(T)])
+            start += len(T)
+        return out
 
 
 class LearnedOptimizer(nn.Module, Teleporting):

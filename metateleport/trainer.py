@@ -23,7 +23,7 @@ import torch
 from torch.utils._pytree import tree_map
 
 from .config import Config, build_family, build_optimizer
-from .estimator import apply_meta_step, unroll_window, window_meta_loss
+from .estimator import apply_meta_step, unroll_groups, window_meta_loss
 from .inner import StepContext, Trajectory, detach_state, run
 from .learned import LearnedOptimizer
 from .symmetry import input_pinv
@@ -171,16 +171,13 @@ class MetaTrainer:
             self._new_batch()
         c = self.carry
         self.opt.train()
-        outs = [unroll_window(self.opt, part["weights"], part["state"], part["problems"],
-                              part["x_pinv"], part["t"], tr.unroll,
-                              self.family.loss_and_grad(part["problems"]), on=tr.meta_loss_on)
-                for part in self._parts()]
-        # problems are independent: the window of a mixed batch is its groups' side by side
-        losses = torch.cat([o[0] for o in outs], dim=1)
-        ctx = outs[0][3]
-        if len(outs) > 1:
-            ctx = StepContext(ctx.t, ctx.problems, stats={
-                k: torch.cat([o[3].stats[k] for o in outs]) for k in ctx.stats})
+        parts = self._parts()
+        # a mixed batch's groups advance in lockstep, each LSTM called once per inner step
+        losses, weights, states, ctx = unroll_groups(
+            self.opt, [part["weights"] for part in parts], [part["state"] for part in parts],
+            [part["problems"] for part in parts], [part["x_pinv"] for part in parts], c["t"],
+            tr.unroll, [self.family.loss_and_grad(part["problems"]) for part in parts],
+            on=tr.meta_loss_on)
         meta_loss = window_meta_loss(losses, tr.meta_loss)
         if "guard_penalty" in ctx.stats:
             meta_loss = meta_loss + tr.refused_weight * ctx.stats["guard_penalty"].mean()
@@ -191,10 +188,10 @@ class MetaTrainer:
             self.meta_opt, self.opt.parameters(), meta_loss, tr.grad_clip, average)
         self.meta_step += 1
         if applied:
-            for part, (_, weights, state, _) in zip(self._parts(), outs):
-                part["weights"], part["state"] = detach_state(weights), detach_state(state)
+            for part, w, state in zip(parts, weights, states):
+                part["weights"], part["state"] = detach_state(w), detach_state(state)
                 part["t"] += tr.unroll
-            c["t"] = self._parts()[0]["t"]
+            c["t"] = parts[0]["t"]
             if c["t"] >= tr.n_steps:
                 self.carry = None
         else:

@@ -1,0 +1,185 @@
+"""The coordinatewise networks of the learned optimizer (docs/design.md section 5): one small
+LSTM shared by every coordinate, with its own state per coordinate, and the flattening that puts
+the coordinates of B problems on its batch axis.
+
+- ``CoordinateLSTM``: the 2-layer LSTM, one time step per call.
+- ``CoordinateNet``: log-sign preprocessing, the LSTM and a linear head (the body of m1 and m2);
+  ``UpdateLSTM`` (m1), ``GroupLSTM`` (m2, with the norm of T) and ``LrTeleLSTM`` (m2 with a
+  step-size head) are its kinds.
+- ``call_groups``: one call of a net on the coordinates of several groups of problems (a mixed
+  batch's architectures, docs/design.md section 9).
+
+learned.py builds the inner-loop objects (m1 as an update rule, m2 as a teleport) on them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .preprocess import log_sign
+from .teleport import clip_frobenius, rescale_frobenius
+
+__all__ = [
+    "CoordinateLSTM",
+    "CoordinateNet",
+    "GroupLSTM",
+    "LrTeleLSTM",
+    "UpdateLSTM",
+    "call_groups",
+    "flatten_coords",
+    "rms_normalized",
+    "unflatten_coords",
+]
+
+def rms_normalized(x: torch.Tensor, dims) -> torch.Tensor:
+    """x over its root mean square over ``dims``, floored so that a zero gradient stays zero."""
+    return x / x.pow(2).mean(dim=dims, keepdim=True).sqrt().clamp_min(torch.finfo(x.dtype).tiny)
+
+
+class CoordinateLSTM(nn.Module):
+    """A 2-layer LSTM applied independently to N coordinates, one time step per call.
+
+    forward(x (N, in_features), state [h (layers, N, H), c (layers, N, H)])
+        -> (top-layer h (N, H), new state).
+
+    One ``nn.LSTM`` call on a length-1 sequence steps both layers: on CPU it runs oneDNN's
+    fused RNN kernels, faster than two nn.LSTMCell (docs/benchmarks.md). tests/test_learned.py
+    checks it against LSTMCells.
+    """
+
+    def __init__(self, in_features: int = 2, hidden_size: int = 20, num_layers: int = 2):
+        super().__init__()
+        self.lstm = nn.LSTM(in_features, hidden_size, num_layers=num_layers)
+        self.hidden_size, self.num_layers = hidden_size, num_layers
+
+    def init_state(self, n: int, like: torch.Tensor) -> list[torch.Tensor]:
+        zeros = like.new_zeros(self.num_layers, n, self.hidden_size)
+        return [zeros, zeros]
+
+    def forward(self, x: torch.Tensor, state: list[torch.Tensor]):
+        out, (h, c) = self.lstm(x.unsqueeze(0), (state[0], state[1]))
+        return out[0], [h, c]
+
+
+def flatten_coords(mats: list[torch.Tensor]) -> torch.Tensor:
+    """[(B, a_k, b_k)] -> (B, sum_k a_k b_k): every coordinate of a problem in one row."""
+    return torch.cat([m.reshape(m.shape[0], -1) for m in mats], dim=1)
+
+
+def unflatten_coords(flat: torch.Tensor, like: list[torch.Size]) -> list[torch.Tensor]:
+    """Inverse of ``flatten_coords`` for matrices of shapes ``like`` ((B, a_k, b_k) each)."""
+    sizes = [s[1] * s[2] for s in like]
+    return [part.reshape(s) for part, s in zip(flat.split(sizes, dim=1), like)]
+
+
+class CoordinateNet(nn.Module):
+    """The shared body of m1 and m2: coordinates x (N,) -> out_scale * Linear(LSTM(log_sign(x))).
+
+    forward(x (N,), state, extra (N, n_extra) or None) -> (output (N,), top hidden state (N, H),
+    new state). ``extra`` holds further per-coordinate inputs, fed to the LSTM unpreprocessed
+    beside the two log-sign features of x. With ``skip``, the output also gets a learned linear
+    term of ``extra`` that bypasses the LSTM and ``out_scale`` (its weights start at 0):
+    output = out_scale * head(h) + skip(extra).
+    """
+
+    def __init__(self, hidden_size: int = 20, p: float = 10.0, out_scale: float = 0.1,
+                 n_extra: int = 0, skip: bool = False):
+        super().__init__()
+        if skip and not n_extra:
+            raise ValueError("a skip path needs extra inputs (n_extra >= 1)")
+        self.lstm = CoordinateLSTM(2 + n_extra, hidden_size)
+        self.head = nn.Linear(hidden_size, 1)
+        self.skip = nn.Linear(n_extra, 1, bias=False) if skip else None
+        if self.skip is not None:
+            nn.init.zeros_(self.skip.weight)
+        self.p, self.out_scale, self.n_extra = p, out_scale, n_extra
+
+    def forward(self, x: torch.Tensor, state: list[torch.Tensor],
+                extra: torch.Tensor | None = None):
+        features = log_sign(x, self.p)
+        if self.n_extra:
+            if extra is None or extra.shape != (x.shape[0], self.n_extra):
+                raise ValueError(f"expected extra inputs of shape ({x.shape[0]}, "
+                                 f"{self.n_extra}), got "
+                                 f"{None if extra is None else tuple(extra.shape)}")
+            features = torch.cat([features, extra], dim=-1)
+        h, state = self.lstm(features, state)
+        out = self.out_scale * self.head(h).squeeze(-1)
+        if self.skip is not None:
+            out = out + self.skip(extra).squeeze(-1)
+        return out, h, state
+
+
+class UpdateLSTM(CoordinateNet):
+    """m1: gradient coordinates (N,) -> updates (N,)."""
+
+
+class GroupLSTM(CoordinateNet):
+    """m2: teleport-feature coordinates (N,) -> Lie-algebra coordinates T (N,).
+
+    The caller then rescales each T_k to a fixed Frobenius norm (``tele_norm``, the paper's
+    0.01) or, with tele_norm None, lets the network set the norm and only clips it at
+    ``max_tele_norm`` (a guard against divergence, see teleport.py).
+    """
+
+    def __init__(
+        self, hidden_size: int = 20, p: float = 10.0, out_scale: float = 0.01,
+        tele_norm: float | None = 0.01, max_tele_norm: float = 0.1, n_extra: int = 0,
+        skip: bool = False,
+    ):
+        super().__init__(hidden_size, p, out_scale, n_extra, skip)
+        self.tele_norm, self.max_tele_norm = tele_norm, max_tele_norm
+
+    def normalize(self, T: torch.Tensor) -> torch.Tensor:
+        if self.tele_norm is not None:
+            return rescale_frobenius(T, self.tele_norm)
+        return clip_frobenius(T, self.max_tele_norm)
+
+
+class LrTeleLSTM(GroupLSTM):
+    """GroupLSTM plus a step-size head: lr = lr_max * sigmoid(mean over coordinates of a
+    Linear(h)), per problem, in (0, lr_max). The bias starts at the value giving ``lr_init``."""
+
+    def __init__(self, *args, lr_max: float = 1e-3, lr_init: float = 3e-4, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not 0 < lr_init < lr_max:
+            raise ValueError(f"need 0 < lr_init < lr_max, got {lr_init}, {lr_max}")
+        self.lr_head = nn.Linear(self.lstm.hidden_size, 1)
+        self.lr_max = lr_max
+        with torch.no_grad():
+            self.lr_head.weight.mul_(0.1)
+            self.lr_head.bias.fill_(math.log(lr_init / (lr_max - lr_init)))
+
+    def step_size(self, h: torch.Tensor, batch: int) -> torch.Tensor:
+        """h: (B * Q, H) top hidden states -> (B,) step sizes."""
+        logits = self.lr_head(h).reshape(batch, -1).mean(dim=1)
+        return self.lr_max * torch.sigmoid(logits)
+
+
+
+def call_groups(
+    net: CoordinateNet, xs: list[torch.Tensor], states: list[list[torch.Tensor]],
+    extras: list[torch.Tensor | None] | None = None,
+) -> list[tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]]:
+    """``net`` on the coordinates of several groups in one call: group i's inputs x_i (N_i,),
+    LSTM state [h, c] ((layers, N_i, H) each) and extra inputs (N_i, n_extra) or None are
+    concatenated along the coordinate axis with the other groups', and the outputs are split
+    back. Returns per group (output (N_i,), top hidden state (N_i, H), new state).
+
+    The net is coordinatewise, so each group gets what a call of its own would give, up to
+    float rounding (a longer matrix product may sum in another order); a mixed batch thus
+    steps each LSTM once per inner step instead of once per group. A single group is passed
+    to the net as it is.
+    """
+    extras = [None] * len(xs) if extras is None else extras
+    if len(xs) == 1:
+        return [net(xs[0], states[0], extras[0])]
+    sizes = [x.shape[0] for x in xs]
+    state = [torch.cat(parts, dim=1) for parts in zip(*states)]
+    extra = None if extras[0] is None else torch.cat(extras)
+    out, h, new = net(torch.cat(xs), state, extra)
+    new_states = [list(parts) for parts in zip(*(s.split(sizes, dim=1) for s in new))]
+    return list(zip(out.split(sizes), h.split(sizes), new_states))
