@@ -10,6 +10,11 @@ GD+teleport and the three learned variants) on 64 problems for 100 steps. First 
 cost of one optimizer step of optim.LearnedOpt against torch.optim.Adam on a 100k-parameter
 model (``bench_optim``; ``--optim-only`` runs just that).
 
+``--lockstep`` times instead the mixed batches of the task distribution (``MIXED_CONFIGS``, groups
+of 4 problems per architecture): a meta-step with the groups in lockstep, each LSTM called once
+per inner step (docs/design.md section 9), against the same meta-step group by group
+(``bench_lockstep``).
+
 Each variant runs in a subprocess of its own so that its peak RSS is its own. The configs are
 the shipped real ones (configs/<variant>.yaml), with only the batch size changed. Peak RSS is
 reported per (variant, B), each measured in a fresh process; ``peak_rss_mb`` in the JSON is that
@@ -34,6 +39,8 @@ TIMED_VARIANTS = ("update_tele", "update", "lr_tele")
 #: what is benchmarked by default: the three variants of the paper and the shipped
 #: configs of the imbalanced family
 CONFIGS = (*TIMED_VARIANTS, "imbalanced_update_tele", "imbalanced_update_balance")
+#: the configs of mixed batches that ``--lockstep`` times
+MIXED_CONFIGS = ("general_update_tele", "general_update")
 BATCHES = (1, 8, 32)
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -77,6 +84,66 @@ def bench_train(
     K = trainer.cfg.train.unroll
     return {"tps": batch * K * windows / seconds, "ms_per_meta_step": 1e3 * seconds / windows,
             "slowest_block_tps": batch * K * windows / max(blocks)}
+
+
+def bench_lockstep(
+    name: str, windows: int = 20, warmup: int = 2, repeats: int = 3,
+    overrides: list[str] | None = None,
+) -> dict:
+    """Milliseconds per meta-step on configs/<name>.yaml (with ``overrides``), its groups in
+    lockstep (MetaTrainer.window) against group by group (estimator.unroll_window per group, as
+    the trainer ran a mixed batch before). Paired: before every window the trainer is copied,
+    the copy takes the group-by-group meta-step and the trainer its own, in alternating order,
+    so that both time the same state (meta-training moves the two apart by float rounding, and
+    the cost of a window depends on where it is); the run goes on from the trainer. Median over
+    ``repeats`` blocks of ``windows`` windows after ``warmup``, wall and CPU time."""
+    import copy
+    import functools
+
+    from .config import load_config
+    from .trainer import MetaTrainer
+
+    trainer = MetaTrainer(load_config(CONFIG_DIR / f"{name}.yaml", overrides or []))
+    for _ in range(warmup):
+        trainer.window()
+    blocks: dict[str, list[tuple[float, float]]] = {"per_group": [], "lockstep": []}
+    for _ in range(repeats):
+        spent = {key: [0.0, 0.0] for key in blocks}
+        for i in range(windows):
+            if trainer.carry is None:
+                trainer._new_batch()  # drawing problems is no part of either path
+            other = copy.deepcopy(trainer)
+            runs = [("per_group", functools.partial(_per_group_window, other)),
+                    ("lockstep", trainer.window)]
+            for key, step in runs if i % 2 == 0 else runs[::-1]:
+                wall, cpu = time.perf_counter(), time.process_time()
+                step()
+                spent[key][0] += time.perf_counter() - wall
+                spent[key][1] += time.process_time() - cpu
+        for key, (wall, cpu) in spent.items():
+            blocks[key].append((1e3 * wall / windows, 1e3 * cpu / windows))
+    out = {}
+    for key, values in blocks.items():
+        for i, kind in enumerate(("wall", "cpu")):
+            out[f"{key}_{kind}_ms"] = sorted(v[i] for v in values)[len(values) // 2]
+    return out
+
+
+def _per_group_window(trainer) -> None:
+    """One meta-step of ``trainer`` whose groups are unrolled one after the other (one LSTM call
+    per group and inner step); the carry is left as it was (the copy is thrown away)."""
+    from .estimator import apply_meta_step, unroll_window, window_meta_loss
+
+    tr = trainer.cfg.train
+    outs = [unroll_window(trainer.opt, part["weights"], part["state"], part["problems"],
+                          part["x_pinv"], part["t"], tr.unroll,
+                          trainer.family.loss_and_grad(part["problems"]), on=tr.meta_loss_on)
+            for part in trainer._parts()]
+    meta_loss = window_meta_loss(torch.cat([o[0] for o in outs], dim=1), tr.meta_loss)
+    if "guard_penalty" in outs[0][3].stats:
+        meta_loss = meta_loss + tr.refused_weight * torch.cat(
+            [o[3].stats["guard_penalty"] for o in outs]).mean()
+    apply_meta_step(trainer.meta_opt, trainer.opt.parameters(), meta_loss, tr.grad_clip)
 
 
 def time_to_quality(
@@ -180,6 +247,8 @@ def main(argv=None) -> int:
                         help="configs/NAME.yaml to benchmark (default: %(default)s)")
     parser.add_argument("--optim-only", action="store_true",
                         help="only the optimizer-step comparison with torch.optim.Adam")
+    parser.add_argument("--lockstep", action="store_true",
+                        help="only mixed batches: groups in lockstep against group by group")
     parser.add_argument("--worker", nargs=3, metavar=("CONFIG", "BATCH", "WINDOWS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -190,6 +259,8 @@ def main(argv=None) -> int:
         _worker(variant, int(batch), int(windows))
         return 0
 
+    if args.lockstep:
+        return _main_lockstep(args)
     optim = bench_optim(20 if args.quick else 50)
     print(f"optimizer step on a {optim['parameters']:,}-parameter MLP: Adam "
           f"{optim['adam_ms']:.2f} ms; LearnedOpt LSTM(update) {optim['update_ms']:.2f} ms "
@@ -253,6 +324,22 @@ def main(argv=None) -> int:
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
         print(f"wrote {args.json}")
+    return 0
+
+
+def _main_lockstep(args) -> int:
+    windows, repeats = (4, 1) if args.quick else (20, 3)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; ms per meta-step, "
+          f"median of {repeats} x {windows} paired windows")
+    result = {}
+    for name in MIXED_CONFIGS:
+        res = result[name] = bench_lockstep(name, windows, repeats=repeats)
+        print(f"{name}: group by group {res['per_group_wall_ms']:.0f} (CPU "
+              f"{res['per_group_cpu_ms']:.0f}), lockstep {res['lockstep_wall_ms']:.0f} (CPU "
+              f"{res['lockstep_cpu_ms']:.0f}): "
+              f"{res['per_group_cpu_ms'] / res['lockstep_cpu_ms']:.2f}x in CPU time")
+    if args.json:
+        args.json.write_text(json.dumps({"lockstep": result}, indent=2))
     return 0
 
 
