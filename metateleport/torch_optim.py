@@ -36,7 +36,8 @@ from .tasks import Problems
 from .teleport import HAND_TELEPORTS, make_teleport
 from .teleporter import batch_problem, max_exact_batch
 
-__all__ = ["DEFAULT_CHECKPOINT", "TELEPORT_KINDS", "TELE_TOLERANCE", "LearnedOpt", "LearnedTorchOptimizer"]
+__all__ = ["DEFAULT_CHECKPOINT", "TELEPORT_KINDS", "TELE_TOLERANCE", "LearnedOpt",
+           "LearnedTorchOptimizer"]
 
 #: what ``teleport`` may apply: the checkpoint's own teleport, or a hand-designed one by name
 TELEPORT_KINDS = ("checkpoint", *HAND_TELEPORTS)

@@ -348,9 +348,10 @@ def test_guard_refuses_a_teleport_that_does_not_keep_the_batch_outputs(monkeypat
         moved = [p.detach().clone() for p in model.parameters()]
         assert not all(torch.equal(a, b) for a, b in zip(before, moved))
         # a move that loses the function on its own batch (here: doubled weights)
-        real_move = torch_optim.LearnedTorchOptimizer._move
-        monkeypatch.setattr(torch_optim.LearnedTorchOptimizer, "_move",
-                            lambda self, *a: ([2 * w for w in real_move(self, *a)[0]], {}))
+        def doubled(self, *args, real=torch_optim.LearnedTorchOptimizer._move):
+            return [2 * w for w in real(self, *args)[0]], {}
+
+        monkeypatch.setattr(torch_optim.LearnedTorchOptimizer, "_move", doubled)
         bad = opt.teleport(model, X, kind="random", norm=0.01, group="diag")
         monkeypatch.undo()
         assert bad["output_change"] > torch_optim.TELE_TOLERANCE
