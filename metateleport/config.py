@@ -82,6 +82,7 @@ class ModelConfig:
     update_input: str = "raw"  # m1 reads the gradient: raw | rms (over the problem's coordinates)
     tele_input: str = "raw"  # m2 reads G: raw | normalized (each G_k over its RMS entry)
     tele_norm_over: str = "layer"  # tele_norm / max_tele_norm bound each layer's T | the network's
+    tele_group: str = "gl"  # m2's group: gl (T_k, the action on the batch) | diag (per unit)
 
 
 @dataclass
@@ -129,6 +130,7 @@ _CHOICES = {
     "model.update_input": ("raw", "rms"),
     "model.tele_input": ("raw", "normalized"),
     "model.tele_norm_over": ("layer", "network"),
+    "model.tele_group": ("gl", "diag"),
     "train.meta_loss": ("log", "sum"),
     "train.meta_loss_on": ("train", "held_out"),
     "train.meta_lr_schedule": ("constant", "cosine"),
@@ -297,6 +299,9 @@ def _check_cross(cfg: Config) -> None:
     if tr.refused_weight > 0 and m.guard is None:
         raise ConfigError(f"train.refused_weight: {tr.refused_weight} penalizes the steps the "
                           f"guard refuses, but model.guard is null")
+    if m.tele_group == "diag" and (m.lookahead_input or m.tele_action != "exact"):
+        raise ConfigError("model.tele_group: diag has neither model.lookahead_input nor "
+                          "model.tele_action: first_order (both are gl's)")
     if m.variant == "update_random_tele" and m.tele_norm is None:
         raise ConfigError("model.tele_norm: variant update_random_tele needs a fixed norm for "
                           "its random teleports, got null")

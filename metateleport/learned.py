@@ -40,7 +40,7 @@ from .networks import (
     unflatten_coords,
 )
 from .preprocess import log_sign
-from .symmetry import ACTIONS, group_act
+from .symmetry import ACTIONS, apply_group, check_group, group_act
 from .teleport import BalanceTeleport, RandomTeleport, Schedule, balance_signal, teleport_feature
 
 __all__ = [
@@ -167,13 +167,22 @@ class LearnedTeleport:
     width and the depth leave it unchanged); "raw": G as it is. ``norm_over`` "network": the
     GroupLSTM's tele_norm / max_tele_norm bound ||T|| over all hidden layers together, so that
     a deeper net is not moved further; "layer": each ||T_k||.
+
+    ``group`` "gl" (T_k a d_k x d_k matrix, the action on the batch) or "diag" (t_k one number
+    per hidden unit, g_k = exp(diag(t_k)), symmetry.apply_group: exact for every input, so the
+    optimizee's function, and what it does on held-out data, does not change; m2 then reads
+    dObj/dt_k, the diagonal of G_k, and the balance signal on t_k).
     """
 
     name = "learned tele"
 
     def __init__(self, net: GroupLSTM, *, balance_input: bool = False,
                  lookahead: LearnedUpdate | None = None, action: str = "exact",
-                 input: str = "raw", norm_over: str = "layer"):
+                 input: str = "raw", norm_over: str = "layer", group: str = "gl"):
+        check_group(group)
+        if group == "diag" and (lookahead is not None or action != "exact"):
+            raise ValueError("the diag m2 has neither the lookahead input nor the first-order "
+                             "action (both are gl's)")
         if action not in ACTIONS:
             raise ValueError(f"action must be one of {ACTIONS}, got {action!r}")
         if input not in TELE_INPUTS:
@@ -183,7 +192,7 @@ class LearnedTeleport:
                              f"{norm_over!r}")
         self.net, self.balance_input, self.lookahead, self.action = (
             net, balance_input, lookahead, action)
-        self.input, self.norm_over = input, norm_over
+        self.input, self.norm_over, self.group = input, norm_over, group
 
     @property
     def _dtype(self) -> torch.dtype:
@@ -192,7 +201,8 @@ class LearnedTeleport:
     def init_state(self, problems) -> State:
         like = problems.weights[0].to(self._dtype)
         B = problems.batch_size
-        n = B * sum(w.shape[1] ** 2 for w in problems.weights[:-1])
+        power = 2 if self.group == "gl" else 1  # T_k (d_k, d_k) or t_k (d_k,) per problem
+        n = B * sum(w.shape[1] ** power for w in problems.weights[:-1])
         state: State = {"m2": self.net.lstm.init_state(n, like)}
         if isinstance(self.net, LrTeleLSTM):
             state["lr"] = self.net.step_size(like.new_zeros(B, self.net.lstm.hidden_size), B)
@@ -219,13 +229,15 @@ class LearnedTeleport:
         """One group's m2 inputs: the features G_k and the extra inputs (N, n_extra) or None
         (``look``: its lookahead feature, or None)."""
         p = ctx.problems
-        G = teleport_feature(weights, p.X, p.Y, p.slope, x_pinv=ctx.x_pinv)
+        G = teleport_feature(weights, p.X, p.Y, p.slope, x_pinv=ctx.x_pinv, group=self.group)
         if self.input == "normalized":
-            G = [rms_normalized(g, (1, 2)) for g in G]
+            G = [rms_normalized(g, tuple(range(1, g.dim()))) for g in G]
         extra = []
         if self.balance_input:
             r = balance_signal([w.detach() for w in weights])
-            extra.append(flatten_coords([torch.diag_embed(rk) for rk in r]).reshape(-1, 1))
+            if self.group == "gl":  # on T_ii, 0 off the diagonal
+                r = [torch.diag_embed(rk) for rk in r]
+            extra.append(flatten_coords(r).reshape(-1, 1))
         if look is not None:
             extra.append(log_sign(flatten_coords(look).reshape(-1), self.net.p))
         return G, (torch.cat(extra, dim=1).to(self._dtype) if extra else None)
@@ -236,19 +248,23 @@ class LearnedTeleport:
         Ts = self._normalize(unflatten_coords(T.to(weights[0].dtype), shapes))
         # ||T|| over all hidden layers together, per problem
         ctx.stats["tele_norm"] = torch.stack(
-            [t.detach().pow(2).sum(dim=(1, 2)) for t in Ts]).sum(0).sqrt()
+            [t.detach().pow(2).flatten(1).sum(1) for t in Ts]).sum(0).sqrt()
         new_state = {**state, "m2": m2}
         if isinstance(self.net, LrTeleLSTM):
             new_state["lr"] = self.net.step_size(h, p.batch_size)
+        if self.group == "diag":
+            return apply_group(weights, None, Ts, "diag"), new_state
         moved = group_act(weights, p.X, Ts, p.slope, x_pinv=ctx.x_pinv, action=self.action)
         return moved, new_state
 
     def _normalize(self, Ts: list[torch.Tensor]) -> list[torch.Tensor]:
         if self.norm_over == "layer":
+            if self.group == "diag":  # ||diag(t)||_F = ||t||
+                return [self.net.normalize(t[:, None])[:, 0] for t in Ts]
             return [self.net.normalize(t) for t in Ts]
         # one norm over all hidden layers: rescale (or clip) the stacked T, per problem
-        total = torch.stack([t.pow(2).sum(dim=(1, 2)) for t in Ts]).sum(0).sqrt()
-        total = total.clamp_min(1e-30)[:, None, None]
+        total = torch.stack([t.pow(2).flatten(1).sum(1) for t in Ts]).sum(0).sqrt()
+        total = total.clamp_min(1e-30).view(-1, *[1] * (Ts[0].dim() - 1))
         if self.net.tele_norm is not None:
             return [t * (self.net.tele_norm / total) for t in Ts]
         return [t * (self.net.max_tele_norm / total).clamp_max(1.0) for t in Ts]
@@ -327,6 +343,7 @@ class LearnedOptimizer(nn.Module, Teleporting):
     would exceed guard x the best loss so far falls back to a safe gradient step).
     ``update_input``, ``tele_input``, ``tele_norm_over``: LearnedUpdate's and LearnedTeleport's
     scale-free inputs and depth-free bound (the shipped checkpoints: "raw", "raw", "layer").
+    ``tele_group``: m2's group, "gl" (the shipped checkpoints) or "diag" (LearnedTeleport).
     """
 
     def __init__(
@@ -351,6 +368,7 @@ class LearnedOptimizer(nn.Module, Teleporting):
         update_input: str = "raw",
         tele_input: str = "raw",
         tele_norm_over: str = "layer",
+        tele_group: str = "gl",
         *,
         tele_steps: int | None = None,
     ):
@@ -398,13 +416,14 @@ class LearnedOptimizer(nn.Module, Teleporting):
             self.group_net = None
         self.update_input, self.tele_input, self.tele_norm_over = (
             update_input, tele_input, tele_norm_over)
+        self.tele_group = check_group(tele_group)
         rule = (LearnedStepGD() if self.update_net is None
                 else LearnedUpdate(self.update_net, input=update_input))
         if self.group_net is not None:
             look = rule if lookahead_input else None
             move = LearnedTeleport(self.group_net, balance_input=balance_input, lookahead=look,
                                    action=tele_action, input=tele_input,
-                                   norm_over=tele_norm_over)
+                                   norm_over=tele_norm_over, group=tele_group)
         elif variant == "update_random_tele":
             move = RandomTeleport(tele_norm, tele_action)
         elif variant == "update_balance":

@@ -65,13 +65,15 @@ class CoordinateLSTM(nn.Module):
 
 
 def flatten_coords(mats: list[torch.Tensor]) -> torch.Tensor:
-    """[(B, a_k, b_k)] -> (B, sum_k a_k b_k): every coordinate of a problem in one row."""
+    """[(B, a_k, b_k)] -> (B, sum_k a_k b_k): every coordinate of a problem in one row (also
+    for vectors (B, a_k))."""
     return torch.cat([m.reshape(m.shape[0], -1) for m in mats], dim=1)
 
 
 def unflatten_coords(flat: torch.Tensor, like: list[torch.Size]) -> list[torch.Tensor]:
-    """Inverse of ``flatten_coords`` for matrices of shapes ``like`` ((B, a_k, b_k) each)."""
-    sizes = [s[1] * s[2] for s in like]
+    """Inverse of ``flatten_coords`` for tensors of shapes ``like`` ((B, a_k, b_k) or
+    (B, a_k) each)."""
+    sizes = [math.prod(s[1:]) for s in like]
     return [part.reshape(s) for part, s in zip(flat.split(sizes, dim=1), like)]
 
 

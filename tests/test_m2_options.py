@@ -115,6 +115,9 @@ def test_m1_state_is_reset_after_a_teleport_only(variant):
 
 
 @pytest.mark.parametrize("model, match", [
+    ({"variant": "update_tele", "tele_group": "diag", "lookahead_input": True},
+     "model.tele_group"),
+    ({"variant": "update_tele", "tele_group": "so3"}, "model.tele_group"),
     ({"variant": "update_tele", "balance_skip": True}, "model.balance_skip"),
     ({"variant": "update", "lookahead_input": True}, "model.lookahead_input"),
     ({"variant": "update_tele", "m1_state_on_tele": "transport"}, "model.m1_state_on_tele"),
@@ -122,3 +125,41 @@ def test_m1_state_is_reset_after_a_teleport_only(variant):
 def test_config_refuses_bad_m2_options(model, match):
     with pytest.raises(ConfigError, match=match):
         config_from_dict({"model": model})
+
+
+@pytest.mark.parametrize("norm_over", ["layer", "network"])
+def test_diag_m2_keeps_the_function_everywhere_and_bounds_its_move(norm_over):
+    torch.manual_seed(0)
+    p = MLPTaskFamily(widths=(6, 5, 4, 3), n_samples=5, bias=True, unit_span=5.0,
+                      dtype=torch.float64).sample(3, 0)
+    opt = LearnedOptimizer("update_tele", tele_group="diag", tele_norm=None, max_tele_norm=0.3,
+                           tele_scale=10.0, balance_input=True, tele_input="normalized",
+                           tele_norm_over=norm_over).double()
+    state = opt.init_state(p)
+    assert state["m2"][0].shape[1] == 3 * (5 + 4), "one LSTM row per hidden unit"
+    ctx = StepContext(0, p)
+    moved, _ = opt.move(p.weights, state, ctx)
+    X_new = torch.randn(3, 6, 40, dtype=torch.float64)  # inputs the teleport never saw
+    from metateleport.mlp import mlp_forward
+
+    torch.testing.assert_close(mlp_forward(moved, X_new, p.slope)[0],
+                               mlp_forward(p.weights, X_new, p.slope)[0], rtol=1e-12, atol=1e-12)
+    assert not all(torch.equal(a, b) for a, b in zip(moved, p.weights))
+    norms = ctx.stats["tele_norm"]
+    bound = 0.3 * (2 ** 0.5 if norm_over == "layer" else 1)  # two hidden layers
+    assert bool((norms <= bound * (1 + 1e-9)).all()) and bool((norms > 0.1).all())
+
+
+def test_diag_m2_gets_a_meta_gradient():
+    torch.manual_seed(0)
+    p = MLPTaskFamily(unit_span=5.0, dtype=torch.float64).sample(2, 0)
+    opt = LearnedOptimizer("update_tele", tele_group="diag", tele_norm=None,
+                           max_tele_norm=1.0, tele_scale=0.1).double()
+    weights, state = p.weights, opt.init_state(p)
+    total = 0.0
+    for t in range(3):
+        _, weights, state = inner_step(opt, weights, state, StepContext(t, p))
+        total = total + mlp_loss(weights, p.X, p.Y, p.slope).log().sum()
+    grads = torch.autograd.grad(total, list(opt.group_net.parameters()), allow_unused=True)
+    assert any(g is not None and bool(g.abs().sum() > 0) for g in grads)
+    assert all(g is None or bool(torch.isfinite(g).all()) for g in grads)

@@ -50,6 +50,10 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
     "update_balance": ("general_update_tele",
                        ["model.variant=update_balance", "model.tele_until=1"],
                        "LSTM(update)+balance after the first update, guarded", [0, 1, 2]),
+    # added 2026-12-01 after the gl arm's seeds 0-2 and its pilots (studies/general/pilots):
+    # m2 in the diag group, exact for every input
+    "update_tele_diag": ("general_update_tele", ["model.tele_group=diag"],
+                         "LSTM(update,tele) with a diag m2, guarded", [0, 1, 2, 3, 4]),
 }
 
 
@@ -57,7 +61,7 @@ def _order() -> list[tuple[str, int]]:
     main = [(arm, s) for s in range(5) for arm in ("update_tele", "update")]
     controls = [(arm, s) for s in range(3)
                 for arm in ("update_tele-noguard", "update_random_tele", "update_balance")]
-    return main + controls
+    return main + controls + [("update_tele_diag", s) for s in range(5)]
 
 
 #: the order in which runs are trained
@@ -171,16 +175,18 @@ def _ratio(test: dict) -> str:
     return f"{np.exp(test['median']):.3g} [{np.exp(lo):.3g}, {np.exp(hi):.3g}]"
 
 
-def paired_table(summaries: Path, arms: tuple[str, str] = ("update_tele", "update")) -> str:
-    """Markdown, per suite and arm of ``arms`` (the headline pair): the seeds scored, the median
-    loss at step N (pooled over seeds and problems), the paired loss ratios against tuned Adam,
-    tuned GD and the other arm (median and 95% two-level bootstrap interval over seeds and
-    problems, stats.paired_log_ratio: below 1, the arm ends lower), diverged problems, the
+def paired_table(summaries: Path,
+                 arms: tuple[str, ...] = ("update_tele", "update_tele_diag", "update")) -> str:
+    """Markdown, per suite and arm of ``arms``: the seeds scored, the median loss at step N
+    (pooled over seeds and problems), the paired loss ratios against tuned Adam, tuned GD and
+    the last arm of ``arms``, LSTM(update), on the seeds both have (median and 95% two-level
+    bootstrap interval over seeds and problems, stats.paired_log_ratio: below 1, the arm ends
+    lower), diverged problems, the
     guard's refused fraction and the Adam-equivalent speedup (median over seeds and problems
     and its bootstrap interval over them; '>cap' where tuned Adam never gets there); and the
     specialists of SPECIALISTS on their own family. Held-out suites are marked (held out)."""
     rows = ["| suite | optimizer | seeds | median loss | / tuned Adam | / tuned GD | "
-            f"/ {ARMS[arms[1]][2]} | diverged | refused | Adam-equivalent |",
+            f"/ {ARMS[arms[-1]][2]} | diverged | refused | Adam-equivalent |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for suite in SUITES:
         name = f"{suite} (held out)" if suite in HELD_OUT else suite
@@ -193,9 +199,9 @@ def paired_table(summaries: Path, arms: tuple[str, str] = ("update_tele", "updat
             final = np.array([done[s]["learned"]["final"] for s in seeds])
             vs = {k: _ratio(paired_log_ratio(final, [done[s][k]["final"] for s in seeds]))
                   for k in ("adam", "gd")}
-            other = arms[1] if arm == arms[0] else arms[0]
+            other = arms[-1]
             both = sorted(set(seeds) & set(runs[other]))
-            vs_other = "-" if arm == arms[1] or not both else _ratio(paired_log_ratio(
+            vs_other = "-" if arm == other or not both else _ratio(paired_log_ratio(
                 [done[s]["learned"]["final"] for s in both],
                 [runs[other][s]["learned"]["final"] for s in both]))
             n_steps = done[seeds[0]]["n_steps"]
@@ -221,7 +227,8 @@ def paired_table(summaries: Path, arms: tuple[str, str] = ("update_tele", "updat
     return "\n".join(rows) + "\n"
 
 
-def real_table(summaries: Path, arms: tuple[str, ...] = ("update_tele", "update")) -> str:
+def real_table(summaries: Path,
+               arms: tuple[str, ...] = ("update_tele", "update_tele_diag", "update")) -> str:
     """Markdown, per real set (studies.realdata, through LearnedTorchOptimizer; a test set
     only) and arm: the seeds scored, the median held-out accuracy and training loss at step N
     (pooled over seeds and problems), tuned SGD's and Adam's, and the paired difference in
