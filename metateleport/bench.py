@@ -1,5 +1,5 @@
 """Benchmark: ``python -m metateleport.bench [--quick] [--json PATH] [--threads N]
-[--configs NAME ...] [--optim-only]``.
+[--configs NAME ...] [--optim-only] [--lockstep] [--floor]``.
 
 For each config (a variant's shipped configs/<variant>.yaml, or any configs/NAME.yaml, e.g. the
 family-specific ones) and batch size B: meta-training throughput in inner task-steps per second
@@ -13,7 +13,8 @@ model (``bench_optim``; ``--optim-only`` runs just that).
 ``--lockstep`` times instead the mixed batches of the task distribution (``MIXED_CONFIGS``, groups
 of 4 problems per architecture): a meta-step with the groups in lockstep, each LSTM called once
 per inner step (docs/design.md section 9), against the same meta-step group by group
-(``bench_lockstep``).
+(``bench_lockstep``). ``--floor`` measures instead the machine's matmul rate and the LSTM's and
+the LearnedOpt step's distance from it (bench_floor.py).
 
 Each variant runs in a subprocess of its own so that its peak RSS is its own. The configs are
 the shipped real ones (configs/<variant>.yaml), with only the batch size changed. Peak RSS is
@@ -249,6 +250,9 @@ def main(argv=None) -> int:
                         help="only the optimizer-step comparison with torch.optim.Adam")
     parser.add_argument("--lockstep", action="store_true",
                         help="only mixed batches: groups in lockstep against group by group")
+    parser.add_argument("--floor", action="store_true",
+                        help="only the matmul floor: GFLOP/s, the LSTM's share of it, the "
+                             "LearnedOpt step against Adam and the floor (bench_floor.py)")
     parser.add_argument("--worker", nargs=3, metavar=("CONFIG", "BATCH", "WINDOWS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -261,6 +265,15 @@ def main(argv=None) -> int:
 
     if args.lockstep:
         return _main_lockstep(args)
+    if args.floor:
+        from .bench_floor import bench_floor, print_floor
+
+        floor = bench_floor(rounds=3 if args.quick else 7)
+        print(f"torch {torch.__version__}, {platform.machine()} {platform.system()}")
+        print_floor(floor)
+        if args.json:
+            args.json.write_text(json.dumps({"floor": floor}, indent=2))
+        return 0
     optim = bench_optim(20 if args.quick else 50)
     print(f"optimizer step on a {optim['parameters']:,}-parameter MLP: Adam "
           f"{optim['adam_ms']:.2f} ms; LearnedOpt LSTM(update) {optim['update_ms']:.2f} ms "
