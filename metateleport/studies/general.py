@@ -176,7 +176,8 @@ def _ratio(test: dict) -> str:
 
 
 def paired_table(summaries: Path,
-                 arms: tuple[str, ...] = ("update_tele", "update_tele_diag", "update")) -> str:
+                 arms: tuple[str, ...] = ("update_tele", "update_tele_diag", "update_balance",
+                                          "update")) -> str:
     """Markdown, per suite and arm of ``arms``: the seeds scored, the median loss at step N
     (pooled over seeds and problems), the paired loss ratios against tuned Adam, tuned GD and
     the last arm of ``arms``, LSTM(update), on the seeds both have (median and 95% two-level
@@ -228,7 +229,8 @@ def paired_table(summaries: Path,
 
 
 def real_table(summaries: Path,
-               arms: tuple[str, ...] = ("update_tele", "update_tele_diag", "update")) -> str:
+               arms: tuple[str, ...] = ("update_tele", "update_tele_diag", "update_balance",
+                                        "update")) -> str:
     """Markdown, per real set (studies.realdata, through LearnedTorchOptimizer; a test set
     only) and arm: the seeds scored, the median held-out accuracy and training loss at step N
     (pooled over seeds and problems), tuned SGD's and Adam's, and the paired difference in
