@@ -284,7 +284,8 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
             if (kind, group) in (("balance", "gl"), ("checkpoint", "gl"), ("checkpoint", "diag")):
                 raise ValueError(f"kind {kind!r} moves in its own group: leave group=None, got "
                                  f"{group!r}")
-        move_group = "diag" if kind == "balance" else group
+        diag_m2 = kind == "checkpoint" and self.learned.tele_group == "diag"
+        move_group = "diag" if kind == "balance" or diag_m2 else group
         spec = inspect_module(model, allow_bias=True)
         mine = {id(p) for group in self.param_groups for p in group["params"]}
         params = [p for lin in spec.linears for p in (lin.weight, lin.bias) if p is not None]
@@ -340,7 +341,7 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
         stats = {k: float(v[0]) for k, v in ctx.stats.items() if k == "tele_norm"}
         hidden = spec.linears[:-1]
         if "m2" in new:
-            sizes = [lin.out_features ** 2 for lin in hidden]
+            sizes = [self._m2_rows(lin) for lin in hidden]
             for lin, h, c in zip(hidden, new["m2"][0].split(sizes, dim=1),
                                  new["m2"][1].split(sizes, dim=1)):
                 self.state[lin.weight]["m2"] = [h, c]
@@ -354,6 +355,10 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
                         self.state[p]["m1"] = [torch.zeros_like(s) for s in self.state[p]["m1"]]
         return moved, stats
 
+    def _m2_rows(self, lin: nn.Linear) -> int:
+        """m2's LSTM rows for hidden layer ``lin``: one per entry of T_k (gl), per unit (diag)."""
+        return lin.out_features ** (2 if self.learned.tele_group == "gl" else 1)
+
     def _tele_state(self, spec: ModuleSpec, problems: Problems) -> dict:
         """The batched path's state of this MLP (B = 1): m2's over the hidden layers in order,
         m1's in the layout of the augmented weights [A | b] when the lookahead input reads it,
@@ -366,7 +371,7 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
             for lin in spec.linears[:-1]:
                 st = self.state[lin.weight]
                 if "m2" not in st:
-                    st["m2"] = net.lstm.init_state(lin.out_features ** 2, like)
+                    st["m2"] = net.lstm.init_state(self._m2_rows(lin), like)
                 parts.append(st["m2"])
             state["m2"] = [torch.cat([s[i] for s in parts], dim=1) for i in range(2)]
         if self.learned.lookahead_input:

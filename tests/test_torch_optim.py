@@ -317,6 +317,24 @@ def test_reset_variant_and_schedule_match_the_batched_path():
     assert all(s.abs().sum() == 0 for q in model.parameters() for s in opt.state[q]["m1"])
 
 
+def test_diag_m2_matches_the_batched_path_on_any_batch_size():
+    torch.manual_seed(0)
+    learned = LearnedOptimizer("update_tele", tele_group="diag", tele_norm=None,
+                               max_tele_norm=0.5, tele_scale=0.1, balance_input=True).double()
+    p = MLPTaskFamily(bias=True, dtype=torch.float64).sample(1, 2, "test")
+    ref = run(learned, p, 6).losses[:, 0]
+    model = mlp([20, 20, 20], True)
+    load_problem(model, p.weights)
+    opt = LearnedOpt(model.parameters(), learned=learned)
+    got = torch_loop(model, opt, p.X[0].T, p.Y[0].T, 6)
+    torch.testing.assert_close(got, ref, rtol=1e-8, atol=0)
+    X = torch.randn(60, 20, dtype=torch.float64)  # more samples than the gl move allows
+    Y = torch.randn(60, 20, dtype=torch.float64)
+    before = model(X)
+    opt.teleport(model, X, Y)
+    torch.testing.assert_close(model(X), before, rtol=1e-10, atol=1e-10)
+
+
 def test_guard_leaves_parameters_with_a_non_finite_gradient_as_they_were():
     model = mlp([4, 5, 2], bias=False)
     for guard, untouched in ((2.0, True), (None, False)):
