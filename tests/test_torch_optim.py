@@ -297,18 +297,26 @@ def test_runs_where_the_parameters_are():
     assert all(s.is_cuda for p in model.parameters() for s in opt.state[p]["m1"])
 
 
+def _matches_the_batched_path(learned, p, widths, steps=6):
+    """Assert that ``learned`` gives the same losses on problem p (B = 1, with biases) by the
+    batched path and through LearnedOpt on an nn.Module MLP holding p's weights (rtol 1e-8);
+    returns that model and its optimizer, as the steps left them."""
+    ref = run(learned, p, steps).losses[:, 0]
+    model = mlp(widths, True)
+    load_problem(model, p.weights)
+    opt = LearnedOpt(model.parameters(), learned=learned)
+    got = torch_loop(model, opt, p.X[0].T, p.Y[0].T, steps)
+    torch.testing.assert_close(got, ref, rtol=1e-8, atol=0)
+    return model, opt
+
+
 def test_reset_variant_and_schedule_match_the_batched_path():
     # m1's state is reset after every teleport, and teleports follow steps 0, 2, 4, ...
     torch.manual_seed(0)
     learned = LearnedOptimizer("update_tele", m1_state_on_tele="reset", tele_every=2,
                                tele_norm=0.05).double()
     p = MLPTaskFamily(bias=True, dtype=torch.float64).sample(1, 2, "test")
-    ref = run(learned, p, 6).losses[:, 0]
-    model = mlp([20, 20, 20], True)
-    load_problem(model, p.weights)
-    opt = LearnedOpt(model.parameters(), learned=learned)
-    got = torch_loop(model, opt, p.X[0].T, p.Y[0].T, 6)
-    torch.testing.assert_close(got, ref, rtol=1e-8, atol=0)
+    model, opt = _matches_the_batched_path(learned, p, [20, 20, 20])
     opt.zero_grad()
     sq_loss(model, p.X[0].T, p.Y[0].T).backward()
     opt.step()  # step 6: m1's state is fresh from the update
@@ -322,12 +330,7 @@ def test_diag_m2_matches_the_batched_path_on_any_batch_size():
     learned = LearnedOptimizer("update_tele", tele_group="diag", tele_norm=None,
                                max_tele_norm=0.5, tele_scale=0.1, balance_input=True).double()
     p = MLPTaskFamily(bias=True, dtype=torch.float64).sample(1, 2, "test")
-    ref = run(learned, p, 6).losses[:, 0]
-    model = mlp([20, 20, 20], True)
-    load_problem(model, p.weights)
-    opt = LearnedOpt(model.parameters(), learned=learned)
-    got = torch_loop(model, opt, p.X[0].T, p.Y[0].T, 6)
-    torch.testing.assert_close(got, ref, rtol=1e-8, atol=0)
+    model, opt = _matches_the_batched_path(learned, p, [20, 20, 20])
     X = torch.randn(60, 20, dtype=torch.float64)  # more samples than the gl move allows
     Y = torch.randn(60, 20, dtype=torch.float64)
     before = model(X)
@@ -410,9 +413,4 @@ def test_scale_free_options_match_the_batched_path(options):
     learned = LearnedOptimizer("update_tele", **options).double()
     p = MLPTaskFamily(widths=(8, 7, 6, 5), n_samples=6, bias=True,
                       dtype=torch.float64).sample(1, 2, "test")
-    ref = run(learned, p, 6).losses[:, 0]
-    model = mlp([8, 7, 6, 5], True)
-    load_problem(model, p.weights)
-    opt = LearnedOpt(model.parameters(), learned=learned)
-    got = torch_loop(model, opt, p.X[0].T, p.Y[0].T, 6)
-    torch.testing.assert_close(got, ref, rtol=1e-8, atol=0)
+    _matches_the_batched_path(learned, p, [8, 7, 6, 5])
