@@ -114,32 +114,39 @@ def train_all(runs: Path, summaries: Path, repo: Path, jobs: int = 2,
                 f"(meta-step {data['chosen_meta_step']})")
 
 
+def _score_once(out: Path, head: dict[str, Any], score: Callable[..., dict[str, Any]],
+                args: tuple, summaries: Path, what: str, done: str,
+                log: Callable[[str], None]) -> None:
+    """Write {**head, **score(*args)} to ``out`` unless it exists, logging "<what> in <n> s"
+    to the study log and ``done`` to ``log``."""
+    if out.is_file():
+        return
+    start = time.time()
+    data = {**head, **score(*args)}
+    write_summary(out, data, summaries / STUDY / "study.log",
+                  f"{what} in {time.time() - start:.0f} s")
+    log(done)
+
+
 def score_all(summaries: Path, problems: int = 32, log: Callable[[str], None] = print) -> None:
     """Score every finished run (its committed chosen iterate) on every suite of
-    suites.SUITES that has no ``<arm>/s<seed>-<suite>.json`` yet, and write it."""
+    suites.SUITES and every real set that has no ``<arm>/s<seed>-<suite>.json`` (or
+    ``-real-<set>.json``) yet, and write it."""
     for arm, seed in ORDER:
         params = summaries / STUDY / arm / f"s{seed}.pt"
         if not params.is_file():
             continue
         for suite in SUITES:
-            out = summaries / STUDY / arm / f"s{seed}-{suite}.json"
-            if out.is_file():
-                continue
-            start = time.time()
-            data = {"arm": arm, "seed": seed, "problems": problems,
-                    **score_suite(params, suite, problems)}
-            write_summary(out, data, summaries / STUDY / "study.log",
-                          f"{arm} seed {seed} scored on {suite} in {time.time() - start:.0f} s")
-            log(f"{arm} s{seed} {suite}: done")
+            _score_once(summaries / STUDY / arm / f"s{seed}-{suite}.json",
+                        {"arm": arm, "seed": seed, "problems": problems}, score_suite,
+                        (params, suite, problems),
+                        summaries, f"{arm} seed {seed} scored on {suite}",
+                        f"{arm} s{seed} {suite}: done", log)
         for name in REAL_SETS:
-            out = summaries / STUDY / arm / f"s{seed}-real-{name}.json"
-            if out.is_file():
-                continue
-            start = time.time()
-            data = {"arm": arm, "seed": seed, **score_real(params, name, problems)}
-            write_summary(out, data, summaries / STUDY / "study.log",
-                          f"{arm} seed {seed} scored on real {name} in {time.time() - start:.0f} s")
-            log(f"{arm} s{seed} real {name}: done")
+            _score_once(summaries / STUDY / arm / f"s{seed}-real-{name}.json",
+                        {"arm": arm, "seed": seed}, score_real, (params, name, problems),
+                        summaries, f"{arm} seed {seed} scored on real {name}",
+                        f"{arm} s{seed} real {name}: done", log)
 
 
 def score_specialists(summaries: Path, checkpoints: Path, problems: int = 32,
@@ -148,19 +155,16 @@ def score_specialists(summaries: Path, checkpoints: Path, problems: int = 32,
     ``<summaries>/general/specialists/<name>-<suite>.json`` (skipping those written)."""
     for suite, names in SPECIALISTS.items():
         for name in names:
-            out = summaries / STUDY / "specialists" / f"{name}-{suite}.json"
-            if out.is_file():
-                continue
-            start = time.time()
-            data = {"checkpoint": name, "problems": problems,
-                    **score_suite(checkpoints / f"{name}.pt", suite, problems)}
-            write_summary(out, data, summaries / STUDY / "study.log",
-                          f"specialist {name} scored on {suite} in {time.time() - start:.0f} s")
-            log(f"specialist {name} {suite}: done")
+            _score_once(summaries / STUDY / "specialists" / f"{name}-{suite}.json",
+                        {"checkpoint": name, "problems": problems}, score_suite,
+                        (checkpoints / f"{name}.pt", suite, problems),
+                        summaries, f"specialist {name} scored on {suite}",
+                        f"specialist {name} {suite}: done", log)
 
 
 def _scored(summaries: Path, arm: str, suite: str) -> dict[int, dict]:
-    """seed -> the suite summary of (arm, seed), for the seeds scored on ``suite``."""
+    """seed -> the suite summary of (arm, seed), for the seeds scored on ``suite`` (a real
+    set: "real-<set>")."""
     found = {}
     for s in ARMS[arm][3]:
         f = summaries / STUDY / arm / f"s{s}-{suite}.json"
@@ -240,11 +244,7 @@ def real_table(summaries: Path,
             "tuned Adam | accuracy - best hand's |", "|---|---|---|---|---|---|---|---|"]
     for name in REAL_SETS:
         for arm in arms:
-            done = {}
-            for s in ARMS[arm][3]:
-                f = summaries / STUDY / arm / f"s{s}-real-{name}.json"
-                if f.is_file():
-                    done[s] = json.loads(f.read_text())
+            done = _scored(summaries, arm, f"real-{name}")
             if not done:
                 continue
             seeds = sorted(done)
