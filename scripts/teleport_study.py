@@ -19,6 +19,9 @@ from the summaries alone (--table-only does only this):
 - every comparison pairs two arms on the same seeds and test problems: the median log-ratio of
   the final losses with a two-level bootstrap 95% CI (seeds, then problems), seeds won, problems
   won (metateleport.stats.paired_log_ratio);
+- a study with "keep_params" (digits) also scores tuned GD and Adam on its test problems
+  (hand.json) and every kept run on breast cancer through the torch.optim face, and its table
+  pairs the held-out accuracy with theirs (metateleport.studies.hand);
 - studies/<study>/table.md holds both tables; studies/<study>/study.log a line per finished run;
   studies/headline.md one row per family.
 """
@@ -37,6 +40,8 @@ from metateleport.studies import (
     headline,
     load_runs,
     run_studies,
+    score_hand,
+    score_real_runs,
     ship_arm,
     table,
 )
@@ -73,6 +78,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     if not args.table_only:
         run_studies(args.studies, args.arms, args.jobs, args.runs, args.summaries, REPO)
+        for study in args.studies:
+            if STUDIES[study].get("keep_params"):
+                score_hand(study, args.summaries)
+                score_real_runs(study, args.summaries)
     for study in args.studies:
         print(table(study, args.summaries))
     print(headline(args.summaries))

@@ -11,6 +11,7 @@ teleport_ablation.py and oracle_headroom.py; what they compute is here:
 - ``tables``: studies/<study>/table.md and studies/headline.md, from the summaries alone;
 - ``seeds``: the seed study (variants over seeds, selected on validation);
 - ``ablation``: test-time ablations of a trained m2;
+- ``hand``: held-out accuracy against tuned GD and Adam, and on real sets (digits study);
 - ``headroom``: the oracle's headroom per family, update rule, norm and schedule.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from .ablation import VERSIONS, ablate, ablation_table, run_ablation, versions
 from .arms import PROBLEMS, SEEDS, STUDIES, StudyError, seeds_of
+from .hand import hand_table, score_hand, score_real_runs
 from .headroom import headroom, headroom_table
 from .runs import load_runs, run_one, run_studies, score_run, train
 from .seeds import score_splits, select_variant
@@ -47,11 +49,14 @@ __all__ = [
     "headline",
     "headroom",
     "headroom_table",
+    "hand_table",
     "held_out_table",
     "load_runs",
     "run_ablation",
     "run_one",
     "run_studies",
+    "score_hand",
+    "score_real_runs",
     "score_run",
     "score_splits",
     "seeds_of",

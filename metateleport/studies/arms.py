@@ -7,8 +7,10 @@ of its table and its row of the headline table.
                       "seeds": [...]}
 
 A and B are arm names or chosen names; "family" and "headline" only for the studies in
-studies/headline.md; "seeds" only where they are not SEEDS. An arm's run of seed s meta-trains
-configs/<config>.yaml with its overrides at train.seed = s.
+studies/headline.md; "seeds" only where they are not SEEDS ("arm_seeds": {arm: seeds} for
+arms with seeds of their own); "keep_params": True keeps each new
+run's parameters beside its summary and adds the hand-optimizer comparison (studies.hand).
+An arm's run of seed s meta-trains configs/<config>.yaml with its overrides at train.seed = s.
 """
 
 from __future__ import annotations
@@ -149,18 +151,36 @@ STUDIES = {
                                 "LSTM(update), meta-trained on the held-out loss"),
             "update_tele-held_out": ("digits_update_tele", ["train.meta_loss_on=held_out"],
                                      "LSTM(update,tele), meta-trained on the held-out loss"),
+            # added 2026-12-01 (generalization issue, item 6): m2 in the diag group, exact for
+            # every input, so that a teleport cannot change the function on held-out images
+            "update_tele_diag": ("digits_update_tele", ["model.tele_group=diag"],
+                                 "LSTM(update,tele) with a diag m2"),
+            "update_tele_diag-held_out": ("digits_update_tele",
+                                          ["model.tele_group=diag", "train.meta_loss_on=held_out"],
+                                          "LSTM(update,tele) with a diag m2, meta-trained on the "
+                                          "held-out loss"),
         },
         "choose": {},
         "family": "real data: scikit-learn's digits, 40 images per problem, 64-32-10 MLP "
                   "with biases",
         # 3 seeds, so that the held-out meta-loss arms fit beside the others in one session
         "seeds": [0, 1, 2],
+        # 5 for the diag m2 arms (2026-12-01) and the LSTM(update) arms they are compared with
+        "arm_seeds": {arm: [0, 1, 2, 3, 4] for arm in ("update", "update-held_out",
+                                                        "update_tele_diag",
+                                                        "update_tele_diag-held_out")},
+        # runs since 2026-12-01 keep their parameters (studies/digits/<arm>/s<seed>.pt) for the
+        # real-set scoring of studies.hand; tuned GD and Adam on the same problems: hand.json
+        "keep_params": True,
         "headline": {"LSTM(update)": "update", "+ random teleports": "update_random_tele",
                      "+ balance": "update_balance", "LSTM(update,tele)": "update_tele"},
         "compare": [("update_tele", "update"), ("update_tele", "update_random_tele"),
                     ("update_tele", "update_balance"), ("update_balance", "update"),
                     ("update_tele-held_out", "update-held_out"),
-                    ("update-held_out", "update"), ("update_tele-held_out", "update_tele")],
+                    ("update-held_out", "update"), ("update_tele-held_out", "update_tele"),
+                    ("update_tele_diag", "update"), ("update_tele_diag", "update_tele"),
+                    ("update_tele_diag-held_out", "update-held_out"),
+                    ("update_tele_diag-held_out", "update_tele_diag")],
     },
     "first_order": {
         "arms": {
@@ -176,6 +196,10 @@ STUDIES = {
 }
 
 
-def seeds_of(study: str) -> list[int]:
-    """The meta-training seeds of ``study`` (its "seeds", else SEEDS)."""
-    return STUDIES[study].get("seeds", SEEDS)
+def seeds_of(study: str, arm: str | None = None) -> list[int]:
+    """The meta-training seeds of ``study`` (its "seeds", else SEEDS), or of its ``arm`` where
+    the study's "arm_seeds" gives that arm seeds of its own."""
+    spec = STUDIES[study]
+    if arm is not None and arm in spec.get("arm_seeds", {}):
+        return spec["arm_seeds"][arm]
+    return spec.get("seeds", SEEDS)

@@ -11,6 +11,7 @@ so a stopped study goes on from there, on any machine.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -96,6 +97,10 @@ def run_one(study: str, arm: str, seed: int, runs: Path, summaries: Path, repo: 
     start = time.time()
     params = train(config, seed, folder, overrides, repo)
     seconds = time.time() - start
+    if STUDIES[study].get("keep_params"):
+        # committed beside the summary, so that later scoring needs no run folder
+        summary.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(params, summary.with_suffix(".pt"))
     data = {"study": study, "arm": arm, "label": label, "seed": seed, "config_file": config,
             "overrides": overrides, "config": yaml.safe_load((folder / "config.yaml").read_text()),
             "train_seconds_this_session": seconds, **score_run(params)}
@@ -119,8 +124,11 @@ def write_summary(summary: Path, data: dict, log: Path, line: str) -> None:
 def run_studies(studies: Sequence[str], arms: Sequence[str] | None, jobs: int, runs: Path,
                 summaries: Path, repo: Path) -> None:
     """Every missing run of ``studies`` (only of ``arms``, if given), ``jobs`` at once."""
-    todo = [(study, arm, seed) for study in studies for seed in seeds_of(study)
-            for arm in STUDIES[study]["arms"] if arms is None or arm in arms]
+    # seed-major, so that a stopped session leaves comparable arms
+    todo = [(study, arm, seed) for study in studies
+            for seed in sorted({s for a in STUDIES[study]["arms"] for s in seeds_of(study, a)})
+            for arm in STUDIES[study]["arms"]
+            if (arms is None or arm in arms) and seed in seeds_of(study, arm)]
     with ThreadPoolExecutor(jobs) as pool:
         for f in [pool.submit(run_one, *job, runs, summaries, repo) for job in todo]:
             f.result()
@@ -130,7 +138,7 @@ def load_runs(study: str, summaries: Path) -> dict[str, dict[int, dict]]:
     """arm -> seed -> summary, for the finished runs of ``study`` in ``summaries``."""
     runs: dict[str, dict[int, dict]] = {}
     for arm in STUDIES[study]["arms"]:
-        for seed in seeds_of(study):
+        for seed in seeds_of(study, arm):
             f = summaries / study / arm / f"s{seed}.json"
             if f.is_file():
                 runs.setdefault(arm, {})[seed] = json.loads(f.read_text())

@@ -26,7 +26,7 @@ def validation_score(by_seed: Mapping[int, dict]) -> float:
 
 def complete(study: str, runs: Mapping[str, Mapping[int, dict]], arm: str) -> bool:
     """Every seed of ``arm`` has finished."""
-    return len(runs.get(arm, {})) == len(seeds_of(study))
+    return len(runs.get(arm, {})) == len(seeds_of(study, arm))
 
 
 def choose(study: str, runs: Mapping[str, Mapping[int, dict]]) -> dict[str, str]:

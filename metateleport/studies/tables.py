@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..stats import median, paired_log_ratio
 from .arms import PROBLEMS, STUDIES, seeds_of
+from .hand import hand_table
 from .runs import load_runs
 from .selection import choose, complete, validation_score
 
@@ -58,7 +59,7 @@ def table(study: str, summaries: Path) -> str:
                          f"{median(tb):.3g} | - |")
     chosen = choose(study, runs)
     lines += ["", "Chosen on validation (lowest median over seeds of the validation median; "
-              f"arms with all {len(seeds_of(study))} seeds):", ""]
+              "arms with all their seeds):", ""]
     for name, arm in chosen.items():
         have = [a for a in spec["choose"][name] if complete(study, runs, a)]
         lines.append(f"- {name}: `{arm}` ("
@@ -75,6 +76,7 @@ def table(study: str, summaries: Path) -> str:
                      f"[{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}] | {math.exp(c['median']):.3g} | "
                      f"{c['seed_wins']}/{c['seeds']} | {c['problem_wins']}/{c['pairs']} |")
     lines += held_out_table(spec, runs)
+    lines += hand_table(study, summaries)
     text = "\n".join(lines) + "\n"
     root.mkdir(parents=True, exist_ok=True)
     (root / "table.md").write_text(text)
@@ -133,7 +135,8 @@ def headline(summaries: Path) -> str:
         runs = load_runs(study, summaries)
         chosen = choose(study, runs)
         arms = {label: chosen.get(name, name) for label, name in spec["headline"].items()}
-        if not all(complete(study, runs, a) for a in arms.values()):
+        # every headline arm has the study's seeds (an arm may have more: "arm_seeds")
+        if not all(set(seeds_of(study)) <= set(runs.get(a, {})) for a in arms.values()):
             continue
         cells = [f"{median([median(runs[a][s]['test_final']) for s in seeds_of(study)]):.3g}"
                  f" (`{a}`)"
