@@ -1,5 +1,5 @@
 """Benchmark: ``python -m metateleport.bench [--quick] [--json PATH] [--threads N]
-[--configs NAME ...] [--optim-only] [--lockstep] [--floor]``.
+[--configs NAME ...] [--optim-only] [--lockstep] [--floor] [--memory]``.
 
 For each config (a variant's shipped configs/<variant>.yaml, or any configs/NAME.yaml, e.g. the
 family-specific ones) and batch size B: meta-training throughput in inner task-steps per second
@@ -14,7 +14,9 @@ model (``bench_optim``; ``--optim-only`` runs just that).
 of 4 problems per architecture): a meta-step with the groups in lockstep, each LSTM called once
 per inner step (docs/design.md section 9), against the same meta-step group by group
 (``bench_lockstep``). ``--floor`` measures instead the machine's matmul rate and the LSTM's and
-the LearnedOpt step's distance from it (bench_floor.py).
+the LearnedOpt step's distance from it (bench_floor.py). ``--memory`` measures the peak RSS
+and speed of the lookahead config (or ``--configs``) at B = 8 and 32 with
+train.recompute_lstm off and on.
 
 Each variant runs in a subprocess of its own so that its peak RSS is its own. The configs are
 the shipped real ones (configs/<variant>.yaml), with only the batch size changed. Peak RSS is
@@ -50,13 +52,13 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _config(name: str, batch: int | None = None):
+def _config(name: str, batch: int | None = None, extra: list[str] | None = None):
     """configs/<name>.yaml (for a variant without one: the defaults with that variant), at
-    batch size ``batch``."""
+    batch size ``batch``, with the overrides ``extra``."""
     from .config import load_config
 
     path = CONFIG_DIR / f"{name}.yaml"
-    overrides = ["train.val_problems=1"]
+    overrides = ["train.val_problems=1", *(extra or [])]
     if not path.is_file():
         overrides.append(f"model.variant={name}")
     if batch is not None:
@@ -65,14 +67,15 @@ def _config(name: str, batch: int | None = None):
 
 
 def bench_train(
-    variant: str, batch: int, windows: int, warmup: int = 2, repeats: int = 3
+    variant: str, batch: int, windows: int, warmup: int = 2, repeats: int = 3,
+    extra: list[str] | None = None,
 ) -> dict:
-    """Time ``repeats`` blocks of ``windows`` meta-steps of a trainer after ``warmup`` untimed
-    ones; report the median block, and the slowest one too: on a shared VM single blocks stall
-    (docs/benchmarks.md)."""
+    """Time ``repeats`` blocks of ``windows`` meta-steps of a trainer (config overrides
+    ``extra``) after ``warmup`` untimed ones; report the median block, and the slowest one
+    too: on a shared VM single blocks stall (docs/benchmarks.md)."""
     from .trainer import MetaTrainer
 
-    trainer = MetaTrainer(_config(variant, batch))
+    trainer = MetaTrainer(_config(variant, batch, extra))
     for _ in range(warmup):
         trainer.window()
     blocks = []
@@ -231,10 +234,49 @@ def bench_optim(steps: int = 50, teleport_batch: int = 64) -> dict:
     return out
 
 
-def _worker(variant: str, batch: int, windows: int) -> None:
-    out = bench_train(variant, batch, windows)
+def _worker(variant: str, batch: int, windows: int, extra: list[str] | None = None) -> None:
+    out = bench_train(variant, batch, windows, extra=extra)
     out["peak_rss_mb"] = _peak_rss_mb()
     print(json.dumps(out))
+
+
+def _run_worker(variant: str, batch: int, windows: int, threads: int,
+                extra: list[str] | None = None) -> dict:
+    """bench_train in a fresh process, so that its peak RSS is its own."""
+    cmd = [sys.executable, "-m", "metateleport.bench", "--worker", variant, str(batch),
+           str(windows)]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    for item in extra or []:
+        cmd += ["--worker-set", item]
+    return json.loads(subprocess.run(cmd, check=True, capture_output=True,
+                                     text=True).stdout.strip().splitlines()[-1])
+
+
+#: what ``--memory`` measures by default: the lookahead config
+MEMORY_CONFIGS = ("imbalanced_update_tele",)
+
+
+def _main_memory(args) -> int:
+    """Peak RSS and task-steps/s of each config at B = 8 and 32, train.recompute_lstm off and
+    on, each in a fresh process."""
+    configs = args.configs if args.configs != list(CONFIGS) else list(MEMORY_CONFIGS)
+    windows = 2 if args.quick else 5
+    print(f"torch {torch.__version__}, {args.threads or torch.get_num_threads()} threads")
+    print(f"{'config':<24} {'B':>3} {'recompute':>9} {'task-steps/s':>13} {'peak MB':>8}")
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name in configs:
+        out[name] = {}
+        for batch in (8, 32):
+            for on in (False, True):
+                res = _run_worker(name, batch, windows, args.threads,
+                                  [f"train.recompute_lstm={str(on).lower()}"])
+                out[name][f"{batch}/{'on' if on else 'off'}"] = res
+                print(f"{name:<24} {batch:>3} {'on' if on else 'off':>9} {res['tps']:>13.0f} "
+                      f"{res['peak_rss_mb']:>8.0f}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"memory": out}, indent=2))
+    return 0
 
 
 def main(argv=None) -> int:
@@ -253,15 +295,22 @@ def main(argv=None) -> int:
     parser.add_argument("--floor", action="store_true",
                         help="only the matmul floor: GFLOP/s, the LSTM's share of it, the "
                              "LearnedOpt step against Adam and the floor (bench_floor.py)")
+    parser.add_argument("--memory", action="store_true",
+                        help="only peak memory and speed at B = 8 and 32 with "
+                             "train.recompute_lstm off and on (default config: the lookahead "
+                             "one, imbalanced_update_tele)")
     parser.add_argument("--worker", nargs=3, metavar=("CONFIG", "BATCH", "WINDOWS"),
                         help=argparse.SUPPRESS)
+    parser.add_argument("--worker-set", action="append", default=[], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.worker:
         variant, batch, windows = args.worker
-        _worker(variant, int(batch), int(windows))
+        _worker(variant, int(batch), int(windows), args.worker_set)
         return 0
+    if args.memory:
+        return _main_memory(args)
 
     if args.lockstep:
         return _main_lockstep(args)
@@ -302,12 +351,7 @@ def main(argv=None) -> int:
     for variant in args.configs:
         train[variant], ms[variant], rss[variant] = {}, {}, {}
         for batch in sorted({*batches, _config(variant).train.batch_size}):
-            cmd = [sys.executable, "-m", "metateleport.bench", "--worker", variant, str(batch),
-                   str(windows)]
-            if args.threads:
-                cmd += ["--threads", str(args.threads)]
-            res = json.loads(subprocess.run(cmd, check=True, capture_output=True,
-                                            text=True).stdout.strip().splitlines()[-1])
+            res = _run_worker(variant, batch, windows, args.threads)
             b = str(batch)
             train[variant][b], ms[variant][b] = res["tps"], res["ms_per_meta_step"]
             rss[variant][b] = res["peak_rss_mb"]

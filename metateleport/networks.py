@@ -18,6 +18,7 @@ import math
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .preprocess import log_sign
 from .teleport import clip_frobenius, rescale_frobenius
@@ -31,6 +32,7 @@ __all__ = [
     "call_groups",
     "flatten_coords",
     "rms_normalized",
+    "set_recompute",
     "unflatten_coords",
 ]
 
@@ -48,20 +50,40 @@ class CoordinateLSTM(nn.Module):
     One ``nn.LSTM`` call on a length-1 sequence steps both layers: on CPU it runs oneDNN's
     fused RNN kernels, faster than two nn.LSTMCell (docs/benchmarks.md). tests/test_learned.py
     checks it against LSTMCells.
+
+    With ``recompute`` (set by ``set_recompute``; not saved) a step under autograd keeps only
+    its inputs and recomputes its forward in the backward pass (torch.utils.checkpoint), so
+    that an unroll does not hold every step's gate activations (train.recompute_lstm).
     """
 
     def __init__(self, in_features: int = 2, hidden_size: int = 20, num_layers: int = 2):
         super().__init__()
         self.lstm = nn.LSTM(in_features, hidden_size, num_layers=num_layers)
         self.hidden_size, self.num_layers = hidden_size, num_layers
+        self.recompute = False
 
     def init_state(self, n: int, like: torch.Tensor) -> list[torch.Tensor]:
         zeros = like.new_zeros(self.num_layers, n, self.hidden_size)
         return [zeros, zeros]
 
+    def _step(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+        out, (h, c) = self.lstm(x.unsqueeze(0), (h, c))
+        return out[0], h, c
+
     def forward(self, x: torch.Tensor, state: list[torch.Tensor]):
-        out, (h, c) = self.lstm(x.unsqueeze(0), (state[0], state[1]))
-        return out[0], [h, c]
+        if self.recompute and torch.is_grad_enabled():
+            out, h, c = checkpoint(self._step, x, state[0], state[1], use_reentrant=False)
+        else:
+            out, h, c = self._step(x, state[0], state[1])
+        return out, [h, c]
+
+
+def set_recompute(module: nn.Module, on: bool) -> None:
+    """Switch recomputation (CoordinateLSTM.recompute) on or off in every CoordinateLSTM of
+    ``module``."""
+    for m in module.modules():
+        if isinstance(m, CoordinateLSTM):
+            m.recompute = on
 
 
 def flatten_coords(mats: list[torch.Tensor]) -> torch.Tensor:

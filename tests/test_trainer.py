@@ -86,3 +86,49 @@ def test_trainer_on_a_mixed_architecture_batch_trains_and_resumes_exactly():
     for x, y in zip(a.opt.state_dict().values(), b.opt.state_dict().values()):
         assert torch.equal(x, y)
     assert a.validation_losses().shape == (5, 4)
+
+
+def test_recomputing_the_lstm_in_backward_gives_the_same_meta_training():
+    """train.recompute_lstm trades memory for time only: the same windows, meta-gradients and
+    parameters as keeping the activations (float64; the lookahead input included)."""
+    model = {"variant": "update_tele", "lookahead_input": True}
+    runs = {}
+    for on in (False, True):
+        cfg = config_from_dict({"model": model, "train": {
+            "batch_size": 2, "n_steps": 4, "unroll": 2, "trajectories": 4, "val_problems": 2,
+            "dtype": "float64", "recompute_lstm": on}})
+        t = MetaTrainer(cfg)
+        lstms = [m for m in t.opt.modules() if m.__class__.__name__ == "CoordinateLSTM"]
+        assert len(lstms) == 2 and all(m.recompute is on for m in lstms)
+        stats = [t.window() for _ in range(4)]
+        runs[on] = stats, t.opt.state_dict()
+    for a, b in zip(runs[False][0], runs[True][0]):
+        for key in ("meta_loss", "grad_norm"):
+            assert abs(a[key] - b[key]) <= 1e-10 * max(1.0, abs(a[key])), key
+    a, b = runs[False][1], runs[True][1]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-10, atol=1e-12)
+    assert "recompute" not in " ".join(a)  # not part of the checkpoint
+
+
+def test_a_recomputing_lstm_keeps_only_its_inputs_for_backward():
+    from metateleport.networks import CoordinateLSTM
+
+    lstm = CoordinateLSTM(2, 20).double()
+    x = torch.randn(500, 2, dtype=torch.float64, requires_grad=True)
+    state = lstm.init_state(500, x)
+    grads, kept = {}, {}
+    for on in (False, True):
+        lstm.recompute = on
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(
+                lambda t: saved.append(t.numel()) or t, lambda t: t):
+            out, (h, c) = lstm(x, state)
+        (out.sum() + c.square().sum()).backward()
+        grads[on] = [x.grad.clone(), *(p.grad.clone() for p in lstm.parameters())]
+        kept[on] = sum(saved)
+        x.grad = None
+        lstm.zero_grad()
+    for a, b in zip(grads[False], grads[True]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert kept[True] < kept[False] / 4, kept  # the gates' activations are not kept
