@@ -391,3 +391,18 @@ def test_lock_file_is_ignored_by_a_fresh_run_into_an_empty_folder(tmp_path):
     (out / ".lock").write_text(f"{os.getpid() + 100000}\n")  # left by a dead process
     train_run(tiny(), out, progress=False)
     assert (out / "params.pt").is_file()
+
+
+def test_a_run_resumes_with_recomputation_switched_to_the_uninterrupted_parameters(tmp_path):
+    """train.recompute_lstm changes memory, not results: a run stopped without it and resumed
+    with it ends where the uninterrupted run does."""
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    train_run(tiny(), whole, progress=False)
+    train_run(tiny(), part, progress=False, max_meta_steps=2)
+    train_run(tiny(recompute_lstm=True), part, resume=True, progress=False)
+    a = torch.load(whole / "params.pt", weights_only=True)["state_dict"]
+    b = torch.load(part / "params.pt", weights_only=True)["state_dict"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-7)
+    with pytest.raises(ConfigError, match="train.meta_lr: run has 0.001, given 0.5"):
+        train_run(tiny(meta_lr=0.5), part, resume=True, progress=False)

@@ -120,9 +120,13 @@ def test_a_recomputing_lstm_keeps_only_its_inputs_for_backward():
     grads, kept = {}, {}
     for on in (False, True):
         lstm.recompute = on
-        saved = []
-        with torch.autograd.graph.saved_tensors_hooks(
-                lambda t: saved.append(t.numel()) or t, lambda t: t):
+        saved: list[int] = []
+
+        def pack(t, saved=saved):
+            saved.append(t.numel())
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             out, (h, c) = lstm(x, state)
         (out.sum() + c.square().sum()).backward()
         grads[on] = [x.grad.clone(), *(p.grad.clone() for p in lstm.parameters())]
