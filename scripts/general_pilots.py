@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from metateleport.studies.general import validation_history
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "studies" / "general" / "pilots"
 #: the pilot every other is compared with
@@ -31,9 +33,9 @@ def summarize(folder: Path) -> dict:
     """val/score per validation and train/guard_refused per 100 meta-steps of run ``folder``."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    val = validation_history(folder)
     events = EventAccumulator(str(folder / "tb"))
     events.Reload()
-    val = {int(e.step): float(e.value) for e in events.Scalars("val/score")}
     refused = events.Scalars("train/guard_refused")
     steps = np.array([e.step for e in refused])
     values = np.array([e.value for e in refused])

@@ -3,8 +3,10 @@ half-done ones, and print the status table.
 
     python scripts/general_study.py train [--jobs 2] [--arms update_tele update]
     python scripts/general_study.py score     (every finished run and shipped specialist on
-                                               every test suite, then the tables)
-    python scripts/general_study.py status    (the tables: runs, per run and suite, paired)
+                                               every test suite, the validation histories of
+                                               the runs on this machine, then the tables)
+    python scripts/general_study.py status    (the tables: runs, failed seeds with and without
+                                               selection, per run and suite, paired)
 
 Each finished run leaves studies/general/<arm>/s<seed>.json and .pt: commit them. Run long
 sessions from a snapshot of the tree (DEVELOPERS.md).
@@ -22,8 +24,10 @@ from metateleport.studies.general import (
     ARMS,
     paired_table,
     real_table,
+    record_histories,
     score_all,
     score_specialists,
+    selection_table,
     status_table,
     suite_table,
     train_all,
@@ -47,7 +51,9 @@ def main(argv=None) -> int:
     if args.what == "score":
         score_all(summaries)
         score_specialists(summaries, REPO / "checkpoints")
+        record_histories(runs, summaries)
     print(status_table(summaries))
+    print(selection_table(summaries))
     print(suite_table(summaries))
     print(paired_table(summaries))
     print(real_table(summaries))

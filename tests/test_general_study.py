@@ -155,3 +155,29 @@ def test_the_shipped_generalist_is_the_seed_chosen_on_validation(arm, name):
 
     assert config_from_dict(meta["config"]) == want
     assert load_config(REPO / "checkpoints" / f"{name}.yaml") == want
+
+
+def test_validation_histories_count_failed_seeds_with_and_without_selection(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    # arm "update": seed 1 ends far above its best (fails without selection only); seed 2 is
+    # bad throughout (fails either way); seed 3's folder is not on this machine
+    curves = {0: [3.0, 2.0, 2.1], 1: [3.0, 2.0, 9.0], 2: [9.0, 8.0, 8.5], 3: [1.0]}
+    for s, curve in curves.items():
+        (tmp_path / "sum" / "general" / "update").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "sum" / "general" / "update" / f"s{s}.json").write_text("{}")
+        if s == 3:
+            continue
+        with SummaryWriter(str(tmp_path / "runs" / "general" / "update" / f"s{s}" / "tb")) as w:
+            for i, v in enumerate(curve):
+                w.add_scalar("val/score", v, 100 * (i + 1))
+    general.record_histories(tmp_path / "runs", tmp_path / "sum", log=lambda line: None)
+    saved = json.loads((tmp_path / "sum" / "general" / "update" / "s1-validation.json")
+                       .read_text())
+    assert saved["val_score"] == {"100": 3.0, "200": 2.0, "300": 9.0}
+    assert not (tmp_path / "sum" / "general" / "update" / "s3-validation.json").exists()
+    row = next(r for r in general.selection_table(tmp_path / "sum").splitlines()
+               if r.startswith("| LSTM(update), guarded |"))
+    # the median chosen score is 2.0, the bar 2.0 + log 4
+    assert row.endswith("| s0: 2.00, s1: 2.00, s2: 8.00 | s0: 2.10, s1: 9.00, s2: 8.50 "
+                        "| 1/3 | 2/3 |")

@@ -34,8 +34,9 @@ from .realdata import REAL_SETS, score_real
 from .runs import train, write_summary
 from .suites import ADAM_CAP, HELD_OUT, SUITES, score_suite
 
-__all__ = ["ARMS", "ORDER", "SPECIALISTS", "STUDY", "paired_table", "real_table", "score_all",
-           "score_specialists", "status_table", "suite_table", "train_all", "train_one"]
+__all__ = ["ARMS", "FAILED_MARGIN", "ORDER", "SPECIALISTS", "STUDY", "paired_table",
+           "real_table", "record_histories", "score_all", "score_specialists", "selection_table",
+           "status_table", "suite_table", "train_all", "train_one", "validation_history"]
 
 STUDY = "general"
 #: arm -> (config, overrides, label, seeds)
@@ -261,6 +262,60 @@ def real_table(summaries: Path,
                         f"{float(np.median(acc)):.3f} | {median(final.ravel()):.3g} | "
                         f"{shown['sgd']} | {shown['adam']} | {diff['mean']:+.3f} "
                         f"[{lo:+.3f}, {hi:+.3f}] vs {best} |")
+    return "\n".join(rows) + "\n"
+
+
+#: a seed has failed when its validation score (a mean log-loss) lies more than this above the
+#: median of its arm's chosen scores: a geometric-mean loss 4x the arm's typical one
+FAILED_MARGIN = float(np.log(4.0))
+
+
+def validation_history(folder: Path) -> dict[int, float]:
+    """meta-step -> validation score (val/score, trainer.validation_score) of run ``folder``,
+    from its TensorBoard log; the last entry is the final iterate's."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder / "tb"))
+    events.Reload()
+    return {int(e.step): float(e.value) for e in events.Scalars("val/score")}
+
+
+def record_histories(runs: Path, summaries: Path, log: Callable[[str], None] = print) -> None:
+    """For every finished run whose folder is on this machine, write its validation history
+    to ``<arm>/s<seed>-validation.json`` (committed) unless it is there."""
+    for arm, seed in ORDER:
+        out = summaries / STUDY / arm / f"s{seed}-validation.json"
+        folder = runs / STUDY / arm / f"s{seed}"
+        if out.is_file() or not (summaries / STUDY / arm / f"s{seed}.json").is_file() \
+                or not (folder / "tb").is_dir():
+            continue
+        history = validation_history(folder)
+        out.write_text(json.dumps({"arm": arm, "seed": seed,
+                                   "val_score": {str(k): v for k, v in history.items()}}) + "\n")
+        log(f"{arm} s{seed}: validation history of {len(history)} points")
+
+
+def selection_table(summaries: Path) -> str:
+    """Markdown: per arm, the seeds that fail with selection on validation (the chosen
+    iterate's score) and without it (the last iterate's), a seed failing when its score lies
+    more than FAILED_MARGIN above the median of the arm's chosen scores or is not finite."""
+    rows = ["| arm | seeds | chosen score per seed | last iterate's score per seed | "
+            "failed with selection | failed without |", "|---|---|---|---|---|---|"]
+    for arm, (_, _, label, seeds) in ARMS.items():
+        found = {}
+        for s in seeds:
+            f = summaries / STUDY / arm / f"s{s}-validation.json"
+            if f.is_file():
+                history = {int(k): v for k, v in json.loads(f.read_text())["val_score"].items()}
+                found[s] = (min(history.values()), history[max(history)])
+        if not found:
+            continue
+        bar = median([c for c, _ in found.values()]) + FAILED_MARGIN
+        failed = [sum(not (v[i] <= bar) for v in found.values()) for i in (0, 1)]
+        rows.append(f"| {label} | {len(found)} | "
+                    + " | ".join(", ".join(f"s{s}: {found[s][i]:.2f}" for s in sorted(found))
+                                 for i in (0, 1))
+                    + f" | {failed[0]}/{len(found)} | {failed[1]}/{len(found)} |")
     return "\n".join(rows) + "\n"
 
 
