@@ -1,5 +1,6 @@
 """Benchmark: ``python -m metateleport.bench [--quick] [--json PATH] [--threads N]
-[--configs NAME ...] [--optim-only] [--lockstep] [--floor] [--memory]``.
+[--configs NAME ...] [--optim-only] [--lockstep] [--floor] [--memory] [--chunks]
+[--lstm-chunk N]``.
 
 For each config (a variant's shipped configs/<variant>.yaml, or any configs/NAME.yaml, e.g. the
 family-specific ones) and batch size B: meta-training throughput in inner task-steps per second
@@ -16,7 +17,8 @@ per inner step (docs/design.md section 9), against the same meta-step group by g
 (``bench_lockstep``). ``--floor`` measures instead the machine's matmul rate and the LSTM's and
 the LearnedOpt step's distance from it (bench_floor.py). ``--memory`` measures the peak RSS
 and speed of the lookahead config (or ``--configs``) at B = 8 and 32 with
-train.recompute_lstm off and on.
+train.recompute_lstm off and on; ``--chunks`` the speed at B = 8 and 32 with the LSTM's
+coordinates in one kernel call against chunks of CoordinateLSTM.CHUNK.
 
 Each variant runs in a subprocess of its own so that its peak RSS is its own. The configs are
 the shipped real ones (configs/<variant>.yaml), with only the batch size changed. Peak RSS is
@@ -241,20 +243,59 @@ def _worker(variant: str, batch: int, windows: int, extra: list[str] | None = No
 
 
 def _run_worker(variant: str, batch: int, windows: int, threads: int,
-                extra: list[str] | None = None) -> dict:
-    """bench_train in a fresh process, so that its peak RSS is its own."""
+                extra: list[str] | None = None, chunk: int | None = None) -> dict:
+    """bench_train in a fresh process, so that its peak RSS is its own (``chunk``: the
+    CoordinateLSTM's coordinates per kernel call there, 0 for one call; None: the default)."""
     cmd = [sys.executable, "-m", "metateleport.bench", "--worker", variant, str(batch),
            str(windows)]
     if threads:
         cmd += ["--threads", str(threads)]
     for item in extra or []:
         cmd += ["--worker-set", item]
+    if chunk is not None:
+        cmd += ["--lstm-chunk", str(chunk)]
     return json.loads(subprocess.run(cmd, check=True, capture_output=True,
                                      text=True).stdout.strip().splitlines()[-1])
 
 
 #: what ``--memory`` measures by default: the lookahead config
 MEMORY_CONFIGS = ("imbalanced_update_tele",)
+
+
+#: what ``--chunks`` measures by default
+CHUNK_CONFIGS = ("update", "update_tele", "imbalanced_update_tele")
+
+
+def _main_chunks(args) -> int:
+    """Task-steps/s of each config at B = 8 and 32 with the LSTM's coordinates in one kernel
+    call and in chunks of CoordinateLSTM.CHUNK, each in a fresh process, alternating in
+    ``rounds`` rounds (the median is reported: the VM's speed drifts)."""
+    from .networks import CoordinateLSTM
+
+    configs = args.configs if args.configs != list(CONFIGS) else list(CHUNK_CONFIGS)
+    windows, rounds = (2, 1) if args.quick else (3, 3)
+    settings = {"one call": 0, f"chunks of {CoordinateLSTM.CHUNK}": CoordinateLSTM.CHUNK}
+    print(f"torch {torch.__version__}, {args.threads or torch.get_num_threads()} threads, "
+          f"median of {rounds} alternating rounds")
+    print(f"{'config':<24} {'B':>3} " + " ".join(f"{k:>16}" for k in settings)
+          + f" {'ratio':>6}")
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name in configs:
+        out[name] = {}
+        for batch in (8, 32):
+            tps: dict[str, list[float]] = {k: [] for k in settings}
+            for _ in range(rounds):
+                for label, chunk in settings.items():
+                    tps[label].append(_run_worker(name, batch, windows, args.threads,
+                                                  chunk=chunk)["tps"])
+            med = {k: sorted(v)[len(v) // 2] for k, v in tps.items()}
+            out[name][str(batch)] = {"tps": tps, "median": med}
+            a, b = med.values()
+            print(f"{name:<24} {batch:>3} " + " ".join(f"{v:>16.0f}" for v in med.values())
+                  + f" {b / a:>6.2f}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"chunks": out}, indent=2))
+    return 0
 
 
 def _main_memory(args) -> int:
@@ -270,7 +311,7 @@ def _main_memory(args) -> int:
         for batch in (8, 32):
             for on in (False, True):
                 res = _run_worker(name, batch, windows, args.threads,
-                                  [f"train.recompute_lstm={str(on).lower()}"])
+                                  [f"train.recompute_lstm={str(on).lower()}"], args.lstm_chunk)
                 out[name][f"{batch}/{'on' if on else 'off'}"] = res
                 print(f"{name:<24} {batch:>3} {'on' if on else 'off':>9} {res['tps']:>13.0f} "
                       f"{res['peak_rss_mb']:>8.0f}", flush=True)
@@ -301,16 +342,28 @@ def main(argv=None) -> int:
                              "one, imbalanced_update_tele)")
     parser.add_argument("--worker", nargs=3, metavar=("CONFIG", "BATCH", "WINDOWS"),
                         help=argparse.SUPPRESS)
+    parser.add_argument("--chunks", action="store_true",
+                        help="only meta-training speed at B = 8 and 32 with the LSTM's "
+                             "coordinates in one kernel call against chunks")
     parser.add_argument("--worker-set", action="append", default=[], help=argparse.SUPPRESS)
+    parser.add_argument("--lstm-chunk", type=int, default=None, metavar="N",
+                        help="coordinates per LSTM kernel call everywhere in this run (0: one "
+                             "call; default: CoordinateLSTM.CHUNK)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.lstm_chunk is not None:
+        from .networks import CoordinateLSTM
+
+        CoordinateLSTM.CHUNK = args.lstm_chunk or None
     if args.worker:
         variant, batch, windows = args.worker
         _worker(variant, int(batch), int(windows), args.worker_set)
         return 0
     if args.memory:
         return _main_memory(args)
+    if args.chunks:
+        return _main_chunks(args)
 
     if args.lockstep:
         return _main_lockstep(args)
@@ -351,7 +404,7 @@ def main(argv=None) -> int:
     for variant in args.configs:
         train[variant], ms[variant], rss[variant] = {}, {}, {}
         for batch in sorted({*batches, _config(variant).train.batch_size}):
-            res = _run_worker(variant, batch, windows, args.threads)
+            res = _run_worker(variant, batch, windows, args.threads, chunk=args.lstm_chunk)
             b = str(batch)
             train[variant][b], ms[variant][b] = res["tps"], res["ms_per_meta_step"]
             rss[variant][b] = res["peak_rss_mb"]

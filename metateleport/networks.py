@@ -51,24 +51,41 @@ class CoordinateLSTM(nn.Module):
     fused RNN kernels, faster than two nn.LSTMCell (docs/benchmarks.md). tests/test_learned.py
     checks it against LSTMCells.
 
+    More than ``chunk`` coordinates go through the kernel ``chunk`` at a time (the same
+    function: every coordinate is its own sequence): one call on 25,600 coordinates was 1.3x
+    slower per coordinate than calls on a few thousand, its buffers too large for the caches
+    and freshly mapped on every call (docs/benchmarks.md); None: one call.
+
     With ``recompute`` (set by ``set_recompute``; not saved) a step under autograd keeps only
     its inputs and recomputes its forward in the backward pass (torch.utils.checkpoint), so
     that an unroll does not hold every step's gate activations (train.recompute_lstm).
     """
+
+    #: coordinates per kernel call (None: all in one)
+    CHUNK: int | None = 8192
 
     def __init__(self, in_features: int = 2, hidden_size: int = 20, num_layers: int = 2):
         super().__init__()
         self.lstm = nn.LSTM(in_features, hidden_size, num_layers=num_layers)
         self.hidden_size, self.num_layers = hidden_size, num_layers
         self.recompute = False
+        self.chunk = self.CHUNK
 
     def init_state(self, n: int, like: torch.Tensor) -> list[torch.Tensor]:
         zeros = like.new_zeros(self.num_layers, n, self.hidden_size)
         return [zeros, zeros]
 
-    def _step(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+    def _call(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
         out, (h, c) = self.lstm(x.unsqueeze(0), (h, c))
         return out[0], h, c
+
+    def _step(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+        n = self.chunk
+        if n is None or x.shape[0] <= n:
+            return self._call(x, h, c)
+        parts = [self._call(*p) for p in zip(x.split(n), h.split(n, 1), c.split(n, 1))]
+        out, h, c = zip(*parts)
+        return torch.cat(out), torch.cat(h, 1), torch.cat(c, 1)
 
     def forward(self, x: torch.Tensor, state: list[torch.Tensor]):
         if self.recompute and torch.is_grad_enabled():

@@ -159,12 +159,14 @@ def test_non_finite_window_is_skipped_not_applied():
     assert not all(torch.equal(v, params[k]) for k, v in trainer.opt.state_dict().items())
 
 
+@pytest.mark.parametrize("chunk", [None, 128])  # 128: four kernel calls, the last shorter
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_coordinate_lstm_equals_two_lstm_cells(dtype):
+def test_coordinate_lstm_equals_two_lstm_cells(dtype, chunk):
     from metateleport.learned import CoordinateLSTM
 
     torch.manual_seed(0)
     lstm = CoordinateLSTM(2, 20).to(dtype)
+    lstm.chunk = chunk
     cells = [torch.nn.LSTMCell(2, 20).to(dtype), torch.nn.LSTMCell(20, 20).to(dtype)]
     with torch.no_grad():
         for k, cell in enumerate(cells):
