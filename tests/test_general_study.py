@@ -132,7 +132,8 @@ def test_real_table_pairs_accuracy_against_the_better_hand_optimizer(tmp_path):
     assert row.endswith("] vs sgd |")
 
 
-@pytest.mark.parametrize("arm, name", [("update", "general_update")])
+@pytest.mark.parametrize("arm, name", [("update", "general_update"),
+                                       ("update_tele_diag", "general_update_tele")])
 def test_the_shipped_generalist_is_the_seed_chosen_on_validation(arm, name):
     import torch
 
