@@ -43,3 +43,61 @@ def test_bench_floor_flag(monkeypatch, tmp_path, capsys):
     assert bench.main(["--floor", "--quick", "--threads", "1", "--json", str(out)]) == 0
     assert "the matmul floor" in capsys.readouterr().out
     assert set(json.loads(out.read_text())["floor"]) >= {"wall", "cpu", "parameters"}
+
+
+def test_memory_and_chunks_modes_pass_their_settings_to_fresh_workers(monkeypatch, tmp_path,
+                                                                       capsys):
+    calls = []
+
+    def fake(name, batch, windows, threads, extra=None, chunk=None):
+        calls.append((name, batch, tuple(extra or ()), chunk))
+        tps = 100.0 * (2 if chunk else 1)
+        return {"tps": tps, "peak_rss_mb": 500.0 if extra == ["train.recompute_lstm=true"]
+                else 900.0}
+
+    monkeypatch.setattr(bench, "_run_worker", fake)
+    out = tmp_path / "m.json"
+    assert bench.main(["--memory", "--quick", "--threads", "1", "--json", str(out)]) == 0
+    assert {(b, e) for _, b, e, _ in calls} == {
+        (b, (f"train.recompute_lstm={v}",)) for b in (8, 32) for v in ("false", "true")}
+    data = json.loads(out.read_text())["memory"]["imbalanced_update_tele"]
+    assert data["32/on"]["peak_rss_mb"] == 500.0 and data["32/off"]["peak_rss_mb"] == 900.0
+    calls.clear()
+    assert bench.main(["--chunks", "--quick", "--configs", "update", "--json", str(out)]) == 0
+    from metateleport.networks import CoordinateLSTM
+
+    assert {c for *_, c in calls} == {0, CoordinateLSTM.CHUNK}
+    assert "update                    32" in capsys.readouterr().out
+    assert json.loads(out.read_text())["chunks"]["update"]["32"]["median"] == {
+        "one call": 100.0, f"chunks of {CoordinateLSTM.CHUNK}": 200.0}
+
+
+def test_a_worker_command_carries_threads_overrides_and_chunk(monkeypatch):
+    seen = {}
+
+    class Done:
+        stdout = '{"tps": 1.0}\n'
+
+    def run(cmd, **kwargs):
+        seen["cmd"] = cmd
+        return Done()
+
+    monkeypatch.setattr(bench.subprocess, "run", run)
+    assert bench._run_worker("update", 32, 5, 1, ["train.recompute_lstm=true"], 0) == {"tps": 1.0}
+    cmd = seen["cmd"]
+    assert cmd[cmd.index("--worker") + 1:cmd.index("--worker") + 4] == ["update", "32", "5"]
+    assert cmd[cmd.index("--threads") + 1] == "1"
+    assert cmd[cmd.index("--worker-set") + 1] == "train.recompute_lstm=true"
+    assert cmd[cmd.index("--lstm-chunk") + 1] == "0"
+
+
+def test_lstm_chunk_flag_sets_the_chunk_of_every_lstm_built_after_it(monkeypatch):
+    from metateleport.networks import CoordinateLSTM
+
+    monkeypatch.setattr(CoordinateLSTM, "CHUNK", CoordinateLSTM.CHUNK)  # restored afterwards
+    seen = []
+    monkeypatch.setattr(bench, "_worker",
+                        lambda *args: seen.append(CoordinateLSTM(2, 4).chunk))
+    for flag, want in (("0", None), ("512", 512)):
+        assert bench.main(["--lstm-chunk", flag, "--worker", "update", "8", "1"]) == 0
+        assert seen[-1] == want
