@@ -425,7 +425,7 @@ class LearnedOptimizer(nn.Module, Teleporting):
                                    action=tele_action, input=tele_input,
                                    norm_over=tele_norm_over, group=tele_group)
         elif variant == "update_random_tele":
-            move = RandomTeleport(tele_norm, tele_action)
+            move = RandomTeleport(tele_norm, tele_action, group=tele_group)
         elif variant == "update_balance":
             move = BalanceTeleport()
         else:

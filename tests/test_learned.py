@@ -115,6 +115,21 @@ def test_random_teleport_ablation_moves_along_the_level_set_with_the_set_norm():
         LearnedOptimizer("update_random_tele", tele_norm=None)
 
 
+def test_random_teleport_ablation_in_the_diag_group_is_exact_off_the_batch():
+    from metateleport.optimizers import StepContext
+
+    opt = LearnedOptimizer("update_random_tele", tele_norm=0.5, tele_group="diag").double()
+    assert opt.move.group == "diag"
+    p = MLPTaskFamily(widths=[8, 8, 8], n_samples=6, dtype=torch.float64).sample(3, 0)
+    torch.manual_seed(0)
+    moved, _ = opt.teleport(p.weights, opt.init_state(p), StepContext(0, p))
+    assert not torch.allclose(moved[0], p.weights[0])
+    # a positive rescaling of hidden units: the loss on inputs it never saw is unchanged
+    other = MLPTaskFamily(widths=[8, 8, 8], n_samples=6, dtype=torch.float64).sample(3, 1)
+    l0, l1 = mlp_loss(p.weights, other.X, other.Y), mlp_loss(moved, other.X, other.Y)
+    assert ((l1 - l0).abs() / l0).max() < 1e-10
+
+
 @pytest.mark.parametrize("variant", ["update_tele", "update"])
 def test_shipped_optimizer_runs_unchanged_on_other_sizes(variant):
     from metateleport.checkpoint import load_optimizer

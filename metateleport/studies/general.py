@@ -55,6 +55,16 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
     # m2 in the diag group, exact for every input
     "update_tele_diag": ("general_update_tele", ["model.tele_group=diag"],
                          "LSTM(update,tele) with a diag m2, guarded", [0, 1, 2, 3, 4]),
+    # added 2026-12-01 after the diag arm's 5 seeds: its controls in its own group
+    "update_tele_diag-noguard": ("general_update_tele", ["model.tele_group=diag",
+                                                         "model.guard=null"],
+                                 "LSTM(update,tele) with a diag m2 without the guard",
+                                 [0, 1, 2]),
+    "update_random_tele_diag": ("general_update_tele",
+                                ["model.variant=update_random_tele", "model.tele_norm=0.1",
+                                 "model.tele_group=diag"],
+                                "LSTM(update)+random diag teleports of norm 0.1, guarded",
+                                [0, 1, 2]),
 }
 
 
@@ -62,7 +72,9 @@ def _order() -> list[tuple[str, int]]:
     main = [(arm, s) for s in range(5) for arm in ("update_tele", "update")]
     controls = [(arm, s) for s in range(3)
                 for arm in ("update_tele-noguard", "update_random_tele", "update_balance")]
-    return main + controls + [("update_tele_diag", s) for s in range(5)]
+    diag_controls = [(arm, s) for s in range(3)
+                     for arm in ("update_tele_diag-noguard", "update_random_tele_diag")]
+    return main + controls + [("update_tele_diag", s) for s in range(5)] + diag_controls
 
 
 #: the order in which runs are trained
