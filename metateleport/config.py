@@ -108,7 +108,8 @@ class TrainConfig:
     dtype: str = "float32"
     threads: int = 0
     # recompute every LSTM step's forward in the backward pass instead of keeping its
-    # activations: the same meta-gradient in about half the memory, at ~1.4x the time
+    # activations: the same meta-gradient in a third to a half of the peak memory, at 1.2-2.2x
+    # the time (docs/benchmarks.md, "Memory")
     recompute_lstm: bool = False
 
 
