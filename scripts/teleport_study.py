@@ -2,7 +2,7 @@
 LSTM(update,tele) against LSTM(update), LSTM(update)+random teleports and LSTM(update)+balance,
 per task family.
 
-    python scripts/teleport_study.py STUDY [STUDY ...] [--jobs 2] [--table-only]
+    python scripts/teleport_study.py STUDY [STUDY ...] [--jobs 2] [--table-only | --score-only]
 
 Every study has a fixed list of arms (a config plus overrides) and meta-training seeds
 (metateleport.studies.arms). Run (arm, seed) trains configs/<config>.yaml into
@@ -59,6 +59,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="per-run summaries and tables (committed)")
     p.add_argument("--table-only", action="store_true",
                    help="only rebuild the tables from the summaries")
+    p.add_argument("--score-only", action="store_true",
+                   help="train nothing: score what is finished (studies with keep_params: "
+                        "the hand optimizers, the kept runs on breast cancer), then the tables")
     p.add_argument("--arms", nargs="+", default=None,
                    help="train only these arms (default: all of each study)")
     p.add_argument("--ship", nargs="+", default=[], metavar="ARM:NAME",
@@ -77,7 +80,8 @@ def main(argv=None) -> int:
         raise SystemExit("--ship needs exactly one study")
     torch.set_num_threads(1)
     if not args.table_only:
-        run_studies(args.studies, args.arms, args.jobs, args.runs, args.summaries, REPO)
+        if not args.score_only:
+            run_studies(args.studies, args.arms, args.jobs, args.runs, args.summaries, REPO)
         for study in args.studies:
             if STUDIES[study].get("keep_params"):
                 score_hand(study, args.summaries)

@@ -272,3 +272,19 @@ def test_score_hand_tunes_once_and_records_held_out_metrics(tmp_path, monkeypatc
     assert data["tuning"]["gd"]["lr"] > 0 and data["n_steps"] == 3
     monkeypatch.setattr(hand_module, "baselines", None)  # a second call reads hand.json
     assert score_hand("toy", tmp_path, problems=4) == data
+
+
+def test_score_only_scores_kept_runs_without_training(tmp_path, monkeypatch):
+    script = _script("teleport_study")
+    calls = []
+
+    def no_training(*args):
+        raise AssertionError("--score-only trained")
+
+    monkeypatch.setattr(script, "run_studies", no_training)
+    monkeypatch.setattr(script, "score_hand", lambda study, s: calls.append(("hand", study)))
+    monkeypatch.setattr(script, "score_real_runs", lambda study, s: calls.append(("real", study)))
+    monkeypatch.setattr(script, "table", lambda study, s: "")
+    monkeypatch.setattr(script, "headline", lambda s: "")
+    assert script.main(["digits", "paper", "--score-only", "--summaries", str(tmp_path)]) == 0
+    assert calls == [("hand", "digits"), ("real", "digits")]  # paper keeps no parameters
