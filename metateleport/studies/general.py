@@ -29,8 +29,8 @@ import numpy as np
 import yaml
 
 from ..checkpoint import load_checkpoint
-from ..stats import bootstrap_ci, median, paired_difference, paired_log_ratio
-from .realdata import REAL_SETS, score_real
+from ..stats import bootstrap_ci, median, paired_log_ratio
+from .realdata import REAL_SETS, score_real, versus_best_hand
 from .runs import train, write_summary
 from .suites import ADAM_CAP, HELD_OUT, SUITES, score_suite
 
@@ -261,12 +261,9 @@ def real_table(summaries: Path,
             if not done:
                 continue
             seeds = sorted(done)
-            first = done[seeds[0]]
-            hand = {k: first[k] for k in ("sgd", "adam")}
-            best = max(hand, key=lambda k: median(hand[k]["accuracy"]))
-            acc = np.array([done[s]["learned"]["accuracy"] for s in seeds])
+            hand = {k: done[seeds[0]][k] for k in ("sgd", "adam")}
+            best, acc, diff = versus_best_hand(done)
             final = np.array([done[s]["learned"]["final"] for s in seeds])
-            diff = paired_difference(acc, [hand[best]["accuracy"]] * len(seeds))
             lo, hi = diff["ci"]
             shown = {k: f"{median(v['accuracy']):.3f} (loss {median(v['final']):.3g})"
                      for k, v in hand.items()}
@@ -302,8 +299,10 @@ def record_histories(runs: Path, summaries: Path, log: Callable[[str], None] = p
                 or not (folder / "tb").is_dir():
             continue
         history = validation_history(folder)
-        out.write_text(json.dumps({"arm": arm, "seed": seed,
-                                   "val_score": {str(k): v for k, v in history.items()}}) + "\n")
+        write_summary(out, {"arm": arm, "seed": seed,
+                            "val_score": {str(k): v for k, v in history.items()}},
+                      summaries / STUDY / "study.log",
+                      f"{arm} seed {seed}: validation history of {len(history)} points")
         log(f"{arm} s{seed}: validation history of {len(history)} points")
 
 
@@ -313,13 +312,11 @@ def selection_table(summaries: Path) -> str:
     more than FAILED_MARGIN above the median of the arm's chosen scores or is not finite."""
     rows = ["| arm | seeds | chosen score per seed | last iterate's score per seed | "
             "failed with selection | failed without |", "|---|---|---|---|---|---|"]
-    for arm, (_, _, label, seeds) in ARMS.items():
+    for arm, (_, _, label, _) in ARMS.items():
         found = {}
-        for s in seeds:
-            f = summaries / STUDY / arm / f"s{s}-validation.json"
-            if f.is_file():
-                history = {int(k): v for k, v in json.loads(f.read_text())["val_score"].items()}
-                found[s] = (min(history.values()), history[max(history)])
+        for s, d in _scored(summaries, arm, "validation").items():
+            history = {int(k): v for k, v in d["val_score"].items()}
+            found[s] = (min(history.values()), history[max(history)])
         if not found:
             continue
         bar = median([c for c, _ in found.values()]) + FAILED_MARGIN

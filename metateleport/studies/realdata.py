@@ -33,10 +33,12 @@ import torch
 from torch import nn
 
 from ..checkpoint import load_optimizer
+from ..stats import paired_difference
 from ..torch_optim import LearnedTorchOptimizer
 
 __all__ = ["GRIDS", "REAL_SETS", "VAL_SEEDS", "RealProblem", "RealSet", "hand_results",
-           "loss_fn", "make_problem", "real_table", "run", "score_real", "tune"]
+           "loss_fn", "make_problem", "real_table", "run", "score_real", "tune",
+           "versus_best_hand"]
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,18 @@ def score_real(params: Path | None, name: str, problems: int = 32, n_steps: int 
                                   lambda p: LearnedTorchOptimizer(p, learned=learned), n_steps,
                                   moves)}
     return out
+
+
+def versus_best_hand(found: dict[int, dict[str, Any]]) -> tuple[str, np.ndarray, dict]:
+    """For the score_real results of one optimizer's seeds on one set (seed -> result, the
+    same test problems): the better tuned hand optimizer, by median held-out accuracy (its
+    results are the same in every seed's file), the learned accuracies (S, M) and their
+    paired difference against its (stats.paired_difference)."""
+    seeds = sorted(found)
+    first = found[seeds[0]]
+    best = max(HAND, key=lambda k: float(np.median(first[k]["accuracy"])))
+    acc = np.array([found[s]["learned"]["accuracy"] for s in seeds])
+    return best, acc, paired_difference(acc, [first[best]["accuracy"]] * len(seeds))
 
 
 def real_table(scores: list[dict[str, Any]]) -> str:
