@@ -46,6 +46,10 @@ TIMED_VARIANTS = ("update_tele", "update", "lr_tele")
 CONFIGS = (*TIMED_VARIANTS, "imbalanced_update_tele", "imbalanced_update_balance")
 #: the configs of mixed batches that ``--lockstep`` times
 MIXED_CONFIGS = ("general_update_tele", "general_update")
+#: what ``--memory`` measures unless --configs says otherwise: the lookahead config
+MEMORY_CONFIGS = ("imbalanced_update_tele",)
+#: what ``--chunks`` measures unless --configs says otherwise
+CHUNK_CONFIGS = ("update", "update_tele", "imbalanced_update_tele")
 BATCHES = (1, 8, 32)
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -258,21 +262,13 @@ def _run_worker(variant: str, batch: int, windows: int, threads: int,
                                      text=True).stdout.strip().splitlines()[-1])
 
 
-#: what ``--memory`` measures by default: the lookahead config
-MEMORY_CONFIGS = ("imbalanced_update_tele",)
-
-
-#: what ``--chunks`` measures by default
-CHUNK_CONFIGS = ("update", "update_tele", "imbalanced_update_tele")
-
-
 def _main_chunks(args) -> int:
     """Task-steps/s of each config at B = 8 and 32 with the LSTM's coordinates in one kernel
     call and in chunks of CoordinateLSTM.CHUNK, each in a fresh process, alternating in
     ``rounds`` rounds (the median is reported: the VM's speed drifts)."""
     from .networks import CoordinateLSTM
 
-    configs = args.configs if args.configs != list(CONFIGS) else list(CHUNK_CONFIGS)
+    configs = args.configs or list(CHUNK_CONFIGS)
     windows, rounds = (2, 1) if args.quick else (3, 3)
     settings = {"one call": 0, f"chunks of {CoordinateLSTM.CHUNK}": CoordinateLSTM.CHUNK}
     print(f"torch {torch.__version__}, {args.threads or torch.get_num_threads()} threads, "
@@ -301,7 +297,7 @@ def _main_chunks(args) -> int:
 def _main_memory(args) -> int:
     """Peak RSS and task-steps/s of each config at B = 8 and 32, train.recompute_lstm off and
     on, each in a fresh process."""
-    configs = args.configs if args.configs != list(CONFIGS) else list(MEMORY_CONFIGS)
+    configs = args.configs or list(MEMORY_CONFIGS)
     windows = 2 if args.quick else 5
     print(f"torch {torch.__version__}, {args.threads or torch.get_num_threads()} threads")
     print(f"{'config':<24} {'B':>3} {'recompute':>9} {'task-steps/s':>13} {'peak MB':>8}")
@@ -327,8 +323,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--no-quality", action="store_true",
                         help="skip the time-to-quality run (LSTM(update,tele) to 12.4)")
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), metavar="NAME",
-                        help="configs/NAME.yaml to benchmark (default: %(default)s)")
+    parser.add_argument("--configs", nargs="+", default=None, metavar="NAME",
+                        help="configs/NAME.yaml to benchmark (default: "
+                             f"{', '.join(CONFIGS)}; --memory and --chunks have their own)")
     parser.add_argument("--optim-only", action="store_true",
                         help="only the optimizer-step comparison with torch.optim.Adam")
     parser.add_argument("--lockstep", action="store_true",
@@ -376,6 +373,7 @@ def main(argv=None) -> int:
         if args.json:
             args.json.write_text(json.dumps({"floor": floor}, indent=2))
         return 0
+    args.configs = args.configs or list(CONFIGS)
     optim = bench_optim(20 if args.quick else 50)
     print(f"optimizer step on a {optim['parameters']:,}-parameter MLP: Adam "
           f"{optim['adam_ms']:.2f} ms; LearnedOpt LSTM(update) {optim['update_ms']:.2f} ms "
