@@ -1,6 +1,6 @@
 """Benchmark: ``python -m metateleport.bench [--quick] [--json PATH] [--threads N]
 [--configs NAME ...] [--optim-only] [--lockstep] [--floor] [--memory] [--chunks]
-[--lstm-chunk N]``.
+[--lstm-chunk N] [--reference DIR]``.
 
 For each config (a variant's shipped configs/<variant>.yaml, or any configs/NAME.yaml, e.g. the
 family-specific ones) and batch size B: meta-training throughput in inner task-steps per second
@@ -18,7 +18,8 @@ per inner step (docs/design.md section 9), against the same meta-step group by g
 the LearnedOpt step's distance from it (bench_floor.py). ``--memory`` measures the peak RSS
 and speed of the lookahead config (or ``--configs``) at B = 8 and 32 with
 train.recompute_lstm off and on; ``--chunks`` the speed at B = 8 and 32 with the LSTM's
-coordinates in one kernel call against chunks of CoordinateLSTM.CHUNK.
+coordinates in one kernel call against chunks of CoordinateLSTM.CHUNK; ``--reference DIR``
+the public reference's LSTM(update,tele) meta-training against ours (bench_reference.py).
 
 Each variant runs in a subprocess of its own so that its peak RSS is its own. The configs are
 the shipped real ones (configs/<variant>.yaml), with only the batch size changed. Peak RSS is
@@ -78,22 +79,25 @@ def bench_train(
 ) -> dict:
     """Time ``repeats`` blocks of ``windows`` meta-steps of a trainer (config overrides
     ``extra``) after ``warmup`` untimed ones; report the median block, and the slowest one
-    too: on a shared VM single blocks stall (docs/benchmarks.md)."""
+    too: on a shared VM single blocks stall (docs/benchmarks.md). ``cpu_tps``: the same per
+    second of the process's CPU time (all threads), which preemption does not inflate."""
     from .trainer import MetaTrainer
 
     trainer = MetaTrainer(_config(variant, batch, extra))
     for _ in range(warmup):
         trainer.window()
-    blocks = []
+    blocks, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         for _ in range(windows):
             trainer.window()
         blocks.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     seconds = sorted(blocks)[len(blocks) // 2]
     K = trainer.cfg.train.unroll
     return {"tps": batch * K * windows / seconds, "ms_per_meta_step": 1e3 * seconds / windows,
-            "slowest_block_tps": batch * K * windows / max(blocks)}
+            "slowest_block_tps": batch * K * windows / max(blocks),
+            "cpu_tps": batch * K * windows / sorted(cpu)[len(cpu) // 2]}
 
 
 def bench_lockstep(
@@ -316,6 +320,22 @@ def _main_memory(args) -> int:
     return 0
 
 
+def _main_reference(parser, args) -> int:
+    from .bench_reference import bench_reference, check_reference, print_reference
+
+    try:
+        check_reference(args.reference)
+    except ValueError as err:
+        parser.error(str(err))
+    res = (bench_reference(args.reference, args.threads, batches=(8,), rounds=1,
+                           trajectories=2, windows=2) if args.quick
+           else bench_reference(args.reference, args.threads))
+    print_reference(res)
+    if args.json:
+        args.json.write_text(json.dumps({"reference": res}, indent=2))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="metateleport benchmark")
     parser.add_argument("--quick", action="store_true", help="reduced run, under a minute")
@@ -346,6 +366,11 @@ def main(argv=None) -> int:
     parser.add_argument("--lstm-chunk", type=int, default=None, metavar="N",
                         help="coordinates per LSTM kernel call everywhere in this run (0: one "
                              "call; default: CoordinateLSTM.CHUNK)")
+    parser.add_argument("--reference", type=Path, metavar="DIR",
+                        help="only meta-training speed against the public reference's "
+                             "LSTM(update,tele): DIR is a copy of its learn-to-teleport folder")
+    parser.add_argument("--reference-worker", nargs=2, metavar=("DIR", "TRAJECTORIES"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -357,6 +382,14 @@ def main(argv=None) -> int:
         variant, batch, windows = args.worker
         _worker(variant, int(batch), int(windows), args.worker_set)
         return 0
+    if args.reference_worker:
+        from .bench_reference import reference_worker
+
+        path, trajectories = args.reference_worker
+        print(json.dumps(reference_worker(Path(path), int(trajectories))))
+        return 0
+    if args.reference:
+        return _main_reference(parser, args)
     if args.memory:
         return _main_memory(args)
     if args.chunks:

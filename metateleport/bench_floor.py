@@ -3,7 +3,8 @@
 Measures the machine's fp32 matrix-multiply rate (GFLOP/s of square ``matmul_size`` products, on
 1 thread and on the run's thread count) and, in the same run, the coordinatewise LSTM forward
 and forward+backward at the coordinate counts the optimizers see, and one step of
-``LearnedTorchOptimizer`` (checkpoints/update.pt) and of ``torch.optim.Adam`` on an MLP
+``LearnedTorchOptimizer`` (checkpoints/update.pt; fused, its default, and with nn.LSTM's
+kernel) and of ``torch.optim.Adam`` on an MLP
 (784-128-10: 101,770 parameters). Every timed thing is run once per round, the rounds
 interleaved, and its best round is kept: on a loaded machine the best is the least disturbed,
 and the ratios then compare measurements taken side by side.
@@ -14,6 +15,14 @@ features for layer 1, H above it); the gate nonlinearities, the log-sign preproc
 head and the bias adds are not counted. Forward+backward counts 3x the forward (the backward
 has two matmuls of the forward's size per layer: the gradients of the inputs and of the
 weights). The floor of an optimizer step is its LSTM forward FLOPs over the matmul rate.
+
+The parts of that forward are timed too, each as one torch kernel writing into a preallocated
+output, at the step's coordinate count and the LSTM's real shapes: per layer the gate matmul
+((N, in + H) x (in + H, 4H)), the sigmoid of the three gates (N, 3H), the tanh of the cell
+input and of the new cell (N, H) each, and the cell update c' = f c + i g, h = o tanh(c')
+(three multiplies and an add on (N, H)). Their sum is what a forward made of torch's own
+kernels cannot go below; the gap between it and the matmul floor is the cost of the thin
+matmuls and the nonlinearities, which no layout of the coordinate batch removes.
 """
 
 from __future__ import annotations
@@ -38,6 +47,30 @@ def lstm_flops(n: int, in_features: int, hidden: int, layers: int) -> int:
     time step: sum over layers of n x 2 x 4H x (in_l + H)."""
     widths = [in_features] + [hidden] * (layers - 1)
     return sum(n * 2 * 4 * hidden * (w + hidden) for w in widths)
+
+
+def _lstm_parts(n: int, in_features: int, hidden: int, layers: int) -> dict:
+    """Closures, one torch kernel each, for the parts of an LSTM forward on ``n`` coordinates
+    (see the module docstring), keyed "<part>_l<layer>"."""
+    parts = {}
+    for layer, width in enumerate([in_features] + [hidden] * (layers - 1)):
+        x, w = torch.randn(n, width + hidden), torch.randn(width + hidden, 4 * hidden)
+        gates = torch.empty(n, 4 * hidden)
+        three, one = torch.randn(n, 3 * hidden), torch.randn(n, hidden)
+        out3, out1, c = torch.empty_like(three), torch.empty_like(one), torch.randn(n, hidden)
+        f, i, g, o = (torch.rand(n, hidden) for _ in range(4))
+
+        def cell(f=f, i=i, g=g, o=o, c=c, out=out1):
+            torch.mul(f, c, out=out)
+            out.addcmul_(i, g)
+            torch.mul(o, out, out=out)
+
+        parts[f"matmul_l{layer}"] = lambda x=x, w=w, gates=gates: torch.mm(x, w, out=gates)
+        parts[f"sigmoid_l{layer}"] = lambda t=three, o=out3: torch.sigmoid(t, out=o)
+        parts[f"tanh_l{layer}"] = lambda t=one, o=out1: (torch.tanh(t, out=o),
+                                                        torch.tanh(t, out=o))
+        parts[f"cell_l{layer}"] = cell
+    return parts
 
 
 def _timed(fn, inner: int) -> dict[str, float]:
@@ -94,8 +127,14 @@ def bench_floor(
     nn.functional.cross_entropy(model(X), torch.randint(0, widths[-1], (64,))).backward()
     adam = torch.optim.Adam(model.parameters(), 1e-3)
     learned = LearnedTorchOptimizer(model.parameters(), checkpoint)
+    kernel = LearnedTorchOptimizer(model.parameters(), checkpoint, fused=False)
     tasks["adam_step"] = (adam.step, steps)
     tasks["learned_step"] = (learned.step, steps)
+    tasks["learned_kernel_step"] = (kernel.step, steps)
+    net = learned.learned.update_net.lstm
+    coords = sum(p.numel() for p in model.parameters())
+    parts = _lstm_parts(coords, net.lstm.input_size, net.hidden_size, net.num_layers)
+    tasks.update({f"part_{k}": (fn, 1) for k, fn in parts.items()})
 
     for fn, _ in tasks.values():  # warm-up: oneDNN primitives, the optimizers' states
         fn()
@@ -104,8 +143,6 @@ def bench_floor(
         for key, (fn, inner) in tasks.items():
             for clock, seconds in _timed(fn, inner).items():
                 best[clock][key] = min(best[clock][key], seconds)
-    net = learned.learned.update_net.lstm
-    coords = sum(p.numel() for p in model.parameters())
     step_flops = lstm_flops(coords, net.lstm.input_size, net.hidden_size, net.num_layers)
     out = {"threads": threads, "matmul_size": matmul_size, "rounds": rounds,
            "parameters": coords, "step_lstm_forward_mflop": step_flops / 1e6,
@@ -131,10 +168,18 @@ def _rates(best: dict, matmul_size: int, sizes, lstm_mflop: dict, step_flops: in
             row[f"{kind}_gflops"] = factor * lstm_mflop[str(n)] / 1e3 / seconds
             row[f"{kind}_fraction"] = row[f"{kind}_gflops"] / rate
     floor_ms = 1e3 * step_flops / (rate * 1e9)
+    parts = {k.removeprefix("part_"): 1e3 * v for k, v in best.items() if k.startswith("part_")}
+    kinds = sorted({k.rsplit("_l", 1)[0] for k in parts})
+    out["parts_ms"] = {kind: sum(v for k, v in parts.items() if k.rsplit("_l", 1)[0] == kind)
+                       for kind in kinds}
+    parts_total = sum(parts.values())
     out["optim"] = {"adam_ms": 1e3 * best["adam_step"], "learned_ms": 1e3 * best["learned_step"],
-                    "floor_ms": floor_ms,
+                    "learned_kernel_ms": 1e3 * best["learned_kernel_step"],
+                    "floor_ms": floor_ms, "parts_ms": parts_total,
                     "learned_over_adam": best["learned_step"] / best["adam_step"],
-                    "learned_over_floor": 1e3 * best["learned_step"] / floor_ms}
+                    "learned_over_floor": 1e3 * best["learned_step"] / floor_ms,
+                    "parts_over_floor": parts_total / floor_ms,
+                    "learned_over_parts": 1e3 * best["learned_step"] / parts_total}
     return out
 
 
@@ -156,4 +201,9 @@ def print_floor(res: dict) -> None:
         print(f"  step on {res['parameters']:,} parameters: Adam {o['adam_ms']:.3f} ms, "
               f"LearnedOpt LSTM(update) {o['learned_ms']:.1f} ms = "
               f"{o['learned_over_adam']:.0f}x Adam = {o['learned_over_floor']:.1f}x the matmul "
-              f"floor ({o['floor_ms']:.1f} ms for {res['step_lstm_forward_mflop']:.0f} MFLOP)")
+              f"floor ({o['floor_ms']:.1f} ms for {res['step_lstm_forward_mflop']:.0f} MFLOP); "
+              f"with nn.LSTM's kernel (fused=False) {o['learned_kernel_ms']:.1f} ms")
+        print(f"  the forward's parts on {res['parameters']:,} coordinates, one kernel each: "
+              + ", ".join(f"{k} {v:.1f}" for k, v in r["parts_ms"].items())
+              + f" ms; together {o['parts_ms']:.1f} ms = {o['parts_over_floor']:.1f}x the "
+              f"matmul floor; the step is {o['learned_over_parts']:.1f}x the parts")

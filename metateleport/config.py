@@ -64,6 +64,7 @@ class ModelConfig:
 
     variant: str = "update_tele"  # which of m1 / m2 / hand-designed teleport (VARIANTS)
     hidden_size: int = 20  # LSTM hidden units of m1 and m2
+    num_layers: int = 2  # LSTM layers of m1 and m2
     preprocess_p: float = 10.0  # p of the log-sign input preprocessing
     update_scale: float = 0.1  # m1's output scale
     tele_scale: float = 0.01  # m2's output scale
@@ -154,6 +155,7 @@ _RANGES = {
     "task.layer_span": (lambda v: v >= 1, ">= 1 (1: no rescaling)"),
     "task.cond": (lambda v: v is None or v >= 1, ">= 1, or null to keep the data as drawn"),
     "model.hidden_size": _AT_LEAST_ONE,
+    "model.num_layers": _AT_LEAST_ONE,
     "model.preprocess_p": _POSITIVE,
     "model.update_scale": _POSITIVE,
     "model.tele_scale": _POSITIVE,

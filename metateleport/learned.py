@@ -344,6 +344,8 @@ class LearnedOptimizer(nn.Module, Teleporting):
     ``update_input``, ``tele_input``, ``tele_norm_over``: LearnedUpdate's and LearnedTeleport's
     scale-free inputs and depth-free bound (the shipped checkpoints: "raw", "raw", "layer").
     ``tele_group``: m2's group, "gl" (the shipped checkpoints) or "diag" (LearnedTeleport).
+    ``hidden_size``, ``num_layers``: the size of m1's and m2's coordinatewise LSTMs (the
+    shipped checkpoints: 20 and 2).
     """
 
     def __init__(
@@ -369,6 +371,7 @@ class LearnedOptimizer(nn.Module, Teleporting):
         tele_input: str = "raw",
         tele_norm_over: str = "layer",
         tele_group: str = "gl",
+        num_layers: int = 2,
         *,
         tele_steps: int | None = None,
     ):
@@ -402,12 +405,13 @@ class LearnedOptimizer(nn.Module, Teleporting):
         self.lookahead_input, self.m1_state_on_tele = lookahead_input, m1_state_on_tele
         self.tele_action = tele_action
         self.update_net = (
-            UpdateLSTM(hidden_size, preprocess_p, update_scale) if variant != "lr_tele" else None
+            UpdateLSTM(hidden_size, preprocess_p, update_scale, num_layers=num_layers)
+            if variant != "lr_tele" else None
         )
         group_kwargs = dict(hidden_size=hidden_size, p=preprocess_p, out_scale=tele_scale,
                             tele_norm=tele_norm, max_tele_norm=max_tele_norm,
                             n_extra=int(balance_input) + 2 * int(lookahead_input),
-                            skip=balance_skip)
+                            skip=balance_skip, num_layers=num_layers)
         if variant == "update_tele":
             self.group_net = GroupLSTM(**group_kwargs)
         elif variant == "lr_tele":

@@ -14,7 +14,9 @@ learned.py builds the inner-loop objects (m1 as an update rule, m2 as a teleport
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 
 import torch
 from torch import nn
@@ -31,6 +33,7 @@ __all__ = [
     "UpdateLSTM",
     "call_groups",
     "flatten_coords",
+    "fused_inference",
     "rms_normalized",
     "set_recompute",
     "unflatten_coords",
@@ -87,12 +90,73 @@ class CoordinateLSTM(nn.Module):
         out, h, c = zip(*parts)
         return torch.cat(out), torch.cat(h, 1), torch.cat(c, 1)
 
+    def _fused_weights(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Per layer (W_ih^T, W_hh^T, b_ih + b_hh) with the cell-input gate's rows doubled, so
+        that one sigmoid serves all four gates: tanh(z) = 2 sigmoid(2z) - 1."""
+        lstm, H = self.lstm, self.hidden_size
+        out = []
+        for layer in range(self.num_layers):
+            w_ih = getattr(lstm, f"weight_ih_l{layer}")
+            scale = torch.ones(4 * H, dtype=w_ih.dtype, device=w_ih.device)
+            scale[2 * H:3 * H] = 2.0
+            w_hh = getattr(lstm, f"weight_hh_l{layer}")
+            bias = (getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")
+                    if lstm.bias else w_ih.new_zeros(4 * H))
+            out.append(((w_ih * scale[:, None]).t(), (w_hh * scale[:, None]).t(), bias * scale))
+        return out
+
+    def _fused_step(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+        """The step without autograd, from torch's own kernels writing in place: per chunk and
+        layer two matmuls into the gates, one sigmoid over all of them, the cell update in
+        place, and the new cell's tanh as 2 sigmoid(2c) - 1 (``fused_inference``; the same
+        function as nn.LSTM's to float rounding)."""
+        H, n = self.hidden_size, self.chunk or self.CHUNK or x.shape[0]
+        weights = self._fused_weights()
+        h_new, c_new = h.new_empty(h.shape), c.new_empty(c.shape)
+        for start in range(0, x.shape[0], n):
+            rows = slice(start, start + n)
+            inp = x[rows]
+            for layer, (w_ih, w_hh, bias) in enumerate(weights):
+                gates = torch.addmm(bias, inp, w_ih).addmm_(h[layer, rows], w_hh).sigmoid_()
+                i, f, g, o = gates.view(-1, 4, H).unbind(1)  # nn.LSTM's order
+                g.mul_(2.0).sub_(1.0)
+                cell, hidden = c_new[layer, rows], h_new[layer, rows]
+                torch.mul(f, c[layer, rows], out=cell).addcmul_(i, g)
+                # tanh(c) = 2 sigmoid(2c) - 1: torch's sigmoid is faster than its tanh
+                torch.mul(cell, 2.0, out=hidden).sigmoid_().mul_(2.0).sub_(1.0).mul_(o)
+                inp = hidden
+        return h_new[-1], h_new, c_new
+
     def forward(self, x: torch.Tensor, state: list[torch.Tensor]):
-        if self.recompute and torch.is_grad_enabled():
+        if not torch.is_grad_enabled() and _FUSED.on:
+            out, h, c = self._fused_step(x, state[0], state[1])
+        elif self.recompute and torch.is_grad_enabled():
             out, h, c = checkpoint(self._step, x, state[0], state[1], use_reentrant=False)
         else:
             out, h, c = self._step(x, state[0], state[1])
         return out, [h, c]
+
+
+class _Fused(threading.local):
+    on = False
+
+
+_FUSED = _Fused()
+
+
+@contextlib.contextmanager
+def fused_inference(on: bool = True):
+    """Within this context (in this thread), every CoordinateLSTM step taken without autograd
+    runs ``CoordinateLSTM._fused_step`` instead of nn.LSTM's kernel: 2.5x faster on CPU at
+    10^5 coordinates (docs/benchmarks.md), equal to float rounding, not bit for bit. The
+    torch.optim face uses it (LearnedTorchOptimizer's ``fused``); evaluation and meta-training
+    keep nn.LSTM's kernel, whose trajectories tests/test_shipped_trajectories.py pins."""
+    before = _FUSED.on
+    _FUSED.on = on
+    try:
+        yield
+    finally:
+        _FUSED.on = before
 
 
 def set_recompute(module: nn.Module, on: bool) -> None:
@@ -127,11 +191,11 @@ class CoordinateNet(nn.Module):
     """
 
     def __init__(self, hidden_size: int = 20, p: float = 10.0, out_scale: float = 0.1,
-                 n_extra: int = 0, skip: bool = False):
+                 n_extra: int = 0, skip: bool = False, num_layers: int = 2):
         super().__init__()
         if skip and not n_extra:
             raise ValueError("a skip path needs extra inputs (n_extra >= 1)")
-        self.lstm = CoordinateLSTM(2 + n_extra, hidden_size)
+        self.lstm = CoordinateLSTM(2 + n_extra, hidden_size, num_layers)
         self.head = nn.Linear(hidden_size, 1)
         self.skip = nn.Linear(n_extra, 1, bias=False) if skip else None
         if self.skip is not None:
@@ -169,9 +233,9 @@ class GroupLSTM(CoordinateNet):
     def __init__(
         self, hidden_size: int = 20, p: float = 10.0, out_scale: float = 0.01,
         tele_norm: float | None = 0.01, max_tele_norm: float = 0.1, n_extra: int = 0,
-        skip: bool = False,
+        skip: bool = False, num_layers: int = 2,
     ):
-        super().__init__(hidden_size, p, out_scale, n_extra, skip)
+        super().__init__(hidden_size, p, out_scale, n_extra, skip, num_layers)
         self.tele_norm, self.max_tele_norm = tele_norm, max_tele_norm
 
     def normalize(self, T: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,10 @@ def test_bench_floor_fields_on_tiny_sizes():
         o = r["optim"]
         assert math.isclose(o["learned_over_adam"], o["learned_ms"] / o["adam_ms"])
         assert math.isclose(o["learned_over_floor"], o["learned_ms"] / o["floor_ms"])
+        # the forward's parts: one entry per kind, summed over the LSTM's 2 layers
+        assert set(r["parts_ms"]) == {"matmul", "sigmoid", "tanh", "cell"}
+        assert math.isclose(o["parts_ms"], sum(r["parts_ms"].values()))
+        assert math.isclose(o["learned_over_parts"], o["learned_ms"] / o["parts_ms"])
 
 
 def test_bench_floor_flag(monkeypatch, tmp_path, capsys):
@@ -101,3 +105,68 @@ def test_lstm_chunk_flag_sets_the_chunk_of_every_lstm_built_after_it(monkeypatch
     for flag, want in (("0", None), ("512", 512)):
         assert bench.main(["--lstm-chunk", flag, "--worker", "update", "8", "1"]) == 0
         assert seen[-1] == want
+
+
+def _fake_reference(folder, body="    calls.append(n_run)\n"):
+    """A folder shaped like the reference's learn-to-teleport, whose train_meta_opt records
+    its calls."""
+    folder.mkdir()
+    for name in ("lstm.py", "teleportation.py"):
+        (folder / name).write_text("")
+    (folder / "gradient_descent_mlp.py").write_text(
+        "calls = []\n\n\ndef train_meta_opt(dim, n_run=20, n_epoch=20, unroll=5, lr=1e-4, "
+        "lr_meta=1e-3, learn_lr=True, learn_tele=True, learn_update=True, "
+        "T_magnitude=0.01):\n"
+        "    assert list(dim) == [20, 20, 20, 20] and n_epoch == 100 and unroll == 10\n"
+        "    assert learn_tele and T_magnitude == 0.01\n"
+        "    print('run', 0)\n" + body)
+    return folder
+
+
+def test_reference_worker_times_the_references_own_call(tmp_path, capsys):
+    import sys
+
+    from metateleport.bench_reference import reference_worker
+
+    folder = _fake_reference(tmp_path / "learn-to-teleport")
+    res = reference_worker(folder, 3)
+    module = sys.modules.pop("gradient_descent_mlp")
+    assert module.calls == [1, 3]  # one untimed trajectory, then the timed ones in one call
+    assert res["trajectories"] == 3 and res["tps"] == 300 / res["seconds"] > 0
+    assert "run" not in capsys.readouterr().out  # its prints are swallowed
+
+
+def test_reference_errors_name_the_problem(tmp_path, capsys):
+    import pytest
+
+    from metateleport.bench_reference import check_reference
+
+    with pytest.raises(ValueError, match="is not a directory"):
+        check_reference(tmp_path / "nowhere")
+    folder = tmp_path / "partial"
+    folder.mkdir()
+    (folder / "lstm.py").write_text("")
+    with pytest.raises(ValueError, match="has no gradient_descent_mlp.py, teleportation.py"):
+        check_reference(folder)
+    with pytest.raises(SystemExit):
+        bench.main(["--reference", str(folder)])
+    assert "has no gradient_descent_mlp.py" in capsys.readouterr().err
+
+
+def test_bench_reference_pairs_medians_per_clock(tmp_path, monkeypatch):
+    from metateleport import bench_reference as br
+
+    folder = _fake_reference(tmp_path / "ref")
+    speeds = {"reference": iter([10, 30, 20]), "8": iter([100, 300, 200]),
+              "32": iter([400, 100, 300])}
+
+    def run(cmd):
+        key = "reference" if "--reference-worker" in cmd else cmd[cmd.index("--worker") + 2]
+        tps = next(speeds[key])
+        return {"tps": tps, "cpu_tps": 2 * tps}
+
+    monkeypatch.setattr(br, "_run", run)
+    res = br.bench_reference(folder, 1, batches=(8, 32), rounds=3)
+    assert res["median"]["wall"] == {"reference": 20, "ours_B8": 200, "ours_B32": 300}
+    assert res["ratio"]["wall"] == {"ours_B8": 10.0, "ours_B32": 15.0}
+    assert res["ratio"]["cpu"] == res["ratio"]["wall"]

@@ -209,6 +209,76 @@ def test_coordinate_lstm_equals_two_lstm_cells(dtype, chunk):
         torch.testing.assert_close(g, r, rtol=10 * tol, atol=10 * tol)
 
 
+def _fused_against_kernel(lstm, n, steps, device="cpu"):
+    """Outputs and states of ``steps`` no-grad steps of ``lstm`` on ``n`` coordinates with
+    nn.LSTM's kernel and with fused_inference, from the same random non-zero states."""
+    from metateleport.networks import fused_inference
+
+    torch.manual_seed(1)
+    dtype = next(lstm.parameters()).dtype
+    xs = [torch.randn(n, lstm.lstm.input_size, dtype=dtype, device=device)
+          for _ in range(steps)]
+    start = [torch.randn(lstm.num_layers, n, lstm.hidden_size, dtype=dtype, device=device)
+             for _ in range(2)]
+    runs = []
+    for fused in (False, True):
+        state, outs = start, []
+        with torch.no_grad(), fused_inference(fused):
+            for x in xs:
+                out, state = lstm(x, state)
+                outs.append(out)
+        runs.append((torch.stack(outs), *state))
+    return runs
+
+
+@pytest.mark.parametrize("layers,chunk,n", [(2, None, 300), (2, 128, 500), (1, 64, 100),
+                                            (3, 50, 130), (2, 128, 0)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_inference_equals_the_lstm_kernel(dtype, layers, chunk, n):
+    """The fused no-grad step (one sigmoid for all gates, tanh(z) = 2 sigmoid(2z) - 1, the cell
+    updated in place) computes nn.LSTM's step to float rounding, in chunks or not, for any
+    depth, the states too."""
+    from metateleport.networks import CoordinateLSTM
+
+    torch.manual_seed(0)
+    lstm = CoordinateLSTM(3, 8, layers).to(dtype)
+    lstm.chunk = chunk
+    kernel, fused = _fused_against_kernel(lstm, n, 4)
+    tol = 2e-6 if dtype == torch.float32 else 1e-13
+    for a, b in zip(kernel, fused):
+        torch.testing.assert_close(b, a, rtol=tol, atol=tol)
+
+
+def test_fused_inference_leaves_autograd_steps_alone():
+    from metateleport.networks import CoordinateLSTM, fused_inference
+
+    torch.manual_seed(0)
+    lstm = CoordinateLSTM(2, 8)
+    x = torch.randn(40, 2)
+    state = lstm.init_state(40, x)
+    plain, _ = lstm(x, state)
+    with fused_inference():
+        graded, _ = lstm(x, state)
+        with fused_inference(False), torch.no_grad():
+            inner, _ = lstm(x, state)
+        with torch.no_grad():
+            fused, _ = lstm(x, state)
+    assert graded.requires_grad and torch.equal(graded, plain)  # nn.LSTM's kernel, bit for bit
+    assert torch.equal(inner, plain.detach())  # the inner context switched it off
+    assert not torch.equal(fused, plain.detach())  # ... and on again after it
+    torch.testing.assert_close(fused, plain.detach(), rtol=2e-6, atol=2e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_fused_inference_on_cuda():
+    from metateleport.networks import CoordinateLSTM
+
+    lstm = CoordinateLSTM(2, 20).cuda()
+    kernel, fused = _fused_against_kernel(lstm, 1000, 3, device="cuda")
+    for a, b in zip(kernel, fused):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+
+
 def test_cosine_meta_lr_schedule():
     trainer = MetaTrainer(small_cfg("update", trajectories=8, meta_lr=0.01))
     assert trainer.total_meta_steps == 8

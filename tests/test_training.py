@@ -66,6 +66,24 @@ def test_params_export_roundtrip(tmp_path):
     torch.testing.assert_close(run(opt, p, 4).losses, run(trainer.opt, p, 4).losses)
 
 
+def test_smaller_lstms_train_and_round_trip(tmp_path):
+    """model.hidden_size and model.num_layers size m1's and m2's LSTMs (the frontier study's
+    arms): the saved parameters load into the same shapes and step the same."""
+    cfg = config_from_dict({"model": {"variant": "update_tele", "hidden_size": 4,
+                                      "num_layers": 1},
+                            "train": {"batch_size": 2, "n_steps": 4, "unroll": 2,
+                                      "trajectories": 4, "val_problems": 2, "val_every": 2}})
+    trainer = train_run(cfg, tmp_path / "r", progress=False)
+    opt, meta = load_optimizer(tmp_path / "r" / "params.pt")
+    for net in (opt.update_net, opt.group_net):
+        assert (net.lstm.lstm.num_layers, net.lstm.lstm.hidden_size) == (1, 4)
+    assert meta["model"]["num_layers"] == 1
+    p = trainer.val_problems
+    torch.testing.assert_close(run(opt, p, 4).losses, run(trainer.opt, p, 4).losses)
+    with pytest.raises(ConfigError, match="model.num_layers"):
+        config_from_dict({"model": {"num_layers": 0}})
+
+
 def test_refuses_to_overwrite_existing_run(tmp_path):
     train_run(tiny(), tmp_path / "r", progress=False)
     before = snapshot(tmp_path / "r")
