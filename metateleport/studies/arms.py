@@ -33,6 +33,8 @@ _NOLOOK = ["model.lookahead_input=false"]
 _NOSKIP = [*_NOLOOK, "model.balance_skip=false"]
 _COND = ["task.cond=1000.0"]  # the ill-conditioned family of the oracle's headroom
 _FIRST = [*_NOSKIP, "model.tele_scale=0.01", "model.max_tele_norm=1.0"]  # the first m2 tried
+#: (hidden units, layers) of m1's and m2's LSTMs in the frontier study; (20, 2): the present
+FRONTIER_SIZES = [(4, 1), (4, 2), (8, 1), (8, 2), (20, 1), (20, 2)]
 
 STUDIES = {
     "imbalanced": {
@@ -181,6 +183,19 @@ STUDIES = {
                     ("update_tele_diag", "update"), ("update_tele_diag", "update_tele"),
                     ("update_tele_diag-held_out", "update-held_out"),
                     ("update_tele_diag-held_out", "update_tele_diag")],
+    },
+    # issue 19 item 4: the cost-quality frontier of m1's and m2's LSTM sizes on the paper's
+    # family, configs/update_tele.yaml (the config bench --reference times) at each size
+    "frontier": {
+        "arms": {f"h{h}-l{n}": ("update_tele", [f"model.hidden_size={h}",
+                                                 f"model.num_layers={n}"],
+                                f"LSTM(update,tele), m1 and m2 of {n} x {h} units")
+                 for h, n in FRONTIER_SIZES},
+        "choose": {},
+        "family": "the paper's: U[0, 1] data and weights, 20 x 20",
+        "seeds": [0, 1, 2],
+        "frontier": True,
+        "compare": [(f"h{h}-l{n}", "h20-l2") for h, n in FRONTIER_SIZES if (h, n) != (20, 2)],
     },
     "first_order": {
         "arms": {
