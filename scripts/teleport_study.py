@@ -22,6 +22,8 @@ from the summaries alone (--table-only does only this):
 - a study with "keep_params" (digits) also scores tuned GD and Adam on its test problems
   (hand.json) and every kept run on breast cancer through the torch.optim face, and its table
   pairs the held-out accuracy with theirs (metateleport.studies.hand);
+- the frontier study adds the cost and quality of every LSTM size to its table and plots them
+  (docs/figures/frontier.png, --figure);
 - studies/<study>/table.md holds both tables; studies/<study>/study.log a line per finished run;
   studies/headline.md one row per family.
 """
@@ -37,6 +39,7 @@ import torch
 from metateleport.studies import (
     STUDIES,
     StudyError,
+    frontier_plot,
     headline,
     load_runs,
     run_studies,
@@ -57,6 +60,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="run folders (not committed)")
     p.add_argument("--summaries", type=Path, default=REPO / "studies",
                    help="per-run summaries and tables (committed)")
+    p.add_argument("--figure", type=Path, default=REPO / "docs" / "figures" / "frontier.png",
+                   help="where the frontier study's plot goes")
     p.add_argument("--table-only", action="store_true",
                    help="only rebuild the tables from the summaries")
     p.add_argument("--score-only", action="store_true",
@@ -88,6 +93,9 @@ def main(argv=None) -> int:
                 score_real_runs(study, args.summaries)
     for study in args.studies:
         print(table(study, args.summaries))
+        if STUDIES[study].get("frontier"):
+            figure = frontier_plot(load_runs(study, args.summaries), args.figure)
+            print(f"figure: {figure}" if figure else "figure: none (no matplotlib or no runs)")
     print(headline(args.summaries))
     if args.ship:
         study = args.studies[0]

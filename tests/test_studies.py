@@ -173,7 +173,8 @@ def test_committed_tables_regenerate_byte_for_byte(tmp_path, capsys):
     for f in _committed_tables():  # so that nothing stale can pass
         (copy / f.relative_to(STUDIES_DIR)).unlink()
     assert _script("teleport_study").main([*STUDIES, "--table-only", "--summaries",
-                                           str(copy)]) == 0
+                                           str(copy), "--figure",
+                                           str(tmp_path / "frontier.png")]) == 0
     assert _script("oracle_headroom").main(["--table-only", "--out", str(copy / "oracle")]) == 0
     ablation = _script("teleport_ablation")
     for study, arm in ABLATIONS:
@@ -181,6 +182,30 @@ def test_committed_tables_regenerate_byte_for_byte(tmp_path, capsys):
                               "--summaries", str(copy)]) == 0
     _assert_regenerated(copy)
     assert "# When learned teleportation helps" in capsys.readouterr().out
+
+
+def test_frontier_table_and_plot_pair_every_size_with_the_present(tmp_path):
+    from metateleport.studies import frontier_plot, load_runs
+
+    rng = np.random.default_rng(2)
+    base = rng.uniform(1, 2, size=(3, 64))
+    for arm, factor in (("h4-l1", 2.0), ("h8-l2", 0.5), ("h20-l2", 1.0)):
+        for s in (0, 1, 2):
+            f = tmp_path / "frontier" / arm / f"s{s}.json"
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(json.dumps({"val_final": list(base[s]),
+                                     "test_final": list(factor * base[s]),
+                                     "ms_per_step": 10.0 * factor}))
+    text = table("frontier", tmp_path)
+    rows = [line for line in text.splitlines() if line.startswith("| `h")][-3:]
+    # sorted by cost: 4 x 1 (2 x 4 x 4 x 6 = 192 FLOPs), 8 x 2, then the present 20 x 2
+    assert [r.split(" | ")[0] for r in rows] == ["| `h4-l1`", "| `h8-l2`", "| `h20-l2`"]
+    assert "| 4 x 1 | 192 |" in rows[0] and "| 2 [2, 2] | 0/3 |" in rows[0]
+    assert "| 0.5 [0.5, 0.5] | 3/3 |" in rows[1] and rows[2].endswith("| - | - |")
+    assert f"| {9920:,} |" in rows[2]
+    pytest.importorskip("matplotlib")
+    out = frontier_plot(load_runs("frontier", tmp_path), tmp_path / "f.png")
+    assert out == tmp_path / "f.png" and out.stat().st_size > 1000
 
 
 def test_arm_seeds_order_the_runs_and_decide_completeness(tmp_path, monkeypatch):

@@ -12,13 +12,15 @@ teleport_ablation.py and oracle_headroom.py; what they compute is here:
 - ``seeds``: the seed study (variants over seeds, selected on validation);
 - ``ablation``: test-time ablations of a trained m2;
 - ``hand``: held-out accuracy against tuned GD and Adam, and on real sets (digits study);
-- ``headroom``: the oracle's headroom per family, update rule, norm and schedule.
+- ``headroom``: the oracle's headroom per family, update rule, norm and schedule;
+- ``frontier``: the cost and quality of m1's and m2's LSTM sizes (the frontier study).
 """
 
 from __future__ import annotations
 
 from .ablation import VERSIONS, ablate, ablation_table, run_ablation, versions
 from .arms import PROBLEMS, SEEDS, STUDIES, StudyError, seeds_of
+from .frontier import frontier_lines, frontier_plot
 from .hand import hand_table, score_hand, score_real_runs
 from .headroom import headroom, headroom_table
 from .runs import load_runs, run_one, run_studies, score_run, train
@@ -46,6 +48,8 @@ __all__ = [
     "choose",
     "compare",
     "complete",
+    "frontier_lines",
+    "frontier_plot",
     "headline",
     "headroom",
     "headroom_table",

@@ -4,7 +4,8 @@
   chosen on validation, and the paired comparisons on the test problems (the median log-ratio of
   the final losses with a two-level bootstrap 95% CI over seeds and problems, seeds won,
   problems won: metateleport.stats.paired_log_ratio), plus, for families with held-out samples,
-  the optimizee's held-out accuracy and loss;
+  the optimizee's held-out accuracy and loss, and for the frontier study the cost and quality
+  of every LSTM size (studies.frontier);
 - ``headline``: studies/headline.md, one row per family: LSTM(update,tele) against LSTM(update),
   random teleports and the balancing teleport, each as chosen on validation.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from ..stats import median, paired_log_ratio
 from .arms import PROBLEMS, STUDIES, seeds_of
+from .frontier import frontier_lines
 from .hand import hand_table
 from .runs import load_runs
 from .selection import choose, complete, validation_score
@@ -77,6 +79,7 @@ def table(study: str, summaries: Path) -> str:
                      f"{c['seed_wins']}/{c['seeds']} | {c['problem_wins']}/{c['pairs']} |")
     lines += held_out_table(spec, runs)
     lines += hand_table(study, summaries)
+    lines += frontier_lines(study, runs)
     text = "\n".join(lines) + "\n"
     root.mkdir(parents=True, exist_ok=True)
     (root / "table.md").write_text(text)
