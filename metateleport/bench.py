@@ -1,6 +1,6 @@
 """Benchmark: ``python -m metateleport.bench [--quick] [--json PATH] [--threads N]
 [--configs NAME ...] [--optim-only] [--lockstep] [--floor] [--memory] [--chunks]
-[--lstm-chunk N] [--reference DIR]``.
+[--lstm-chunk N] [--fused] [--reference DIR]``.
 
 For each config (a variant's shipped configs/<variant>.yaml, or any configs/NAME.yaml, e.g. the
 family-specific ones) and batch size B: meta-training throughput in inner task-steps per second
@@ -18,7 +18,8 @@ per inner step (docs/design.md section 9), against the same meta-step group by g
 the LearnedOpt step's distance from it (bench_floor.py). ``--memory`` measures the peak RSS
 and speed of the lookahead config (or ``--configs``) at B = 8 and 32 with
 train.recompute_lstm off and on; ``--chunks`` the speed at B = 8 and 32 with the LSTM's
-coordinates in one kernel call against chunks of CoordinateLSTM.CHUNK; ``--reference DIR``
+coordinates in one kernel call against chunks of CoordinateLSTM.CHUNK; ``--fused`` the same
+with nn.LSTM's kernel against the hand-written fused LSTM (train.fused_lstm); ``--reference DIR``
 the public reference's LSTM(update,tele) meta-training against ours (bench_reference.py).
 
 Each variant runs in a subprocess of its own so that its peak RSS is its own. The configs are
@@ -266,36 +267,55 @@ def _run_worker(variant: str, batch: int, windows: int, threads: int,
                                      text=True).stdout.strip().splitlines()[-1])
 
 
-def _main_chunks(args) -> int:
-    """Task-steps/s of each config at B = 8 and 32 with the LSTM's coordinates in one kernel
-    call and in chunks of CoordinateLSTM.CHUNK, each in a fresh process, alternating in
-    ``rounds`` rounds (the median is reported: the VM's speed drifts)."""
-    from .networks import CoordinateLSTM
-
-    configs = args.configs or list(CHUNK_CONFIGS)
+def _main_compare(args, settings: dict[str, tuple[int | None, list[str]]], configs,
+                  key: str) -> int:
+    """Task-steps/s of each config at B = 8 and 32 under each of ``settings`` (label ->
+    (the LSTM's coordinates per kernel call, None for the default; config overrides)), each in
+    a fresh process, alternating in ``rounds`` rounds (the median is reported: the VM's speed
+    drifts); the JSON goes under ``key``."""
     windows, rounds = (2, 1) if args.quick else (3, 3)
-    settings = {"one call": 0, f"chunks of {CoordinateLSTM.CHUNK}": CoordinateLSTM.CHUNK}
     print(f"torch {torch.__version__}, {args.threads or torch.get_num_threads()} threads, "
-          f"median of {rounds} alternating rounds")
-    print(f"{'config':<24} {'B':>3} " + " ".join(f"{k:>16}" for k in settings)
+          f"median of {rounds} alternating rounds, task-steps/s (CPU time in brackets)")
+    print(f"{'config':<26} {'B':>3} " + " ".join(f"{k:>22}" for k in settings)
           + f" {'ratio':>6}")
-    out: dict[str, dict[str, dict[str, float]]] = {}
+    out: dict[str, dict[str, dict]] = {}
     for name in configs:
         out[name] = {}
         for batch in (8, 32):
             tps: dict[str, list[float]] = {k: [] for k in settings}
+            cpu: dict[str, list[float]] = {k: [] for k in settings}
             for _ in range(rounds):
-                for label, chunk in settings.items():
-                    tps[label].append(_run_worker(name, batch, windows, args.threads,
-                                                  chunk=chunk)["tps"])
+                for label, (chunk, extra) in settings.items():
+                    res = _run_worker(name, batch, windows, args.threads, extra, chunk)
+                    tps[label].append(res["tps"])
+                    cpu[label].append(res["cpu_tps"])
             med = {k: sorted(v)[len(v) // 2] for k, v in tps.items()}
-            out[name][str(batch)] = {"tps": tps, "median": med}
-            a, b = med.values()
-            print(f"{name:<24} {batch:>3} " + " ".join(f"{v:>16.0f}" for v in med.values())
-                  + f" {b / a:>6.2f}", flush=True)
+            med_cpu = {k: sorted(v)[len(v) // 2] for k, v in cpu.items()}
+            out[name][str(batch)] = {"tps": tps, "median": med, "cpu_tps": cpu,
+                                     "median_cpu": med_cpu}
+            a, b = list(med_cpu.values())[:2]
+            print(f"{name:<26} {batch:>3} " + " ".join(
+                f"{med[k]:>12.0f} ({med_cpu[k]:>7.0f})" for k in settings)
+                + f" {b / a:>6.2f}", flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"chunks": out}, indent=2))
+        args.json.write_text(json.dumps({key: out}, indent=2))
     return 0
+
+
+def _main_chunks(args) -> int:
+    """The LSTM's coordinates in one kernel call against chunks of CoordinateLSTM.CHUNK."""
+    from .networks import CoordinateLSTM
+
+    settings = {"one call": (0, []),
+                f"chunks of {CoordinateLSTM.CHUNK}": (CoordinateLSTM.CHUNK, [])}
+    return _main_compare(args, settings, args.configs or list(CHUNK_CONFIGS), "chunks")
+
+
+def _main_fused(args) -> int:
+    """nn.LSTM's kernel against the hand-written fused LSTM (train.fused_lstm)."""
+    settings = {"nn.LSTM": (args.lstm_chunk, ["train.fused_lstm=false"]),
+                "fused": (args.lstm_chunk, ["train.fused_lstm=true"])}
+    return _main_compare(args, settings, args.configs or list(CONFIGS), "fused")
 
 
 def _main_memory(args) -> int:
@@ -362,6 +382,9 @@ def main(argv=None) -> int:
     parser.add_argument("--chunks", action="store_true",
                         help="only meta-training speed at B = 8 and 32 with the LSTM's "
                              "coordinates in one kernel call against chunks")
+    parser.add_argument("--fused", action="store_true",
+                        help="only meta-training speed at B = 8 and 32 with nn.LSTM's kernel "
+                             "against the fused LSTM (train.fused_lstm)")
     parser.add_argument("--worker-set", action="append", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--lstm-chunk", type=int, default=None, metavar="N",
                         help="coordinates per LSTM kernel call everywhere in this run (0: one "
@@ -394,6 +417,8 @@ def main(argv=None) -> int:
         return _main_memory(args)
     if args.chunks:
         return _main_chunks(args)
+    if args.fused:
+        return _main_fused(args)
 
     if args.lockstep:
         return _main_lockstep(args)

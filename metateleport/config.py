@@ -112,6 +112,10 @@ class TrainConfig:
     # activations: the same meta-gradient in a third to a half of the peak memory, at 1.2-2.2x
     # the time (docs/benchmarks.md, "Memory")
     recompute_lstm: bool = False
+    # step m1's and m2's LSTMs under autograd with the hand-written forward and backward
+    # (networks._FusedCell) instead of nn.LSTM's kernel: the same meta-gradient to float
+    # rounding, faster (docs/benchmarks.md, "The fused LSTM")
+    fused_lstm: bool = False
 
 
 @dataclass

@@ -20,6 +20,7 @@ import threading
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 from torch.utils.checkpoint import checkpoint
 
 from .preprocess import log_sign
@@ -35,6 +36,7 @@ __all__ = [
     "flatten_coords",
     "fused_inference",
     "rms_normalized",
+    "set_fused_training",
     "set_recompute",
     "unflatten_coords",
 ]
@@ -59,6 +61,11 @@ class CoordinateLSTM(nn.Module):
     slower per coordinate than calls on a few thousand, its buffers too large for the caches
     and freshly mapped on every call (docs/benchmarks.md); None: one call.
 
+    With ``fused_training`` (set by ``set_fused_training``; not saved) a step under autograd
+    runs each layer as ``_FusedCell``, a hand-written forward and backward (the same function
+    and gradients to float rounding, about 2x faster than oneDNN's forward+backward at the
+    meta-training sizes; train.fused_lstm).
+
     With ``recompute`` (set by ``set_recompute``; not saved) a step under autograd keeps only
     its inputs and recomputes its forward in the backward pass (torch.utils.checkpoint), so
     that an unroll does not hold every step's gate activations (train.recompute_lstm).
@@ -72,6 +79,7 @@ class CoordinateLSTM(nn.Module):
         self.lstm = nn.LSTM(in_features, hidden_size, num_layers=num_layers)
         self.hidden_size, self.num_layers = hidden_size, num_layers
         self.recompute = False
+        self.fused_training = False
         self.chunk = self.CHUNK
 
     def init_state(self, n: int, like: torch.Tensor) -> list[torch.Tensor]:
@@ -79,6 +87,16 @@ class CoordinateLSTM(nn.Module):
         return [zeros, zeros]
 
     def _call(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+        if self.fused_training and torch.is_grad_enabled():
+            lstm, inp, hs, cs = self.lstm, x, [], []
+            for layer in range(self.num_layers):
+                inp, cell = _FusedCell.apply(
+                    inp, h[layer], c[layer], getattr(lstm, f"weight_ih_l{layer}"),
+                    getattr(lstm, f"weight_hh_l{layer}"), getattr(lstm, f"bias_ih_l{layer}"),
+                    getattr(lstm, f"bias_hh_l{layer}"))
+                hs.append(inp)
+                cs.append(cell)
+            return inp, torch.stack(hs), torch.stack(cs)
         out, (h, c) = self.lstm(x.unsqueeze(0), (h, c))
         return out[0], h, c
 
@@ -157,6 +175,63 @@ def fused_inference(on: bool = True):
         yield
     finally:
         _FUSED.on = before
+
+
+class _FusedCell(torch.autograd.Function):
+    """One LSTM layer's step on N coordinates, nn.LSTM's gate order (i, f, g, o) and parameters,
+    with a hand-written backward: forward(x, h, c, w_ih, w_hh, b_ih, b_hh) -> (h', c').
+
+    The forward is ``CoordinateLSTM._fused_step``'s (one sigmoid over the four gates with the
+    cell-input gate's rows doubled, tanh(z) = 2 sigmoid(2z) - 1) and keeps the activated gates
+    and tanh(c'); the backward is the chain rule through them, three matmuls for the inputs'
+    and the weights' gradients. Not differentiable twice (nothing in meta-training
+    differentiates the LSTM's gradient: the lookahead's double backward goes through the
+    loss's gradient, not through m1)."""
+
+    @staticmethod
+    def forward(ctx, x, h, c, w_ih, w_hh, b_ih, b_hh):
+        H = h.shape[1]
+        scale = torch.ones(4 * H, dtype=x.dtype, device=x.device)
+        scale[2 * H:3 * H] = 2.0
+        gates = torch.addmm((b_ih + b_hh) * scale, x, (w_ih * scale[:, None]).t())
+        gates.addmm_(h, (w_hh * scale[:, None]).t()).sigmoid_()
+        i, f, g, o = gates.view(-1, 4, H).unbind(1)
+        g.mul_(2.0).sub_(1.0)
+        cell = torch.mul(f, c).addcmul_(i, g)
+        tanh_c = torch.mul(cell, 2.0).sigmoid_().mul_(2.0).sub_(1.0)
+        ctx.save_for_backward(x, h, c, w_ih, w_hh, gates, tanh_c)
+        return tanh_c * o, cell
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_h, d_c):
+        x, h, c, w_ih, w_hh, gates, tanh_c = ctx.saved_tensors
+        H = h.shape[1]
+        i, f, g, o = gates.view(-1, 4, H).unbind(1)
+        d = torch.empty_like(gates)
+        d_i, d_f, d_g, d_o = d.view(-1, 4, H).unbind(1)
+        # through h' = o tanh(c') into c', then c' = f c + i g into the gates
+        d_cell = d_c + d_h * o * (1.0 - tanh_c * tanh_c)
+        torch.mul(d_h, tanh_c, out=d_o).mul_(o * (1.0 - o))
+        torch.mul(d_cell, g, out=d_i).mul_(i * (1.0 - i))
+        torch.mul(d_cell, c, out=d_f).mul_(f * (1.0 - f))
+        torch.mul(d_cell, i, out=d_g).mul_(1.0 - g * g)
+        need = ctx.needs_input_grad
+        d_x = d @ w_ih if need[0] else None
+        d_hp = d @ w_hh if need[1] else None
+        d_cp = d_cell * f if need[2] else None
+        d_wih = d.t() @ x if need[3] else None
+        d_whh = d.t() @ h if need[4] else None
+        d_b = d.sum(0) if need[5] or need[6] else None
+        return d_x, d_hp, d_cp, d_wih, d_whh, d_b, d_b
+
+
+def set_fused_training(module: nn.Module, on: bool) -> None:
+    """Switch the hand-written LSTM step under autograd (CoordinateLSTM.fused_training) on or
+    off in every CoordinateLSTM of ``module``."""
+    for m in module.modules():
+        if isinstance(m, CoordinateLSTM):
+            m.fused_training = on
 
 
 def set_recompute(module: nn.Module, on: bool) -> None:

@@ -26,7 +26,7 @@ from .config import Config, build_family, build_optimizer
 from .estimator import apply_meta_step, unroll_groups, window_meta_loss
 from .inner import StepContext, Trajectory, detach_state, run
 from .learned import LearnedOptimizer
-from .networks import set_recompute
+from .networks import set_fused_training, set_recompute
 from .symmetry import input_pinv
 from .tasks import MixedProblems, Problems, Split, TaskFamily
 
@@ -93,6 +93,7 @@ class MetaTrainer:
         self.family = build_family(cfg) if family is None else family
         self.opt = (build_optimizer(cfg) if opt is None else opt).to(self.device)
         set_recompute(self.opt, cfg.train.recompute_lstm)
+        set_fused_training(self.opt, cfg.train.fused_lstm)
         if dist is not None:
             # The seed already gives every rank the same initialization; this makes it certain.
             dist.broadcast_module(self.opt)

@@ -56,7 +56,7 @@ __all__ = ["DivergedError", "Interrupted", "RunError", "RunLock", "export_params
 # Keys that may differ between a run's stored config and the one given with --resume.
 _RESUMABLE_CHANGES = {"train.trajectories", "train.val_every", "train.ckpt_every",
                       "train.keep_checkpoints", "train.threads", "train.max_skip_fraction",
-                      "train.recompute_lstm"}
+                      "train.recompute_lstm", "train.fused_lstm"}
 LOCK_NAME = ".lock"
 
 

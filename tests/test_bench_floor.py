@@ -56,8 +56,8 @@ def test_memory_and_chunks_modes_pass_their_settings_to_fresh_workers(monkeypatc
     def fake(name, batch, windows, threads, extra=None, chunk=None):
         calls.append((name, batch, tuple(extra or ()), chunk))
         tps = 100.0 * (2 if chunk else 1)
-        return {"tps": tps, "peak_rss_mb": 500.0 if extra == ["train.recompute_lstm=true"]
-                else 900.0}
+        return {"tps": tps, "cpu_tps": tps / 2,
+                "peak_rss_mb": 500.0 if extra == ["train.recompute_lstm=true"] else 900.0}
 
     monkeypatch.setattr(bench, "_run_worker", fake)
     out = tmp_path / "m.json"
@@ -71,9 +71,14 @@ def test_memory_and_chunks_modes_pass_their_settings_to_fresh_workers(monkeypatc
     from metateleport.networks import CoordinateLSTM
 
     assert {c for *_, c in calls} == {0, CoordinateLSTM.CHUNK}
-    assert "update                    32" in capsys.readouterr().out
+    assert "update                      32" in capsys.readouterr().out
     assert json.loads(out.read_text())["chunks"]["update"]["32"]["median"] == {
         "one call": 100.0, f"chunks of {CoordinateLSTM.CHUNK}": 200.0}
+    calls.clear()
+    assert bench.main(["--fused", "--quick", "--configs", "lr_tele", "--json", str(out)]) == 0
+    assert {e for _, _, e, _ in calls} == {("train.fused_lstm=false",), ("train.fused_lstm=true",)}
+    assert json.loads(out.read_text())["fused"]["lr_tele"]["8"]["median_cpu"] == {
+        "nn.LSTM": 50.0, "fused": 50.0}
 
 
 def test_a_worker_command_carries_threads_overrides_and_chunk(monkeypatch):

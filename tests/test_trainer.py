@@ -1,5 +1,6 @@
 import copy
 
+import pytest
 import torch
 
 from metateleport import estimator, trainer, unroll
@@ -109,6 +110,57 @@ def test_recomputing_the_lstm_in_backward_gives_the_same_meta_training():
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-10, atol=1e-12)
     assert "recompute" not in " ".join(a)  # not part of the checkpoint
+
+
+@pytest.mark.parametrize("model", [{"variant": "update_tele", "lookahead_input": True},
+                                   {"variant": "update_tele", "tele_group": "diag"},
+                                   {"variant": "lr_tele"}])
+def test_the_fused_lstm_gives_the_same_meta_training(model):
+    """train.fused_lstm changes the kernel, not the meta-training: the same windows,
+    meta-gradients and parameters as nn.LSTM's kernel (float64; with the lookahead input,
+    whose feature differentiates through m1, a diag m2, and LSTM(lr,tele))."""
+    runs = {}
+    for on in (False, True):
+        cfg = config_from_dict({"model": model, "train": {
+            "batch_size": 2, "n_steps": 4, "unroll": 2, "trajectories": 4, "val_problems": 2,
+            "dtype": "float64", "fused_lstm": on}})
+        t = MetaTrainer(cfg)
+        lstms = [m for m in t.opt.modules() if m.__class__.__name__ == "CoordinateLSTM"]
+        assert lstms and all(m.fused_training is on for m in lstms)
+        stats = [t.window() for _ in range(4)]
+        runs[on] = stats, t.opt.state_dict()
+    for a, b in zip(runs[False][0], runs[True][0]):
+        for key in ("meta_loss", "grad_norm"):
+            assert abs(a[key] - b[key]) <= 1e-9 * max(1.0, abs(a[key])), key
+    a, b = runs[False][1], runs[True][1]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("layers,chunk", [(2, None), (2, 128), (1, 64), (3, 200)])
+def test_the_fused_cell_has_the_lstm_kernels_gradients(layers, chunk):
+    """The hand-written backward against autograd through nn.LSTM: the gradients of the
+    outputs, the states, the inputs and every parameter over three chained steps (float64)."""
+    from metateleport.networks import CoordinateLSTM
+
+    torch.manual_seed(0)
+    lstm = CoordinateLSTM(3, 8, layers).double()
+    lstm.chunk = chunk
+    x = [torch.randn(500, 3, dtype=torch.float64, requires_grad=True) for _ in range(3)]
+    start = [torch.randn(layers, 500, 8, dtype=torch.float64, requires_grad=True)
+             for _ in range(2)]
+    got = {}
+    for on in (False, True):
+        lstm.fused_training = on
+        state, total = start, 0
+        for step in x:
+            out, state = lstm(step, state)
+            total = total + out.pow(2).sum() + state[1].sin().sum()
+        leaves = [*x, *start, *lstm.parameters()]
+        got[on] = (total, torch.autograd.grad(total, leaves))
+    torch.testing.assert_close(got[True][0], got[False][0], rtol=1e-12, atol=1e-12)
+    for a, b in zip(got[False][1], got[True][1]):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-11)
 
 
 def test_a_recomputing_lstm_keeps_only_its_inputs_for_backward():
