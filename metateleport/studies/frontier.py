@@ -2,9 +2,10 @@
 ``frontier`` of arms.py), from the committed run summaries alone.
 
 Cost: the LSTM's gate FLOPs per coordinate and step (bench_floor.lstm_flops, with the log-sign
-input's 2 features: the same count for m1 and m2 of configs/update_tele.yaml), the
-meta-parameters, and the evaluation's milliseconds per step from each run's scoring (64
-problems at once, the median over seeds; a loaded machine inflates it, so it only orders).
+input's 2 features: the same count for m1 and m2 of configs/update_tele.yaml) and the
+meta-parameters. The runs' own timings are not used: they were taken on a machine shared with
+other jobs, where a smaller LSTM's evaluation was timed slower than a larger one's; the bench
+times sizes side by side (docs/benchmarks.md).
 Quality: the median test loss at the last step, and each size paired with the present one
 (20 units, 2 layers) on the same seeds and test problems (stats.paired_log_ratio).
 """
@@ -51,7 +52,7 @@ def _rows(runs: Mapping[str, Mapping[int, dict]]):
                   if arm != PRESENT and PRESENT in runs else None)
         yield {"arm": arm, "hidden": hidden, "layers": layers, "seeds": seeds, "test": test,
                "median": median(test), "flops": lstm_flops(1, 2, hidden, layers),
-               "ms": median([by_seed[s]["ms_per_step"] for s in seeds]), "paired": paired}
+               "paired": paired}
 
 
 def frontier_lines(study: str, runs: Mapping[str, Mapping[int, dict]]) -> list[str]:
@@ -59,12 +60,11 @@ def frontier_lines(study: str, runs: Mapping[str, Mapping[int, dict]]) -> list[s
     if not STUDIES[study].get("frontier") or not runs:
         return []
     lines = ["", "Cost and quality per size (gate FLOPs per coordinate and step, the same for "
-             "m1 and m2; ms/step: the evaluation's, 64 problems at once, median over seeds; "
-             f"each size paired with `{PRESENT}` on the same seeds and test problems, "
-             "log-ratio < 0: it ends lower):", "",
+             f"m1 and m2; each size paired with `{PRESENT}` on the same seeds and test "
+             "problems, A/B < 1: it ends lower):", "",
              "| arm | units x layers | FLOPs per coordinate | meta-parameters | test median "
-             "per seed | median over seeds | ms/step | vs the present: A/B [95% CI] | seeds "
-             "won |", "|---|---|---|---|---|---|---|---|---|"]
+             "per seed | median over seeds | vs the present: A/B [95% CI] | seeds won |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in sorted(_rows(runs), key=lambda r: r["flops"]):
         c = row["paired"]
         vs = ("-" if c is None else
@@ -74,7 +74,7 @@ def frontier_lines(study: str, runs: Mapping[str, Mapping[int, dict]]) -> list[s
         lines.append(f"| `{row['arm']}` | {row['hidden']} x {row['layers']} | {row['flops']:,} "
                      f"| {meta_parameters(row['hidden'], row['layers']):,} | "
                      f"{' / '.join(f'{v:.3g}' for v in row['test'])} | {row['median']:.3g} | "
-                     f"{row['ms']:.1f} | {vs} | {won} |")
+                     f"{vs} | {won} |")
     return lines
 
 
