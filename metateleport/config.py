@@ -75,6 +75,7 @@ class ModelConfig:
     tele_until: int | None = None  # teleport only while t < tele_until (null: always) ...
     tele_every: int = 1  # ... after the updates of steps t with t % tele_every == 0
     balance_input: bool = False  # m2 reads the balance signal of each unit on T_ii
+    curvature_input: bool = False  # ... and log of each unit's orbit curvature (on T_ii)
     balance_skip: bool = False  # plus a learned a * (balance signal) on T_ii, outside the LSTM
     lookahead_input: bool = False  # m2 reads dlog L(after m1's next update)/dT too
     m1_state_on_tele: str = "keep"  # m1's LSTM state across a teleport: keep | reset

@@ -41,7 +41,14 @@ from .networks import (
 )
 from .preprocess import log_sign
 from .symmetry import ACTIONS, apply_group, check_group, group_act
-from .teleport import BalanceTeleport, RandomTeleport, Schedule, balance_signal, teleport_feature
+from .teleport import (
+    BalanceTeleport,
+    RandomTeleport,
+    Schedule,
+    balance_signal,
+    teleport_feature,
+    unit_curvature,
+)
 
 __all__ = [
     "VARIANTS",
@@ -159,7 +166,9 @@ class LearnedTeleport:
     for an LrTeleLSTM, {"lr": (B,) the step size of the next plain-GD steps}.
 
     ``balance_input``: m2 also reads the balance signal of each unit on T_ii
-    (teleport.balance_signal). ``lookahead``: an m1 (LearnedUpdate) whose next update m2 looks
+    (teleport.balance_signal); ``curvature_input``: the log of each unit's orbit curvature
+    (teleport.unit_curvature, the paper's curvature of the minimum per unit), likewise.
+    ``lookahead``: an m1 (LearnedUpdate) whose next update m2 looks
     through: it then also reads dlog L(W' + m1(grad L(W')))/dT at T = 0 (``lookahead_feature``).
     Records ``ctx.stats["tele_norm"]``, ||T|| over all hidden layers per problem.
 
@@ -178,7 +187,8 @@ class LearnedTeleport:
 
     def __init__(self, net: GroupLSTM, *, balance_input: bool = False,
                  lookahead: LearnedUpdate | None = None, action: str = "exact",
-                 input: str = "raw", norm_over: str = "layer", group: str = "gl"):
+                 input: str = "raw", norm_over: str = "layer", group: str = "gl",
+                 curvature_input: bool = False):
         check_group(group)
         if group == "diag" and (lookahead is not None or action != "exact"):
             raise ValueError("the diag m2 has neither the lookahead input nor the first-order "
@@ -193,6 +203,7 @@ class LearnedTeleport:
         self.net, self.balance_input, self.lookahead, self.action = (
             net, balance_input, lookahead, action)
         self.input, self.norm_over, self.group = input, norm_over, group
+        self.curvature_input = curvature_input
 
     @property
     def _dtype(self) -> torch.dtype:
@@ -238,6 +249,11 @@ class LearnedTeleport:
             if self.group == "gl":  # on T_ii, 0 off the diagonal
                 r = [torch.diag_embed(rk) for rk in r]
             extra.append(flatten_coords(r).reshape(-1, 1))
+        if self.curvature_input:
+            kappa = [k.log() for k in unit_curvature([w.detach() for w in weights])]
+            if self.group == "gl":
+                kappa = [torch.diag_embed(k) for k in kappa]
+            extra.append(flatten_coords(kappa).reshape(-1, 1))
         if look is not None:
             extra.append(log_sign(flatten_coords(look).reshape(-1), self.net.p))
         return G, (torch.cat(extra, dim=1).to(self._dtype) if extra else None)
@@ -331,6 +347,9 @@ class LearnedOptimizer(nn.Module, Teleporting):
     signal, outside the LSTM and its output scale (whose saturating gates make a move of the
     size balancing needs hard to produce): a = 1/2 is the exact balancing move (r_i -> r_i -
     2 T_ii), a = 0 none; a starts at 0, so m2 has to find it by meta-training.
+    ``curvature_input``: m2 also reads, for every T_ii (t_i under diag), log kappa_i, the
+    curvature of unit i's rescaling orbit (teleport.unit_curvature): the paper's curvature of
+    the minimum, per unit, which its generalization experiment moves along.
     ``lookahead_input``: m2 also reads, for every entry T_ij, the log-sign features of
     dlog L(W')/dT_ij at T = 0, where W' = expm(T) . W followed by m1's next update from its
     present state (LearnedTeleport.lookahead_feature): which way to move so that the update
@@ -372,6 +391,7 @@ class LearnedOptimizer(nn.Module, Teleporting):
         tele_norm_over: str = "layer",
         tele_group: str = "gl",
         num_layers: int = 2,
+        curvature_input: bool = False,
         *,
         tele_steps: int | None = None,
     ):
@@ -410,7 +430,8 @@ class LearnedOptimizer(nn.Module, Teleporting):
         )
         group_kwargs = dict(hidden_size=hidden_size, p=preprocess_p, out_scale=tele_scale,
                             tele_norm=tele_norm, max_tele_norm=max_tele_norm,
-                            n_extra=int(balance_input) + 2 * int(lookahead_input),
+                            n_extra=(int(balance_input) + int(curvature_input)
+                                     + 2 * int(lookahead_input)),
                             skip=balance_skip, num_layers=num_layers)
         if variant == "update_tele":
             self.group_net = GroupLSTM(**group_kwargs)
@@ -425,7 +446,8 @@ class LearnedOptimizer(nn.Module, Teleporting):
                 else LearnedUpdate(self.update_net, input=update_input))
         if self.group_net is not None:
             look = rule if lookahead_input else None
-            move = LearnedTeleport(self.group_net, balance_input=balance_input, lookahead=look,
+            move = LearnedTeleport(self.group_net, balance_input=balance_input,
+                                   curvature_input=curvature_input, lookahead=look,
                                    action=tele_action, input=tele_input,
                                    norm_over=tele_norm_over, group=tele_group)
         elif variant == "update_random_tele":

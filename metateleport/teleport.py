@@ -48,6 +48,7 @@ __all__ = [
     "random_teleport",
     "rescale_frobenius",
     "teleport_feature",
+    "unit_curvature",
 ]
 
 
@@ -224,6 +225,20 @@ def balance_signal(weights: list[torch.Tensor]) -> list[torch.Tensor]:
     for k in range(len(weights) - 1):
         rows, cols = _unit_norms(weights, k)
         out.append(cols.log() - rows.log())
+    return out
+
+
+def unit_curvature(weights: list[torch.Tensor]) -> list[torch.Tensor]:
+    """kappa_k,i = 2 r s / (r^2 + s^2)^(3/2), r = ||row i of W_k||, s = ||column i of W_{k+1}||,
+    for every hidden layer k, each (B, d_k): the curvature at t = 0 of the orbit of unit i's
+    rescaling, gamma(t) = (e^t row i, e^-t column i) (objectives.orbit_curvature with the diag
+    direction e_i): gamma' = (row, -column) and gamma'' = (row, column) give |gamma'|^2 =
+    |gamma''|^2 = r^2 + s^2 and gamma' . gamma'' = r^2 - s^2. Largest at balance for a given
+    r^2 + s^2; the paper's "curvature of the minimum" per unit, in closed form."""
+    out = []
+    for k in range(len(weights) - 1):
+        r, s = _unit_norms(weights, k)
+        out.append(2 * r * s / (r * r + s * s).pow(1.5))
     return out
 
 

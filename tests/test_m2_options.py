@@ -163,3 +163,27 @@ def test_diag_m2_gets_a_meta_gradient():
     grads = torch.autograd.grad(total, list(opt.group_net.parameters()), allow_unused=True)
     assert any(g is not None and bool(g.abs().sum() > 0) for g in grads)
     assert all(g is None or bool(torch.isfinite(g).all()) for g in grads)
+
+
+@pytest.mark.parametrize("group", ["diag", "gl"])
+def test_curvature_input_reads_each_units_orbit_curvature(group):
+    """model.curvature_input: m2 reads log kappa_i (teleport.unit_curvature) of unit i on t_i
+    (diag) or on T_ii, 0 off the diagonal (gl), after the balance signal."""
+    from metateleport.networks import flatten_coords
+    from metateleport.teleport import unit_curvature
+
+    opt = LearnedOptimizer("update_tele", balance_input=True, curvature_input=True,
+                           tele_group=group)
+    assert opt.group_net.lstm.lstm.input_size == 4
+    p = MLPTaskFamily([20, 20, 20, 20], unit_span=10).sample(2, 0)
+    _, extra = opt.move._inputs(p.weights, StepContext(0, p), None)
+    kappa = [k.log() for k in unit_curvature(p.weights)]
+    if group == "gl":
+        kappa = [torch.diag_embed(k) for k in kappa]
+    torch.testing.assert_close(extra[:, 1], flatten_coords(kappa).reshape(-1))
+    assert bool((extra[:, 1] != 0).any()) and extra.shape[1] == 2
+    cfg = config_from_dict({"model": {"variant": "update_tele", "curvature_input": True,
+                                      "tele_group": group},
+                            "train": {"batch_size": 2, "n_steps": 4, "unroll": 2,
+                                      "trajectories": 4, "val_problems": 2}})
+    assert torch.isfinite(torch.tensor(MetaTrainer(cfg).window()["meta_loss"]))

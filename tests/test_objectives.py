@@ -165,6 +165,26 @@ def test_curvature_of_diag_orbits_has_its_closed_form():
                                curve_curvature(g1, g2))
 
 
+@pytest.mark.parametrize("bias", [False, True])
+def test_unit_curvature_is_the_orbit_curvature_of_each_units_rescaling(bias):
+    """teleport.unit_curvature (m2's curvature input) against objectives.orbit_curvature with
+    the diag direction e_i on one unit of one hidden layer, every unit of a 3-hidden-layer net
+    (its bias moving with it)."""
+    from metateleport.teleport import unit_curvature
+
+    p = problems((5, 6, 4, 3, 2), 3, bias=bias)
+    kappas = unit_curvature(p.weights)
+    widths = [w.shape[1] for w in p.weights[:-1]]
+    assert [k.shape for k in kappas] == [(2, d) for d in widths]
+    for k, d in enumerate(widths):
+        for i in range(d):
+            M = [None] * len(widths)
+            M[k] = torch.zeros(2, d, dtype=F64)
+            M[k][:, i] = 1.0
+            torch.testing.assert_close(kappas[k][:, i],
+                                       orbit_curvature(p.weights, None, M, "diag"))
+
+
 def test_curvature_of_a_two_layer_gl_orbit_is_the_references_formula():
     # one hidden layer, X square and invertible: gamma'(0) = ((M A) / sigma'(Z) X^-1, -W_2 M),
     # gamma''(0) = ((M^2 A) / sigma'(Z) X^-1, W_2 M^2) with A = sigma(Z), Z = W_1 X (the

@@ -161,6 +161,17 @@ STUDIES = {
                                           ["model.tele_group=diag", "train.meta_loss_on=held_out"],
                                           "LSTM(update,tele) with a diag m2, meta-trained on the "
                                           "held-out loss"),
+            # (item 6, second half) the diag m2 reading each unit's orbit curvature, the
+            # paper's curvature of the minimum (model.curvature_input)
+            "update_tele_diag-curv": ("digits_update_tele",
+                                      ["model.tele_group=diag", "model.curvature_input=true"],
+                                      "LSTM(update,tele) with a diag m2 reading curvature"),
+            "update_tele_diag-curv-held_out": ("digits_update_tele",
+                                               ["model.tele_group=diag",
+                                                "model.curvature_input=true",
+                                                "train.meta_loss_on=held_out"],
+                                               "LSTM(update,tele) with a diag m2 reading "
+                                               "curvature, meta-trained on the held-out loss"),
         },
         "choose": {},
         "family": "real data: scikit-learn's digits, 40 images per problem, 64-32-10 MLP "
@@ -170,7 +181,9 @@ STUDIES = {
         # 5 for the diag m2 arms (2026-12-01) and the LSTM(update) arms they are compared with
         "arm_seeds": {arm: [0, 1, 2, 3, 4] for arm in ("update", "update-held_out",
                                                         "update_tele_diag",
-                                                        "update_tele_diag-held_out")},
+                                                        "update_tele_diag-held_out",
+                                                        "update_tele_diag-curv",
+                                                        "update_tele_diag-curv-held_out")},
         # runs since 2026-12-01 keep their parameters (studies/digits/<arm>/s<seed>.pt) for the
         # real-set scoring of studies.hand; tuned GD and Adam on the same problems: hand.json
         "keep_params": True,
@@ -182,7 +195,9 @@ STUDIES = {
                     ("update-held_out", "update"), ("update_tele-held_out", "update_tele"),
                     ("update_tele_diag", "update"), ("update_tele_diag", "update_tele"),
                     ("update_tele_diag-held_out", "update-held_out"),
-                    ("update_tele_diag-held_out", "update_tele_diag")],
+                    ("update_tele_diag-held_out", "update_tele_diag"),
+                    ("update_tele_diag-curv", "update_tele_diag"),
+                    ("update_tele_diag-curv-held_out", "update_tele_diag-held_out")],
     },
     # issue 19 item 4: the cost-quality frontier of m1's and m2's LSTM sizes on the paper's
     # family, configs/update_tele.yaml (the config bench --reference times) at each size
