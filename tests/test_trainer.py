@@ -163,6 +163,24 @@ def test_the_fused_cell_has_the_lstm_kernels_gradients(layers, chunk):
         torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-11)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_the_fused_cell_on_cuda():
+    from metateleport.networks import CoordinateLSTM
+
+    torch.manual_seed(0)
+    lstm = CoordinateLSTM(2, 20).cuda()
+    x = torch.randn(3000, 2, device="cuda", requires_grad=True)
+    state = lstm.init_state(3000, x)
+    grads = {}
+    for on in (False, True):
+        lstm.fused_training = on
+        out, state_ = lstm(x, state)
+        grads[on] = torch.autograd.grad(out.pow(2).sum() + state_[1].sum(),
+                                        [x, *lstm.parameters()])
+    for a, b in zip(grads[False], grads[True]):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
 def test_a_recomputing_lstm_keeps_only_its_inputs_for_backward():
     from metateleport.networks import CoordinateLSTM
 
