@@ -248,7 +248,9 @@ def score_real(params: Path | None, name: str, problems: int = 32, n_steps: int 
         moves = teleport and learned.move is not None
         out["learned"] = {"params": str(params), "variant": learned.variant, "teleport": moves,
                           **_runs(name, range(problems),
-                                  lambda p: LearnedTorchOptimizer(p, learned=learned), n_steps,
+                                  # nn.LSTM's kernel, as every committed score was taken
+                                  lambda p: LearnedTorchOptimizer(p, learned=learned,
+                                                                  fused=False), n_steps,
                                   moves)}
     return out
 
