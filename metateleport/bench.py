@@ -1,6 +1,6 @@
 """Benchmark: ``python -m metateleport.bench [--quick] [--json PATH] [--threads N]
 [--configs NAME ...] [--optim-only] [--lockstep] [--floor] [--memory] [--chunks]
-[--lstm-chunk N] [--fused] [--reference DIR]``.
+[--lstm-chunk N] [--fused] [--frontier] [--reference DIR]``.
 
 For each config (a variant's shipped configs/<variant>.yaml, or any configs/NAME.yaml, e.g. the
 family-specific ones) and batch size B: meta-training throughput in inner task-steps per second
@@ -19,7 +19,8 @@ the LearnedOpt step's distance from it (bench_floor.py). ``--memory`` measures t
 and speed of the lookahead config (or ``--configs``) at B = 8 and 32 with
 train.recompute_lstm off and on; ``--chunks`` the speed at B = 8 and 32 with the LSTM's
 coordinates in one kernel call against chunks of CoordinateLSTM.CHUNK; ``--fused`` the same
-with nn.LSTM's kernel against the hand-written fused LSTM (train.fused_lstm); ``--reference DIR``
+with nn.LSTM's kernel against the hand-written fused LSTM (train.fused_lstm), ``--frontier``
+across the frontier study's LSTM sizes; ``--reference DIR``
 the public reference's LSTM(update,tele) meta-training against ours (bench_reference.py).
 
 Each variant runs in a subprocess of its own so that its peak RSS is its own. The configs are
@@ -272,7 +273,8 @@ def _main_compare(args, settings: dict[str, tuple[int | None, list[str]]], confi
     """Task-steps/s of each config at B = 8 and 32 under each of ``settings`` (label ->
     (the LSTM's coordinates per kernel call, None for the default; config overrides)), each in
     a fresh process, alternating in ``rounds`` rounds (the median is reported: the VM's speed
-    drifts); the JSON goes under ``key``."""
+    drifts); the ratio printed is the last setting's CPU figure over the first's; the JSON
+    goes under ``key``."""
     windows, rounds = (2, 1) if args.quick else (3, 3)
     print(f"torch {torch.__version__}, {args.threads or torch.get_num_threads()} threads, "
           f"median of {rounds} alternating rounds, task-steps/s (CPU time in brackets)")
@@ -293,7 +295,7 @@ def _main_compare(args, settings: dict[str, tuple[int | None, list[str]]], confi
             med_cpu = {k: sorted(v)[len(v) // 2] for k, v in cpu.items()}
             out[name][str(batch)] = {"tps": tps, "median": med, "cpu_tps": cpu,
                                      "median_cpu": med_cpu}
-            a, b = list(med_cpu.values())[:2]
+            a, b = list(med_cpu.values())[0], list(med_cpu.values())[-1]
             print(f"{name:<26} {batch:>3} " + " ".join(
                 f"{med[k]:>12.0f} ({med_cpu[k]:>7.0f})" for k in settings)
                 + f" {b / a:>6.2f}", flush=True)
@@ -309,6 +311,16 @@ def _main_chunks(args) -> int:
     settings = {"one call": (0, []),
                 f"chunks of {CoordinateLSTM.CHUNK}": (CoordinateLSTM.CHUNK, [])}
     return _main_compare(args, settings, args.configs or list(CHUNK_CONFIGS), "chunks")
+
+
+def _main_frontier(args) -> int:
+    """The frontier study's LSTM sizes (studies.arms.FRONTIER_SIZES) side by side."""
+    from .studies.arms import FRONTIER_SIZES
+
+    settings = {f"{h} x {n}": (args.lstm_chunk, [f"model.hidden_size={h}",
+                                                 f"model.num_layers={n}"])
+                for h, n in sorted(FRONTIER_SIZES, key=lambda size: -size[0] * size[1])}
+    return _main_compare(args, settings, args.configs or ["update_tele"], "frontier")
 
 
 def _main_fused(args) -> int:
@@ -385,6 +397,9 @@ def main(argv=None) -> int:
     parser.add_argument("--fused", action="store_true",
                         help="only meta-training speed at B = 8 and 32 with nn.LSTM's kernel "
                              "against the fused LSTM (train.fused_lstm)")
+    parser.add_argument("--frontier", action="store_true",
+                        help="only meta-training speed at B = 8 and 32 of the frontier study's "
+                             "LSTM sizes (default config: update_tele)")
     parser.add_argument("--worker-set", action="append", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--lstm-chunk", type=int, default=None, metavar="N",
                         help="coordinates per LSTM kernel call everywhere in this run (0: one "
@@ -419,6 +434,8 @@ def main(argv=None) -> int:
         return _main_chunks(args)
     if args.fused:
         return _main_fused(args)
+    if args.frontier:
+        return _main_frontier(args)
 
     if args.lockstep:
         return _main_lockstep(args)

@@ -79,6 +79,15 @@ def test_memory_and_chunks_modes_pass_their_settings_to_fresh_workers(monkeypatc
     assert {e for _, _, e, _ in calls} == {("train.fused_lstm=false",), ("train.fused_lstm=true",)}
     assert json.loads(out.read_text())["fused"]["lr_tele"]["8"]["median_cpu"] == {
         "nn.LSTM": 50.0, "fused": 50.0}
+    calls.clear()
+    assert bench.main(["--frontier", "--quick", "--json", str(out)]) == 0
+    from metateleport.studies.arms import FRONTIER_SIZES
+
+    assert {(n, e) for n, _, e, _ in calls} == {
+        ("update_tele", (f"model.hidden_size={h}", f"model.num_layers={k}"))
+        for h, k in FRONTIER_SIZES}
+    assert list(json.loads(out.read_text())["frontier"]["update_tele"]["32"]["median"])[0] == (
+        "20 x 2")  # the present size first: the ratio printed is each run's last over it
 
 
 def test_a_worker_command_carries_threads_overrides_and_chunk(monkeypatch):
