@@ -109,19 +109,11 @@ class CoordinateLSTM(nn.Module):
         return torch.cat(out), torch.cat(h, 1), torch.cat(c, 1)
 
     def _fused_weights(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Per layer (W_ih^T, W_hh^T, b_ih + b_hh) with the cell-input gate's rows doubled, so
-        that one sigmoid serves all four gates: tanh(z) = 2 sigmoid(2z) - 1."""
-        lstm, H = self.lstm, self.hidden_size
-        out = []
-        for layer in range(self.num_layers):
-            w_ih = getattr(lstm, f"weight_ih_l{layer}")
-            scale = torch.ones(4 * H, dtype=w_ih.dtype, device=w_ih.device)
-            scale[2 * H:3 * H] = 2.0
-            w_hh = getattr(lstm, f"weight_hh_l{layer}")
-            bias = (getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")
-                    if lstm.bias else w_ih.new_zeros(4 * H))
-            out.append(((w_ih * scale[:, None]).t(), (w_hh * scale[:, None]).t(), bias * scale))
-        return out
+        """``_doubled`` of every layer's parameters."""
+        lstm = self.lstm
+        return [_doubled(*(getattr(lstm, f"{name}_l{layer}") for name in
+                           ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
+                for layer in range(self.num_layers)]
 
     def _fused_step(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
         """The step without autograd, from torch's own kernels writing in place: per chunk and
@@ -155,6 +147,15 @@ class CoordinateLSTM(nn.Module):
         return out, [h, c]
 
 
+def _doubled(w_ih, w_hh, b_ih, b_hh) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(W_ih^T, W_hh^T, b_ih + b_hh) of one LSTM layer with the cell-input gate's rows doubled,
+    so that one sigmoid serves all four gates: tanh(z) = 2 sigmoid(2z) - 1."""
+    H = w_hh.shape[1]
+    scale = torch.ones(4 * H, dtype=w_ih.dtype, device=w_ih.device)
+    scale[2 * H:3 * H] = 2.0
+    return (w_ih * scale[:, None]).t(), (w_hh * scale[:, None]).t(), (b_ih + b_hh) * scale
+
+
 class _Fused(threading.local):
     on = False
 
@@ -167,8 +168,9 @@ def fused_inference(on: bool = True):
     """Within this context (in this thread), every CoordinateLSTM step taken without autograd
     runs ``CoordinateLSTM._fused_step`` instead of nn.LSTM's kernel: 2.5x faster on CPU at
     10^5 coordinates (docs/benchmarks.md), equal to float rounding, not bit for bit. The
-    torch.optim face uses it (LearnedTorchOptimizer's ``fused``); evaluation and meta-training
-    keep nn.LSTM's kernel, whose trajectories tests/test_shipped_trajectories.py pins."""
+    torch.optim face uses it (LearnedTorchOptimizer's ``fused``); evaluation and validation
+    keep nn.LSTM's kernel, whose trajectories tests/test_shipped_trajectories.py pins
+    (meta-training's steps under autograd have their own switch, ``set_fused_training``)."""
     before = _FUSED.on
     _FUSED.on = on
     try:
@@ -191,10 +193,8 @@ class _FusedCell(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h, c, w_ih, w_hh, b_ih, b_hh):
         H = h.shape[1]
-        scale = torch.ones(4 * H, dtype=x.dtype, device=x.device)
-        scale[2 * H:3 * H] = 2.0
-        gates = torch.addmm((b_ih + b_hh) * scale, x, (w_ih * scale[:, None]).t())
-        gates.addmm_(h, (w_hh * scale[:, None]).t()).sigmoid_()
+        w_ih_t, w_hh_t, bias = _doubled(w_ih, w_hh, b_ih, b_hh)
+        gates = torch.addmm(bias, x, w_ih_t).addmm_(h, w_hh_t).sigmoid_()
         i, f, g, o = gates.view(-1, 4, H).unbind(1)
         g.mul_(2.0).sub_(1.0)
         cell = torch.mul(f, c).addcmul_(i, g)
