@@ -88,12 +88,9 @@ class CoordinateLSTM(nn.Module):
 
     def _call(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
         if self.fused_training and torch.is_grad_enabled():
-            lstm, inp, hs, cs = self.lstm, x, [], []
+            inp, hs, cs = x, [], []
             for layer in range(self.num_layers):
-                inp, cell = _FusedCell.apply(
-                    inp, h[layer], c[layer], getattr(lstm, f"weight_ih_l{layer}"),
-                    getattr(lstm, f"weight_hh_l{layer}"), getattr(lstm, f"bias_ih_l{layer}"),
-                    getattr(lstm, f"bias_hh_l{layer}"))
+                inp, cell = _FusedCell.apply(inp, h[layer], c[layer], *self._params(layer))
                 hs.append(inp)
                 cs.append(cell)
             return inp, torch.stack(hs), torch.stack(cs)
@@ -108,33 +105,26 @@ class CoordinateLSTM(nn.Module):
         out, h, c = zip(*parts)
         return torch.cat(out), torch.cat(h, 1), torch.cat(c, 1)
 
-    def _fused_weights(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """``_doubled`` of every layer's parameters."""
-        lstm = self.lstm
-        return [_doubled(*(getattr(lstm, f"{name}_l{layer}") for name in
-                           ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
-                for layer in range(self.num_layers)]
+    def _params(self, layer: int) -> tuple[torch.Tensor, ...]:
+        """nn.LSTM's (weight_ih, weight_hh, bias_ih, bias_hh) of ``layer``."""
+        return tuple(getattr(self.lstm, f"{name}_l{layer}")
+                     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
 
     def _fused_step(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
         """The step without autograd, from torch's own kernels writing in place: per chunk and
         layer two matmuls into the gates, one sigmoid over all of them, the cell update in
         place, and the new cell's tanh as 2 sigmoid(2c) - 1 (``fused_inference``; the same
         function as nn.LSTM's to float rounding)."""
-        H, n = self.hidden_size, self.chunk or self.CHUNK or x.shape[0]
-        weights = self._fused_weights()
+        n = self.chunk or self.CHUNK or x.shape[0]
+        weights = [_doubled(*self._params(layer)) for layer in range(self.num_layers)]
         h_new, c_new = h.new_empty(h.shape), c.new_empty(c.shape)
         for start in range(0, x.shape[0], n):
             rows = slice(start, start + n)
             inp = x[rows]
-            for layer, (w_ih, w_hh, bias) in enumerate(weights):
-                gates = torch.addmm(bias, inp, w_ih).addmm_(h[layer, rows], w_hh).sigmoid_()
-                i, f, g, o = gates.view(-1, 4, H).unbind(1)  # nn.LSTM's order
-                g.mul_(2.0).sub_(1.0)
-                cell, hidden = c_new[layer, rows], h_new[layer, rows]
-                torch.mul(f, c[layer, rows], out=cell).addcmul_(i, g)
-                # tanh(c) = 2 sigmoid(2c) - 1: torch's sigmoid is faster than its tanh
-                torch.mul(cell, 2.0, out=hidden).sigmoid_().mul_(2.0).sub_(1.0).mul_(o)
-                inp = hidden
+            for layer, doubled in enumerate(weights):
+                gates, _, hidden = _fused_layer(inp, h[layer, rows], c[layer, rows], *doubled,
+                                                c_new[layer, rows], h_new[layer, rows])
+                inp = hidden.mul_(gates[:, 3])  # h' = o tanh(c')
         return h_new[-1], h_new, c_new
 
     def forward(self, x: torch.Tensor, state: list[torch.Tensor]):
@@ -154,6 +144,20 @@ def _doubled(w_ih, w_hh, b_ih, b_hh) -> tuple[torch.Tensor, torch.Tensor, torch.
     scale = torch.ones(4 * H, dtype=w_ih.dtype, device=w_ih.device)
     scale[2 * H:3 * H] = 2.0
     return (w_ih * scale[:, None]).t(), (w_hh * scale[:, None]).t(), (b_ih + b_hh) * scale
+
+
+def _fused_layer(x, h, c, w_ih_t, w_hh_t, bias, cell=None, tanh_cell=None):
+    """One layer's step from ``_doubled`` weights: the activated gates (N, 4, H) in nn.LSTM's
+    order (i, f, g, o), the new cell c' = f c + i g and tanh(c') = 2 sigmoid(2c') - 1 (torch's
+    sigmoid is faster than its tanh), the last two written into ``cell`` and ``tanh_cell``
+    when given."""
+    gates = torch.addmm(bias, x, w_ih_t).addmm_(h, w_hh_t).sigmoid_()
+    gates = gates.view(-1, 4, h.shape[1])
+    i, f, g, _ = gates.unbind(1)
+    g.mul_(2.0).sub_(1.0)
+    cell = torch.mul(f, c, out=cell).addcmul_(i, g)
+    tanh_cell = torch.mul(cell, 2.0, out=tanh_cell).sigmoid_().mul_(2.0).sub_(1.0)
+    return gates, cell, tanh_cell
 
 
 class _Fused(threading.local):
@@ -192,31 +196,24 @@ class _FusedCell(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, h, c, w_ih, w_hh, b_ih, b_hh):
-        H = h.shape[1]
-        w_ih_t, w_hh_t, bias = _doubled(w_ih, w_hh, b_ih, b_hh)
-        gates = torch.addmm(bias, x, w_ih_t).addmm_(h, w_hh_t).sigmoid_()
-        i, f, g, o = gates.view(-1, 4, H).unbind(1)
-        g.mul_(2.0).sub_(1.0)
-        cell = torch.mul(f, c).addcmul_(i, g)
-        tanh_c = torch.mul(cell, 2.0).sigmoid_().mul_(2.0).sub_(1.0)
+        gates, cell, tanh_c = _fused_layer(x, h, c, *_doubled(w_ih, w_hh, b_ih, b_hh))
         ctx.save_for_backward(x, h, c, w_ih, w_hh, gates, tanh_c)
-        return tanh_c * o, cell
+        return tanh_c * gates[:, 3], cell
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_h, d_c):
         x, h, c, w_ih, w_hh, gates, tanh_c = ctx.saved_tensors
-        H = h.shape[1]
-        i, f, g, o = gates.view(-1, 4, H).unbind(1)
+        i, f, g, o = gates.unbind(1)
         d = torch.empty_like(gates)
-        d_i, d_f, d_g, d_o = d.view(-1, 4, H).unbind(1)
+        d_i, d_f, d_g, d_o = d.unbind(1)
         # through h' = o tanh(c') into c', then c' = f c + i g into the gates
         d_cell = d_c + d_h * o * (1.0 - tanh_c * tanh_c)
         torch.mul(d_h, tanh_c, out=d_o).mul_(o * (1.0 - o))
         torch.mul(d_cell, g, out=d_i).mul_(i * (1.0 - i))
         torch.mul(d_cell, c, out=d_f).mul_(f * (1.0 - f))
         torch.mul(d_cell, i, out=d_g).mul_(1.0 - g * g)
-        need = ctx.needs_input_grad
+        need, d = ctx.needs_input_grad, d.view(d.shape[0], -1)
         d_x = d @ w_ih if need[0] else None
         d_hp = d @ w_hh if need[1] else None
         d_cp = d_cell * f if need[2] else None
