@@ -243,17 +243,18 @@ class LearnedTeleport:
         G = teleport_feature(weights, p.X, p.Y, p.slope, x_pinv=ctx.x_pinv, group=self.group)
         if self.input == "normalized":
             G = [rms_normalized(g, tuple(range(1, g.dim()))) for g in G]
+        detached = [w.detach() for w in weights]
+
+        def per_unit(signal):  # (B, d_k) per hidden layer -> one column, on T_ii under gl
+            if self.group == "gl":  # 0 off the diagonal
+                signal = [torch.diag_embed(s) for s in signal]
+            return flatten_coords(signal).reshape(-1, 1)
+
         extra = []
         if self.balance_input:
-            r = balance_signal([w.detach() for w in weights])
-            if self.group == "gl":  # on T_ii, 0 off the diagonal
-                r = [torch.diag_embed(rk) for rk in r]
-            extra.append(flatten_coords(r).reshape(-1, 1))
+            extra.append(per_unit(balance_signal(detached)))
         if self.curvature_input:
-            kappa = [k.log() for k in unit_curvature([w.detach() for w in weights])]
-            if self.group == "gl":
-                kappa = [torch.diag_embed(k) for k in kappa]
-            extra.append(flatten_coords(kappa).reshape(-1, 1))
+            extra.append(per_unit([k.log() for k in unit_curvature(detached)]))
         if look is not None:
             extra.append(log_sign(flatten_coords(look).reshape(-1), self.net.p))
         return G, (torch.cat(extra, dim=1).to(self._dtype) if extra else None)
