@@ -89,26 +89,36 @@ def test_trainer_on_a_mixed_architecture_batch_trains_and_resumes_exactly():
     assert a.validation_losses().shape == (5, 4)
 
 
-def test_recomputing_the_lstm_in_backward_gives_the_same_meta_training():
-    """train.recompute_lstm trades memory for time only: the same windows, meta-gradients and
-    parameters as keeping the activations (float64; the lookahead input included)."""
-    model = {"variant": "update_tele", "lookahead_input": True}
+def _meta_train_off_and_on(model: dict, key: str, attr: str, rtol: float, atol: float):
+    """4 windows of a float64 trainer of ``model`` with train.<key> off and on: every
+    CoordinateLSTM has ``attr`` set as asked, and the windows' meta-losses and gradient norms
+    (to ``rtol``) and the final parameters (to ``rtol`` and ``atol``) are the same. Returns the
+    parameters without it and the number of CoordinateLSTMs."""
     runs = {}
     for on in (False, True):
         cfg = config_from_dict({"model": model, "train": {
             "batch_size": 2, "n_steps": 4, "unroll": 2, "trajectories": 4, "val_problems": 2,
-            "dtype": "float64", "recompute_lstm": on}})
+            "dtype": "float64", key: on}})
         t = MetaTrainer(cfg)
         lstms = [m for m in t.opt.modules() if m.__class__.__name__ == "CoordinateLSTM"]
-        assert len(lstms) == 2 and all(m.recompute is on for m in lstms)
+        assert all(getattr(m, attr) is on for m in lstms)
         stats = [t.window() for _ in range(4)]
         runs[on] = stats, t.opt.state_dict()
     for a, b in zip(runs[False][0], runs[True][0]):
-        for key in ("meta_loss", "grad_norm"):
-            assert abs(a[key] - b[key]) <= 1e-10 * max(1.0, abs(a[key])), key
+        for name in ("meta_loss", "grad_norm"):
+            assert abs(a[name] - b[name]) <= rtol * max(1.0, abs(a[name])), name
     a, b = runs[False][1], runs[True][1]
     for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(a[k], b[k], rtol=rtol, atol=atol)
+    return a, len(lstms)
+
+
+def test_recomputing_the_lstm_in_backward_gives_the_same_meta_training():
+    """train.recompute_lstm trades memory for time only: the same windows, meta-gradients and
+    parameters as keeping the activations (float64; the lookahead input included)."""
+    a, lstms = _meta_train_off_and_on({"variant": "update_tele", "lookahead_input": True},
+                                      "recompute_lstm", "recompute", 1e-10, 1e-12)
+    assert lstms == 2
     assert "recompute" not in " ".join(a)  # not part of the checkpoint
 
 
@@ -119,22 +129,8 @@ def test_the_fused_lstm_gives_the_same_meta_training(model):
     """train.fused_lstm changes the kernel, not the meta-training: the same windows,
     meta-gradients and parameters as nn.LSTM's kernel (float64; with the lookahead input,
     whose feature differentiates through m1, a diag m2, and LSTM(lr,tele))."""
-    runs = {}
-    for on in (False, True):
-        cfg = config_from_dict({"model": model, "train": {
-            "batch_size": 2, "n_steps": 4, "unroll": 2, "trajectories": 4, "val_problems": 2,
-            "dtype": "float64", "fused_lstm": on}})
-        t = MetaTrainer(cfg)
-        lstms = [m for m in t.opt.modules() if m.__class__.__name__ == "CoordinateLSTM"]
-        assert lstms and all(m.fused_training is on for m in lstms)
-        stats = [t.window() for _ in range(4)]
-        runs[on] = stats, t.opt.state_dict()
-    for a, b in zip(runs[False][0], runs[True][0]):
-        for key in ("meta_loss", "grad_norm"):
-            assert abs(a[key] - b[key]) <= 1e-9 * max(1.0, abs(a[key])), key
-    a, b = runs[False][1], runs[True][1]
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-9, atol=1e-11)
+    _, lstms = _meta_train_off_and_on(model, "fused_lstm", "fused_training", 1e-9, 1e-11)
+    assert lstms
 
 
 @pytest.mark.parametrize("layers,chunk", [(2, None), (2, 128), (1, 64), (3, 200)])
