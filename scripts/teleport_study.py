@@ -23,7 +23,7 @@ from the summaries alone (--table-only does only this):
   (hand.json) and every kept run on breast cancer through the torch.optim face, and its table
   pairs the held-out accuracy with theirs (metateleport.studies.hand);
 - the frontier study adds the cost and quality of every LSTM size to its table and plots them
-  (docs/figures/frontier.png, --figure);
+  (docs/figures/<study>.png, --figures);
 - studies/<study>/table.md holds both tables; studies/<study>/study.log a line per finished run;
   studies/headline.md one row per family.
 """
@@ -60,8 +60,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="run folders (not committed)")
     p.add_argument("--summaries", type=Path, default=REPO / "studies",
                    help="per-run summaries and tables (committed)")
-    p.add_argument("--figure", type=Path, default=REPO / "docs" / "figures" / "frontier.png",
-                   help="where the frontier study's plot goes")
+    p.add_argument("--figures", type=Path, default=REPO / "docs" / "figures",
+                   help="where a frontier study's plot goes (<study>.png)")
     p.add_argument("--table-only", action="store_true",
                    help="only rebuild the tables from the summaries")
     p.add_argument("--score-only", action="store_true",
@@ -94,7 +94,8 @@ def main(argv=None) -> int:
     for study in args.studies:
         print(table(study, args.summaries))
         if STUDIES[study].get("frontier"):
-            figure = frontier_plot(load_runs(study, args.summaries), args.figure)
+            figure = frontier_plot(study, load_runs(study, args.summaries),
+                                   args.figures / f"{study}.png")
             print(f"figure: {figure}" if figure else "figure: none (no matplotlib or no runs)")
     print(headline(args.summaries))
     if args.ship:

@@ -151,7 +151,8 @@ def _committed_tables() -> list[Path]:
 
 def _assert_regenerated(copy: Path) -> None:
     tables = _committed_tables()
-    assert len(tables) == 11  # 6 studies, the headline, the oracle, 3 ablations
+    # every study's table, the headline, the oracle's and the ablations'
+    assert len(tables) == len(STUDIES) + 2 + len(ABLATIONS)
     for f in tables:
         again = copy / f.relative_to(STUDIES_DIR)
         assert again.read_bytes() == f.read_bytes(), f"{f.relative_to(REPO)} differs"
@@ -173,8 +174,7 @@ def test_committed_tables_regenerate_byte_for_byte(tmp_path, capsys):
     for f in _committed_tables():  # so that nothing stale can pass
         (copy / f.relative_to(STUDIES_DIR)).unlink()
     assert _script("teleport_study").main([*STUDIES, "--table-only", "--summaries",
-                                           str(copy), "--figure",
-                                           str(tmp_path / "frontier.png")]) == 0
+                                           str(copy), "--figures", str(tmp_path)]) == 0
     assert _script("oracle_headroom").main(["--table-only", "--out", str(copy / "oracle")]) == 0
     ablation = _script("teleport_ablation")
     for study, arm in ABLATIONS:
@@ -200,11 +200,11 @@ def test_frontier_table_and_plot_pair_every_size_with_the_present(tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("| `h")][-3:]
     # sorted by cost: 4 x 1 (2 x 4 x 4 x 6 = 192 FLOPs), 8 x 2, then the present 20 x 2
     assert [r.split(" | ")[0] for r in rows] == ["| `h4-l1`", "| `h8-l2`", "| `h20-l2`"]
-    assert "| 4 x 1 | 192 |" in rows[0] and "| 2 [2, 2] | 0/3 |" in rows[0]
+    assert "| 4 x 1 | 192 / 192 |" in rows[0] and "| 2 [2, 2] | 0/3 |" in rows[0]
     assert "| 0.5 [0.5, 0.5] | 3/3 |" in rows[1] and rows[2].endswith("| - | - |")
-    assert f"| {9920:,} |" in rows[2]
+    assert f"| {9920:,} / {9920:,} |" in rows[2]
     pytest.importorskip("matplotlib")
-    out = frontier_plot(load_runs("frontier", tmp_path), tmp_path / "f.png")
+    out = frontier_plot("frontier", load_runs("frontier", tmp_path), tmp_path / "f.png")
     assert out == tmp_path / "f.png" and out.stat().st_size > 1000
 
 
@@ -313,3 +313,27 @@ def test_score_only_scores_kept_runs_without_training(tmp_path, monkeypatch):
     monkeypatch.setattr(script, "headline", lambda s: "")
     assert script.main(["digits", "paper", "--score-only", "--summaries", str(tmp_path)]) == 0
     assert calls == [("hand", "digits"), ("real", "digits")]  # paper keeps no parameters
+
+
+def test_frontier_costs_come_from_each_arms_own_optimizer():
+    """m1's and m2's gate FLOPs per coordinate are the built LSTMs' (bench_floor.lstm_flops at
+    their input widths): equal for configs/update_tele.yaml's log-sign inputs, larger for the
+    generalist's m2 (its extra per-unit inputs); the generalist frontier's 20 x 2 is the
+    generalist study's update_tele_diag config exactly."""
+    from metateleport.bench_floor import lstm_flops
+    from metateleport.config import config_to_dict, load_config
+    from metateleport.studies.frontier import arm_cost
+    from metateleport.studies.general import ARMS
+
+    paper = arm_cost("frontier", "h8-l2")
+    assert paper["m1"] == paper["m2"] == lstm_flops(1, 2, 8, 2) == 1664
+    general = arm_cost("frontier_general", "h8-l2")
+    assert general["m1"] == lstm_flops(1, 2, 8, 2) and general["m2"] > general["m1"]
+    assert arm_cost("frontier_general", "h4-l1")["params"] < general["params"] \
+        < arm_cost("frontier_general", "h20-l2")["params"]
+
+    def resolved(config, overrides):
+        return config_to_dict(load_config(REPO / "configs" / f"{config}.yaml", list(overrides)))
+
+    config, overrides, _ = STUDIES["frontier_general"]["arms"]["h20-l2"]
+    assert resolved(config, overrides) == resolved(*ARMS["update_tele_diag"][:2])

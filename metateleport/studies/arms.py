@@ -8,7 +8,8 @@ of its table and its row of the headline table.
 
 A and B are arm names or chosen names; "family" and "headline" only for the studies in
 studies/headline.md; "seeds" only where they are not SEEDS ("arm_seeds": {arm: seeds} for
-arms with seeds of their own); "keep_params": True keeps each new
+arms with seeds of their own); "frontier": the title of the cost-quality plot of a study
+whose arms are LSTM sizes "h<H>-l<L>" (studies.frontier); "keep_params": True keeps each new
 run's parameters beside its summary and adds the hand-optimizer comparison (studies.hand).
 An arm's run of seed s meta-trains configs/<config>.yaml with its overrides at train.seed = s.
 """
@@ -209,7 +210,24 @@ STUDIES = {
         "choose": {},
         "family": "the paper's: U[0, 1] data and weights, 20 x 20",
         "seeds": [0, 1, 2],
-        "frontier": True,
+        # the plot's title
+        "frontier": "LSTM(update,tele), the paper's family",
+        "compare": [(f"h{h}-l{n}", "h20-l2") for h, n in FRONTIER_SIZES if (h, n) != (20, 2)],
+    },
+    # the same sizes for the generalist (configs/general_update_tele.yaml with its diag m2,
+    # the shipped general_update_tele.pt's config) on the task distribution, added 2026-12-01;
+    # its h20-l2 is the config of the generalist study's update_tele_diag arm
+    "frontier_general": {
+        "arms": {f"h{h}-l{n}": ("general_update_tele",
+                                ["model.tele_group=diag", f"model.hidden_size={h}",
+                                 f"model.num_layers={n}"],
+                                f"generalist LSTM(update,tele) with a diag m2, m1 and m2 of "
+                                f"{n} x {h} units")
+                 for h, n in FRONTIER_SIZES},
+        "choose": {},
+        "family": "the task distribution of configs/general_update_tele.yaml",
+        "seeds": [0, 1, 2],
+        "frontier": "the generalist with a diag m2, the task distribution",
         "compare": [(f"h{h}-l{n}", "h20-l2") for h, n in FRONTIER_SIZES if (h, n) != (20, 2)],
     },
     "first_order": {
