@@ -360,8 +360,8 @@ def _main_reference(parser, args) -> int:
     except ValueError as err:
         parser.error(str(err))
     res = (bench_reference(args.reference, args.threads, batches=(8,), rounds=1,
-                           trajectories=2, windows=2) if args.quick
-           else bench_reference(args.reference, args.threads))
+                           trajectories=2, windows=2, overrides=args.ours_set) if args.quick
+           else bench_reference(args.reference, args.threads, overrides=args.ours_set))
     print_reference(res)
     if args.json:
         args.json.write_text(json.dumps({"reference": res}, indent=2))
@@ -407,6 +407,9 @@ def main(argv=None) -> int:
     parser.add_argument("--reference", type=Path, metavar="DIR",
                         help="only meta-training speed against the public reference's "
                              "LSTM(update,tele): DIR is a copy of its learn-to-teleport folder")
+    parser.add_argument("--ours-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="with --reference: an override of our config (repeatable), e.g. "
+                             "train.fused_lstm=true or model.hidden_size=8")
     parser.add_argument("--reference-worker", nargs=2, metavar=("DIR", "TRAJECTORIES"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

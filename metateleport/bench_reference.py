@@ -86,10 +86,12 @@ def _run(cmd: list[str]) -> dict:
 
 
 def bench_reference(path: Path, threads: int = 0, batches: tuple[int, ...] = (1, 8, 32),
-                    rounds: int = 3, trajectories: int = 5, windows: int = 5) -> dict:
+                    rounds: int = 3, trajectories: int = 5, windows: int = 5,
+                    overrides: list[str] | None = None) -> dict:
     """Task-steps/s of the reference (``trajectories`` per timing) and of ours at each of
-    ``batches`` (``windows`` meta-steps per block), each in a fresh process, ``rounds``
-    alternating rounds; medians, and ours over the reference's."""
+    ``batches`` (``windows`` meta-steps per block; ``overrides`` of our config, e.g.
+    "train.fused_lstm=true"), each in a fresh process, ``rounds`` alternating rounds; medians,
+    and ours over the reference's."""
     path = check_reference(path)
     base = [sys.executable, "-m", "metateleport.bench"]
     if threads:
@@ -99,11 +101,13 @@ def bench_reference(path: Path, threads: int = 0, batches: tuple[int, ...] = (1,
     for _ in range(rounds):
         for key in keys:
             cmd = (["--reference-worker", str(path), str(trajectories)] if key == "reference"
-                   else ["--worker", OURS, key.removeprefix("ours_B"), str(windows)])
+                   else ["--worker", OURS, key.removeprefix("ours_B"), str(windows),
+                         *(a for item in overrides or [] for a in ("--worker-set", item))])
             res = _run(base + cmd)
             for clock, field in CLOCKS.items():
                 runs[clock][key].append(res[field])
-    out = {"config": OURS, "reference_dir": str(path), "rounds": rounds,
+    out = {"config": OURS, "overrides": list(overrides or []), "reference_dir": str(path),
+           "rounds": rounds,
            "threads": threads, "tps": runs, "median": {}, "ratio": {}}
     for clock in CLOCKS:
         med = out["median"][clock] = {k: sorted(v)[len(v) // 2] for k, v in runs[clock].items()}
@@ -119,7 +123,8 @@ def print_reference(res: dict) -> None:
           f"{res['reference_dir']}")
     for clock in CLOCKS:
         med = res["median"][clock]
-        print(f"[{clock} time] reference {med['reference']:.0f}; ours (configs/"
-              f"{res['config']}.yaml) " + ", ".join(
+        ours = f"configs/{res['config']}.yaml" + "".join(
+            f" --set {item}" for item in res.get("overrides", []))
+        print(f"[{clock} time] reference {med['reference']:.0f}; ours ({ours}) " + ", ".join(
                   f"B = {key.removeprefix('ours_B')}: {med[key]:.0f} ({ratio:.1f}x)"
                   for key, ratio in res["ratio"][clock].items()))

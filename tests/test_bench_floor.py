@@ -174,13 +174,22 @@ def test_bench_reference_pairs_medians_per_clock(tmp_path, monkeypatch):
     speeds = {"reference": iter([10, 30, 20]), "8": iter([100, 300, 200]),
               "32": iter([400, 100, 300])}
 
+    seen = []
+
     def run(cmd):
         key = "reference" if "--reference-worker" in cmd else cmd[cmd.index("--worker") + 2]
+        seen.append((key, [cmd[i + 1] for i, a in enumerate(cmd) if a == "--worker-set"]))
         tps = next(speeds[key])
         return {"tps": tps, "cpu_tps": 2 * tps}
 
     monkeypatch.setattr(br, "_run", run)
-    res = br.bench_reference(folder, 1, batches=(8, 32), rounds=3)
+    res = br.bench_reference(folder, 1, batches=(8, 32), rounds=3,
+                             overrides=["model.hidden_size=8", "train.fused_lstm=true"])
+    # the overrides go to our workers only
+    assert {k: s for k, s in seen} == {"reference": [], "8": ["model.hidden_size=8",
+                                                            "train.fused_lstm=true"],
+                                       "32": ["model.hidden_size=8", "train.fused_lstm=true"]}
+    assert res["overrides"] == ["model.hidden_size=8", "train.fused_lstm=true"]
     assert res["median"]["wall"] == {"reference": 20, "ours_B8": 200, "ours_B32": 300}
     assert res["ratio"]["wall"] == {"ours_B8": 10.0, "ours_B32": 15.0}
     assert res["ratio"]["cpu"] == res["ratio"]["wall"]
