@@ -6,7 +6,8 @@ half-done ones, and print the status table.
                                                every test suite, the validation histories of
                                                the runs on this machine, then the tables)
     python scripts/general_study.py status    (the tables: runs, failed seeds with and without
-                                               selection, per run and suite, paired)
+                                               selection, per run and suite, paired; the
+                                               diag controls paired with the diag arm)
 
 Each finished run leaves studies/general/<arm>/s<seed>.json and .pt: commit them. Run long
 sessions from a snapshot of the tree (DEVELOPERS.md).
@@ -22,6 +23,7 @@ import torch
 
 from metateleport.studies.general import (
     ARMS,
+    CONTROLS,
     paired_table,
     real_table,
     record_histories,
@@ -57,6 +59,8 @@ def main(argv=None) -> int:
     print(suite_table(summaries))
     print(paired_table(summaries))
     print(real_table(summaries))
+    print(paired_table(summaries, CONTROLS, specialists=False))
+    print(real_table(summaries, CONTROLS))
     return 0
 
 

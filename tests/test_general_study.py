@@ -105,6 +105,28 @@ def test_paired_table_pairs_seeds_and_problems_and_lists_the_specialists(tmp_pat
                for r in general.paired_table(tmp_path).splitlines())
 
 
+def test_the_controls_table_pairs_each_control_with_the_diag_arm(tmp_path):
+    root = tmp_path / "general"
+    for s in (0, 1, 2):
+        _suite_summary(root / "update_tele_diag", f"s{s}-paper.json", [1.0, 2.0], [4.0, 8.0],
+                       [3.0, 5.0])
+        _suite_summary(root / "update_random_tele_diag", f"s{s}-paper.json", [3.0, 6.0],
+                       [4.0, 8.0], [1.0, 2.0])
+    # the no-guard control has seeds 1 and 2 only: paired on those
+    for s in (1, 2):
+        _suite_summary(root / "update_tele_diag-noguard", f"s{s}-paper.json", [0.5, 1.0],
+                       [4.0, 8.0], [3.0, 5.0])
+    _suite_summary(root / "specialists", "update-paper.json", [0.1, 0.1], [4.0, 8.0], [1, 1])
+    table = general.paired_table(tmp_path, general.CONTROLS, specialists=False).splitlines()
+    assert table[0].split(" | ")[6] == "/ LSTM(update,tele) with a diag m2, guarded"
+    rows = {r.split(" | ")[1]: r.split(" | ") for r in table[2:]}
+    assert set(rows) == {general.ARMS[a][2] for a in general.CONTROLS}
+    assert rows[general.ARMS["update_random_tele_diag"][2]][6] == "3 [3, 3]"
+    assert rows[general.ARMS["update_tele_diag-noguard"][2]][2:4] == ["2", "0.75"]
+    assert rows[general.ARMS["update_tele_diag-noguard"][2]][6] == "0.5 [0.5, 0.5]"
+    assert rows[general.ARMS["update_tele_diag"][2]][6] == "-"
+
+
 def test_score_specialists_scores_each_once(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(general, "score_suite", lambda params, suite, problems: calls.append(

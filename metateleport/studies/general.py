@@ -34,7 +34,7 @@ from .realdata import REAL_SETS, score_real, versus_best_hand
 from .runs import train, write_summary
 from .suites import ADAM_CAP, HELD_OUT, SUITES, score_suite
 
-__all__ = ["ARMS", "FAILED_MARGIN", "ORDER", "SPECIALISTS", "STUDY", "paired_table",
+__all__ = ["ARMS", "CONTROLS", "FAILED_MARGIN", "ORDER", "SPECIALISTS", "STUDY", "paired_table",
            "real_table", "record_histories", "score_all", "score_specialists", "selection_table",
            "status_table", "suite_table", "train_all", "train_one", "validation_history"]
 
@@ -79,6 +79,9 @@ def _order() -> list[tuple[str, int]]:
 
 #: the order in which runs are trained
 ORDER = _order()
+#: the teleporting generalist's controls in its own (diag) group, and the arm itself last: the
+#: arm every other is paired with in ``paired_table(summaries, CONTROLS)``
+CONTROLS = ("update_tele_diag-noguard", "update_random_tele_diag", "update_tele_diag")
 
 #: suite -> the shipped specialists (checkpoints/<name>.pt) meta-trained on that family
 SPECIALISTS: dict[str, list[str]] = {
@@ -194,7 +197,7 @@ def _ratio(test: dict) -> str:
 
 def paired_table(summaries: Path,
                  arms: tuple[str, ...] = ("update_tele", "update_tele_diag", "update_balance",
-                                          "update")) -> str:
+                                          "update"), specialists: bool = True) -> str:
     """Markdown, per suite and arm of ``arms``: the seeds scored, the median loss at step N
     (pooled over seeds and problems), the paired loss ratios against tuned Adam, tuned GD and
     the last arm of ``arms``, LSTM(update), on the seeds both have (median and 95% two-level
@@ -202,7 +205,8 @@ def paired_table(summaries: Path,
     lower), diverged problems, the
     guard's refused fraction and the Adam-equivalent speedup (median over seeds and problems
     and its bootstrap interval over them; '>cap' where tuned Adam never gets there); and the
-    specialists of SPECIALISTS on their own family. Held-out suites are marked (held out)."""
+    specialists of SPECIALISTS on their own family (unless not ``specialists``). Held-out suites
+    are marked (held out)."""
     rows = ["| suite | optimizer | seeds | median loss | / tuned Adam | / tuned GD | "
             f"/ {ARMS[arms[-1]][2]} | diverged | refused | Adam-equivalent |",
             "|---|---|---|---|---|---|---|---|---|---|"]
@@ -232,7 +236,7 @@ def paired_table(summaries: Path,
             rows.append(f"| {name} | {ARMS[arm][2]} | {len(seeds)} | {median(final.ravel()):.3g} "
                         f"| {vs['adam']} | {vs['gd']} | {vs_other} | "
                         f"{diverged}/{final.size} | {refused:.2f} | {est} [{lo}, {hi}] |")
-        for spec in SPECIALISTS.get(suite, []):
+        for spec in SPECIALISTS.get(suite, []) if specialists else []:
             f = summaries / STUDY / "specialists" / f"{spec}-{suite}.json"
             if f.is_file():
                 d = json.loads(f.read_text())
