@@ -115,8 +115,9 @@ class TrainConfig:
     recompute_lstm: bool = False
     # step m1's and m2's LSTMs under autograd with the hand-written forward and backward
     # (networks._FusedCell) instead of nn.LSTM's kernel: the same meta-gradient to float
-    # rounding, faster (docs/benchmarks.md, "The fused LSTM")
-    fused_lstm: bool = False
+    # rounding, 1.2-1.6x faster on CPU (docs/benchmarks.md, "The fused LSTM"); null: fused on
+    # CPU, nn.LSTM's kernel (cuDNN) on CUDA, where the fused cell has not been timed
+    fused_lstm: bool | None = None
 
 
 @dataclass

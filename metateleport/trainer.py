@@ -93,7 +93,8 @@ class MetaTrainer:
         self.family = build_family(cfg) if family is None else family
         self.opt = (build_optimizer(cfg) if opt is None else opt).to(self.device)
         set_recompute(self.opt, cfg.train.recompute_lstm)
-        set_fused_training(self.opt, cfg.train.fused_lstm)
+        fused = cfg.train.fused_lstm
+        set_fused_training(self.opt, self.device.type == "cpu" if fused is None else fused)
         if dist is not None:
             # The seed already gives every rank the same initialization; this makes it certain.
             dist.broadcast_module(self.opt)

@@ -133,6 +133,25 @@ def test_the_fused_lstm_gives_the_same_meta_training(model):
     assert lstms
 
 
+def test_the_fused_lstm_is_the_cpu_default_and_cuda_keeps_cudnn(monkeypatch):
+    """train.fused_lstm unset (null) steps the LSTMs fused on CPU and with nn.LSTM's kernel on
+    a CUDA device (where the fused cell is untimed); true or false is obeyed on both."""
+    from metateleport import trainer as trainer_module
+
+    seen = []
+    monkeypatch.setattr(trainer_module, "set_fused_training", lambda _, on: seen.append(on))
+    # only the switch is asked for: the meta-optimizer stays on the CPU
+    monkeypatch.setattr(torch.nn.Module, "to", lambda self, *a, **k: self)
+    for value in (None, True, False):
+        cfg = config_from_dict({"model": {"variant": "update_tele"},
+                                "train": {"batch_size": 2, "n_steps": 4, "unroll": 2,
+                                          "fused_lstm": value}})
+        for device in ("cpu", "cuda"):
+            MetaTrainer(cfg, device=device)
+    assert seen == [True, False, True, True, False, False]
+    assert config_from_dict({}).train.fused_lstm is None
+
+
 @pytest.mark.parametrize("layers,chunk", [(2, None), (2, 128), (1, 64), (3, 200)])
 def test_the_fused_cell_has_the_lstm_kernels_gradients(layers, chunk):
     """The hand-written backward against autograd through nn.LSTM: the gradients of the
