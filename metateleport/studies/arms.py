@@ -216,7 +216,9 @@ STUDIES = {
     },
     # the same sizes for the generalist (configs/general_update_tele.yaml with its diag m2,
     # the shipped general_update_tele.pt's config) on the task distribution, added 2026-12-01;
-    # its h20-l2 is the config of the generalist study's update_tele_diag arm
+    # its h20-l2 is the config of the generalist study's update_tele_diag arm, and its seeds
+    # 0-2 were scored from that arm's run folders (trained with nn.LSTM's kernel; the other
+    # sizes train under the fused default, the same meta-training to float rounding)
     "frontier_general": {
         "arms": {f"h{h}-l{n}": ("general_update_tele",
                                 ["model.tele_group=diag", f"model.hidden_size={h}",
