@@ -21,6 +21,7 @@ from pathlib import Path
 
 from torch import nn
 
+from ..bench_floor import lstm_flops
 from ..stats import median
 from .arms import STUDIES
 
@@ -37,13 +38,12 @@ def arm_size(arm: str) -> tuple[int, int]:
 
 
 def lstm_cost(net: nn.Module | None) -> int:
-    """Forward gate FLOPs per coordinate and step of the LSTMs inside ``net`` (m1 or m2): per
-    layer 2 x 4H x (in + H), bench_floor.lstm_flops at one coordinate; 0 for None."""
+    """Forward gate FLOPs per coordinate and step of the LSTMs inside ``net`` (m1 or m2),
+    bench_floor.lstm_flops at one coordinate; 0 for None."""
     if net is None:
         return 0
-    return sum(2 * 4 * m.hidden_size * (width + m.hidden_size)
-               for m in net.modules() if isinstance(m, nn.LSTM)
-               for width in [m.input_size] + [m.hidden_size] * (m.num_layers - 1))
+    return sum(lstm_flops(1, m.input_size, m.hidden_size, m.num_layers)
+               for m in net.modules() if isinstance(m, nn.LSTM))
 
 
 @cache
