@@ -7,7 +7,11 @@ half-done ones, and print the status table.
                                                the runs on this machine, then the tables)
     python scripts/general_study.py status    (the tables: runs, failed seeds with and without
                                                selection, per run and suite, paired; the
-                                               diag controls paired with the diag arm)
+                                               diag controls paired with the diag arm; the
+                                               guard swapped at test time)
+    python scripts/general_study.py guard-swap  (the diag arm's and its no-guard control's
+                                               chosen iterates with the guard swapped,
+                                               studies.general.GUARD_SWAP, then the tables)
 
 Each finished run leaves studies/general/<arm>/s<seed>.json and .pt: commit them. Run long
 sessions from a snapshot of the tree (DEVELOPERS.md).
@@ -24,10 +28,12 @@ import torch
 from metateleport.studies.general import (
     ARMS,
     CONTROLS,
+    guard_swap_table,
     paired_table,
     real_table,
     record_histories,
     score_all,
+    score_guard_swap,
     score_specialists,
     selection_table,
     status_table,
@@ -40,7 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=["train", "score", "status"])
+    p.add_argument("what", choices=["train", "score", "status", "guard-swap"])
     p.add_argument("--jobs", type=int, default=2, help="runs trained at once (1 thread each)")
     p.add_argument("--arms", nargs="+", choices=list(ARMS), default=None)
     p.add_argument("--runs", type=Path, default=REPO / "runs" / "studies")
@@ -54,6 +60,8 @@ def main(argv=None) -> int:
         score_all(summaries)
         score_specialists(summaries, REPO / "checkpoints")
         record_histories(runs, summaries)
+    if args.what == "guard-swap":
+        score_guard_swap(summaries)
     print(status_table(summaries))
     print(selection_table(summaries))
     print(suite_table(summaries))
@@ -61,6 +69,7 @@ def main(argv=None) -> int:
     print(real_table(summaries))
     print(paired_table(summaries, CONTROLS, specialists=False))
     print(real_table(summaries, CONTROLS))
+    print(guard_swap_table(summaries))
     return 0
 
 

@@ -204,3 +204,29 @@ def test_validation_histories_count_failed_seeds_with_and_without_selection(tmp_
     # the median chosen score is 2.0, the bar 2.0 + log 4
     assert row.endswith("| s0: 2.00, s1: 2.00, s2: 8.00 | s0: 2.10, s1: 9.00, s2: 8.50 "
                         "| 1/3 | 2/3 |")
+
+
+def test_guard_swap_scores_once_with_the_swapped_guard_and_pairs_it(tmp_path, monkeypatch):
+    calls = []
+
+    def fake(params, suite, problems, n_steps, guard):
+        calls.append((params.parent.name, suite, guard))
+        return {"suite": suite}
+
+    monkeypatch.setattr(general, "score_suite", fake)
+    for arm in general.GUARD_SWAP["arms"]:
+        (tmp_path / "general" / arm).mkdir(parents=True)
+        (tmp_path / "general" / arm / "s1.pt").write_bytes(b"")
+    general.score_guard_swap(tmp_path, problems=2, log=lambda line: None)
+    suites = general.GUARD_SWAP["suites"]
+    assert calls == [(arm, suite, guard) for arm, guard in general.GUARD_SWAP["arms"].items()
+                     for suite in suites]
+    general.score_guard_swap(tmp_path, problems=2, log=lambda line: None)
+    assert len(calls) == 2 * len(suites), "a swapped score is not redone"
+    # the table pairs the swapped losses with the arm's own on the same problems
+    root = tmp_path / "general" / "update_tele_diag"
+    _suite_summary(root, "s1-paper.json", [1.0, 2.0], [4.0, 8.0], [3.0, 5.0])
+    _suite_summary(root / "guard_swap", "s1-paper.json", [0.5, 1.0], [4.0, 8.0], [3.0, 5.0])
+    row = next(r for r in general.guard_swap_table(tmp_path).splitlines()
+               if r.startswith("| paper |"))
+    assert "| 2 -> none | 1 | 1.5 | 0.75 | 0.5 [0.5, 0.5] | 0 -> 0 of 2 |" in row

@@ -33,3 +33,21 @@ def test_score_suite_reports_losses_divergence_and_speedup(monkeypatch):
     assert len(out["learned"]["final"]) == 3 and out["learned"]["diverged"] == 0
     assert len(out["learned"]["adam_equivalent"]) == 3
     assert "refused_fraction" not in out["learned"]  # the shipped update.pt has no guard
+
+
+def test_score_suite_can_put_a_guard_in_or_take_it_out(monkeypatch):
+    """guard=None scores the guarded generalist without its guard (nothing refused, and the
+    same losses as a run of its optimizer with the guard removed); a factor adds one to a
+    checkpoint trained without (its refusals are then reported)."""
+    monkeypatch.setattr(suites, "ADAM_CAP", 20)
+    general = REPO / "checkpoints" / "general_update_tele.pt"
+    kept = suites.score_suite(general, "small", problems=3, n_steps=5)
+    off = suites.score_suite(general, "small", problems=3, n_steps=5, guard=None)
+    assert "refused_fraction" in kept["learned"] and "refused_fraction" not in off["learned"]
+    added = suites.score_suite(REPO / "checkpoints" / "update.pt", "small", problems=3,
+                               n_steps=5, guard=2.0)
+    assert 0.0 <= added["learned"]["refused_fraction"] <= 1.0
+    # a guard of factor inf never refuses: the losses are those without a guard
+    never = suites.score_suite(general, "small", problems=3, n_steps=5, guard=float("inf"))
+    assert never["learned"]["refused_fraction"] == 0.0
+    assert never["learned"]["final"] == off["learned"]["final"]

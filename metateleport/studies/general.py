@@ -34,9 +34,10 @@ from .realdata import REAL_SETS, score_real, versus_best_hand
 from .runs import train, write_summary
 from .suites import ADAM_CAP, HELD_OUT, SUITES, score_suite
 
-__all__ = ["ARMS", "CONTROLS", "FAILED_MARGIN", "ORDER", "SPECIALISTS", "STUDY", "paired_table",
-           "real_table", "record_histories", "score_all", "score_specialists", "selection_table",
-           "status_table", "suite_table", "train_all", "train_one", "validation_history"]
+__all__ = ["ARMS", "CONTROLS", "FAILED_MARGIN", "GUARD_SWAP", "ORDER", "SPECIALISTS", "STUDY",
+           "guard_swap_table", "paired_table", "real_table", "record_histories", "score_all",
+           "score_guard_swap", "score_specialists", "selection_table", "status_table",
+           "suite_table", "train_all", "train_one", "validation_history"]
 
 STUDY = "general"
 #: arm -> (config, overrides, label, seeds)
@@ -176,6 +177,65 @@ def score_specialists(summaries: Path, checkpoints: Path, problems: int = 32,
                         (checkpoints / f"{name}.pt", suite, problems),
                         summaries, f"specialist {name} scored on {suite}",
                         f"specialist {name} {suite}: done", log)
+
+
+#: the guard's test-time effect: arm -> the guard its chosen iterates are scored with instead
+#: of their own (the guarded diag arm without it, its no-guard control with configs/
+#: general_update_tele.yaml's factor 2), on these suites (fixed 2026-12-01 after the control's
+#: first scores: the cheap ones, one held-out suite where the guard refuses most)
+GUARD_SWAP = {"arms": {"update_tele_diag": None, "update_tele_diag-noguard": 2.0},
+              "seeds": [0, 1, 2],
+              "suites": ["distribution", "depth3", "paper", "digits", "unit_span30"]}
+
+
+def score_guard_swap(summaries: Path, problems: int = 32,
+                     log: Callable[[str], None] = print) -> None:
+    """Score every committed chosen iterate of GUARD_SWAP's arms and seeds on its suites with
+    the guard swapped, into ``<arm>/guard_swap/s<seed>-<suite>.json`` (skipping those written;
+    the same test problems as the arm's own ``s<seed>-<suite>.json``)."""
+    for arm, guard in GUARD_SWAP["arms"].items():
+        for seed in GUARD_SWAP["seeds"]:
+            params = summaries / STUDY / arm / f"s{seed}.pt"
+            if not params.is_file():
+                continue
+            for suite in GUARD_SWAP["suites"]:
+                _score_once(summaries / STUDY / arm / "guard_swap" / f"s{seed}-{suite}.json",
+                            {"arm": arm, "seed": seed, "problems": problems, "guard": guard},
+                            score_suite, (params, suite, problems, 100, guard), summaries,
+                            f"{arm} seed {seed} scored on {suite} with guard {guard}",
+                            f"{arm} s{seed} {suite} guard {guard}: done", log)
+
+
+def guard_swap_table(summaries: Path) -> str:
+    """Markdown, per suite and GUARD_SWAP arm: the seeds scored both ways, the median loss at
+    step N as trained and with the guard swapped, the paired ratio swapped / as trained (95%
+    two-level bootstrap interval over seeds and problems), the diverged problems and the
+    refused fraction each way."""
+    rows = ["| suite | optimizer | guard as trained -> swapped | seeds | median loss, as trained "
+            "| swapped | swapped / as trained | diverged | refused |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for suite in GUARD_SWAP["suites"]:
+        for arm, guard in GUARD_SWAP["arms"].items():
+            own = _scored(summaries, arm, suite)
+            swapped = {s: json.loads(f.read_text()) for s in own
+                       if (f := summaries / STUDY / arm / "guard_swap"
+                           / f"s{s}-{suite}.json").is_file()}
+            if not swapped:
+                continue
+            seeds = sorted(swapped)
+            a = np.array([own[s]["learned"]["final"] for s in seeds])
+            b = np.array([swapped[s]["learned"]["final"] for s in seeds])
+            trained = ARMS[arm][1]
+            before = "none" if "model.guard=null" in trained else "2"
+            after = "none" if guard is None else f"{guard:g}"
+            div = [sum(d[s]["learned"]["diverged"] for s in seeds) for d in (own, swapped)]
+            ref = [np.mean([d[s]["learned"].get("refused_fraction", 0.0) for s in seeds])
+                   for d in (own, swapped)]
+            rows.append(f"| {suite} | {ARMS[arm][2]} | {before} -> {after} | {len(seeds)} | "
+                        f"{median(a.ravel()):.3g} | {median(b.ravel()):.3g} | "
+                        f"{_ratio(paired_log_ratio(b, a))} | {div[0]} -> {div[1]} of {a.size} | "
+                        f"{ref[0]:.2f} -> {ref[1]:.2f} |")
+    return "\n".join(rows) + "\n"
 
 
 def _scored(summaries: Path, arm: str, suite: str) -> dict[int, dict]:

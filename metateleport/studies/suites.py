@@ -25,7 +25,7 @@ from ..evaluation import baselines, score
 from ..stats import ArrayLike, steps_to_threshold
 from ..tasks import make_family
 
-__all__ = ["ADAM_CAP", "HELD_OUT", "SUITES", "adam_equivalent", "score_suite"]
+__all__ = ["ADAM_CAP", "HELD_OUT", "SUITES", "TRAINED", "adam_equivalent", "score_suite"]
 
 #: suite -> the task section it evaluates on (keys not given: the defaults of config.TaskConfig)
 SUITES: dict[str, dict[str, Any]] = {
@@ -66,13 +66,22 @@ def adam_equivalent(adam_losses: ArrayLike, targets: ArrayLike, n_steps: int) ->
     return steps_to_threshold(adam_losses, np.where(np.isfinite(target), target, -np.inf)) / n_steps
 
 
+#: score_suite's ``guard`` for the checkpoint's own guard
+TRAINED = "trained"
+
+
 @torch.no_grad()
-def score_suite(params: Path, suite: str, problems: int = 32, n_steps: int = 100) -> dict:
+def score_suite(params: Path, suite: str, problems: int = 32, n_steps: int = 100,
+                guard: float | None | str = TRAINED) -> dict:
     """The checkpoint ``params`` against tuned GD and Adam on ``problems`` test problems of
-    ``suite`` (see the module docstring)."""
+    ``suite`` (see the module docstring); ``guard``: the checkpoint's own loss guard
+    (TRAINED), None for none, or the factor of a LossGuard put in its place."""
     from ..config import config_from_dict, config_to_dict
+    from ..inner import LossGuard
 
     opt, _ = load_optimizer(params)
+    if guard != TRAINED:
+        opt.guard = None if guard is None else LossGuard(float(guard))
     task = config_to_dict(config_from_dict({"task": SUITES[suite]}))["task"]
     family = make_family(task)
     test, val = family.sample(problems, 0, "test"), family.sample(problems, 0, "val")
