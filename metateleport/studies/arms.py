@@ -37,6 +37,25 @@ _FIRST = [*_NOSKIP, "model.tele_scale=0.01", "model.max_tele_norm=1.0"]  # the f
 #: (hidden units, layers) of m1's and m2's LSTMs in the frontier study; (20, 2): the present
 FRONTIER_SIZES = [(4, 1), (4, 2), (8, 1), (8, 2), (20, 1), (20, 2)]
 
+
+def _frontier_study(config: str, overrides: list[str], label: str, family: str,
+                    title: str) -> dict:
+    """A frontier study: ``config`` with ``overrides`` at every size of FRONTIER_SIZES (arms
+    "h<H>-l<L>"), 3 seeds, every size compared with the present 20 x 2; ``title``: its
+    plot's."""
+    return {
+        "arms": {f"h{h}-l{n}": (config, [*overrides, f"model.hidden_size={h}",
+                                         f"model.num_layers={n}"],
+                                f"{label}, m1 and m2 of {n} x {h} units")
+                 for h, n in FRONTIER_SIZES},
+        "choose": {},
+        "family": family,
+        "seeds": [0, 1, 2],
+        "frontier": title,
+        "compare": [(f"h{h}-l{n}", "h20-l2") for h, n in FRONTIER_SIZES if (h, n) != (20, 2)],
+    }
+
+
 STUDIES = {
     "imbalanced": {
         "arms": {
@@ -202,36 +221,19 @@ STUDIES = {
     },
     # issue 19 item 4: the cost-quality frontier of m1's and m2's LSTM sizes on the paper's
     # family, configs/update_tele.yaml (the config bench --reference times) at each size
-    "frontier": {
-        "arms": {f"h{h}-l{n}": ("update_tele", [f"model.hidden_size={h}",
-                                                 f"model.num_layers={n}"],
-                                f"LSTM(update,tele), m1 and m2 of {n} x {h} units")
-                 for h, n in FRONTIER_SIZES},
-        "choose": {},
-        "family": "the paper's: U[0, 1] data and weights, 20 x 20",
-        "seeds": [0, 1, 2],
-        # the plot's title
-        "frontier": "LSTM(update,tele), the paper's family",
-        "compare": [(f"h{h}-l{n}", "h20-l2") for h, n in FRONTIER_SIZES if (h, n) != (20, 2)],
-    },
+    "frontier": _frontier_study("update_tele", [], "LSTM(update,tele)",
+                                "the paper's: U[0, 1] data and weights, 20 x 20",
+                                "LSTM(update,tele), the paper's family"),
     # the same sizes for the generalist (configs/general_update_tele.yaml with its diag m2,
     # the shipped general_update_tele.pt's config) on the task distribution, added 2026-12-01;
     # its h20-l2 is the config of the generalist study's update_tele_diag arm, and its seeds
     # 0-2 were scored from that arm's run folders (trained with nn.LSTM's kernel; the other
     # sizes train under the fused default, the same meta-training to float rounding)
-    "frontier_general": {
-        "arms": {f"h{h}-l{n}": ("general_update_tele",
-                                ["model.tele_group=diag", f"model.hidden_size={h}",
-                                 f"model.num_layers={n}"],
-                                f"generalist LSTM(update,tele) with a diag m2, m1 and m2 of "
-                                f"{n} x {h} units")
-                 for h, n in FRONTIER_SIZES},
-        "choose": {},
-        "family": "the task distribution of configs/general_update_tele.yaml",
-        "seeds": [0, 1, 2],
-        "frontier": "the generalist with a diag m2, the task distribution",
-        "compare": [(f"h{h}-l{n}", "h20-l2") for h, n in FRONTIER_SIZES if (h, n) != (20, 2)],
-    },
+    "frontier_general": _frontier_study(
+        "general_update_tele", ["model.tele_group=diag"],
+        "generalist LSTM(update,tele) with a diag m2",
+        "the task distribution of configs/general_update_tele.yaml",
+        "the generalist with a diag m2, the task distribution"),
     "first_order": {
         "arms": {
             "exact": ("update_tele", ["model.tele_norm=0.01"],

@@ -206,6 +206,15 @@ def score_guard_swap(summaries: Path, problems: int = 32,
                             f"{arm} s{seed} {suite} guard {guard}: done", log)
 
 
+def _guard_of(arm: str) -> float | None:
+    """The loss guard's factor that ``arm`` meta-trains with (its config and overrides)."""
+    from ..config import load_config
+
+    config, overrides, _, _ = ARMS[arm]
+    path = Path(__file__).resolve().parents[2] / "configs" / f"{config}.yaml"
+    return load_config(path, list(overrides)).model.guard
+
+
 def guard_swap_table(summaries: Path) -> str:
     """Markdown, per suite and GUARD_SWAP arm: the seeds scored both ways, the median loss at
     step N as trained and with the guard swapped, the paired ratio swapped / as trained (95%
@@ -225,9 +234,7 @@ def guard_swap_table(summaries: Path) -> str:
             seeds = sorted(swapped)
             a = np.array([own[s]["learned"]["final"] for s in seeds])
             b = np.array([swapped[s]["learned"]["final"] for s in seeds])
-            trained = ARMS[arm][1]
-            before = "none" if "model.guard=null" in trained else "2"
-            after = "none" if guard is None else f"{guard:g}"
+            before, after = ("none" if g is None else f"{g:g}" for g in (_guard_of(arm), guard))
             div = [sum(d[s]["learned"]["diverged"] for s in seeds) for d in (own, swapped)]
             ref = [np.mean([d[s]["learned"].get("refused_fraction", 0.0) for s in seeds])
                    for d in (own, swapped)]
