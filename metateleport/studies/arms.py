@@ -122,6 +122,10 @@ STUDIES = {
             "update_tele-skip": ("paper_update_tele", [],
                                  "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input "
                                  "and skip"),
+            # added 2026-12-02: how much of the diag generalist's distance to this family's
+            # gl specialists is the group (diag is exact for every input, gl on the batch)
+            "update_tele-skip-diag": ("paper_update_tele", ["model.tele_group=diag"],
+                                      "same as skip, with a diag m2 (per-unit rescaling)"),
             "update_random_tele": ("update_random_tele", [],
                                    "LSTM(update)+random tele, norm 0.003"),
             "update_random_tele-0.2": ("update_random_tele", ["model.tele_norm=0.2"],
@@ -129,7 +133,8 @@ STUDIES = {
                                        "teleports' median)"),
         },
         "choose": {"tele": ["update_tele", "update_tele-learned", "update_tele-s0.1",
-                            "update_tele-skip", "update_tele-skip-look"],
+                            "update_tele-skip", "update_tele-skip-look",
+                            "update_tele-skip-diag"],
                    "random": ["update_random_tele", "update_random_tele-0.2"]},
         "family": "the paper's: U[0, 1] data and weights, 20 x 20",
         "headline": {"LSTM(update)": "update", "+ random teleports": "random",
@@ -137,7 +142,9 @@ STUDIES = {
         "compare": [("tele", "update"), ("tele", "random"),
                     ("tele", "update_balance"), ("update_tele-learned", "update"),
                     ("update_tele-skip", "update"), ("update_tele-skip", "update_tele-s0.1"),
-                    ("update_tele-skip-look", "update_tele-skip"), ("update_balance", "update")],
+                    ("update_tele-skip-look", "update_tele-skip"), ("update_balance", "update"),
+                    ("update_tele-skip-diag", "update_tele-skip"),
+                    ("update_tele-skip-diag", "update")],
     },
     "cond": {
         "arms": {
