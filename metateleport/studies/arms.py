@@ -126,6 +126,11 @@ STUDIES = {
             # gl specialists is the group (diag is exact for every input, gl on the batch)
             "update_tele-skip-diag": ("paper_update_tele", ["model.tele_group=diag"],
                                       "same as skip, with a diag m2 (per-unit rescaling)"),
+            # and how much of the generalist LSTM(update)'s distance to update.pt is its m1's
+            # scale-free input and its guard rather than the distribution
+            "update-rms-guard": ("update", ["model.update_input=rms", "model.guard=2.0"],
+                                 "LSTM(update), gradient input over its RMS and guard 2 (the "
+                                 "generalist's m1)"),
             "update_random_tele": ("update_random_tele", [],
                                    "LSTM(update)+random tele, norm 0.003"),
             "update_random_tele-0.2": ("update_random_tele", ["model.tele_norm=0.2"],
@@ -144,7 +149,7 @@ STUDIES = {
                     ("update_tele-skip", "update"), ("update_tele-skip", "update_tele-s0.1"),
                     ("update_tele-skip-look", "update_tele-skip"), ("update_balance", "update"),
                     ("update_tele-skip-diag", "update_tele-skip"),
-                    ("update_tele-skip-diag", "update")],
+                    ("update_tele-skip-diag", "update"), ("update-rms-guard", "update")],
     },
     "cond": {
         "arms": {
