@@ -150,6 +150,8 @@ STUDIES = {
                     ("update_tele-skip-look", "update_tele-skip"), ("update_balance", "update"),
                     ("update_tele-skip-diag", "update_tele-skip"),
                     ("update_tele-skip-diag", "update"), ("update-rms-guard", "update")],
+        # a diagnostic of the generalist's m1, 3 seeds so that it fits in one session
+        "arm_seeds": {"update-rms-guard": [0, 1, 2]},
     },
     "cond": {
         "arms": {
