@@ -3,12 +3,15 @@ half-done ones, and print the status table.
 
     python scripts/general_study.py train [--jobs 2] [--arms update_tele update]
     python scripts/general_study.py score     (every finished run and shipped specialist on
-                                               every test suite, the validation histories of
-                                               the runs on this machine, then the tables)
+                                               every test suite, the family studies' runs of
+                                               STUDY_SPECIALISTS on this machine on theirs,
+                                               the validation histories of the runs on this
+                                               machine, then the tables)
     python scripts/general_study.py status    (the tables: runs, failed seeds with and without
                                                selection, per run and suite, paired; the
                                                diag controls paired with the diag arm; the
-                                               guard swapped at test time)
+                                               guard swapped at test time; the generalists
+                                               against the specialists, paired)
     python scripts/general_study.py guard-swap  (the diag arm's and its no-guard control's
                                                chosen iterates with the guard swapped,
                                                studies.general.GUARD_SWAP, then the tables)
@@ -35,7 +38,9 @@ from metateleport.studies.general import (
     score_all,
     score_guard_swap,
     score_specialists,
+    score_study_specialists,
     selection_table,
+    specialist_table,
     status_table,
     suite_table,
     train_all,
@@ -59,6 +64,7 @@ def main(argv=None) -> int:
     if args.what == "score":
         score_all(summaries)
         score_specialists(summaries, REPO / "checkpoints")
+        score_study_specialists(summaries, runs)
         record_histories(runs, summaries)
     if args.what == "guard-swap":
         score_guard_swap(summaries)
@@ -70,6 +76,8 @@ def main(argv=None) -> int:
     print(paired_table(summaries, CONTROLS, specialists=False))
     print(real_table(summaries, CONTROLS))
     print(guard_swap_table(summaries))
+    print(specialist_table(summaries))
+    print(specialist_table(summaries, "update"))
     return 0
 
 

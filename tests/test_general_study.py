@@ -230,3 +230,43 @@ def test_guard_swap_scores_once_with_the_swapped_guard_and_pairs_it(tmp_path, mo
     row = next(r for r in general.guard_swap_table(tmp_path).splitlines()
                if r.startswith("| paper |"))
     assert "| 2 -> none | 1 | 1.5 | 0.75 | 0.5 [0.5, 0.5] | 0 -> 0 of 2 |" in row
+
+
+def test_specialist_table_pairs_the_generalist_with_each_specialist(tmp_path):
+    root = tmp_path / "general"
+    # against the shipped specialist's [0.1, 0.2]: seed 0 ends 3x higher on both problems,
+    # seed 1 1.5x higher (within the 2x)
+    _suite_summary(root / "update_tele_diag", "s0-paper.json", [0.3, 0.6], [4.0, 8.0], [1, 1])
+    _suite_summary(root / "update_tele_diag", "s1-paper.json", [0.15, 0.3], [4.0, 8.0], [1, 1])
+    _suite_summary(root / "specialists", "paper_update_tele-paper.json", [0.1, 0.2],
+                   [4.0, 8.0], [1.0, 1.0])
+    # the family study's diag specialist has seeds 1 and 2: paired on seed 1 only
+    study_arm = root / "specialists" / "paper-update_tele-skip-diag"
+    for s in (1, 2):
+        _suite_summary(study_arm, f"s{s}-paper.json", [0.3, 0.6], [4.0, 8.0], [1.0, 1.0])
+    rows = {r.split(" | ")[1]: r.split(" | ") for r in
+            general.specialist_table(tmp_path).splitlines()[2:]}
+    shipped = rows["paper_update_tele.pt (shipped)"]
+    assert shipped[2:5] == ["1", "0.15", "0.3"] and shipped[6] == "1/2 |"
+    low, high = (float(v) for v in shipped[5].split("[")[1].rstrip("]").split(", "))
+    assert 1.5 <= low <= high <= 3
+    diag = next(v for k, v in rows.items() if k.endswith("(`paper/update_tele-skip-diag`)"))
+    assert diag[2:6] == ["1", "0.45", "0.225", "0.5 [0.5, 0.5]"] and diag[6] == "1/1 |"
+
+
+def test_score_study_specialists_scores_the_runs_on_this_machine_once(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(general, "score_suite", lambda params, suite, problems: calls.append(
+        (params.parent.parent.name, params.parent.name, suite)) or {"suite": suite})
+    runs = tmp_path / "runs"
+    for s in (0, 2):
+        folder = runs / "paper" / "update-rms-guard" / f"s{s}"
+        folder.mkdir(parents=True)
+        (folder / "params.pt").write_bytes(b"")
+    (runs / "paper" / "update_tele-skip-diag" / "s0").mkdir(parents=True)  # unfinished
+    general.score_study_specialists(tmp_path, runs, problems=2, log=lambda s: None)
+    assert calls == [("update-rms-guard", "s0", "paper"), ("update-rms-guard", "s2", "paper")]
+    assert (tmp_path / "general" / "specialists" / "paper-update-rms-guard"
+            / "s2-paper.json").is_file()
+    general.score_study_specialists(tmp_path, runs, problems=2, log=lambda s: None)
+    assert len(calls) == 2

@@ -35,8 +35,9 @@ from .runs import train, write_summary
 from .suites import ADAM_CAP, HELD_OUT, SUITES, score_suite
 
 __all__ = ["ARMS", "CONTROLS", "FAILED_MARGIN", "GUARD_SWAP", "ORDER", "SPECIALISTS", "STUDY",
-           "guard_swap_table", "paired_table", "real_table", "record_histories", "score_all",
-           "score_guard_swap", "score_specialists", "selection_table", "status_table",
+           "STUDY_SPECIALISTS", "guard_swap_table", "paired_table", "real_table",
+           "record_histories", "score_all", "score_guard_swap", "score_specialists",
+           "score_study_specialists", "selection_table", "specialist_table", "status_table",
            "suite_table", "train_all", "train_one", "validation_history"]
 
 STUDY = "general"
@@ -182,6 +183,75 @@ def score_specialists(summaries: Path, checkpoints: Path, problems: int = 32,
                         (checkpoints / f"{name}.pt", suite, problems),
                         summaries, f"specialist {name} scored on {suite}",
                         f"specialist {name} {suite}: done", log)
+
+
+#: suite -> (study, arm) of the family studies (studies.arms) meta-trained on that suite's
+#: family whose runs are scored on it beside the shipped specialists, every seed whose run
+#: folder is on the machine: the diag specialist (the generalist's group, where the shipped
+#: ones are gl) and LSTM(update) with the generalist's m1 options (added 2026-12-02)
+STUDY_SPECIALISTS: dict[str, list[tuple[str, str]]] = {
+    "paper": [("paper", "update_tele-skip-diag"), ("paper", "update-rms-guard")],
+}
+
+
+def score_study_specialists(summaries: Path, runs: Path, problems: int = 32,
+                            log: Callable[[str], None] = print) -> None:
+    """Score the last iterate (params.pt, what a family study scores and ships) of every run
+    of STUDY_SPECIALISTS found under ``runs``/<study>/<arm>/s<seed> on its suite, into
+    ``<summaries>/general/specialists/<study>-<arm>/s<seed>-<suite>.json`` (skipping those
+    written)."""
+    from .arms import seeds_of
+
+    for suite, arms in STUDY_SPECIALISTS.items():
+        for study, arm in arms:
+            for seed in seeds_of(study, arm):
+                params = runs / study / arm / f"s{seed}" / "params.pt"
+                if not params.is_file():
+                    continue
+                _score_once(summaries / STUDY / "specialists" / f"{study}-{arm}"
+                            / f"s{seed}-{suite}.json",
+                            {"study": study, "arm": arm, "seed": seed, "problems": problems},
+                            score_suite, (params, suite, problems), summaries,
+                            f"{study}/{arm} seed {seed} scored on {suite}",
+                            f"{study}/{arm} s{seed} {suite}: done", log)
+
+
+def specialist_table(summaries: Path, arm: str = "update_tele_diag") -> str:
+    """Markdown, per suite with specialists: the generalist ``arm``'s loss at step N over each
+    specialist's, paired on the same test problems (and, for a family study's arm, on the
+    seeds both have; a shipped specialist is one run, set against every seed of ``arm``),
+    median and 95% two-level bootstrap interval (above 1: the generalist ends higher; the
+    generalist issue asks for at most 2), and the seeds of ``arm`` within 2x."""
+    from .arms import STUDIES
+
+    rows = [f"| suite | specialist | seeds | median loss | {ARMS[arm][2]}: median | "
+            "generalist / specialist | seeds within 2x |", "|---|---|---|---|---|---|---|"]
+    for suite in SUITES:
+        own = _scored(summaries, arm, suite)
+        # (label, seed -> summary, how many runs it is)
+        found: list[tuple[str, dict[int, dict], int | None]] = []
+        for name in SPECIALISTS.get(suite, []):
+            f = summaries / STUDY / "specialists" / f"{name}-{suite}.json"
+            if f.is_file():
+                d = json.loads(f.read_text())
+                found.append((f"{name}.pt (shipped)", dict.fromkeys(own, d), 1))
+        for study, study_arm in STUDY_SPECIALISTS.get(suite, []):
+            folder = summaries / STUDY / "specialists" / f"{study}-{study_arm}"
+            done = {int(f.name[1:].split("-")[0]): json.loads(f.read_text())
+                    for f in sorted(folder.glob(f"s*-{suite}.json"))}
+            label = STUDIES[study]["arms"][study_arm][2]
+            found.append((f"{label} (`{study}/{study_arm}`)", done, None))
+        for label, done, n in found:
+            seeds = sorted(set(own) & set(done))
+            if not seeds:
+                continue
+            a = np.array([own[s]["learned"]["final"] for s in seeds])
+            b = np.array([done[s]["learned"]["final"] for s in seeds])
+            within = sum(median(x) <= 2 * median(y) for x, y in zip(a, b))
+            rows.append(f"| {suite} | {label} | {n or len(seeds)} | {median(b.ravel()):.3g} | "
+                        f"{median(a.ravel()):.3g} | {_ratio(paired_log_ratio(a, b))} | "
+                        f"{within}/{len(seeds)} |")
+    return "\n".join(rows) + "\n"
 
 
 #: the guard's test-time effect: arm -> the guard its chosen iterates are scored with instead
