@@ -82,6 +82,10 @@ STUDIES = {
             "update_tele-skip-reset": ("imbalanced_update_tele",
                                        [*_NOLOOK, "model.m1_state_on_tele=reset"],
                                        "same as skip, m1's state reset after every teleport"),
+            # added 2026-12-02, a diagnostic of the diag generalist like the paper study's
+            "update_tele-skip-diag": ("imbalanced_update_tele",
+                                      [*_NOLOOK, "model.tele_group=diag"],
+                                      "same as skip, with a diag m2 (per-unit rescaling)"),
             "update_random_tele": ("imbalanced_update_random_tele", [],
                                    "LSTM(update)+random tele, norm 0.003"),
             "update_random_tele-0.03": ("imbalanced_update_random_tele",
@@ -105,7 +109,8 @@ STUDIES = {
                     ("update_tele", "update_tele-nobal"), ("update_tele-skip", "update_tele-s0.1"),
                     ("update_tele-skip-look", "update_tele-skip"),
                     ("update_tele-skip-reset", "update_tele-skip"),
-                    ("balance", "update")],
+                    ("balance", "update"), ("update_tele-skip-diag", "update_tele-skip")],
+        "arm_seeds": {"update_tele-skip-diag": [0, 1, 2]},
     },
     "paper": {
         "arms": {
@@ -161,6 +166,9 @@ STUDIES = {
             "update_tele": ("cond_update_tele", [],
                             "LSTM(update,tele), tele_scale 0.1, norm <= 3, balance input "
                             "and skip"),
+            # added 2026-12-02, a diagnostic of the diag generalist like the paper study's
+            "update_tele-diag": ("cond_update_tele", ["model.tele_group=diag"],
+                                 "same, with a diag m2 (per-unit rescaling)"),
             "update_random_tele": ("update_random_tele", [*_COND, "model.tele_norm=0.2"],
                                    "LSTM(update)+random tele, norm 0.2"),
         },
@@ -169,7 +177,9 @@ STUDIES = {
         "headline": {"LSTM(update)": "update", "+ random teleports": "update_random_tele",
                      "+ balance": "update_balance", "LSTM(update,tele)": "update_tele"},
         "compare": [("update_tele", "update"), ("update_tele", "update_random_tele"),
-                    ("update_tele", "update_balance"), ("update_balance", "update")],
+                    ("update_tele", "update_balance"), ("update_balance", "update"),
+                    ("update_tele-diag", "update_tele")],
+        "arm_seeds": {"update_tele-diag": [0, 1, 2]},
     },
     "digits": {
         "arms": {

@@ -190,7 +190,10 @@ def score_specialists(summaries: Path, checkpoints: Path, problems: int = 32,
 #: folder is on the machine: the diag specialist (the generalist's group, where the shipped
 #: ones are gl) and LSTM(update) with the generalist's m1 options (added 2026-12-02)
 STUDY_SPECIALISTS: dict[str, list[tuple[str, str]]] = {
+    "unit_span10": [("imbalanced", "update_tele-skip-diag")],
+    "cond1000": [("cond", "update_tele-diag")],
     "paper": [("paper", "update_tele-skip-diag"), ("paper", "update-rms-guard")],
+    "digits": [("digits", "update_tele_diag")],
 }
 
 
