@@ -12,6 +12,9 @@ half-done ones, and print the status table.
                                                diag controls paired with the diag arm; the
                                                guard swapped at test time; the generalists
                                                against the specialists, paired)
+    python scripts/general_study.py ship      (checkpoints/general_update*.pt and .yaml:
+                                               the seed chosen on validation of the arm
+                                               chosen on validation, studies.general.SHIPPED)
     python scripts/general_study.py guard-swap  (the diag arm's and its no-guard control's
                                                chosen iterates with the guard swapped,
                                                studies.general.GUARD_SWAP, then the tables)
@@ -31,6 +34,7 @@ import torch
 from metateleport.studies.general import (
     ARMS,
     CONTROLS,
+    SHIPPED,
     guard_swap_table,
     paired_table,
     real_table,
@@ -40,6 +44,7 @@ from metateleport.studies.general import (
     score_specialists,
     score_study_specialists,
     selection_table,
+    ship_generalist,
     specialist_table,
     status_table,
     suite_table,
@@ -51,7 +56,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=["train", "score", "status", "guard-swap"])
+    p.add_argument("what", choices=["train", "score", "status", "guard-swap", "ship"])
     p.add_argument("--jobs", type=int, default=2, help="runs trained at once (1 thread each)")
     p.add_argument("--arms", nargs="+", choices=list(ARMS), default=None)
     p.add_argument("--runs", type=Path, default=REPO / "runs" / "studies")
@@ -68,6 +73,10 @@ def main(argv=None) -> int:
         record_histories(runs, summaries)
     if args.what == "guard-swap":
         score_guard_swap(summaries)
+    if args.what == "ship":
+        for name in SHIPPED:
+            print(ship_generalist(summaries, REPO / "checkpoints", name))
+        return 0
     print(status_table(summaries))
     print(selection_table(summaries))
     print(suite_table(summaries))

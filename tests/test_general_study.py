@@ -154,30 +154,63 @@ def test_real_table_pairs_accuracy_against_the_better_hand_optimizer(tmp_path):
     assert row.endswith("] vs sgd |")
 
 
-@pytest.mark.parametrize("arm, name", [("update", "general_update"),
-                                       ("update_tele_diag", "general_update_tele")])
-def test_the_shipped_generalist_is_the_seed_chosen_on_validation(arm, name):
+@pytest.mark.parametrize("name", sorted(general.SHIPPED))
+def test_the_shipped_generalist_is_the_seed_chosen_on_validation(name):
     import torch
 
     from metateleport.checkpoint import load_checkpoint, load_optimizer
+    from metateleport.config import config_from_dict
 
-    summaries = {int(f.stem[1:]): json.loads(f.read_text())
-                 for f in (REPO / "studies" / "general" / arm).glob("s[0-9].json")}
-    chosen = min(summaries, key=lambda s: summaries[s]["validation_score"])
+    arm, chosen = general.shipped_choice(REPO / "studies", name)
     shipped = load_checkpoint(REPO / "checkpoints" / f"{name}.pt", "params")
     study = load_checkpoint(REPO / "studies" / "general" / arm / f"s{chosen}.pt", "params")
-    assert shipped["config"]["train"]["seed"] == chosen, (
-        f"seed {chosen} has the best validation score: copy studies/general/{arm}/s{chosen}.pt "
-        f"to checkpoints/{name}.pt (and its run's config.yaml beside it)")
+    assert shipped["config"]["train"]["seed"] == chosen and shipped["shipped"]["arm"] == arm, (
+        f"{arm} seed {chosen} is chosen on validation: python scripts/general_study.py ship")
     assert all(torch.equal(shipped["state_dict"][k], v) for k, v in study["state_dict"].items())
     _, meta = load_optimizer(REPO / "checkpoints" / f"{name}.pt")
     config, overrides, _, _ = general.ARMS[arm]
     want = load_config(REPO / "configs" / f"{config}.yaml",
-                       [*overrides, f"train.seed={chosen}", "train.threads=1"])
-    from metateleport.config import config_from_dict
-
+                       [*overrides, f"train.seed={chosen}", "train.threads=1",
+                        f"model.guard={general.SHIPPED[name][1]}"])
     assert config_from_dict(meta["config"]) == want
+    assert meta["model"]["guard"] == general.SHIPPED[name][1], "shipped with the guard on"
     assert load_config(REPO / "checkpoints" / f"{name}.yaml") == want
+
+
+def test_ship_chooses_the_arm_then_the_seed_on_validation(tmp_path):
+    import torch
+
+    from metateleport.checkpoint import load_checkpoint
+    from metateleport.studies.arms import StudyError
+
+    with pytest.raises(StudyError, match="none of"):
+        general.shipped_choice(tmp_path, "general_update_tele")
+    # the guarded arm: median 2.0; the no-guard arm: median 1.5, its best seed 3
+    real = REPO / "studies" / "general" / "update_tele_diag" / "s1.pt"
+    for arm, scores in (("update_tele_diag", [2.0, 1.0, 2.5, 3.0, 2.0]),
+                        ("update_tele_diag-noguard", [1.5, 1.6, 1.4, 0.5, 3.0])):
+        folder = tmp_path / "general" / arm
+        folder.mkdir(parents=True)
+        for s, v in enumerate(scores):
+            (folder / f"s{s}.json").write_text(json.dumps({"validation_score": v}))
+            data = torch.load(real, weights_only=False)
+            data["model"]["guard"] = data["config"]["model"]["guard"] = (
+                None if arm.endswith("noguard") else 2.0)
+            data["validation_score"] = v
+            torch.save(data, folder / f"s{s}.pt")
+    assert general.shipped_choice(tmp_path, "general_update_tele") == (
+        "update_tele_diag-noguard", 3)
+    line = general.ship_generalist(tmp_path, tmp_path / "out", "general_update_tele")
+    assert "update_tele_diag-noguard seed 3" in line
+    shipped = load_checkpoint(tmp_path / "out" / "general_update_tele.pt", "params")
+    assert shipped["model"]["guard"] == 2.0 and shipped["config"]["model"]["guard"] == 2.0
+    assert shipped["shipped"]["trained_guard"] is None
+    text = (tmp_path / "out" / "general_update_tele.yaml").read_text()
+    assert text.startswith("# meta-trained without the loss guard")
+    assert load_config(tmp_path / "out" / "general_update_tele.yaml").model.guard == 2.0
+    # a half-trained arm does not compete
+    (tmp_path / "general" / "update_tele_diag-noguard" / "s4.json").unlink()
+    assert general.shipped_choice(tmp_path, "general_update_tele") == ("update_tele_diag", 1)
 
 
 def test_validation_histories_count_failed_seeds_with_and_without_selection(tmp_path):
