@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -18,8 +19,11 @@ def test_every_arm_resolves_on_the_distribution_with_the_same_budget(arm):
     config, overrides, _, seeds = general.ARMS[arm]
     cfg = load_config(REPO / "configs" / f"{config}.yaml", overrides)
     base = load_config(REPO / "configs" / "general_update_tele.yaml")
-    assert cfg.task == base.task and cfg.train == base.train
-    assert (cfg.model.guard is None) == arm.endswith("-noguard")
+    # "-long": twice the meta-training, the only difference in budget
+    want = dataclasses.replace(base.train, trajectories=2 * base.train.trajectories) \
+        if arm.endswith("-long") else base.train
+    assert cfg.task == base.task and cfg.train == want
+    assert (cfg.model.guard is None) == ("-noguard" in arm)
     assert set(seeds) <= {0, 1, 2, 3, 4} and len(seeds) >= 3
 
 

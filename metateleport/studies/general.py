@@ -72,6 +72,14 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
                                  "model.tele_group=diag"],
                                 "LSTM(update)+random diag teleports of norm 0.1, guarded",
                                 [0, 1, 2]),
+    # added 2026-12-02 after the no-guard arm was shipped: its validation scores were still
+    # falling at the last meta-step; does twice the meta-training budget pay?
+    "update_tele_diag-noguard-long": ("general_update_tele",
+                                      ["model.tele_group=diag", "model.guard=null",
+                                       "train.trajectories=1600"],
+                                      "LSTM(update,tele) with a diag m2 without the guard, "
+                                      "twice the meta-training (1600 trajectories)",
+                                      [0, 1, 2]),
 }
 
 
@@ -82,7 +90,8 @@ def _order() -> list[tuple[str, int]]:
     diag_controls = [(arm, s) for s in range(3)
                      for arm in ("update_tele_diag-noguard", "update_random_tele_diag")]
     return (main + controls + [("update_tele_diag", s) for s in range(5)] + diag_controls
-            + [("update_tele_diag-noguard", s) for s in (3, 4)])
+            + [("update_tele_diag-noguard", s) for s in (3, 4)]
+            + [("update_tele_diag-noguard-long", s) for s in range(3)])
 
 
 #: the order in which runs are trained
@@ -313,7 +322,7 @@ def specialist_table(summaries: Path, arm: str = "update_tele_diag") -> str:
 #: general_update_tele.yaml's factor 2), on these suites (fixed 2026-12-01 after the control's
 #: first scores: the cheap ones, one held-out suite where the guard refuses most)
 GUARD_SWAP = {"arms": {"update_tele_diag": None, "update_tele_diag-noguard": 2.0},
-              "seeds": [0, 1, 2],
+              "seeds": [0, 1, 2, 3, 4],  # 3 and 4 since 2026-12-02
               "suites": ["distribution", "depth3", "paper", "digits", "unit_span30"]}
 
 
