@@ -19,7 +19,8 @@ half-done ones, and print the status table.
                                                chosen iterates with the guard swapped,
                                                studies.general.GUARD_SWAP, then the tables)
 
-Each finished run leaves studies/general/<arm>/s<seed>.json and .pt: commit them. Run long
+Every command but ship prints the tables and writes them to studies/general/tables.md. Each
+finished run leaves studies/general/<arm>/s<seed>.json and .pt: commit them. Run long
 sessions from a snapshot of the tree (DEVELOPERS.md).
 """
 
@@ -33,21 +34,15 @@ import torch
 
 from metateleport.studies.general import (
     ARMS,
-    CONTROLS,
     SHIPPED,
-    guard_swap_table,
-    paired_table,
-    real_table,
+    STUDY,
+    all_tables,
     record_histories,
     score_all,
     score_guard_swap,
     score_specialists,
     score_study_specialists,
-    selection_table,
     ship_generalist,
-    specialist_table,
-    status_table,
-    suite_table,
     train_all,
 )
 
@@ -77,16 +72,9 @@ def main(argv=None) -> int:
         for name in SHIPPED:
             print(ship_generalist(summaries, REPO / "checkpoints", name))
         return 0
-    print(status_table(summaries))
-    print(selection_table(summaries))
-    print(suite_table(summaries))
-    print(paired_table(summaries))
-    print(real_table(summaries))
-    print(paired_table(summaries, CONTROLS, specialists=False))
-    print(real_table(summaries, CONTROLS))
-    print(guard_swap_table(summaries))
-    print(specialist_table(summaries))
-    print(specialist_table(summaries, "update"))
+    tables = all_tables(summaries)
+    (summaries / STUDY / "tables.md").write_text(tables)
+    print(tables)
     return 0
 
 

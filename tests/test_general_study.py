@@ -307,3 +307,9 @@ def test_score_study_specialists_scores_the_runs_on_this_machine_once(tmp_path, 
             / "s2-paper.json").is_file()
     general.score_study_specialists(tmp_path, runs, problems=2, log=lambda s: None)
     assert len(calls) == 2
+
+
+def test_the_committed_tables_regenerate_from_the_committed_summaries():
+    want = (REPO / "studies" / "general" / "tables.md").read_text()
+    assert general.all_tables(REPO / "studies") == want, (
+        "python scripts/general_study.py status rewrites studies/general/tables.md")

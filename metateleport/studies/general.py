@@ -34,12 +34,12 @@ from .realdata import REAL_SETS, score_real, versus_best_hand
 from .runs import train, write_summary
 from .suites import ADAM_CAP, HELD_OUT, SUITES, score_suite
 
-__all__ = ["ARMS", "CONTROLS", "FAILED_MARGIN", "GUARD_SWAP", "ORDER", "SPECIALISTS", "STUDY",
-           "SHIPPED", "STUDY_SPECIALISTS", "guard_swap_table", "paired_table", "real_table",
-           "record_histories", "score_all", "score_guard_swap", "score_specialists",
-           "score_study_specialists", "selection_table", "ship_generalist", "shipped_choice",
-           "specialist_table", "status_table",
-           "suite_table", "train_all", "train_one", "validation_history"]
+__all__ = ["ARMS", "CONTROLS", "FAILED_MARGIN", "GUARD_SWAP", "HEADLINE", "ORDER", "SHIPPED",
+           "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "all_tables", "guard_swap_table",
+           "paired_table", "real_table", "record_histories", "score_all", "score_guard_swap",
+           "score_specialists", "score_study_specialists", "selection_table", "ship_generalist",
+           "shipped_choice", "specialist_table", "status_table", "suite_table", "train_all",
+           "train_one", "validation_history"]
 
 STUDY = "general"
 #: arm -> (config, overrides, label, seeds)
@@ -96,6 +96,10 @@ def _order() -> list[tuple[str, int]]:
 
 #: the order in which runs are trained
 ORDER = _order()
+#: the arms of the main tables, LSTM(update) last: the arm every other is paired with (the
+#: no-guard diag arm since it is shipped, 2026-12-02)
+HEADLINE = ("update_tele", "update_tele_diag", "update_tele_diag-noguard", "update_balance",
+            "update")
 #: the teleporting generalist's controls in its own (diag) group, and the arm itself last: the
 #: arm every other is paired with in ``paired_table(summaries, CONTROLS)``
 CONTROLS = ("update_tele_diag-noguard", "update_random_tele_diag", "update_tele_diag")
@@ -400,9 +404,8 @@ def _ratio(test: dict) -> str:
     return f"{np.exp(test['median']):.3g} [{np.exp(lo):.3g}, {np.exp(hi):.3g}]"
 
 
-def paired_table(summaries: Path,
-                 arms: tuple[str, ...] = ("update_tele", "update_tele_diag", "update_balance",
-                                          "update"), specialists: bool = True) -> str:
+def paired_table(summaries: Path, arms: tuple[str, ...] = HEADLINE,
+                 specialists: bool = True) -> str:
     """Markdown, per suite and arm of ``arms``: the seeds scored, the median loss at step N
     (pooled over seeds and problems), the paired loss ratios against tuned Adam, tuned GD and
     the last arm of ``arms``, LSTM(update), on the seeds both have (median and 95% two-level
@@ -454,9 +457,7 @@ def paired_table(summaries: Path,
     return "\n".join(rows) + "\n"
 
 
-def real_table(summaries: Path,
-               arms: tuple[str, ...] = ("update_tele", "update_tele_diag", "update_balance",
-                                        "update")) -> str:
+def real_table(summaries: Path, arms: tuple[str, ...] = HEADLINE) -> str:
     """Markdown, per real set (studies.realdata, through LearnedTorchOptimizer; a test set
     only) and arm: the seeds scored, the median held-out accuracy and training loss at step N
     (pooled over seeds and problems), tuned SGD's and Adam's, and the paired difference in
@@ -571,4 +572,26 @@ def suite_table(summaries: Path) -> str:
                         f"(GD {d['gd']['diverged']}, Adam {d['adam']['diverged']}) | "
                         f"{d['learned'].get('refused_fraction', 0.0):.2f} | {shown} |")
     return "\n".join(rows) + "\n"
+
+
+def all_tables(summaries: Path) -> str:
+    """Every table of the study from the committed summaries, as markdown under headings:
+    what ``general_study.py`` prints and writes to ``studies/general/tables.md``."""
+    shipped = shipped_choice(summaries, "general_update_tele")[0]
+    parts = [
+        ("Runs", status_table(summaries)),
+        ("Failed seeds with and without selection on validation", selection_table(summaries)),
+        ("Per run and suite", suite_table(summaries)),
+        ("Per suite, paired with LSTM(update)", paired_table(summaries)),
+        ("Real data, through LearnedTorchOptimizer", real_table(summaries)),
+        ("The diag arm's controls, paired with it", paired_table(summaries, CONTROLS,
+                                                                 specialists=False)),
+        ("The diag arm's controls on real data", real_table(summaries, CONTROLS)),
+        ("The guard swapped at test time", guard_swap_table(summaries)),
+        *((f"{ARMS[arm][2]} against the specialists", specialist_table(summaries, arm))
+          for arm in dict.fromkeys((shipped, "update_tele_diag", "update"))),
+    ]
+    head = ("# Study `general`\n\nRegenerate: `python scripts/general_study.py status` (from the "
+            "committed summaries; `score` scores what is missing first).\n")
+    return head + "".join(f"\n## {title}\n\n{table}" for title, table in parts)
 
