@@ -313,3 +313,20 @@ def test_the_committed_tables_regenerate_from_the_committed_summaries():
     want = (REPO / "studies" / "general" / "tables.md").read_text()
     assert general.all_tables(REPO / "studies") == want, (
         "python scripts/general_study.py status rewrites studies/general/tables.md")
+
+
+def test_shipped_table_pairs_the_shipped_arm_with_each_other_arm(tmp_path):
+    root = tmp_path / "general"
+    for s in (0, 1):
+        _suite_summary(root / "update_tele_diag-noguard", f"s{s}-paper.json", [0.5, 1.0],
+                       [4.0, 8.0], [3.0, float("inf")])
+        _suite_summary(root / "update", f"s{s}-paper.json", [2.0, 4.0], [4.0, 8.0], [1, 1])
+    _suite_summary(root / "update_tele_diag", "s1-paper.json", [1.0, 1.0], [4.0, 8.0], [1, 1])
+    table = general.shipped_table(tmp_path, "update_tele_diag-noguard").splitlines()
+    assert len(table) == 3, "one row per suite scored"
+    cells = table[2].split(" | ")
+    assert cells[:3] == ["| paper", "2", "0.75"]
+    assert cells[3] == "0.125 [0.125, 0.125]" and cells[5] == "0.25 [0.25, 0.25]"
+    low, high = (float(v) for v in cells[6].split("[")[1].rstrip("]").split(", "))
+    assert 0.5 <= low <= high <= 1, "against the guarded arm on its one seed"
+    assert cells[7:9] == ["0/4", "0.00"] and cells[9].startswith(">10x")

@@ -38,8 +38,8 @@ __all__ = ["ARMS", "CONTROLS", "FAILED_MARGIN", "GUARD_SWAP", "HEADLINE", "ORDER
            "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "all_tables", "guard_swap_table",
            "paired_table", "real_table", "record_histories", "score_all", "score_guard_swap",
            "score_specialists", "score_study_specialists", "selection_table", "ship_generalist",
-           "shipped_choice", "specialist_table", "status_table", "suite_table", "train_all",
-           "train_one", "validation_history"]
+           "shipped_choice", "shipped_table", "specialist_table", "status_table", "suite_table",
+           "train_all", "train_one", "validation_history"]
 
 STUDY = "general"
 #: arm -> (config, overrides, label, seeds)
@@ -457,6 +457,43 @@ def paired_table(summaries: Path, arms: tuple[str, ...] = HEADLINE,
     return "\n".join(rows) + "\n"
 
 
+def shipped_table(summaries: Path, arm: str,
+                  against: tuple[str, ...] = ("update", "update_tele_diag")) -> str:
+    """Markdown, one row per suite for ``arm`` (the shipped one): its seeds, median loss at
+    step N, the paired ratios against tuned Adam, tuned GD and each arm of ``against`` (on the
+    seeds both have), diverged problems, refused fraction and Adam-equivalent speedup; the
+    columns of paired_table for one arm, so that the generalist issue's criteria read off one
+    table."""
+    rows = ["| suite | seeds | median loss | / tuned Adam | / tuned GD | "
+            + " | ".join(f"/ {ARMS[a][2]}" for a in against)
+            + " | diverged | refused | Adam-equivalent |",
+            "|---|---|---|---|---|" + "---|" * len(against) + "---|---|---|"]
+    for suite in SUITES:
+        done = _scored(summaries, arm, suite)
+        if not done:
+            continue
+        seeds = sorted(done)
+        final = np.array([done[s]["learned"]["final"] for s in seeds])
+        vs = [_ratio(paired_log_ratio(final, [done[s][k]["final"] for s in seeds]))
+              for k in ("adam", "gd")]
+        for other in against:
+            theirs = _scored(summaries, other, suite)
+            both = sorted(set(seeds) & set(theirs))
+            vs.append(_ratio(paired_log_ratio([done[s]["learned"]["final"] for s in both],
+                                              [theirs[s]["learned"]["final"] for s in both]))
+                      if both else "-")
+        speed = np.concatenate([done[s]["learned"]["adam_equivalent"] for s in seeds])
+        cap = ADAM_CAP // done[seeds[0]]["n_steps"]
+        est, lo, hi = (f">{cap}x" if np.isinf(v) else f"{v:.1f}x" for v in bootstrap_ci(speed))
+        diverged = sum(done[s]["learned"]["diverged"] for s in seeds)
+        refused = np.mean([done[s]["learned"].get("refused_fraction", 0.0) for s in seeds])
+        name = f"{suite} (held out)" if suite in HELD_OUT else suite
+        rows.append(f"| {name} | {len(seeds)} | {median(final.ravel()):.3g} | "
+                    + " | ".join(vs) + f" | {diverged}/{final.size} | {refused:.2f} | "
+                    f"{est} [{lo}, {hi}] |")
+    return "\n".join(rows) + "\n"
+
+
 def real_table(summaries: Path, arms: tuple[str, ...] = HEADLINE) -> str:
     """Markdown, per real set (studies.realdata, through LearnedTorchOptimizer; a test set
     only) and arm: the seeds scored, the median held-out accuracy and training loss at step N
@@ -580,6 +617,8 @@ def all_tables(summaries: Path) -> str:
     shipped = shipped_choice(summaries, "general_update_tele")[0]
     parts = [
         ("Runs", status_table(summaries)),
+        (f"The shipped teleporting generalist ({ARMS[shipped][2]}), per suite",
+         shipped_table(summaries, shipped)),
         ("Failed seeds with and without selection on validation", selection_table(summaries)),
         ("Per run and suite", suite_table(summaries)),
         ("Per suite, paired with LSTM(update)", paired_table(summaries)),
