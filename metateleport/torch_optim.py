@@ -63,8 +63,9 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
             neither: ``DEFAULT_CHECKPOINT``, the generalist LSTM(update) with its guard.
         lr: a multiplier of the learned update, 1 (the default) being the update as
             meta-trained; a per-group option, so that torch.optim.lr_scheduler works.
-        guard: "checkpoint" (the default: the loss guard the checkpoint was meta-trained with,
-            model.guard), a factor (a guard with it) or None (no guard).
+        guard: "checkpoint" (the default: the checkpoint's model.guard, the guard it
+            meta-trained with or, for a generalist shipped with another, that one), a factor
+            (a guard with it) or None (no guard).
         fused: step m1's and m2's LSTMs with networks.fused_inference (the default: 2.5x
             faster on CPU, equal to nn.LSTM's kernel to float rounding) or, False, with
             nn.LSTM's kernel, as evaluation and meta-training do (bit for bit the batched

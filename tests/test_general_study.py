@@ -330,3 +330,15 @@ def test_shipped_table_pairs_the_shipped_arm_with_each_other_arm(tmp_path):
     low, high = (float(v) for v in cells[6].split("[")[1].rstrip("]").split(", "))
     assert 0.5 <= low <= high <= 1, "against the guarded arm on its one seed"
     assert cells[7:9] == ["0/4", "0.00"] and cells[9].startswith(">10x")
+
+
+def test_the_tables_quoted_in_the_docs_are_the_committed_ones():
+    tables = (REPO / "studies" / "general" / "tables.md").read_text()
+    doc = (REPO / "docs" / "results.md").read_text()
+    section = doc[doc.index("## The generalist"):]
+    quoted = [b for b in section.split("\n\n") if b.startswith("| suite") or b.startswith("| set")]
+    assert len(quoted) >= 3
+    for block in quoted:
+        assert block.strip("\n") in tables, (
+            f"docs/results.md quotes a table that studies/general/tables.md no longer has: "
+            f"copy it again ({block.splitlines()[0][:60]}...)")
