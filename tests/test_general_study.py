@@ -342,3 +342,19 @@ def test_the_tables_quoted_in_the_docs_are_the_committed_ones():
         assert block.strip("\n") in tables, (
             f"docs/results.md quotes a table that studies/general/tables.md no longer has: "
             f"copy it again ({block.splitlines()[0][:60]}...)")
+
+
+def test_the_bound_diagnosis_reports_norms_within_the_bound(capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "teleport_bound_diagnosis", REPO / "scripts" / "teleport_bound_diagnosis.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.main(["--suites", "small", "--problems", "2"])
+    head, line = capsys.readouterr().out.strip().splitlines()
+    assert head.startswith("general_update_tele.pt: max_tele_norm 1.0 over the network")
+    per10 = [float(v) for v in line.split("per 10 steps ")[1].split(";")[0].split()]
+    assert len(per10) == 10 and all(0 < v <= 1.0 + 1e-6 for v in per10), "m2 moves, bounded"
+    losses = [float(v) for v in line.rsplit("100 ", 1)[1].split(" / ")]
+    assert losses[2] < losses[0], "the loss falls"
