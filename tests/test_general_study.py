@@ -284,11 +284,13 @@ def test_specialist_table_pairs_the_generalist_with_each_specialist(tmp_path):
     rows = {r.split(" | ")[1]: r.split(" | ") for r in
             general.specialist_table(tmp_path).splitlines()[2:]}
     shipped = rows["paper_update_tele.pt (shipped)"]
-    assert shipped[2:5] == ["1", "0.15", "0.3"] and shipped[6] == "1/2 |"
-    low, high = (float(v) for v in shipped[5].split("[")[1].rstrip("]").split(", "))
+    assert shipped[2:6] == ["1", "0.15", "0.025 [0.025, 0.025]", "0.3"], "its loss / Adam's"
+    assert shipped[7] == "1/2 |"
+    low, high = (float(v) for v in shipped[6].split("[")[1].rstrip("]").split(", "))
     assert 1.5 <= low <= high <= 3
     diag = next(v for k, v in rows.items() if k.endswith("(`paper/update_tele-skip-diag`)"))
-    assert diag[2:6] == ["1", "0.45", "0.225", "0.5 [0.5, 0.5]"] and diag[6] == "1/1 |"
+    assert diag[2:4] == ["1", "0.45"] and diag[5:7] == ["0.225", "0.5 [0.5, 0.5]"]
+    assert diag[7] == "1/1 |"
 
 
 def test_score_study_specialists_scores_the_runs_on_this_machine_once(tmp_path, monkeypatch):

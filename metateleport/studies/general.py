@@ -291,8 +291,9 @@ def specialist_table(summaries: Path, arm: str = "update_tele_diag") -> str:
     generalist issue asks for at most 2), and the seeds of ``arm`` within 2x."""
     from .arms import STUDIES
 
-    rows = [f"| suite | specialist | seeds | median loss | {ARMS[arm][2]}: median | "
-            "generalist / specialist | seeds within 2x |", "|---|---|---|---|---|---|---|"]
+    rows = [f"| suite | specialist | seeds | median loss | / tuned Adam | {ARMS[arm][2]}: "
+            "median | generalist / specialist | seeds within 2x |",
+            "|---|---|---|---|---|---|---|---|"]
     for suite in SUITES:
         own = _scored(summaries, arm, suite)
         # (label, seed -> summary, how many runs it is)
@@ -315,8 +316,9 @@ def specialist_table(summaries: Path, arm: str = "update_tele_diag") -> str:
             a = np.array([own[s]["learned"]["final"] for s in seeds])
             b = np.array([done[s]["learned"]["final"] for s in seeds])
             within = sum(median(x) <= 2 * median(y) for x, y in zip(a, b))
+            adam = _ratio(paired_log_ratio(b, [done[s]["adam"]["final"] for s in seeds]))
             rows.append(f"| {suite} | {label} | {n or len(seeds)} | {median(b.ravel()):.3g} | "
-                        f"{median(a.ravel()):.3g} | {_ratio(paired_log_ratio(a, b))} | "
+                        f"{adam} | {median(a.ravel()):.3g} | {_ratio(paired_log_ratio(a, b))} | "
                         f"{within}/{len(seeds)} |")
     return "\n".join(rows) + "\n"
 
