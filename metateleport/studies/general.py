@@ -155,9 +155,10 @@ def ship_generalist(summaries: Path, dest: Path, name: str) -> str:
                        "guard": guard}
     dest.mkdir(parents=True, exist_ok=True)
     save_atomic(data, dest / f"{name}.pt")
+    how = "without the loss guard" if trained is None else f"with loss guard {trained:g}"
     header = "" if trained == guard else (
-        f"# meta-trained without the loss guard (studies/general/{arm}, seed {seed}); shipped "
-        f"with model.guard {guard:g} at test time\n")
+        f"# meta-trained {how} (studies/general/{arm}, seed {seed}); shipped with model.guard "
+        f"{guard:g} at test time\n")
     (dest / f"{name}.yaml").write_text(header + yaml.safe_dump(data["config"], sort_keys=False))
     return (f"shipped general/{arm} seed {seed} (validation score "
             f"{data['validation_score']:.4g}) as {dest / name}.pt, guard {guard:g}")
@@ -406,6 +407,31 @@ def _ratio(test: dict) -> str:
     return f"{np.exp(test['median']):.3g} [{np.exp(lo):.3g}, {np.exp(hi):.3g}]"
 
 
+def _cells(done: dict[int, dict]) -> tuple[np.ndarray, dict[str, str], str, str, str]:
+    """For one arm's suite summaries (seed -> summary): its final losses (seeds, problems),
+    the paired ratios against tuned Adam and GD ({"adam", "gd"}), and the diverged, refused
+    and Adam-equivalent cells of the tables."""
+    seeds = sorted(done)
+    final = np.array([done[s]["learned"]["final"] for s in seeds])
+    vs = {k: _ratio(paired_log_ratio(final, [done[s][k]["final"] for s in seeds]))
+          for k in ("adam", "gd")}
+    speed = np.concatenate([done[s]["learned"]["adam_equivalent"] for s in seeds])
+    cap = ADAM_CAP // done[seeds[0]]["n_steps"]
+    est, lo, hi = (f">{cap}x" if np.isinf(v) else f"{v:.1f}x" for v in bootstrap_ci(speed))
+    diverged = sum(done[s]["learned"]["diverged"] for s in seeds)
+    refused = np.mean([done[s]["learned"].get("refused_fraction", 0.0) for s in seeds])
+    return final, vs, f"{diverged}/{final.size}", f"{refused:.2f}", f"{est} [{lo}, {hi}]"
+
+
+def _versus(done: dict[int, dict], theirs: dict[int, dict]) -> str:
+    """The paired ratio of one arm's final losses over another's on the seeds both have."""
+    both = sorted(set(done) & set(theirs))
+    if not both:
+        return "-"
+    return _ratio(paired_log_ratio([done[s]["learned"]["final"] for s in both],
+                                   [theirs[s]["learned"]["final"] for s in both]))
+
+
 def paired_table(summaries: Path, arms: tuple[str, ...] = HEADLINE,
                  specialists: bool = True) -> str:
     """Markdown, per suite and arm of ``arms``: the seeds scored, the median loss at step N
@@ -427,25 +453,11 @@ def paired_table(summaries: Path, arms: tuple[str, ...] = HEADLINE,
             done = runs[arm]
             if not done:
                 continue
-            seeds = sorted(done)
-            final = np.array([done[s]["learned"]["final"] for s in seeds])
-            vs = {k: _ratio(paired_log_ratio(final, [done[s][k]["final"] for s in seeds]))
-                  for k in ("adam", "gd")}
-            other = arms[-1]
-            both = sorted(set(seeds) & set(runs[other]))
-            vs_other = "-" if arm == other or not both else _ratio(paired_log_ratio(
-                [done[s]["learned"]["final"] for s in both],
-                [runs[other][s]["learned"]["final"] for s in both]))
-            n_steps = done[seeds[0]]["n_steps"]
-            speed = np.concatenate([done[s]["learned"]["adam_equivalent"] for s in seeds])
-            est, lo, hi = bootstrap_ci(speed)
-            cap = ADAM_CAP // n_steps
-            est, lo, hi = (f">{cap}x" if np.isinf(v) else f"{v:.1f}x" for v in (est, lo, hi))
-            diverged = sum(done[s]["learned"]["diverged"] for s in seeds)
-            refused = np.mean([done[s]["learned"].get("refused_fraction", 0.0) for s in seeds])
-            rows.append(f"| {name} | {ARMS[arm][2]} | {len(seeds)} | {median(final.ravel()):.3g} "
-                        f"| {vs['adam']} | {vs['gd']} | {vs_other} | "
-                        f"{diverged}/{final.size} | {refused:.2f} | {est} [{lo}, {hi}] |")
+            final, vs, diverged, refused, speed = _cells(done)
+            vs_other = "-" if arm == arms[-1] else _versus(done, runs[arms[-1]])
+            rows.append(f"| {name} | {ARMS[arm][2]} | {len(done)} | {median(final.ravel()):.3g} "
+                        f"| {vs['adam']} | {vs['gd']} | {vs_other} | {diverged} | {refused} | "
+                        f"{speed} |")
         for spec in SPECIALISTS.get(suite, []) if specialists else []:
             f = summaries / STUDY / "specialists" / f"{spec}-{suite}.json"
             if f.is_file():
@@ -474,25 +486,12 @@ def shipped_table(summaries: Path, arm: str,
         done = _scored(summaries, arm, suite)
         if not done:
             continue
-        seeds = sorted(done)
-        final = np.array([done[s]["learned"]["final"] for s in seeds])
-        vs = [_ratio(paired_log_ratio(final, [done[s][k]["final"] for s in seeds]))
-              for k in ("adam", "gd")]
-        for other in against:
-            theirs = _scored(summaries, other, suite)
-            both = sorted(set(seeds) & set(theirs))
-            vs.append(_ratio(paired_log_ratio([done[s]["learned"]["final"] for s in both],
-                                              [theirs[s]["learned"]["final"] for s in both]))
-                      if both else "-")
-        speed = np.concatenate([done[s]["learned"]["adam_equivalent"] for s in seeds])
-        cap = ADAM_CAP // done[seeds[0]]["n_steps"]
-        est, lo, hi = (f">{cap}x" if np.isinf(v) else f"{v:.1f}x" for v in bootstrap_ci(speed))
-        diverged = sum(done[s]["learned"]["diverged"] for s in seeds)
-        refused = np.mean([done[s]["learned"].get("refused_fraction", 0.0) for s in seeds])
+        final, vs, diverged, refused, speed = _cells(done)
+        ratios = [vs["adam"], vs["gd"],
+                  *(_versus(done, _scored(summaries, other, suite)) for other in against)]
         name = f"{suite} (held out)" if suite in HELD_OUT else suite
-        rows.append(f"| {name} | {len(seeds)} | {median(final.ravel()):.3g} | "
-                    + " | ".join(vs) + f" | {diverged}/{final.size} | {refused:.2f} | "
-                    f"{est} [{lo}, {hi}] |")
+        rows.append(f"| {name} | {len(done)} | {median(final.ravel()):.3g} | "
+                    + " | ".join(ratios) + f" | {diverged} | {refused} | {speed} |")
     return "\n".join(rows) + "\n"
 
 
