@@ -34,8 +34,8 @@ from .realdata import REAL_SETS, score_real, versus_best_hand
 from .runs import train, write_summary
 from .suites import ADAM_CAP, HELD_OUT, SUITES, score_suite
 
-__all__ = ["ARMS", "CONTROLS", "FAILED_MARGIN", "GUARD_SWAP", "HEADLINE", "ORDER", "SHIPPED",
-           "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "all_tables", "guard_swap_table",
+__all__ = ["ARMS", "CONTROLS", "FAILED_MARGIN", "GUARD_SWAP", "HEADLINE", "LONGER", "ORDER",
+           "SHIPPED", "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "all_tables", "guard_swap_table",
            "paired_table", "real_table", "record_histories", "score_all", "score_guard_swap",
            "score_specialists", "score_study_specialists", "selection_table", "ship_generalist",
            "shipped_choice", "shipped_table", "specialist_table", "status_table", "suite_table",
@@ -100,6 +100,8 @@ ORDER = _order()
 #: no-guard diag arm since it is shipped, 2026-12-02)
 HEADLINE = ("update_tele", "update_tele_diag", "update_tele_diag-noguard", "update_balance",
             "update")
+#: the no-guard diag arm with twice the meta-training, paired with it (the arm last)
+LONGER = ("update_tele_diag-noguard-long", "update_tele_diag-noguard")
 #: the teleporting generalist's controls in its own (diag) group, and the arm itself last: the
 #: arm every other is paired with in ``paired_table(summaries, CONTROLS)``
 CONTROLS = ("update_tele_diag-noguard", "update_random_tele_diag", "update_tele_diag")
@@ -628,6 +630,9 @@ def all_tables(summaries: Path) -> str:
                                                                  specialists=False)),
         ("The diag arm's controls on real data", real_table(summaries, CONTROLS)),
         ("The guard swapped at test time", guard_swap_table(summaries)),
+        ("Twice the meta-training, paired with the same arm at the study's budget",
+         paired_table(summaries, LONGER, specialists=False)),
+        ("Twice the meta-training on real data", real_table(summaries, LONGER)),
         *((f"{ARMS[arm][2]} against the specialists", specialist_table(summaries, arm))
           for arm in dict.fromkeys((shipped, "update_tele_diag", "update"))),
     ]
