@@ -129,17 +129,17 @@ def shipped_choice(summaries: Path, name: str) -> tuple[str, int]:
     """(arm, seed) that checkpoints/``name``.pt ships, by SHIPPED's rule, from the committed
     summaries; StudyError if none of its arms has all its seeds."""
     from .arms import StudyError
+    from .selection import best_seed
 
     scores = {}
     for arm in SHIPPED[name][0]:
-        files = [summaries / STUDY / arm / f"s{s}.json" for s in ARMS[arm][3]]
-        if all(f.is_file() for f in files):
-            scores[arm] = {s: json.loads(f.read_text())["validation_score"]
-                           for s, f in zip(ARMS[arm][3], files)}
+        done = _by_seed(summaries / STUDY / arm, ARMS[arm][3])
+        if len(done) == len(ARMS[arm][3]):
+            scores[arm] = {s: d["validation_score"] for s, d in done.items()}
     if not scores:
         raise StudyError(f"{name}: none of {SHIPPED[name][0]} has all its seeds trained")
     arm = min(scores, key=lambda a: median(list(scores[a].values())))
-    return arm, min(scores[arm], key=scores[arm].__getitem__)
+    return arm, best_seed(scores[arm])
 
 
 def ship_generalist(summaries: Path, dest: Path, name: str) -> str:
@@ -292,7 +292,7 @@ def specialist_table(summaries: Path, arm: str = "update_tele_diag") -> str:
     seeds both have; a shipped specialist is one run, set against every seed of ``arm``),
     median and 95% two-level bootstrap interval (above 1: the generalist ends higher; the
     generalist issue asks for at most 2), and the seeds of ``arm`` within 2x."""
-    from .arms import STUDIES
+    from .arms import STUDIES, seeds_of
 
     rows = [f"| suite | specialist | seeds | median loss | / tuned Adam | {ARMS[arm][2]}: "
             "median | generalist / specialist | seeds within 2x |",
@@ -307,9 +307,8 @@ def specialist_table(summaries: Path, arm: str = "update_tele_diag") -> str:
                 d = json.loads(f.read_text())
                 found.append((f"{name}.pt (shipped)", dict.fromkeys(own, d), 1))
         for study, study_arm in STUDY_SPECIALISTS.get(suite, []):
-            folder = summaries / STUDY / "specialists" / f"{study}-{study_arm}"
-            done = {int(f.name[1:].split("-")[0]): json.loads(f.read_text())
-                    for f in sorted(folder.glob(f"s*-{suite}.json"))}
+            done = _by_seed(summaries / STUDY / "specialists" / f"{study}-{study_arm}",
+                            seeds_of(study, study_arm), f"-{suite}")
             label = STUDIES[study]["arms"][study_arm][2]
             found.append((f"{label} (`{study}/{study_arm}`)", done, None))
         for label, done, n in found:
@@ -373,9 +372,7 @@ def guard_swap_table(summaries: Path) -> str:
     for suite in GUARD_SWAP["suites"]:
         for arm, guard in GUARD_SWAP["arms"].items():
             own = _scored(summaries, arm, suite)
-            swapped = {s: json.loads(f.read_text()) for s in own
-                       if (f := summaries / STUDY / arm / "guard_swap"
-                           / f"s{s}-{suite}.json").is_file()}
+            swapped = _by_seed(summaries / STUDY / arm / "guard_swap", own, f"-{suite}")
             if not swapped:
                 continue
             seeds = sorted(swapped)
@@ -392,15 +389,17 @@ def guard_swap_table(summaries: Path) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _by_seed(folder: Path, seeds, suffix: str = "") -> dict[int, dict]:
+    """seed -> the summary ``folder``/s<seed><suffix>.json, for those of ``seeds`` that have
+    one (suffix "": the run's own summary; "-<suite>": its score on a suite)."""
+    return {s: json.loads(f.read_text()) for s in seeds
+            if (f := folder / f"s{s}{suffix}.json").is_file()}
+
+
 def _scored(summaries: Path, arm: str, suite: str) -> dict[int, dict]:
     """seed -> the suite summary of (arm, seed), for the seeds scored on ``suite`` (a real
     set: "real-<set>")."""
-    found = {}
-    for s in ARMS[arm][3]:
-        f = summaries / STUDY / arm / f"s{s}-{suite}.json"
-        if f.is_file():
-            found[s] = json.loads(f.read_text())
-    return found
+    return _by_seed(summaries / STUDY / arm, ARMS[arm][3], f"-{suite}")
 
 
 def _ratio(test: dict) -> str:
@@ -583,8 +582,7 @@ def status_table(summaries: Path) -> str:
     rows = ["| arm | seeds done | validation score per seed | training time |",
             "|---|---|---|---|"]
     for arm, (_, _, label, seeds) in ARMS.items():
-        done = {s: json.loads((summaries / STUDY / arm / f"s{s}.json").read_text())
-                for s in seeds if (summaries / STUDY / arm / f"s{s}.json").is_file()}
+        done = _by_seed(summaries / STUDY / arm, seeds)
         scores = ", ".join(f"s{s}: {d['validation_score']:.3f}" for s, d in sorted(done.items()))
         minutes = sum(d["train_seconds_this_session"] for d in done.values()) / 60
         rows.append(f"| {label} | {len(done)}/{len(seeds)} | {scores or '-'} | "
