@@ -60,8 +60,9 @@ def table(study: str, summaries: Path) -> str:
                          f"{len(seeds)} | - | {' / '.join(f'{v:.3g}' for v in tb)} | "
                          f"{median(tb):.3g} | - |")
     chosen = choose(study, runs)
-    lines += ["", "Chosen on validation (lowest median over seeds of the validation median; "
-              "arms with all their seeds):", ""]
+    if spec["choose"]:
+        lines += ["", "Chosen on validation (lowest median over seeds of the validation median; "
+                  "arms with all their seeds):", ""]
     for name, arm in chosen.items():
         have = [a for a in spec["choose"][name] if complete(study, runs, a)]
         lines.append(f"- {name}: `{arm}` ("
