@@ -101,9 +101,9 @@ def _order() -> list[tuple[str, int]]:
 #: the order in which runs are trained
 ORDER = _order()
 #: the arms of the main tables, LSTM(update) last: the arm every other is paired with (the
-#: no-guard diag arm since it is shipped, 2026-12-02)
-HEADLINE = ("update_tele", "update_tele_diag", "update_tele_diag-noguard", "update_balance",
-            "update")
+#: no-guard diag arm since it was shipped, 2026-12-02, and its long version since that is)
+HEADLINE = ("update_tele", "update_tele_diag", "update_tele_diag-noguard",
+            "update_tele_diag-noguard-long", "update_balance", "update")
 #: the no-guard diag arm with twice the meta-training, paired with it (the arm last)
 LONGER = ("update_tele_diag-noguard-long", "update_tele_diag-noguard")
 #: the teleporting generalist's controls in its own (diag) group, and the arm itself last: the
@@ -125,7 +125,9 @@ SPECIALISTS: dict[str, list[str]] = {
 #: (the guard swap measured no difference at test time for either diag arm)
 SHIPPED: dict[str, tuple[list[str], float]] = {
     "general_update": (["update"], 2.0),
-    "general_update_tele": (["update_tele_diag", "update_tele_diag-noguard"], 2.0),
+    # the long arm a candidate since 2026-12-02, once its 5 seeds were trained
+    "general_update_tele": (["update_tele_diag", "update_tele_diag-noguard",
+                             "update_tele_diag-noguard-long"], 2.0),
 }
 
 
@@ -333,7 +335,9 @@ def specialist_table(summaries: Path, arm: str = "update_tele_diag") -> str:
 #: of their own (the guarded diag arm without it, its no-guard control with configs/
 #: general_update_tele.yaml's factor 2), on these suites (fixed 2026-12-01 after the control's
 #: first scores: the cheap ones, one held-out suite where the guard refuses most)
-GUARD_SWAP = {"arms": {"update_tele_diag": None, "update_tele_diag-noguard": 2.0},
+GUARD_SWAP = {"arms": {"update_tele_diag": None, "update_tele_diag-noguard": 2.0,
+                       # since 2026-12-02: shipped, with the guard on
+                       "update_tele_diag-noguard-long": 2.0},
               "seeds": [0, 1, 2, 3, 4],  # 3 and 4 since 2026-12-02
               "suites": ["distribution", "depth3", "paper", "digits", "unit_span30"]}
 
