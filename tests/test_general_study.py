@@ -21,7 +21,7 @@ def test_every_arm_resolves_on_the_distribution_with_the_same_budget(arm):
     base = load_config(REPO / "configs" / "general_update_tele.yaml")
     # "-long": twice the meta-training, the only difference in budget
     want = dataclasses.replace(base.train, trajectories=2 * base.train.trajectories) \
-        if arm.endswith("-long") else base.train
+        if "-long" in arm else base.train
     assert cfg.task == base.task and cfg.train == want
     assert (cfg.model.guard is None) == ("-noguard" in arm)
     assert set(seeds) <= {0, 1, 2, 3, 4} and len(seeds) >= 3

@@ -84,6 +84,16 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
                                       # (1.92), so it is a candidate to ship: 5 seeds, like
                                       # the arm it would replace
                                       [0, 1, 2, 3, 4]),
+    # added 2026-12-02 after the bound diagnosis: the shipped long arm's m2 sits at its bound
+    # (norm 1 over the network) on 22.5% of unit_span10 steps and 30% of unit_span30's, where
+    # it is furthest from the specialists and from 10x Adam; does a bound of 3 pay?
+    "update_tele_diag-noguard-long-bound3": ("general_update_tele",
+                                             ["model.tele_group=diag", "model.guard=null",
+                                              "train.trajectories=1600",
+                                              "model.max_tele_norm=3.0"],
+                                             "LSTM(update,tele) with a diag m2 without the "
+                                             "guard, twice the meta-training, teleport bound 3",
+                                             [0, 1, 2, 3, 4]),
 }
 
 
@@ -95,7 +105,8 @@ def _order() -> list[tuple[str, int]]:
                      for arm in ("update_tele_diag-noguard", "update_random_tele_diag")]
     return (main + controls + [("update_tele_diag", s) for s in range(5)] + diag_controls
             + [("update_tele_diag-noguard", s) for s in (3, 4)]
-            + [("update_tele_diag-noguard-long", s) for s in range(5)])
+            + [("update_tele_diag-noguard-long", s) for s in range(5)]
+            + [("update_tele_diag-noguard-long-bound3", s) for s in range(5)])
 
 
 #: the order in which runs are trained
