@@ -38,8 +38,10 @@ __all__ = [
 ]
 
 META_LOSSES = ("log", "sum")
-#: what the meta-loss measures: the training loss, or the loss on held-out samples
-META_LOSS_ON = ("train", "held_out")
+#: what the meta-loss measures: the training loss, the loss on held-out samples, or that
+#: where a group has them and the training loss where it has not (a task distribution whose
+#: digits groups carry held-out samples and whose synthetic ones do not)
+META_LOSS_ON = ("train", "held_out", "held_out_where_available")
 
 
 def window_meta_loss(losses: torch.Tensor, kind: str) -> torch.Tensor:
@@ -71,7 +73,8 @@ def unroll_window(
     ``loss_and_grad``: the family's (tasks.TaskFamily.loss_and_grad), default the batched MLP.
     ``on``: "train", L is the training loss the optimizer descends; "held_out", L is the loss on
     the problems' held-out samples (X_test, Y_test), which the optimizer never sees: a
-    meta-objective of generalization (META_LOSS_ON).
+    meta-objective of generalization; "held_out_where_available", the held-out loss of the
+    groups that have held-out samples and the training loss of the others (META_LOSS_ON).
     """
     losses, weights, states, ctx = unroll_groups(opt, [weights], [state], [problems], [x_pinv],
                                                  t0, K, [loss_and_grad], on)
@@ -101,6 +104,8 @@ def unroll_groups(
         raise ValueError(f"on must be one of {META_LOSS_ON}, got {on!r}")
     if on == "held_out" and any(p.X_test is None for p in groups):
         raise ValueError("a held-out meta-loss needs problems with held-out samples (X_test)")
+    held = [on == "held_out" or (on == "held_out_where_available" and p.X_test is not None)
+            for p in groups]
     loss_and_grads = loss_and_grads or [None] * len(groups)
     losses = [[] for _ in groups]
     penalty: list[torch.Tensor | None] = [None] * len(groups)
@@ -112,12 +117,12 @@ def unroll_groups(
             if "guard_penalty" in ctx.stats:
                 step = ctx.stats["guard_penalty"]
                 penalty[i] = step if penalty[i] is None else penalty[i] + step
-            if on == "held_out":
+            if held[i]:
                 losses[i].append(mlp_loss(weights[i], p.X_test, p.Y_test, p.slope))
             elif k > 0:
                 losses[i].append(loss)
     for i, (p, ctx, f) in enumerate(zip(groups, ctxs, loss_and_grads)):
-        if on == "train":
+        if not held[i]:
             losses[i].append(mlp_loss(weights[i], p.X, p.Y, p.slope) if f is None
                              else f(weights[i])[0])
         if penalty[i] is not None:

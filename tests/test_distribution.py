@@ -87,3 +87,42 @@ def test_config_errors_name_the_option():
             config_from_dict({"task": {**base, "options": options}})
     with pytest.raises(ConfigError, match="options: the synthetic family takes none"):
         config_from_dict({"task": {"options": {"depth": [1, 2]}}})
+
+
+def test_held_out_where_available_meta_loss_takes_each_groups_own(dist):
+    from metateleport.estimator import unroll_groups
+    from metateleport.learned import LearnedOptimizer
+
+    p = dist.sample(60, 0, "train")
+    groups = groups_of(p)
+    held = [g for g in groups if g.X_test is not None][:1]
+    plain = [g for g in groups if g.X_test is None][:1]
+    assert held and plain, "the fixture's first 60 problems mix digits and synthetic groups"
+    groups = held + plain
+    opt = LearnedOptimizer("update").double()
+
+    def unroll(on):
+        states = [opt.init_state(g) for g in groups]
+        return unroll_groups(opt, [g.weights for g in groups], states, groups, [None, None],
+                             0, 3, on=on)
+
+    mixed, weights, _, _ = unroll("held_out_where_available")
+    train, _, _, _ = unroll("train")
+    b = held[0].batch_size
+    assert mixed.shape == train.shape == (3, b + plain[0].batch_size)
+    # the digits group's column is its held-out loss, the synthetic one's its training loss
+    torch.testing.assert_close(mixed[-1, :b], mlp_loss(weights[0], held[0].X_test,
+                                                       held[0].Y_test, held[0].slope))
+    assert not torch.allclose(mixed[:, :b], train[:, :b])
+    torch.testing.assert_close(mixed[:, b:], train[:, b:])
+    assert mixed.requires_grad
+    with pytest.raises(ValueError, match="held-out samples"):
+        unroll("held_out")
+    ok = {"task": {"family": "distribution", "options": OPTIONS},
+          "train": {"meta_loss_on": "held_out_where_available"}}
+    assert config_from_dict(ok).train.meta_loss_on == "held_out_where_available"
+    for task in ({"family": "distribution", "options": {**OPTIONS, "digits": 0.0}},
+                 {"widths": [5, 4, 3], "n_samples": 5}):
+        with pytest.raises(ConfigError, match="held_out_where_available needs"):
+            config_from_dict({"task": task, "train": {"meta_loss_on":
+                                                      "held_out_where_available"}})

@@ -19,9 +19,12 @@ def test_every_arm_resolves_on_the_distribution_with_the_same_budget(arm):
     config, overrides, _, seeds = general.ARMS[arm]
     cfg = load_config(REPO / "configs" / f"{config}.yaml", overrides)
     base = load_config(REPO / "configs" / "general_update_tele.yaml")
-    # "-long": twice the meta-training, the only difference in budget
+    # "-long": twice the meta-training, the only difference in budget; "-held_out": the
+    # meta-loss of the groups with held-out samples (digits) is their held-out loss
     want = dataclasses.replace(base.train, trajectories=2 * base.train.trajectories) \
         if "-long" in arm else base.train
+    if arm.endswith("-held_out"):
+        want = dataclasses.replace(want, meta_loss_on="held_out_where_available")
     assert cfg.task == base.task and cfg.train == want
     assert (cfg.model.guard is None) == ("-noguard" in arm)
     assert set(seeds) <= {0, 1, 2, 3, 4} and len(seeds) >= 3
