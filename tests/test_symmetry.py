@@ -39,7 +39,9 @@ def test_float32_in_native_precision_is_worse_which_is_why_we_upcast():
         return ((mlp_loss(group_act(p.weights, p.X, Ts, **kw), p.X, p.Y) - before).abs()
                 / before).max().item()
 
-    assert rel() < 1e-6 < 1e-5 < rel(compute_dtype=None)
+    # native float32 is 7x the upcast's error on an AVX-512 CPU, over 10x on an earlier one:
+    # how much worse depends on the CPU's kernels, that it is worse does not
+    assert rel() < 1e-6 and rel(compute_dtype=None) > 3 * rel()
 
 
 def test_inverse_element_returns_the_weights():
