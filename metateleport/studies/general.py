@@ -35,11 +35,11 @@ from .runs import train, write_summary
 from .suites import ADAM_CAP, HELD_OUT, SUITES, score_suite
 
 __all__ = ["ARMS", "CONTROLS", "FAILED_MARGIN", "GUARD_SWAP", "HEADLINE", "LONGER", "ORDER",
-           "SHIPPED", "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "all_tables", "guard_swap_table",
-           "paired_table", "real_table", "record_histories", "score_all", "score_guard_swap",
-           "score_specialists", "score_study_specialists", "selection_table", "ship_generalist",
-           "shipped_choice", "shipped_table", "specialist_table", "status_table", "suite_table",
-           "train_all", "train_one", "validation_history"]
+           "SHIPPED", "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "VARIANTS", "all_tables",
+           "guard_swap_table", "paired_table", "real_table", "record_histories", "score_all",
+           "score_guard_swap", "score_specialists", "score_study_specialists", "selection_table",
+           "ship_generalist", "shipped_choice", "shipped_table", "specialist_table",
+           "status_table", "suite_table", "train_all", "train_one", "validation_history"]
 
 STUDY = "general"
 #: arm -> (config, overrides, label, seeds)
@@ -130,6 +130,10 @@ HEADLINE = ("update_tele", "update_tele_diag", "update_tele_diag-noguard",
             "update_tele_diag-noguard-long", "update_balance", "update")
 #: the no-guard diag arm with twice the meta-training, paired with it (the arm last)
 LONGER = ("update_tele_diag-noguard-long", "update_tele_diag-noguard")
+#: the two changes tried on the shipped (long) arm, each paired with it (the arm last): a
+#: teleport bound of 3, and the digits groups' held-out meta-loss
+VARIANTS = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long-held_out",
+            "update_tele_diag-noguard-long")
 #: the teleporting generalist's controls in its own (diag) group, and the arm itself last: the
 #: arm every other is paired with in ``paired_table(summaries, CONTROLS)``
 CONTROLS = ("update_tele_diag-noguard", "update_random_tele_diag", "update_tele_diag")
@@ -663,6 +667,10 @@ def all_tables(summaries: Path) -> str:
         ("Twice the meta-training, paired with the same arm at the study's budget",
          paired_table(summaries, LONGER, specialists=False)),
         ("Twice the meta-training on real data", real_table(summaries, LONGER)),
+        ("Teleport bound 3 and the held-out digits meta-loss, paired with the long arm",
+         paired_table(summaries, VARIANTS, specialists=False)),
+        ("Teleport bound 3 and the held-out digits meta-loss on real data",
+         real_table(summaries, VARIANTS)),
         *((f"{ARMS[arm][2]} against the specialists", specialist_table(summaries, arm))
           for arm in dict.fromkeys((shipped, "update_tele_diag", "update"))),
     ]
