@@ -25,5 +25,5 @@ def test_trajectory_matches_record(name, opt, problems, steps):
     got = torch.tensor(losses(opt, problems, steps), dtype=torch.float64)
     want = torch.tensor(RECORDED[name], dtype=torch.float64)
     assert got.shape == want.shape
-    same = ((got - want).abs() <= RTOL * want.abs()) | (got == want) | (got.isnan() & want.isnan())
+    same = torch.isclose(got, want, rtol=RTOL, atol=0, equal_nan=True)
     assert bool(same.all()), f"{name}: first difference at step {int((~same).any(1).nonzero()[0])}"
