@@ -153,9 +153,11 @@ SPECIALISTS: dict[str, list[str]] = {
 #: (the guard swap measured no difference at test time for either diag arm)
 SHIPPED: dict[str, tuple[list[str], float]] = {
     "general_update": (["update"], 2.0),
-    # the long arm a candidate since 2026-12-02, once its 5 seeds were trained
+    # the long arm a candidate since 2026-12-02, once its 5 seeds were trained; its bound-3
+    # version since 2026-12-03, before its seeds 2-4 were trained (it counts once all 5 are)
     "general_update_tele": (["update_tele_diag", "update_tele_diag-noguard",
-                             "update_tele_diag-noguard-long"], 2.0),
+                             "update_tele_diag-noguard-long",
+                             "update_tele_diag-noguard-long-bound3"], 2.0),
 }
 
 
