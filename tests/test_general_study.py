@@ -147,18 +147,25 @@ def test_score_specialists_scores_each_once(tmp_path, monkeypatch):
 
 
 def test_real_table_pairs_accuracy_against_the_better_hand_optimizer(tmp_path):
-    folder = tmp_path / "general" / "update"
-    folder.mkdir(parents=True)
     hand = {"sgd": {"final": [0.1, 0.1], "accuracy": [0.9, 0.8]},
             "adam": {"final": [0.01, 0.01], "accuracy": [0.7, 0.7]}}
-    for s, acc in ((0, [0.9, 0.7]), (1, [0.8, 0.6])):
-        (folder / f"s{s}-real-breast_cancer.json").write_text(json.dumps({
-            **hand, "learned": {"final": [0.05, 0.05], "accuracy": acc}}))
-    row = next(r for r in general.real_table(tmp_path).splitlines()
-               if r.startswith("| breast_cancer |"))
+    # update: seeds 0-1; update_balance (paired with update, the last arm): seeds 1-2
+    for arm, runs in (("update", ((0, [0.9, 0.7]), (1, [0.8, 0.6]))),
+                      ("update_balance", ((1, [0.9, 0.9]), (2, [0.1, 0.1])))):
+        folder = tmp_path / "general" / arm
+        folder.mkdir(parents=True)
+        for s, acc in runs:
+            (folder / f"s{s}-real-breast_cancer.json").write_text(json.dumps({
+                **hand, "learned": {"final": [0.05, 0.05], "accuracy": acc}}))
+    table = general.real_table(tmp_path, ("update_balance", "update")).splitlines()
+    assert table[0].endswith(f"| accuracy - {general.ARMS['update'][2]}'s |")
+    rows = {r.split(" | ")[1]: r for r in table if r.startswith("| breast_cancer |")}
+    row = rows[general.ARMS["update"][2]]
     # differences against SGD (the better median accuracy): 0, -0.1, -0.1, -0.2
     assert "| 2 | 0.750 | 0.05 | 0.850 (loss 0.1) | 0.700 (loss 0.01) | -0.100 [" in row
-    assert row.endswith("] vs sgd |")
+    assert row.endswith("] vs sgd | - |")
+    # against update on seed 1 only (the seed both have): 0.9 - 0.8, 0.9 - 0.6
+    assert rows[general.ARMS["update_balance"][2]].endswith(" | +0.200 [+0.100, +0.300] |")
 
 
 @pytest.mark.parametrize("name", sorted(general.SHIPPED))
