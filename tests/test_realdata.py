@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -121,3 +122,67 @@ def test_the_guard_counts_its_refusals():
                        lambda p: LearnedTorchOptimizer(p, REPO / "checkpoints" / "update.pt",
                                                        guard=1.0), 5)
     assert isinstance(out["refused"], int) and 0 <= out["refused"] <= 5
+
+
+def test_a_trace_leaves_the_trajectory_alone():
+    from metateleport.torch_optim import LearnedTorchOptimizer
+
+    ckpt = REPO / "checkpoints" / "general_update_tele.pt"
+    runs = [realdata.run(realdata.make_problem("digits", 2),
+                         lambda p: LearnedTorchOptimizer(p, ckpt, fused=False), 12, True, trace)
+            for trace in (False, True)]
+    plain, traced = runs
+    assert {k: traced[k] for k in plain} == plain
+    assert len(traced["trace"]["loss"]) == len(traced["trace"]["accuracy"]) == 13
+    assert traced["trace"]["loss"][-1] == traced["final"]
+    assert traced["trace"]["accuracy"][-1] == traced["accuracy"]
+    assert traced["trace"]["loss"][-1] < 0.5 * traced["trace"]["loss"][0]
+
+
+def test_first_reaching():
+    from metateleport.studies.equal_loss import first_reaching
+
+    assert first_reaching([3.0, 2.0, 2.0, 1.0], 2.0) == 1
+    assert first_reaching([3.0, 2.0, 1.0], 0.5) is None
+    assert first_reaching([3.0, 2.0, 1.0], 5.0) == 0
+
+
+def test_equal_loss_pairs_each_problem_at_its_crossing(tmp_path, monkeypatch):
+    from metateleport.studies import equal_loss
+
+    steps = equal_loss.N_STEPS
+    # problem 0: the learned run's loss falls as 1 / (1 + t), problem 1 stays at 1
+    learned = [[1 / (1 + t) for t in range(steps + 1)], [1.0] * (steps + 1)]
+    acc = [[t / 1000 for t in range(steps + 1)]] * 2
+
+    def fake(name, seed, make_opt, n_steps, teleport):
+        return {"final": learned[seed][-1], "accuracy": acc[seed][-1], "diverged": False,
+                "moved": 0.5, "trace": {"loss": learned[seed], "accuracy": acc[seed]}}
+
+    monkeypatch.setattr(equal_loss, "_traced", fake)
+    long = 300
+    # the hand optimizer: loss 1 - t / 1000 on both problems (0.9 at step 100; problem 0's
+    # learned loss 1/101 is reached at step 991: never within 300 steps, problem 1's 1.0 at 0)
+    hand_loss = np.array([[1 - t / 1000 for t in range(long + 1)]] * 2)
+    hand_acc = np.array([[0.5 + t / 10000 for t in range(long + 1)]] * 2)
+    hand = {k: {"lr": 0.1, "loss": hand_loss, "accuracy": hand_acc, "moved": [1.0, 1.0],
+                "moved100": [0.2, 0.2]} for k in ("sgd", "adam")}
+    out = equal_loss.score_run(REPO / "checkpoints" / "update.pt", "digits", hand)
+    sgd = out["sgd"]
+    assert sgd["at_learned_loss"]["step"] == [None, 0] and sgd["reached"] == 1
+    assert sgd["at_learned_loss"]["accuracy"] == [0.5 + long / 10000, 0.5]
+    # the learned run's loss is first <= 0.9 at t = 1 (1/2) on problem 0, never on problem 1
+    assert sgd["stopped_at_hand_loss"]["step"] == [1, None] and sgd["stopped"] == 1
+    assert sgd["stopped_at_hand_loss"]["accuracy"] == [acc[0][1], acc[1][steps]]
+    assert sgd["hand100"]["accuracy"] == [0.51, 0.51]
+    folder = tmp_path / equal_loss.FOLDER
+    folder.mkdir(parents=True)
+    (folder / "update-s0-digits.json").write_text(json.dumps(out))
+    (folder / "hand-digits.json").write_text(json.dumps(
+        {"problems": 2, **equal_loss._hand_path("digits", hand)}))
+    text = equal_loss.table(tmp_path, {"update": "LSTM(update)"})
+    assert "| sgd | 0.1 | 100 | 0.9 | 0.510 |" in text
+    row = next(r for r in text.splitlines() if r.startswith("| LSTM(update) |")).split(" | ")
+    # at step 100: 0.1 - 0.51 on both problems; at the learned loss: 0.1 - 0.53 and 0.1 - 0.5
+    assert row[9] == "-0.410 [-0.410, -0.410]" and row[11] == "-0.415 [-0.430, -0.400]"
+    assert row[10] == "0 (1/2)" and row[12] == "1 (1/2)"

@@ -139,14 +139,29 @@ def loss_fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 0.5 * ((y - out) ** 2).sum(1).mean()
 
 
+def _evaluate(problem: RealProblem) -> tuple[float, float, float]:
+    """(training loss, held-out accuracy, held-out loss) of ``problem.model`` as it stands; a
+    held-out sample with a non-finite output counts as wrong."""
+    model = problem.model
+    with torch.no_grad():
+        final = float(loss_fn(model(problem.x), problem.y))
+        out = model(problem.x_test)
+        held = float(loss_fn(out, problem.y_test))
+    right = (out.argmax(1) == problem.labels_test) & torch.isfinite(out).all(1)
+    return final, float(right.float().mean()), held
+
+
 def run(problem: RealProblem, make_opt: Callable[[Any], torch.optim.Optimizer], n_steps: int,
-        teleport: bool = False) -> dict[str, Any]:
+        teleport: bool = False, trace: bool = False) -> dict[str, Any]:
     """Train ``problem.model`` for n_steps full-batch steps of make_opt(model.parameters()),
     each ``opt.step(closure)``; with ``teleport`` (a LearnedTorchOptimizer) also
     ``opt.teleport`` after every step. A non-finite loss ends the run as diverged. Returns
     {"final": final training loss (inf if diverged), "accuracy": held-out accuracy (a sample
     with a non-finite output counts as wrong), "held_out_loss", "diverged", and "refused" and
-    "tele_refused" (the guard's refused steps and teleports) where the optimizer counts them}."""
+    "tele_refused" (the guard's refused steps and teleports) where the optimizer counts them};
+    with ``trace`` also "trace": {"loss", "accuracy"}, the training loss and held-out accuracy
+    before the first step and after every step (and its teleport) up to the last one taken
+    (evaluated without gradients: the trajectory is the same as without ``trace``)."""
     model, x, y = problem.model, problem.x, problem.y
     opt = make_opt(model.parameters())
 
@@ -156,6 +171,7 @@ def run(problem: RealProblem, make_opt: Callable[[Any], torch.optim.Optimizer], 
         loss.backward()
         return loss.detach()
 
+    steps: list[tuple[float, float, float]] = [_evaluate(problem)] if trace else []
     diverged = False
     for _ in range(n_steps):
         if not math.isfinite(float(opt.step(closure))):
@@ -163,20 +179,19 @@ def run(problem: RealProblem, make_opt: Callable[[Any], torch.optim.Optimizer], 
             break
         if teleport:
             opt.teleport(model, x, problem.labels)
-    with torch.no_grad():
-        final = float(loss_fn(model(x), y))
-        out = model(problem.x_test)
-        held = float(loss_fn(out, problem.y_test))
+        if trace:
+            steps.append(_evaluate(problem))
+    final, accuracy, held = _evaluate(problem)
     diverged = diverged or not math.isfinite(final)
-    right = (out.argmax(1) == problem.labels_test) & torch.isfinite(out).all(1)
-    result = {"final": math.inf if diverged else final,
-              "accuracy": float(right.float().mean()),
-              "held_out_loss": held if math.isfinite(held) else math.inf,
-              "diverged": diverged}
+    result: dict[str, Any] = {"final": math.inf if diverged else final, "accuracy": accuracy,
+                              "held_out_loss": held if math.isfinite(held) else math.inf,
+                              "diverged": diverged}
     shared = opt.state.get("learned", {}) if isinstance(opt, LearnedTorchOptimizer) else {}
     if "guard_refused" in shared:
         result["refused"] = int(shared["guard_refused"])
         result["tele_refused"] = int(shared.get("tele_refused", 0))
+    if trace:
+        result["trace"] = {"loss": [v[0] for v in steps], "accuracy": [v[1] for v in steps]}
     return result
 
 
