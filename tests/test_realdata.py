@@ -186,3 +186,19 @@ def test_equal_loss_pairs_each_problem_at_its_crossing(tmp_path, monkeypatch):
     # at step 100: 0.1 - 0.51 on both problems; at the learned loss: 0.1 - 0.53 and 0.1 - 0.5
     assert row[9] == "-0.410 [-0.410, -0.410]" and row[11] == "-0.415 [-0.430, -0.400]"
     assert row[10] == "0 (1/2)" and row[12] == "1 (1/2)"
+    # a second arm, 0.2 more accurate on seed 0, is paired with the last one (update)
+    better = [a + 0.2 for a in out["learned"]["accuracy"]]
+    other = {**out, "seed": 0, "learned": {**out["learned"], "accuracy": better}}
+    (folder / "update_balance-s0-digits.json").write_text(json.dumps(other))
+    (folder / "update-s0-digits.json").write_text(json.dumps({**out, "seed": 0}))
+    text = equal_loss.table(tmp_path, {"update_balance": "balance", "update": "LSTM(update)"})
+    assert text.rstrip().endswith("| balance | 1 | +0.200 [+0.200, +0.200] |")
+
+
+def test_the_committed_equal_loss_table_regenerates_from_its_summaries():
+    from metateleport.studies import equal_loss, general
+
+    committed = (REPO / "studies" / equal_loss.FOLDER / "table.md").read_text()
+    labels = {arm: general.ARMS[arm][2] for arm in equal_loss.ARMS}
+    assert committed.endswith(equal_loss.table(REPO / "studies", labels)), (
+        "python scripts/real_equal_loss.py table rewrites studies/general/equal_loss/table.md")

@@ -245,4 +245,27 @@ def table(summaries: Path, labels: dict[str, str] | None = None) -> str:
                     f"{_steps(stop_at)} ({sum(k['stopped'] for k in ks)}/{n}) | "
                     f"{_diff([k['stopped_at_hand_loss']['accuracy'] for k in ks], hand100)} |")
         blocks.append("\n".join(rows))
+        arms = [a for a in dict.fromkeys(labels or ARMS)
+                if any(folder.glob(f"{a}-s[0-9]*-{name}.json"))]
+        if len(arms) > 1:
+            last = arms[-1]
+            rows = [f"{name}, rescored on one machine: held-out accuracy at step 100 against "
+                    f"{labels.get(last, last)} on the seeds both have", "",
+                    "| optimizer | seeds | accuracy - the last one's |", "|---|---|---|"]
+            theirs = _accuracies(folder, last, name)
+            for arm in arms[:-1]:
+                mine = _accuracies(folder, arm, name)
+                both = sorted(set(mine) & set(theirs))
+                rows.append(f"| {labels.get(arm, arm)} | {len(both)} | "
+                            f"{_diff([mine[s] for s in both], [theirs[s] for s in both])} |")
+            blocks.append("\n".join(rows))
     return "\n\n".join(blocks) + "\n"
+
+
+def _accuracies(folder: Path, arm: str, name: str) -> dict[int, list[float]]:
+    """seed -> the learned accuracies at step 100 of ``arm``'s summaries on set ``name``."""
+    out = {}
+    for f in folder.glob(f"{arm}-s[0-9]*-{name}.json"):
+        d = json.loads(f.read_text())
+        out[int(d["seed"])] = d["learned"]["accuracy"]
+    return out
