@@ -61,11 +61,14 @@ def test_score_all_scores_each_finished_run_once(tmp_path, monkeypatch):
     monkeypatch.setattr(general, "score_real",
                         lambda params, name, problems: calls.append(name) or {"set": name})
     general.score_all(tmp_path, problems=2, log=lambda line: None)
-    assert calls == list(general.SUITES) + list(general.REAL_SETS)
+    # update is in ACCURACY: the digits suite once more, for its held-out accuracy
+    assert "update" in general.ACCURACY
+    assert calls == list(general.SUITES) + list(general.REAL_SETS) + ["digits"]
     assert json.loads((folder / "s0-depth3.json").read_text())["suite"] == "depth3"
     assert json.loads((folder / "s0-real-digits.json").read_text())["set"] == "digits"
+    assert json.loads((folder / "s0-digits-accuracy.json").read_text())["suite"] == "digits"
     general.score_all(tmp_path, problems=2, log=lambda line: None)
-    assert len(calls) == len(general.SUITES) + 2, "a scored suite is not scored again"
+    assert len(calls) == len(general.SUITES) + 3, "a scored suite is not scored again"
 
 
 def test_suite_table_shows_the_speedup_and_its_cap(tmp_path):
@@ -166,6 +169,26 @@ def test_real_table_pairs_accuracy_against_the_better_hand_optimizer(tmp_path):
     assert row.endswith("] vs sgd | - |")
     # against update on seed 1 only (the seed both have): 0.9 - 0.8, 0.9 - 0.6
     assert rows[general.ARMS["update_balance"][2]].endswith(" | +0.200 [+0.100, +0.300] |")
+
+
+def test_digits_accuracy_table_pairs_with_the_better_hand_and_the_last_arm(tmp_path):
+    hand = {"gd": {"final": [0.1, 0.1], "held_out_accuracy": [0.7, 0.7]},
+            "adam": {"final": [0.01, 0.01], "held_out_accuracy": [0.8, 0.6]}}
+    for arm, acc in (("update", [0.75, 0.65]), ("update_tele_diag-noguard-long", [0.7, 0.7])):
+        folder = tmp_path / "general" / arm
+        folder.mkdir(parents=True)
+        (folder / "s0-digits-accuracy.json").write_text(json.dumps({
+            **hand, "learned": {"final": [0.05, 0.05], "held_out_accuracy": acc}}))
+    table = general.digits_accuracy_table(
+        tmp_path, ("update_tele_diag-noguard-long", "update")).splitlines()
+    assert table[0].startswith("| set | optimizer | seeds | held-out accuracy | training loss "
+                               "| tuned GD | tuned Adam |")
+    rows = {r.split(" | ")[1]: r for r in table[2:]}
+    # GD and Adam have the same median (0.7): the first, GD, is the better hand
+    assert rows[general.ARMS["update"][2]].endswith(
+        "| +0.000 [-0.050, +0.050] vs gd | - |")
+    assert rows[general.ARMS["update_tele_diag-noguard-long"][2]].endswith(
+        "| +0.000 [+0.000, +0.000] vs gd | -0.000 [-0.050, +0.050] |")  # 0.7 - 0.7 (float)
 
 
 @pytest.mark.parametrize("name", sorted(general.SHIPPED))

@@ -156,6 +156,11 @@ CURVATURE = ("update_tele_diag-noguard-long-bound3-curv-held_out",
 #: the teleporting generalist's controls in its own (diag) group, and the arm itself last: the
 #: arm every other is paired with in ``paired_table(summaries, CONTROLS)``
 CONTROLS = ("update_tele_diag-noguard", "update_random_tele_diag", "update_tele_diag")
+#: the arms scored on the digits suite's held-out images (score_all), with LSTM(update) last:
+#: the shipped teleporting generalist's arm, the bound-1 arm, the two held-out-meta-loss arms
+ACCURACY = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",
+            "update_tele_diag-noguard-long-held_out",
+            "update_tele_diag-noguard-long-bound3-curv-held_out", "update")
 
 #: suite -> the shipped specialists (checkpoints/<name>.pt) meta-trained on that family
 SPECIALISTS: dict[str, list[str]] = {
@@ -292,6 +297,12 @@ def score_all(summaries: Path, problems: int = 32, log: Callable[[str], None] = 
                         {"arm": arm, "seed": seed}, score_real, (params, name, problems),
                         summaries, f"{arm} seed {seed} scored on real {name}",
                         f"{arm} s{seed} real {name}: done", log)
+        if arm in ACCURACY:
+            _score_once(summaries / STUDY / arm / f"s{seed}-digits-accuracy.json",
+                        {"arm": arm, "seed": seed, "problems": problems}, score_suite,
+                        (params, "digits", problems), summaries,
+                        f"{arm} seed {seed} scored on digits' held-out images",
+                        f"{arm} s{seed} digits held-out accuracy: done", log)
 
 
 def score_specialists(summaries: Path, checkpoints: Path, problems: int = 32,
@@ -562,29 +573,43 @@ def real_table(summaries: Path, arms: tuple[str, ...] = HEADLINE) -> str:
     held-out accuracy against the better of the two (by median accuracy), and against the last
     arm of ``arms`` on the seeds both have: mean and 95% two-level bootstrap interval
     (stats.paired_difference)."""
-    rows = ["| set | optimizer | seeds | held-out accuracy | training loss | tuned SGD | "
-            f"tuned Adam | accuracy - best hand's | accuracy - {ARMS[arms[-1]][2]}'s |",
+    return _accuracy_table(summaries, arms, {name: f"real-{name}" for name in REAL_SETS},
+                           ("sgd", "adam"), "accuracy")
+
+
+def digits_accuracy_table(summaries: Path, arms: tuple[str, ...] = ACCURACY) -> str:
+    """real_table's columns for the digits suite's held-out images (the family's own held-out
+    pool, never in meta-training; ``<arm>/s<seed>-digits-accuracy.json``) against tuned GD
+    and Adam."""
+    return _accuracy_table(summaries, arms, {"digits": "digits-accuracy"}, ("gd", "adam"),
+                           "held_out_accuracy")
+
+
+def _accuracy_table(summaries: Path, arms: tuple[str, ...], sources: dict[str, str],
+                    hands: tuple[str, str], key: str) -> str:
+    """The rows of real_table: per source (set name -> the summaries' suite key) and arm."""
+    rows = ["| set | optimizer | seeds | held-out accuracy | training loss | "
+            + " | ".join(f"tuned {h.upper() if h != 'adam' else 'Adam'}" for h in hands)
+            + f" | accuracy - best hand's | accuracy - {ARMS[arms[-1]][2]}'s |",
             "|---|---|---|---|---|---|---|---|---|"]
-    for name in REAL_SETS:
-        reference = _scored(summaries, arms[-1], f"real-{name}")
+    for name, suite in sources.items():
+        reference = _scored(summaries, arms[-1], suite)
         for arm in arms:
-            done = _scored(summaries, arm, f"real-{name}")
+            done = _scored(summaries, arm, suite)
             if not done:
                 continue
             seeds = sorted(done)
-            hand = {k: done[seeds[0]][k] for k in ("sgd", "adam")}
-            best, acc, diff = versus_best_hand(done)
+            best, acc, diff = versus_best_hand(done, hands, key)
             final = np.array([done[s]["learned"]["final"] for s in seeds])
-            shown = {k: f"{median(v['accuracy']):.3f} (loss {median(v['final']):.3g})"
-                     for k, v in hand.items()}
+            shown = [f"{median(v[key]):.3f} (loss {median(v['final']):.3g})"
+                     for v in (done[seeds[0]][h] for h in hands)]
             both = sorted(set(done) & set(reference))
             other = "-" if arm == arms[-1] or not both else _difference(paired_difference(
-                [done[s]["learned"]["accuracy"] for s in both],
-                [reference[s]["learned"]["accuracy"] for s in both]))
+                [done[s]["learned"][key] for s in both],
+                [reference[s]["learned"][key] for s in both]))
             rows.append(f"| {name} | {ARMS[arm][2]} | {len(seeds)} | "
                         f"{float(np.median(acc)):.3f} | {median(final.ravel()):.3g} | "
-                        f"{shown['sgd']} | {shown['adam']} | {_difference(diff)} vs {best} | "
-                        f"{other} |")
+                        + " | ".join(shown) + f" | {_difference(diff)} vs {best} | {other} |")
     return "\n".join(rows) + "\n"
 
 
@@ -710,6 +735,8 @@ def all_tables(summaries: Path) -> str:
          paired_table(summaries, CURVATURE, specialists=False)),
         ("Curvature input and the held-out digits meta-loss on real data",
          real_table(summaries, CURVATURE)),
+        ("Held-out accuracy on the digits suite (the family's held-out images)",
+         digits_accuracy_table(summaries)),
         *((f"{ARMS[arm][2]} against the specialists", specialist_table(summaries, arm))
           for arm in dict.fromkeys((shipped, "update_tele_diag", "update"))),
     ]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -270,16 +270,18 @@ def score_real(params: Path | None, name: str, problems: int = 32, n_steps: int 
     return out
 
 
-def versus_best_hand(found: dict[int, dict[str, Any]]) -> tuple[str, np.ndarray, dict]:
+def versus_best_hand(found: dict[int, dict[str, Any]], hands: Sequence[str] = tuple(HAND),
+                     key: str = "accuracy") -> tuple[str, np.ndarray, dict]:
     """For the score_real results of one optimizer's seeds on one set (seed -> result, the
-    same test problems): the better tuned hand optimizer, by median held-out accuracy (its
-    results are the same in every seed's file), the learned accuracies (S, M) and their
-    paired difference against its (stats.paired_difference)."""
+    same test problems; or results with other ``hands`` and accuracy ``key``, such as
+    studies.suites.score_suite's on digits): the better tuned hand optimizer, by median
+    held-out accuracy (its results are the same in every seed's file), the learned accuracies
+    (S, M) and their paired difference against its (stats.paired_difference)."""
     seeds = sorted(found)
     first = found[seeds[0]]
-    best = max(HAND, key=lambda k: float(np.median(first[k]["accuracy"])))
-    acc = np.array([found[s]["learned"]["accuracy"] for s in seeds])
-    return best, acc, paired_difference(acc, [first[best]["accuracy"]] * len(seeds))
+    best = max(hands, key=lambda k: float(np.median(first[k][key])))
+    acc = np.array([found[s]["learned"][key] for s in seeds])
+    return best, acc, paired_difference(acc, [first[best][key]] * len(seeds))
 
 
 def real_table(scores: list[dict[str, Any]]) -> str:

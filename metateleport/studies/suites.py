@@ -7,9 +7,11 @@ outside the distribution's ranges, fixed before any run was scored on them.
 ``score_suite(params, suite)`` runs the checkpoint and GD and Adam (step sizes searched on the
 suite's validation problems, evaluation.baselines) on the suite's test problems and returns,
 JSON-ready: per optimizer the final losses, the number of diverged problems and the guard's
-refusals, and for the learned one the Adam-equivalent speedup per problem: how many steps of
-tuned Adam reach the loss the optimizer has at step N, over N (``adam_equivalent``; inf where
-Adam never gets there within ``ADAM_CAP`` steps).
+refusals, on a family with held-out samples (digits) the optimizee's held-out loss and
+accuracy per problem (``held_out_loss``, ``held_out_accuracy``), and for the learned one the
+Adam-equivalent speedup per problem: how many steps of tuned Adam reach the loss the optimizer
+has at step N, over N (``adam_equivalent``; inf where Adam never gets there within
+``ADAM_CAP`` steps).
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ def score_suite(params: Path, suite: str, problems: int = 32, n_steps: int = 100
                      "diverged": int((~torch.isfinite(r.final)).sum())}
         if r.refused is not None:
             out[name]["refused_fraction"] = float(r.refused.sum()) / (n_steps * problems)
+        for metric, v in (r.held_out or {}).items():
+            out[name][f"held_out_{metric}"] = [float(x) for x in v]
     out["learned"]["adam_equivalent"] = [
         float(v) for v in adam_equivalent(adam.losses, runs["learned"].final, n_steps)]
     return out
