@@ -16,6 +16,7 @@ __all__ = [
     "ArrayLike",
     "bootstrap_ci",
     "median",
+    "difference_text",
     "paired_difference",
     "paired_log_ratio",
     "quantile",
@@ -172,6 +173,11 @@ def paired_difference(
     return {"mean": float(d.mean()),
             "ci": [float(quantile(boot, alpha / 2)), float(quantile(boot, 1 - alpha / 2))],
             "per_seed": [float(v) for v in d.mean(axis=1)], "pairs": d.size}
+
+
+def difference_text(d: dict, fmt: str = "+.3f") -> str:
+    """A paired_difference result as 'mean [lo, hi]' in ``fmt`` (signed, 3 decimals)."""
+    return f"{d['mean']:{fmt}} [{d['ci'][0]:{fmt}}, {d['ci'][1]:{fmt}}]"
 
 
 def _two_level_bootstrap(r: np.ndarray, stat, n_boot: int, seed: int) -> np.ndarray:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import load_optimizer
-from ..stats import median, paired_difference
+from ..stats import difference_text, median, paired_difference
 from ..torch_optim import LearnedTorchOptimizer
 from .realdata import HAND, REAL_SETS, hand_results, make_problem, run
 from .runs import write_summary
@@ -181,9 +181,7 @@ def score_all(summaries: Path, arms: Sequence[str] = ARMS, sets: Sequence[str] =
 
 
 def _diff(a: list[list[float]], b: list[list[float]]) -> str:
-    d = paired_difference(a, b)
-    lo, hi = d["ci"]
-    return f"{d['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+    return difference_text(paired_difference(a, b))
 
 
 def _steps(steps: list[int]) -> str:

@@ -29,7 +29,7 @@ import numpy as np
 import yaml
 
 from ..checkpoint import load_checkpoint
-from ..stats import bootstrap_ci, median, paired_difference, paired_log_ratio
+from ..stats import bootstrap_ci, difference_text, median, paired_difference, paired_log_ratio
 from .realdata import REAL_SETS, score_real, versus_best_hand
 from .runs import train, write_summary
 from .suites import ADAM_CAP, HELD_OUT, SUITES, score_suite
@@ -604,19 +604,13 @@ def _accuracy_table(summaries: Path, arms: tuple[str, ...], sources: dict[str, s
             shown = [f"{median(v[key]):.3f} (loss {median(v['final']):.3g})"
                      for v in (done[seeds[0]][h] for h in hands)]
             both = sorted(set(done) & set(reference))
-            other = "-" if arm == arms[-1] or not both else _difference(paired_difference(
+            other = "-" if arm == arms[-1] or not both else difference_text(paired_difference(
                 [done[s]["learned"][key] for s in both],
                 [reference[s]["learned"][key] for s in both]))
             rows.append(f"| {name} | {ARMS[arm][2]} | {len(seeds)} | "
                         f"{float(np.median(acc)):.3f} | {median(final.ravel()):.3g} | "
-                        + " | ".join(shown) + f" | {_difference(diff)} vs {best} | {other} |")
+                        + " | ".join(shown) + f" | {difference_text(diff)} vs {best} | {other} |")
     return "\n".join(rows) + "\n"
-
-
-def _difference(d: dict) -> str:
-    """A stats.paired_difference result as 'mean [lo, hi]' with signs."""
-    lo, hi = d["ci"]
-    return f"{d['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
 
 
 #: a seed has failed when its validation score (a mean log-loss) lies more than this above the

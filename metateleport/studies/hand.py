@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import torch
 
 from ..evaluation import score
 from ..evaluation.tuning import baselines
-from ..stats import median, paired_difference, paired_log_ratio
+from ..stats import difference_text, median, paired_difference, paired_log_ratio
 from ..tasks import make_family
 from .arms import PROBLEMS, STUDIES, seeds_of
 from .realdata import REAL_SETS, score_real, versus_best_hand
@@ -96,10 +96,6 @@ def score_real_runs(study: str, summaries: Path, sets: tuple[str, ...] = ("breas
                 log(f"{study} {arm} s{seed} real {name}: done")
 
 
-def _interval(d: Mapping[str, Any], fmt: str = "+.3f") -> str:
-    return f"{d['mean']:{fmt}} [{d['ci'][0]:{fmt}}, {d['ci'][1]:{fmt}}]"
-
-
 def _real_rows(study: str, summaries: Path, arms: list[str]) -> list[str]:
     rows = []
     for name in REAL_SETS:
@@ -113,7 +109,7 @@ def _real_rows(study: str, summaries: Path, arms: list[str]) -> list[str]:
             diverged = sum(r["learned"]["diverged"] for r in found.values())
             rows.append(f"| {name} | `{arm}` | {len(found)} | {float(np.mean(acc)):.3f} | "
                         f"{float(np.mean(best_acc)):.3f} ({best}) | "
-                        f"{_interval(diff)} | {diverged} |")
+                        f"{difference_text(diff)} | {diverged} |")
     if not rows:
         return []
     return ["", "The same checkpoints on real sets never used in meta-training or in any choice "
@@ -152,7 +148,7 @@ def hand_table(study: str, summaries: Path) -> list[str]:
             continue
         seeds = sorted(by_seed)
         acc = np.array([by_seed[s]["test_held_out_accuracy"] for s in seeds])
-        cells = [_interval(paired_difference(acc, np.array([hand[h]["test_held_out_accuracy"]]
+        cells = [difference_text(paired_difference(acc, np.array([hand[h]["test_held_out_accuracy"]]
                                                            * len(seeds)))) for h in HAND]
         ref = reference_arm(arm)
         common = sorted(set(seeds) & set(runs.get(ref, {}))) if ref != arm else []
@@ -161,7 +157,8 @@ def hand_table(study: str, summaries: Path) -> list[str]:
             b = np.array([runs[ref][s]["test_held_out_accuracy"] for s in common])
             c = paired_log_ratio([by_seed[s]["test_final"] for s in common],
                                  [runs[ref][s]["test_final"] for s in common])
-            cells += [f"{_interval(paired_difference(a, b))} ({len(common)} seeds)", f"`{ref}`",
+            cells += [f"{difference_text(paired_difference(a, b))} ({len(common)} seeds)",
+                      f"`{ref}`",
                       f"{np.exp(c['median']):.3g} [{np.exp(c['ci'][0]):.3g}, "
                       f"{np.exp(c['ci'][1]):.3g}]"]
         else:
