@@ -379,15 +379,18 @@ def config_to_yaml(cfg: Config) -> str:
 
 
 def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
-    """Apply ``section.key=value`` strings (value parsed as YAML) to a nested dict, in place."""
+    """Apply ``section.key=value`` strings (value parsed as YAML) to a nested dict, in place;
+    ``section.key.sub=value`` sets one entry of a mapping-valued key (task.options.digits=0.5)
+    and keeps its others."""
+    usage = "expected section.key=value, e.g. train.unroll=10, or section.key.sub=value"
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected section.key=value")
+            raise ConfigError(f"--set {item!r}: {usage}")
         key, raw = item.split("=", 1)
         parts = key.strip().split(".")
-        if len(parts) != 2 or not all(parts):
-            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. train.unroll=10")
-        section, name = parts
+        if len(parts) < 2 or not all(parts):
+            raise ConfigError(f"--set {item!r}: {usage}")
+        section, name, *deeper = parts
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as err:
@@ -397,6 +400,17 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
             data[section] = {}
         if not isinstance(data[section], dict):
             raise ConfigError(f"{section}: expected a mapping of keys")
+        if deeper:
+            node, path = data[section], section
+            for k in [name, *deeper[:-1]]:
+                path += f".{k}"
+                if node.get(k) is None:
+                    node[k] = {}
+                if not isinstance(node[k], dict):
+                    raise ConfigError(f"--set {item!r}: {path} is {node[k]!r}, not a mapping")
+                node = node[k]
+            node[deeper[-1]] = value
+            continue
         # an override names a key under its old or its present name; either replaces both
         for pair in ALIASES.items():
             if f"{section}.{name}" in pair:

@@ -1,6 +1,10 @@
+from pathlib import Path
+
 import pytest
 
 from metateleport.config import ConfigError, config_from_dict, config_to_dict, load_config
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_defaults_and_roundtrip():
@@ -55,11 +59,23 @@ def test_load_with_overrides(tmp_path):
 @pytest.mark.parametrize(
     "override, match",
     [("train.batch_size", "expected section.key=value"), ("batch_size=3", "section.key=value"),
-     ("train.nope=3", r"train\.nope: unknown key"), ("train.batch_size=[", "cannot parse")],
+     ("train.nope=3", r"train\.nope: unknown key"), ("train.batch_size=[", "cannot parse"),
+     ("train..x=1", "sub=value")],
 )
 def test_bad_overrides(override, match):
     with pytest.raises(ConfigError, match=match):
         load_config(None, [override])
+
+
+def test_a_nested_override_sets_one_option_and_keeps_the_others():
+    config = REPO / "configs" / "general_update_tele.yaml"
+    options = load_config(config, ["task.options.digits=0.5"]).task.options
+    assert options["digits"] == 0.5
+    assert options["depth"] == [1, 3] and options["group_size"] == 4
+    with pytest.raises(ConfigError, match=r"task\.options\.nope: unknown key"):
+        load_config(config, ["task.options.nope=1"])
+    with pytest.raises(ConfigError, match=r"train\.batch_size is 8, not a mapping"):
+        load_config(config, ["train.batch_size.x=3"])
 
 
 def test_missing_and_malformed_files(tmp_path):

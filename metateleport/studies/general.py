@@ -34,13 +34,13 @@ from .realdata import REAL_SETS, score_real, versus_best_hand
 from .runs import train, write_summary
 from .suites import ADAM_CAP, HELD_OUT, SUITES, score_suite
 
-__all__ = ["ARMS", "CONTROLS", "CURVATURE", "FAILED_MARGIN", "GUARD_SWAP", "HEADLINE", "LONGER",
-           "ORDER", "SHIPPED", "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "VARIANTS",
-           "all_tables", "guard_swap_table", "paired_table", "real_table", "record_histories",
-           "score_all", "score_guard_swap", "score_specialists", "score_study_specialists",
-           "selection_table", "ship_generalist", "shipped_choice", "shipped_table",
-           "specialist_table", "status_table", "suite_table", "train_all", "train_one",
-           "validation_history"]
+__all__ = ["ACCURACY", "ARMS", "CONTROLS", "CURVATURE", "DIGITS_SHARE", "FAILED_MARGIN",
+           "GUARD_SWAP", "HEADLINE", "LONGER", "ORDER", "SHIPPED", "SPECIALISTS", "STUDY",
+           "STUDY_SPECIALISTS", "VARIANTS", "all_tables", "digits_accuracy_table",
+           "guard_swap_table", "paired_table", "real_table", "record_histories", "score_all",
+           "score_guard_swap", "score_specialists", "score_study_specialists", "selection_table",
+           "ship_generalist", "shipped_choice", "shipped_table", "specialist_table", "status_table",
+           "suite_table", "train_all", "train_one", "validation_history"]
 
 STUDY = "general"
 #: arm -> (config, overrides, label, seeds)
@@ -117,6 +117,18 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
          "train.meta_loss_on=held_out_where_available"],
         "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
         "teleport bound 3, reading curvature, digits groups on their held-out loss", [0, 1, 2]),
+    # added 2026-12-03, after the digits-accuracy table: every teleporting generalist's optimizee
+    # classifies the digits family's held-out images 0.021-0.027 worse than LSTM(update)'s, and
+    # the held-out meta-loss on a fifth of the groups changed nothing there; does it with half
+    # of them on digits? Its validation problems hold more digits too, so its validation score
+    # is not comparable with the other arms': it is not a candidate to ship (SHIPPED)
+    "update_tele_diag-noguard-long-bound3-digits05-held_out": (
+        "general_update_tele",
+        ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
+         "model.max_tele_norm=3.0", "task.options.digits=0.5",
+         "train.meta_loss_on=held_out_where_available"],
+        "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
+        "teleport bound 3, half the groups on digits and their held-out loss", [0, 1, 2, 3, 4]),
 }
 
 
@@ -132,7 +144,8 @@ def _order() -> list[tuple[str, int]]:
             + [(arm, s) for s in range(3) for arm in ("update_tele_diag-noguard-long-bound3",
                                                       "update_tele_diag-noguard-long-held_out")]
             + [("update_tele_diag-noguard-long-bound3", s) for s in (3, 4)]
-            + [("update_tele_diag-noguard-long-bound3-curv-held_out", s) for s in range(3)])
+            + [("update_tele_diag-noguard-long-bound3-curv-held_out", s) for s in range(3)]
+            + [("update_tele_diag-noguard-long-bound3-digits05-held_out", s) for s in range(5)])
 
 
 #: the order in which runs are trained
@@ -153,6 +166,10 @@ VARIANTS = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-lo
 #: bound-3 arm, paired with it (the arm last)
 CURVATURE = ("update_tele_diag-noguard-long-bound3-curv-held_out",
              "update_tele_diag-noguard-long-bound3")
+#: half the distribution's groups on digits, meta-trained on their held-out loss, on the
+#: bound-3 arm, paired with it (the arm last)
+DIGITS_SHARE = ("update_tele_diag-noguard-long-bound3-digits05-held_out",
+                "update_tele_diag-noguard-long-bound3")
 #: the teleporting generalist's controls in its own (diag) group, and the arm itself last: the
 #: arm every other is paired with in ``paired_table(summaries, CONTROLS)``
 CONTROLS = ("update_tele_diag-noguard", "update_random_tele_diag", "update_tele_diag")
@@ -160,7 +177,8 @@ CONTROLS = ("update_tele_diag-noguard", "update_random_tele_diag", "update_tele_
 #: the shipped teleporting generalist's arm, the bound-1 arm, the two held-out-meta-loss arms
 ACCURACY = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",
             "update_tele_diag-noguard-long-held_out",
-            "update_tele_diag-noguard-long-bound3-curv-held_out", "update")
+            "update_tele_diag-noguard-long-bound3-curv-held_out",
+            "update_tele_diag-noguard-long-bound3-digits05-held_out", "update")
 
 #: suite -> the shipped specialists (checkpoints/<name>.pt) meta-trained on that family
 SPECIALISTS: dict[str, list[str]] = {
@@ -729,6 +747,10 @@ def all_tables(summaries: Path) -> str:
          paired_table(summaries, CURVATURE, specialists=False)),
         ("Curvature input and the held-out digits meta-loss on real data",
          real_table(summaries, CURVATURE)),
+        ("Half the groups on digits, on their held-out loss, paired with the bound-3 arm",
+         paired_table(summaries, DIGITS_SHARE, specialists=False)),
+        ("Half the groups on digits, on their held-out loss, on real data",
+         real_table(summaries, DIGITS_SHARE)),
         ("Held-out accuracy on the digits suite (the family's held-out images)",
          digits_accuracy_table(summaries)),
         *((f"{ARMS[arm][2]} against the specialists", specialist_table(summaries, arm))
