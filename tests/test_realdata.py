@@ -179,7 +179,7 @@ def test_equal_loss_pairs_each_problem_at_its_crossing(tmp_path, monkeypatch):
     folder.mkdir(parents=True)
     (folder / "update-s0-digits.json").write_text(json.dumps(out))
     (folder / "hand-digits.json").write_text(json.dumps(
-        {"problems": 2, **equal_loss._hand_path("digits", hand)}))
+        {"problems": 2, **equal_loss._hand_path(hand)}))
     text = equal_loss.table(tmp_path, {"update": "LSTM(update)"})
     assert "| sgd | 0.1 | 100 | 0.9 | 0.510 |" in text
     row = next(r for r in text.splitlines() if r.startswith("| LSTM(update) |")).split(" | ")

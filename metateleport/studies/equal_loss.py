@@ -129,8 +129,8 @@ def score_run(params: Path, name: str, hand: dict[str, dict[str, Any]]) -> dict[
     return out
 
 
-def _hand_path(name: str, hand: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The hand optimizers' path on ``name`` at HAND_STEPS (within the traced length)."""
+def _hand_path(hand: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The hand optimizers' path at HAND_STEPS (within the traced length)."""
     out = {}
     for kind, h in hand.items():
         steps = [s for s in HAND_STEPS if s < h["loss"].shape[1]]
@@ -162,7 +162,7 @@ def score_all(summaries: Path, arms: Sequence[str] = ARMS, sets: Sequence[str] =
         hand = hand_traces(name, problems, long_steps)
         write_summary(summaries / FOLDER / f"hand-{name}.json",
                       {"set": name, "problems": problems, "long_steps": long_steps,
-                       **_hand_path(name, hand)},
+                       **_hand_path(hand)},
                       summaries / FOLDER / "equal_loss.log", f"hand optimizers on {name}")
         for arm, seed in todo:
             params = root / arm / f"s{seed}.pt"
