@@ -134,6 +134,7 @@ def test_a_trace_leaves_the_trajectory_alone():
     plain, traced = runs
     assert {k: traced[k] for k in plain} == plain
     assert len(traced["trace"]["loss"]) == len(traced["trace"]["accuracy"]) == 13
+    assert traced["trace"]["moved"][0] == 0 and traced["trace"]["moved"][-1] > 0
     assert traced["trace"]["loss"][-1] == traced["final"]
     assert traced["trace"]["accuracy"][-1] == traced["accuracy"]
     assert traced["trace"]["loss"][-1] < 0.5 * traced["trace"]["loss"][0]
@@ -157,7 +158,8 @@ def test_equal_loss_pairs_each_problem_at_its_crossing(tmp_path, monkeypatch):
 
     def fake(name, seed, make_opt, n_steps, teleport):
         return {"final": learned[seed][-1], "accuracy": acc[seed][-1], "diverged": False,
-                "moved": 0.5, "trace": {"loss": learned[seed], "accuracy": acc[seed]}}
+                "trace": {"loss": learned[seed], "accuracy": acc[seed],
+                          "moved": [0.5] * (steps + 1)}}
 
     monkeypatch.setattr(equal_loss, "_traced", fake)
     long = 300

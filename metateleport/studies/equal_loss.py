@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..checkpoint import load_optimizer
 from ..stats import difference_text, median, paired_difference
@@ -59,19 +58,10 @@ def first_reaching(losses: Sequence[float], target: float) -> int | None:
     return None
 
 
-def _flat(model: torch.nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()]).double()
-
-
 def _traced(name: str, seed: int, make_opt: Callable, n_steps: int,
             teleport: bool) -> dict[str, Any]:
-    """realdata.run with its trace on problem ``seed`` of ``name``, plus "moved":
-    ||theta_end - theta_0|| / ||theta_0||."""
-    problem = make_problem(name, seed)
-    start = _flat(problem.model)
-    r = run(problem, make_opt, n_steps, teleport, trace=True)
-    r["moved"] = float((_flat(problem.model) - start).norm() / start.norm())
-    return r
+    """realdata.run with its trace on problem ``seed`` of ``name``."""
+    return run(make_problem(name, seed), make_opt, n_steps, teleport, trace=True)
 
 
 def hand_traces(name: str, problems: int, long_steps: int) -> dict[str, dict[str, Any]]:
@@ -81,16 +71,14 @@ def hand_traces(name: str, problems: int, long_steps: int) -> dict[str, dict[str
     out = {}
     for kind in HAND:
         lr = hand[kind]["tuning"]["lr"]
-        rs = [_traced(name, s, functools.partial(HAND[kind], lr=lr), N_STEPS, False)
-              for s in range(problems)]
         longer = [_traced(name, s, functools.partial(HAND[kind], lr=lr), long_steps, False)
                   for s in range(problems)]
         if any(r["diverged"] for r in longer):
             raise RuntimeError(f"tuned {kind} diverges on {name} within {long_steps} steps")
         out[kind] = {"lr": lr, "loss": np.array([r["trace"]["loss"] for r in longer]),
                      "accuracy": np.array([r["trace"]["accuracy"] for r in longer]),
-                     "moved": [r["moved"] for r in longer],
-                     "moved100": [r["moved"] for r in rs]}
+                     "moved": [r["trace"]["moved"][-1] for r in longer],
+                     "moved100": [r["trace"]["moved"][N_STEPS] for r in longer]}
     return out
 
 
@@ -108,7 +96,7 @@ def score_run(params: Path, name: str, hand: dict[str, dict[str, Any]]) -> dict[
         raise RuntimeError(f"{params} diverges on {name}: no training loss to match")
     out: dict[str, Any] = {"learned": {"final": [r["final"] for r in rs],
                                        "accuracy": [r["accuracy"] for r in rs],
-                                       "moved": [r["moved"] for r in rs]}}
+                                       "moved": [r["trace"]["moved"][-1] for r in rs]}}
     for kind, h in hand.items():
         at, stopped = [], []
         for i, r in enumerate(rs):

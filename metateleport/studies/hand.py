@@ -148,8 +148,8 @@ def hand_table(study: str, summaries: Path) -> list[str]:
             continue
         seeds = sorted(by_seed)
         acc = np.array([by_seed[s]["test_held_out_accuracy"] for s in seeds])
-        cells = [difference_text(paired_difference(acc, np.array([hand[h]["test_held_out_accuracy"]]
-                                                           * len(seeds)))) for h in HAND]
+        cells = [difference_text(paired_difference(
+            acc, np.array([hand[h]["test_held_out_accuracy"]] * len(seeds)))) for h in HAND]
         ref = reference_arm(arm)
         common = sorted(set(seeds) & set(runs.get(ref, {}))) if ref != arm else []
         if common:

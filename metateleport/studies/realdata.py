@@ -151,6 +151,11 @@ def _evaluate(problem: RealProblem) -> tuple[float, float, float]:
     return final, float(right.float().mean()), held
 
 
+def _flat(model: nn.Module) -> torch.Tensor:
+    """All parameters of ``model`` as one float64 vector (a copy)."""
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()]).double()
+
+
 def run(problem: RealProblem, make_opt: Callable[[Any], torch.optim.Optimizer], n_steps: int,
         teleport: bool = False, trace: bool = False) -> dict[str, Any]:
     """Train ``problem.model`` for n_steps full-batch steps of make_opt(model.parameters()),
@@ -159,11 +164,17 @@ def run(problem: RealProblem, make_opt: Callable[[Any], torch.optim.Optimizer], 
     {"final": final training loss (inf if diverged), "accuracy": held-out accuracy (a sample
     with a non-finite output counts as wrong), "held_out_loss", "diverged", and "refused" and
     "tele_refused" (the guard's refused steps and teleports) where the optimizer counts them};
-    with ``trace`` also "trace": {"loss", "accuracy"}, the training loss and held-out accuracy
-    before the first step and after every step (and its teleport) up to the last one taken
-    (evaluated without gradients: the trajectory is the same as without ``trace``)."""
+    with ``trace`` also "trace": {"loss", "accuracy", "moved"}, the training loss, held-out
+    accuracy and distance from the initial parameters (||theta - theta_0|| / ||theta_0|| over
+    all of them) before the first step and after every step (and its teleport) up to the last
+    one taken (evaluated without gradients: the trajectory is the same as without ``trace``)."""
     model, x, y = problem.model, problem.x, problem.y
     opt = make_opt(model.parameters())
+    start = _flat(model) if trace else None
+
+    def record() -> tuple[float, float, float, float]:
+        final, accuracy, held = _evaluate(problem)
+        return final, accuracy, held, float((_flat(model) - start).norm() / start.norm())
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
@@ -171,7 +182,7 @@ def run(problem: RealProblem, make_opt: Callable[[Any], torch.optim.Optimizer], 
         loss.backward()
         return loss.detach()
 
-    steps: list[tuple[float, float, float]] = [_evaluate(problem)] if trace else []
+    steps = [record()] if trace else []
     diverged = False
     for _ in range(n_steps):
         if not math.isfinite(float(opt.step(closure))):
@@ -180,7 +191,7 @@ def run(problem: RealProblem, make_opt: Callable[[Any], torch.optim.Optimizer], 
         if teleport:
             opt.teleport(model, x, problem.labels)
         if trace:
-            steps.append(_evaluate(problem))
+            steps.append(record())
     final, accuracy, held = _evaluate(problem)
     diverged = diverged or not math.isfinite(final)
     result: dict[str, Any] = {"final": math.inf if diverged else final, "accuracy": accuracy,
@@ -191,7 +202,8 @@ def run(problem: RealProblem, make_opt: Callable[[Any], torch.optim.Optimizer], 
         result["refused"] = int(shared["guard_refused"])
         result["tele_refused"] = int(shared.get("tele_refused", 0))
     if trace:
-        result["trace"] = {"loss": [v[0] for v in steps], "accuracy": [v[1] for v in steps]}
+        result["trace"] = {"loss": [v[0] for v in steps], "accuracy": [v[1] for v in steps],
+                           "moved": [v[3] for v in steps]}
     return result
 
 
