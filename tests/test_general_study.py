@@ -59,12 +59,17 @@ def test_score_all_scores_each_finished_run_once(tmp_path, monkeypatch):
     folder.mkdir(parents=True)
     (folder / "s0.pt").write_bytes(b"")
     calls = []
-    monkeypatch.setattr(general, "score_suite",
-                        lambda params, suite, problems: calls.append(suite) or {"suite": suite})
+
+    def suite_score(params, suite, problems):
+        calls.append(suite)
+        return {"suite": suite, "learned": {"final": [1.0]}}
+
+    monkeypatch.setattr(general, "score_suite", suite_score)
     monkeypatch.setattr(general, "score_real",
                         lambda params, name, problems: calls.append(name) or {"set": name})
     general.score_all(tmp_path, problems=2, log=lambda line: None)
-    # update is in ACCURACY: the digits suite once more, for its held-out accuracy
+    # update is in ACCURACY, and its digits score has no held-out accuracy (a score from
+    # before score_suite recorded it): the digits suite once more
     assert "update" in general.ACCURACY
     assert calls == list(general.SUITES) + list(general.REAL_SETS) + ["digits"]
     assert json.loads((folder / "s0-depth3.json").read_text())["suite"] == "depth3"
@@ -72,6 +77,29 @@ def test_score_all_scores_each_finished_run_once(tmp_path, monkeypatch):
     assert json.loads((folder / "s0-digits-accuracy.json").read_text())["suite"] == "digits"
     general.score_all(tmp_path, problems=2, log=lambda line: None)
     assert len(calls) == len(general.SUITES) + 3, "a scored suite is not scored again"
+
+
+def test_score_all_reads_held_out_accuracy_from_the_digits_score_where_it_has_it(tmp_path,
+                                                                                 monkeypatch):
+    folder = tmp_path / "general" / "update"
+    folder.mkdir(parents=True)
+    (folder / "s0.pt").write_bytes(b"")
+    calls = []
+
+    def suite_score(params, suite, problems):
+        calls.append(suite)
+        return {"learned": {"final": [0.05], "held_out_accuracy": [0.7]},
+                "gd": {"final": [0.1], "held_out_accuracy": [0.6]},
+                "adam": {"final": [0.1], "held_out_accuracy": [0.65]}}
+
+    monkeypatch.setattr(general, "score_suite", suite_score)
+    monkeypatch.setattr(general, "score_real", lambda params, name, problems: {})
+    general.score_all(tmp_path, problems=1, log=lambda line: None)
+    assert calls == list(general.SUITES), "no second pass over the digits suite"
+    assert not (folder / "s0-digits-accuracy.json").exists()
+    row = general.digits_accuracy_table(tmp_path, ("update",)).splitlines()[2]
+    assert row.startswith(f"| digits | {general.ARMS['update'][2]} | 1 | 0.700 | 0.05 | "
+                          "0.600 (loss 0.1) | 0.650 (loss 0.1) | +0.050 [")
 
 
 def test_suite_table_shows_the_speedup_and_its_cap(tmp_path):
