@@ -753,10 +753,14 @@ def all_tables(summaries: Path) -> str:
     """Every table of the study from the committed summaries, as markdown under headings:
     what ``general_study.py`` prints and writes to ``studies/general/tables.md``."""
     shipped = shipped_choice(summaries, "general_update_tele")[0]
+    # paired with the shipped LSTM(update)'s arm (the done-when comparison) and with the
+    # study's first LSTM(update) arm and guarded diag arm
+    against = tuple(dict.fromkeys((shipped_choice(summaries, "general_update")[0], "update",
+                                   "update_tele_diag")))
     parts = [
         ("Runs", status_table(summaries)),
         (f"The shipped teleporting generalist ({ARMS[shipped][2]}), per suite",
-         shipped_table(summaries, shipped)),
+         shipped_table(summaries, shipped, against)),
         ("Failed seeds with and without selection on validation", selection_table(summaries)),
         ("Per run and suite", suite_table(summaries)),
         ("Per suite, paired with LSTM(update)", paired_table(summaries)),
