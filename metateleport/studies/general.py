@@ -784,6 +784,8 @@ def all_tables(summaries: Path) -> str:
          paired_table(summaries, DIGITS_SHARE, specialists=False)),
         ("Half the groups on digits, on their held-out loss, on real data",
          real_table(summaries, DIGITS_SHARE)),
+        ("Half the groups on digits: held-out accuracy on the digits suite, paired with the "
+         "bound-3 arm", digits_accuracy_table(summaries, DIGITS_SHARE)),
         ("LSTM(update) at the teleporting arms' budget (1600 trajectories), paired with them",
          paired_table(summaries, SAME_BUDGET, specialists=False)),
         ("LSTM(update) at the teleporting arms' budget on real data",
