@@ -790,6 +790,8 @@ def all_tables(summaries: Path) -> str:
          paired_table(summaries, SAME_BUDGET, specialists=False)),
         ("LSTM(update) at the teleporting arms' budget on real data",
          real_table(summaries, SAME_BUDGET)),
+        ("LSTM(update) at the teleporting arms' budget: held-out accuracy on the digits suite",
+         digits_accuracy_table(summaries, SAME_BUDGET)),
         ("Held-out accuracy on the digits suite (the family's held-out images)",
          digits_accuracy_table(summaries)),
         *((f"{ARMS[arm][2]} against the specialists", specialist_table(summaries, arm))
