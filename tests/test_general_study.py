@@ -54,7 +54,9 @@ def test_a_committed_summary_is_reused_and_listed(tmp_path, monkeypatch):
     assert "| LSTM(update), guarded | 1/5 | s0: 1.500 | 1 min |" in general.status_table(tmp_path)
 
 
-def test_score_all_scores_each_finished_run_once(tmp_path, monkeypatch):
+def _finished_run(tmp_path, monkeypatch, digits_learned):
+    """A finished run of arm update (in ACCURACY) whose suite scores are recorded in the list
+    returned and hold ``digits_learned`` as the learned run (real sets: their name)."""
     folder = tmp_path / "general" / "update"
     folder.mkdir(parents=True)
     (folder / "s0.pt").write_bytes(b"")
@@ -62,11 +64,18 @@ def test_score_all_scores_each_finished_run_once(tmp_path, monkeypatch):
 
     def suite_score(params, suite, problems):
         calls.append(suite)
-        return {"suite": suite, "learned": {"final": [1.0]}}
+        return {"suite": suite, "learned": digits_learned,
+                "gd": {"final": [0.1], "held_out_accuracy": [0.6]},
+                "adam": {"final": [0.1], "held_out_accuracy": [0.65]}}
 
     monkeypatch.setattr(general, "score_suite", suite_score)
     monkeypatch.setattr(general, "score_real",
                         lambda params, name, problems: calls.append(name) or {"set": name})
+    return folder, calls
+
+
+def test_score_all_scores_each_finished_run_once(tmp_path, monkeypatch):
+    folder, calls = _finished_run(tmp_path, monkeypatch, {"final": [1.0]})
     general.score_all(tmp_path, problems=2, log=lambda line: None)
     # update is in ACCURACY, and its digits score has no held-out accuracy (a score from
     # before score_suite recorded it): the digits suite once more
@@ -81,21 +90,11 @@ def test_score_all_scores_each_finished_run_once(tmp_path, monkeypatch):
 
 def test_score_all_reads_held_out_accuracy_from_the_digits_score_where_it_has_it(tmp_path,
                                                                                  monkeypatch):
-    folder = tmp_path / "general" / "update"
-    folder.mkdir(parents=True)
-    (folder / "s0.pt").write_bytes(b"")
-    calls = []
-
-    def suite_score(params, suite, problems):
-        calls.append(suite)
-        return {"learned": {"final": [0.05], "held_out_accuracy": [0.7]},
-                "gd": {"final": [0.1], "held_out_accuracy": [0.6]},
-                "adam": {"final": [0.1], "held_out_accuracy": [0.65]}}
-
-    monkeypatch.setattr(general, "score_suite", suite_score)
-    monkeypatch.setattr(general, "score_real", lambda params, name, problems: {})
+    folder, calls = _finished_run(tmp_path, monkeypatch,
+                                  {"final": [0.05], "held_out_accuracy": [0.7]})
     general.score_all(tmp_path, problems=1, log=lambda line: None)
-    assert calls == list(general.SUITES), "no second pass over the digits suite"
+    assert calls == list(general.SUITES) + list(general.REAL_SETS), \
+        "no second pass over the digits suite"
     assert not (folder / "s0-digits-accuracy.json").exists()
     row = general.digits_accuracy_table(tmp_path, ("update",)).splitlines()[2]
     assert row.startswith(f"| digits | {general.ARMS['update'][2]} | 1 | 0.700 | 0.05 | "

@@ -511,9 +511,10 @@ def _scored_with(summaries: Path, arm: str, suites: tuple[str, ...], key: str) -
     """seed -> the first of the suite summaries ``suites`` of (arm, seed) whose learned run
     records ``key``, for the seeds that have one."""
     found: dict[int, dict] = {}
-    for suite in reversed(suites):
-        found.update({s: d for s, d in _scored(summaries, arm, suite).items()
-                      if key in d["learned"]})
+    for suite in suites:
+        for s, d in _scored(summaries, arm, suite).items():
+            if key in d["learned"]:
+                found.setdefault(s, d)
     return found
 
 
