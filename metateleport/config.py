@@ -101,6 +101,9 @@ class TrainConfig:
     meta_loss: str = "log"
     meta_loss_on: str = "train"  # train | held_out: the loss on each problem's held-out samples
     #   | held_out_where_available: that for the problems that have them (a distribution's digits)
+    # the losses the validation score (trainer.validation_score) reads, which selects the
+    # iterate kept (best_params.pt): the same choices as meta_loss_on
+    validate_on: str = "train"
     refused_weight: float = 0.0  # meta-loss + this x log(L(proposal) / bound) per refused step
     val_every: int = 10
     val_problems: int = 32
@@ -145,6 +148,7 @@ _CHOICES = {
     "model.tele_group": ("gl", "diag"),
     "train.meta_loss": ("log", "sum"),
     "train.meta_loss_on": ("train", "held_out", "held_out_where_available"),
+    "train.validate_on": ("train", "held_out", "held_out_where_available"),
     "train.meta_lr_schedule": ("constant", "cosine"),
     "train.dtype": ("float32", "float64"),
 }
@@ -305,16 +309,19 @@ def _check_cross(cfg: Config) -> None:
             )
     if t.family == "digits":
         _check_digits(t)
-    elif tr.meta_loss_on == "held_out":
-        raise ConfigError(f"train.meta_loss_on: held_out needs a family with held-out samples "
-                          f"(task.family: digits), got task.family: {t.family}")
     _check_family(t)
-    if tr.meta_loss_on == "held_out_where_available" and t.family != "digits" and not (
-            t.family == "distribution" and (t.options or {}).get("digits", 0) > 0):
-        raise ConfigError(
-            "train.meta_loss_on: held_out_where_available needs a family some of whose problems "
-            "have held-out samples (task.family: digits, or distribution with options.digits > "
-            f"0), got task.family: {t.family}")
+    some_held_out = t.family == "digits" or (
+        t.family == "distribution" and (t.options or {}).get("digits", 0) > 0)
+    for key in ("meta_loss_on", "validate_on"):
+        on = getattr(tr, key)
+        if on == "held_out" and t.family != "digits":
+            raise ConfigError(f"train.{key}: held_out needs a family with held-out samples "
+                              f"(task.family: digits), got task.family: {t.family}")
+        if on == "held_out_where_available" and not some_held_out:
+            raise ConfigError(
+                f"train.{key}: held_out_where_available needs a family some of whose problems "
+                "have held-out samples (task.family: digits, or distribution with "
+                f"options.digits > 0), got task.family: {t.family}")
     if tr.refused_weight > 0 and m.guard is None:
         raise ConfigError(f"train.refused_weight: {tr.refused_weight} penalizes the steps the "
                           f"guard refuses, but model.guard is null")

@@ -20,6 +20,7 @@ them), which keeps detaching them between unroll windows a tree map.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -331,21 +332,26 @@ def detach_state(state: Any) -> Any:
 class Trajectory:
     """losses: (n_steps + 1, B), the loss at W_0..W_N; seconds: (n_steps + 1,), the wall time at
     which W_0..W_N were reached (0 for W_0); weights: the final W_N; refused: (B,) the steps
-    of each problem that the optimizer's LossGuard refused (None without a guard)."""
+    of each problem that the optimizer's LossGuard refused (None without a guard);
+    held_out_losses: (n_steps + 1, B), with ``run(..., held_out=True)``, the loss on each
+    problem's held-out samples at W_0..W_N (summed over them, as the training loss over its
+    samples and the held-out meta-loss), NaN for problems without held-out samples."""
 
     losses: torch.Tensor
     seconds: torch.Tensor
     weights: list[torch.Tensor]
     refused: torch.Tensor | None = None
+    held_out_losses: torch.Tensor | None = None
 
 
 @torch.no_grad()
 def run(
     opt: InnerOptimizer, problems: Problems | MixedProblems, n_steps: int,
-    loss_and_grad: LossAndGrad | None = None,
+    loss_and_grad: LossAndGrad | None = None, held_out: bool = False,
 ) -> Trajectory:
     """Run ``opt`` for ``n_steps`` inner steps on every problem of the batch, without graph.
-    ``loss_and_grad`` as in ``inner_step`` (default: the batched MLP).
+    ``loss_and_grad`` as in ``inner_step`` (default: the batched MLP). ``held_out``: also
+    record each step's loss on the problems' held-out samples (Trajectory.held_out_losses).
 
     MixedProblems run their groups in lockstep (inner_step_groups: a learned optimizer's LSTMs
     called once per step for all groups; the optimizers are per problem, so this is each
@@ -363,10 +369,12 @@ def run(
     states = [opt.init_state(g) for g in groups]
     # CUDA runs asynchronously: wait for each step, or the times measure only the launches.
     sync = torch.cuda.synchronize if groups[0].X.is_cuda else (lambda: None)
-    losses, seconds, refused = [], [0.0], None
+    losses, seconds, refused, held = [], [0.0], None, []
     start = time.perf_counter()
     for t in range(n_steps):
         ctxs = [StepContext(t, g, x_pinv) for g, x_pinv in zip(groups, x_pinvs)]
+        if held_out:
+            held.append(_held_out_losses(weights, groups))
         steps = inner_step_groups(opt, weights, states, ctxs, loss_and_grads)
         losses.append(torch.cat([loss for loss, _, _ in steps]))
         weights, states = [w for _, w, _ in steps], [state for _, _, state in steps]
@@ -376,5 +384,16 @@ def run(
         sync()
         seconds.append(time.perf_counter() - start)
     losses.append(torch.cat([f(w)[0] for f, w in zip(loss_and_grads, weights)]))
+    if held_out:
+        held.append(_held_out_losses(weights, groups))
     return Trajectory(torch.stack(losses), torch.tensor(seconds),
-                      weights if mixed else weights[0], refused)
+                      weights if mixed else weights[0], refused,
+                      torch.stack(held) if held_out else None)
+
+
+def _held_out_losses(weights: list[list[torch.Tensor]], groups: list[Problems]) -> torch.Tensor:
+    """(sum of B_i,) each problem's loss on its held-out samples, NaN for groups without."""
+    return torch.cat([
+        torch.full((g.batch_size,), math.nan, dtype=g.X.dtype, device=g.X.device)
+        if g.X_test is None else mlp_loss(w, g.X_test, g.Y_test, g.slope)
+        for w, g in zip(weights, groups)])

@@ -28,7 +28,7 @@ from .inner import StepContext, Trajectory, detach_state, run
 from .learned import LearnedOptimizer
 from .networks import set_fused_training, set_recompute
 from .symmetry import input_pinv
-from .tasks import MixedProblems, Problems, Split, TaskFamily
+from .tasks import MixedProblems, Problems, Split, TaskFamily, groups_of
 
 if TYPE_CHECKING:
     from .distributed import DistContext
@@ -230,27 +230,45 @@ class MetaTrainer:
         return self.meta_step >= self.total_meta_steps
 
     @torch.no_grad()
-    def validate(self, problems: Problems | None = None) -> Trajectory:
-        """Run the current optimizer over the whole horizon on the validation problems."""
+    def validate(self, problems: Problems | None = None, held_out: bool = False) -> Trajectory:
+        """Run the current optimizer over the whole horizon on the validation problems
+        (``held_out``: recording the held-out losses too, inner.run)."""
         self.opt.eval()
         problems = problems or self.val_problems
         # a mixed batch runs each group's batched MLP (inner.run)
         loss_and_grad = (None if isinstance(problems, MixedProblems)
                          else self.family.loss_and_grad(problems))
-        return run(self.opt, problems, self.cfg.train.n_steps, loss_and_grad)
+        return run(self.opt, problems, self.cfg.train.n_steps, loss_and_grad, held_out)
+
+    def _selection_losses(self, problems: Problems | MixedProblems) -> torch.Tensor:
+        """Losses (n_steps + 1, B) of the current optimizer on ``problems`` that the validation
+        score reads, as ``cfg.train.validate_on`` says: the training losses ("train"), or the
+        held-out losses of the problems that have held-out samples and the training losses of
+        the others ("held_out_where_available"; "held_out": every problem has them)."""
+        on = self.cfg.train.validate_on
+        traj = self.validate(problems, held_out=on != "train")
+        if on == "train":
+            return traj.losses
+        has = torch.cat([torch.full((g.batch_size,), g.X_test is not None)
+                         for g in groups_of(problems)]).to(traj.losses.device)
+        if on == "held_out" and not bool(has.all()):
+            raise ValueError("train.validate_on: held_out needs validation problems that all "
+                             "have held-out samples")
+        return torch.where(has, traj.held_out_losses, traj.losses)
 
     def validation_losses(self) -> torch.Tensor | None:
-        """Losses (n_steps + 1, V) of the current optimizer on the V validation problems.
+        """Losses (n_steps + 1, V) of the current optimizer on the V validation problems, those
+        the validation score reads (``cfg.train.validate_on``: ``_selection_losses``).
 
         A distributed run splits the problems into contiguous chunks, one per rank, and gathers
         the losses on rank 0 (the other ranks get None): validation takes 1/N of the time, and
         no rank waits at a collective while another validates alone.
         """
         if self.dist is None:
-            return self.validate().losses
+            return self._selection_losses(self.val_problems)
         V = self.val_problems.batch_size
         lo, hi = V * self.rank // self.world_size, V * (self.rank + 1) // self.world_size
-        mine = self.validate(self.val_problems[lo:hi]).losses.cpu() if hi > lo else None
+        mine = self._selection_losses(self.val_problems[lo:hi]).cpu() if hi > lo else None
         parts = self.dist.gather_object(mine)
         if parts is None:
             return None

@@ -126,3 +126,43 @@ def test_held_out_where_available_meta_loss_takes_each_groups_own(dist):
         with pytest.raises(ConfigError, match="held_out_where_available needs"):
             config_from_dict({"task": task, "train": {"meta_loss_on":
                                                       "held_out_where_available"}})
+
+
+def test_validation_on_held_out_where_available_reads_each_problems_own(dist):
+    from metateleport.trainer import MetaTrainer, validation_score
+
+    def trainer(on):
+        cfg = config_from_dict({"task": {"family": "distribution", "options": OPTIONS},
+                                "train": {"n_steps": 3, "unroll": 3, "val_problems": 12,
+                                          "validate_on": on, "dtype": "float64"}})
+        torch.manual_seed(0)
+        return MetaTrainer(cfg)
+
+    held, train = trainer("held_out_where_available"), trainer("train")
+    groups = groups_of(held.val_problems)
+    has = torch.cat([torch.full((g.batch_size,), g.X_test is not None) for g in groups])
+    assert has.any() and not has.all(), "the 12 validation problems mix digits and synthetic"
+    mixed, plain = held.validation_losses(), train.validation_losses()
+    assert mixed.shape == plain.shape == (4, 12)
+    torch.testing.assert_close(mixed[:, ~has], plain[:, ~has], rtol=0, atol=0)
+    traj = held.validate(held_out=True)
+    # the digits problems' columns are their held-out losses at W_0 .. W_N, from the weights
+    col = 0
+    for g, w in zip(groups, traj.weights):
+        if g.X_test is not None:
+            torch.testing.assert_close(mixed[-1, col:col + g.batch_size],
+                                       mlp_loss(w, g.X_test, g.Y_test, g.slope))
+            torch.testing.assert_close(mixed[0, col:col + g.batch_size],
+                                       mlp_loss(g.weights, g.X_test, g.Y_test, g.slope))
+        col += g.batch_size
+    assert torch.isnan(traj.held_out_losses[:, ~has]).all()
+    assert not torch.allclose(mixed[:, has], plain[:, has])
+    assert validation_score(mixed) != validation_score(plain)
+    for task in ({"family": "distribution", "options": {**OPTIONS, "digits": 0.0}},
+                 {"widths": [5, 4, 3], "n_samples": 5}):
+        with pytest.raises(ConfigError, match="train.validate_on: held_out_where_available"):
+            config_from_dict({"task": task, "train": {"validate_on":
+                                                      "held_out_where_available"}})
+    with pytest.raises(ConfigError, match="train.validate_on: held_out needs"):
+        config_from_dict({"task": {"family": "distribution", "options": OPTIONS},
+                          "train": {"validate_on": "held_out"}})

@@ -25,6 +25,9 @@ def test_every_arm_resolves_on_the_distribution_with_the_same_budget(arm):
         if "-long" in arm else base.train
     if arm.endswith("-held_out"):
         want = dataclasses.replace(want, meta_loss_on="held_out_where_available")
+    # "-val_held_out": the validation score reads the held-out loss of those groups
+    if arm.endswith("-val_held_out"):
+        want = dataclasses.replace(want, validate_on="held_out_where_available")
     # "-digits05": half the groups on digits, the only arm whose distribution differs
     task = dataclasses.replace(base.task, options={**base.task.options, "digits": 0.5}) \
         if "-digits05" in arm else base.task
