@@ -166,3 +166,22 @@ def test_validation_on_held_out_where_available_reads_each_problems_own(dist):
     with pytest.raises(ConfigError, match="train.validate_on: held_out needs"):
         config_from_dict({"task": {"family": "distribution", "options": OPTIONS},
                           "train": {"validate_on": "held_out"}})
+
+
+def test_validating_on_held_out_losses_leaves_meta_training_as_it_was(tmp_path):
+    from metateleport.checkpoint import load_checkpoint
+    from metateleport.training import train_run
+
+    def trained(on):
+        cfg = config_from_dict({"task": {"family": "distribution", "options": OPTIONS},
+                                "train": {"batch_size": 3, "n_steps": 4, "unroll": 2,
+                                          "trajectories": 6, "val_every": 1, "val_problems": 12,
+                                          "validate_on": on}})
+        trainer = train_run(cfg, tmp_path / on, progress=False)
+        return trainer, load_checkpoint(tmp_path / on / "best_params.pt", "params")
+
+    (plain, plain_best), (held, held_best) = trained("train"), trained("held_out_where_available")
+    for a, b in zip(plain.opt.state_dict().values(), held.opt.state_dict().values()):
+        assert torch.equal(a, b)
+    assert held_best["validation_score"] == held.best["score"] != plain.best["score"]
+    assert held_best["config"]["train"]["validate_on"] == "held_out_where_available"
