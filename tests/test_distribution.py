@@ -185,3 +185,4 @@ def test_validating_on_held_out_losses_leaves_meta_training_as_it_was(tmp_path):
         assert torch.equal(a, b)
     assert held_best["validation_score"] == held.best["score"] != plain.best["score"]
     assert held_best["config"]["train"]["validate_on"] == "held_out_where_available"
+    assert plain_best["validation_score"] == plain.best["score"]
