@@ -39,6 +39,7 @@ from .mlp import (  # noqa: F401
 __all__ = [
     "DATASETS",
     "INITS",
+    "held_out_mask",
     "held_out_metrics",
     "MLPTaskFamily",
     "MixedProblems",
@@ -144,6 +145,13 @@ class MixedProblems:
 def has_held_out(problems: Problems | MixedProblems) -> bool:
     """Whether every problem has held-out samples (X_test, Y_test)."""
     return all(g.X_test is not None for g in groups_of(problems))
+
+
+def held_out_mask(problems: Problems | MixedProblems) -> torch.Tensor:
+    """(B,) bool: which problems of the batch have held-out samples (X_test, Y_test), in the
+    batch's order (a MixedProblems' groups side by side)."""
+    return torch.cat([torch.full((g.batch_size,), g.X_test is not None)
+                      for g in groups_of(problems)])
 
 
 def groups_of(problems: Problems | MixedProblems) -> list[Problems]:

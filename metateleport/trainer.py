@@ -28,7 +28,7 @@ from .inner import StepContext, Trajectory, detach_state, run
 from .learned import LearnedOptimizer
 from .networks import set_fused_training, set_recompute
 from .symmetry import input_pinv
-from .tasks import MixedProblems, Problems, Split, TaskFamily, groups_of
+from .tasks import MixedProblems, Problems, Split, TaskFamily, held_out_mask
 
 if TYPE_CHECKING:
     from .distributed import DistContext
@@ -249,8 +249,7 @@ class MetaTrainer:
         traj = self.validate(problems, held_out=on != "train")
         if on == "train":
             return traj.losses
-        has = torch.cat([torch.full((g.batch_size,), g.X_test is not None)
-                         for g in groups_of(problems)]).to(traj.losses.device)
+        has = held_out_mask(problems).to(traj.losses.device)
         if on == "held_out" and not bool(has.all()):
             raise ValueError("train.validate_on: held_out needs validation problems that all "
                              "have held-out samples")

@@ -15,7 +15,7 @@ import torch
 
 from metateleport.checkpoint import load_checkpoint
 from metateleport.config import load_config
-from metateleport.tasks import groups_of
+from metateleport.tasks import held_out_mask
 from metateleport.trainer import MetaTrainer
 
 
@@ -26,8 +26,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     for folder in args.runs:
         trainer = MetaTrainer(load_config(f"{folder}/config.yaml"))
-        has = torch.cat([torch.full((g.batch_size,), g.X_test is not None)
-                         for g in groups_of(trainer.val_problems)])
+        has = held_out_mask(trainer.val_problems)
         for name in ("best_params.pt", "params.pt"):
             ckpt = load_checkpoint(f"{folder}/{name}", "params")
             trainer.opt.load_state_dict(ckpt["state_dict"])
