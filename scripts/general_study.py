@@ -18,6 +18,9 @@ half-done ones, and print the status table.
     python scripts/general_study.py guard-swap  (the diag arm's and its no-guard control's
                                                chosen iterates with the guard swapped,
                                                studies.general.GUARD_SWAP, then the tables)
+    python scripts/general_study.py tele-off  (the teleporting arms' chosen iterates with m1
+                                               alone, their teleports switched off,
+                                               studies.general.TELE_OFF, then the tables)
 
 Every command but ship prints the tables and writes them to studies/general/tables.md. Each
 finished run leaves studies/general/<arm>/s<seed>.json and .pt: commit them. Run long
@@ -42,6 +45,7 @@ from metateleport.studies.general import (
     score_guard_swap,
     score_specialists,
     score_study_specialists,
+    score_tele_off,
     ship_generalist,
     train_all,
 )
@@ -51,7 +55,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=["train", "score", "status", "guard-swap", "ship"])
+    p.add_argument("what", choices=["train", "score", "status", "guard-swap", "tele-off",
+                                         "ship"])
     p.add_argument("--jobs", type=int, default=2, help="runs trained at once (1 thread each)")
     p.add_argument("--arms", nargs="+", choices=list(ARMS), default=None)
     p.add_argument("--runs", type=Path, default=REPO / "runs" / "studies")
@@ -68,6 +73,8 @@ def main(argv=None) -> int:
         record_histories(runs, summaries)
     if args.what == "guard-swap":
         score_guard_swap(summaries)
+    if args.what == "tele-off":
+        score_tele_off(summaries)
     if args.what == "ship":
         for name in SHIPPED:
             print(ship_generalist(summaries, REPO / "checkpoints", name))

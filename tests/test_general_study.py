@@ -336,6 +336,43 @@ def test_guard_swap_scores_once_with_the_swapped_guard_and_pairs_it(tmp_path, mo
     assert "| 2 -> none | 1 | 1.5 | 0.75 | 0.5 [0.5, 0.5] | 0 -> 0 of 2 |" in row
 
 
+def test_tele_off_scores_m1_alone_once_and_pairs_it(tmp_path, monkeypatch):
+    calls = []
+
+    def fake(what):
+        def score(params, suite, problems, teleport=True):
+            calls.append((params.parent.name, what, suite, teleport))
+            return {"suite": suite}
+        return score
+
+    monkeypatch.setattr(general, "score_suite", fake("suite"))
+    monkeypatch.setattr(general, "score_real", fake("real"))
+    for arm in general.TELE_OFF["arms"]:
+        (tmp_path / "general" / arm).mkdir(parents=True)
+        (tmp_path / "general" / arm / "s1.pt").write_bytes(b"")
+    general.score_tele_off(tmp_path, problems=2, log=lambda line: None)
+    want = [(arm, "real" if suite.startswith("real-") else "suite",
+             suite.removeprefix("real-"), False)
+            for arm in general.TELE_OFF["arms"] for suite in general.TELE_OFF["suites"]]
+    assert calls == want
+    general.score_tele_off(tmp_path, problems=2, log=lambda line: None)
+    assert len(calls) == len(want), "a score with m1 alone is not redone"
+    # the table pairs m1 alone with the arm's own scores on the same problems: losses as a
+    # ratio, held-out accuracy as a difference, and m1 alone against the better hand optimizer
+    root = tmp_path / "general" / general.TELE_OFF["arms"][0]
+    for folder, acc in ((root, [0.6, 0.7]), (root / "tele_off", [0.7, 0.7])):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "s1-real-digits.json").write_text(json.dumps({
+            "sgd": {"final": [0.1, 0.1], "accuracy": [0.8, 0.8]},
+            "adam": {"final": [0.1, 0.1], "accuracy": [0.5, 0.5]},
+            "learned": {"final": [1.0, 2.0] if folder == root else [2.0, 4.0], "diverged": 0,
+                        "accuracy": acc}}))
+    row = next(r for r in general.tele_off_table(tmp_path).splitlines()
+               if r.startswith("| real-digits |"))
+    assert "| 1 | 1.5 | 3 | 2 [2, 2] | 0 -> 0 of 2 | 0.650 -> 0.700 | +0.050" in row
+    assert "-0.100" in row and row.endswith("vs sgd |")
+
+
 def test_specialist_table_pairs_the_generalist_with_each_specialist(tmp_path):
     root = tmp_path / "general"
     # against the shipped specialist's [0.1, 0.2]: seed 0 ends 3x higher on both problems,

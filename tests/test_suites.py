@@ -51,3 +51,25 @@ def test_score_suite_can_put_a_guard_in_or_take_it_out(monkeypatch):
     never = suites.score_suite(general, "small", problems=3, n_steps=5, guard=float("inf"))
     assert never["learned"]["refused_fraction"] == 0.0
     assert never["learned"]["final"] == off["learned"]["final"]
+
+
+def test_score_suite_without_teleports_scores_m1_alone(monkeypatch, tmp_path):
+    """teleport=False switches the teleports off: the losses change, and no longer depend on
+    m2 (a checkpoint whose m2 is scrambled scores the same), while with teleports they do."""
+    from metateleport.checkpoint import load_checkpoint, save_atomic
+
+    monkeypatch.setattr(suites, "ADAM_CAP", 20)
+    general = REPO / "checkpoints" / "general_update_tele.pt"
+    data = load_checkpoint(general, "params")
+    gen = torch.Generator().manual_seed(0)
+    data["state_dict"] = {k: torch.randn(v.shape, generator=gen) if k.startswith("group_net")
+                          else v for k, v in data["state_dict"].items()}
+    scrambled = save_atomic(data, tmp_path / "scrambled.pt")
+
+    def final(params, teleport):
+        return suites.score_suite(params, "unit_span10", problems=3, n_steps=5,
+                                  teleport=teleport)["learned"]["final"]
+
+    alone = final(general, False)
+    assert alone == final(scrambled, False)
+    assert final(general, True) != alone and final(scrambled, True) != alone

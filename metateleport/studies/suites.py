@@ -74,16 +74,19 @@ TRAINED = "trained"
 
 @torch.no_grad()
 def score_suite(params: Path, suite: str, problems: int = 32, n_steps: int = 100,
-                guard: float | None | str = TRAINED) -> dict:
+                guard: float | None | str = TRAINED, teleport: bool = True) -> dict:
     """The checkpoint ``params`` against tuned GD and Adam on ``problems`` test problems of
     ``suite`` (see the module docstring); ``guard``: the checkpoint's own loss guard
-    (TRAINED), None for none, or the factor of a LossGuard put in its place."""
+    (TRAINED), None for none, or the factor of a LossGuard put in its place; ``teleport``
+    False: the checkpoint's m1 alone, its teleports (m2, random or balance) switched off."""
     from ..config import config_from_dict, config_to_dict
     from ..inner import LossGuard
 
     opt, _ = load_optimizer(params)
     if guard != TRAINED:
         opt.guard = None if guard is None else LossGuard(float(guard))
+    if not teleport:
+        opt.move = None
     task = config_to_dict(config_from_dict({"task": SUITES[suite]}))["task"]
     family = make_family(task)
     test, val = family.sample(problems, 0, "test"), family.sample(problems, 0, "val")
