@@ -82,6 +82,10 @@ class ModelConfig:
     tele_action: str = "exact"  # exact (expm) | first_order (I + T, I - T; the control)
     guard: float | None = None  # refuse a step whose loss exceeds guard x the best so far
     update_input: str = "raw"  # m1 reads the gradient: raw | rms (over the problem's coordinates)
+    # m1's output is the update (direct) | the log of a positive step per coordinate along the
+    # gradient over its RMS (gradient: -update_scale * exp(out) * g / rms(g); needs rms input)
+    update_form: str = "direct"
+    update_tilt: float | None = None  # gradient form: |log step - the problem's mean| <= this
     tele_input: str = "raw"  # m2 reads G: raw | normalized (each G_k over its RMS entry)
     tele_norm_over: str = "layer"  # tele_norm / max_tele_norm bound each layer's T | the network's
     tele_group: str = "gl"  # m2's group: gl (T_k, the action on the batch) | diag (per unit)
@@ -143,6 +147,7 @@ _CHOICES = {
     "model.tele_action": ("exact", "first_order"),
     "model.m1_state_on_tele": ("keep", "reset"),
     "model.update_input": ("raw", "rms"),
+    "model.update_form": ("direct", "gradient"),
     "model.tele_input": ("raw", "normalized"),
     "model.tele_norm_over": ("layer", "network"),
     "model.tele_group": ("gl", "diag"),
@@ -177,6 +182,7 @@ _RANGES = {
     "model.tele_until": (lambda v: v is None or v >= 1, ">= 1, or null to teleport every step"),
     "model.tele_every": _AT_LEAST_ONE,
     "model.guard": (lambda v: v is None or v >= 1, ">= 1, or null for no guard"),
+    "model.update_tilt": (lambda v: v is None or v > 0, "> 0, or null for no bound"),
     "train.batch_size": _AT_LEAST_ONE,
     "train.n_steps": _AT_LEAST_ONE,
     "train.unroll": _AT_LEAST_ONE,
@@ -328,6 +334,13 @@ def _check_cross(cfg: Config) -> None:
     if m.tele_group == "diag" and (m.lookahead_input or m.tele_action != "exact"):
         raise ConfigError("model.tele_group: diag has neither model.lookahead_input nor "
                           "model.tele_action: first_order (both are gl's)")
+    if m.update_form == "gradient" and (m.update_input != "rms" or m.variant == "lr_tele"):
+        raise ConfigError("model.update_form: gradient moves along m1's input, the gradient over "
+                          "its RMS: it needs model.update_input: rms and a variant with m1 (not "
+                          f"lr_tele), got update_input: {m.update_input}, variant: {m.variant}")
+    if m.update_tilt is not None and m.update_form != "gradient":
+        raise ConfigError(f"model.update_tilt: {m.update_tilt} bounds the gradient form's "
+                          f"steps, but model.update_form is {m.update_form}")
     if m.variant == "update_random_tele" and m.tele_norm is None:
         raise ConfigError("model.tele_norm: variant update_random_tele needs a fixed norm for "
                           "its random teleports, got null")

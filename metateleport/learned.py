@@ -62,6 +62,7 @@ __all__ = [
     "LrTeleLSTM",
     "UpdateLSTM",
     "flatten_coords",
+    "gradient_form",
     "rms_normalized",
     "unflatten_coords",
 ]
@@ -70,6 +71,23 @@ __all__ = [
 M1_STATE_ON_TELE = ("keep", "reset")
 #: m1's input: the raw gradient, or the gradient over its RMS across the problem's coordinates
 UPDATE_INPUTS = ("raw", "rms")
+#: what m1's output is (LearnedUpdate's ``form``)
+UPDATE_FORMS = ("direct", "gradient")
+
+
+def gradient_form(out: torch.Tensor, direction: torch.Tensor, step: float,
+                  tilt: float | None) -> torch.Tensor:
+    """m1's "gradient" update form: -step * exp(o) * direction, coordinatewise, where ``out``
+    (..., N) holds m1's outputs, log-steps, over one problem's N coordinates (the last axis),
+    ``direction`` the gradient over its RMS (same shape), and o = s + tilt * tanh((out - s) /
+    tilt) with s the problem's mean log-step: a positive diagonal preconditioner of gradient
+    descent, whose steps deviate from the problem's common step exp(s) by at most a factor
+    exp(tilt) either way (``tilt`` None: o = out, unbounded). A coordinate whose gradient is
+    zero does not move."""
+    if tilt is not None:
+        s = out.mean(-1, keepdim=True)
+        out = s + tilt * torch.tanh((out - s) / tilt)
+    return -step * torch.exp(out) * direction
 #: m2's input: the raw teleport feature, or each G_k over its RMS entry
 TELE_INPUTS = ("raw", "normalized")
 #: what tele_norm / max_tele_norm bound: each hidden layer's ||T_k||, or ||T|| over all of them
@@ -91,12 +109,30 @@ class LearnedUpdate:
 
     ``input`` "rms": m1 reads each problem's gradient divided by its RMS over the problem's
     coordinates, so that its update does not depend on the loss's absolute scale (a deep net
-    starts at ~1e2 x the loss of a shallow one); "raw": the gradient as it is."""
+    starts at ~1e2 x the loss of a shallow one); "raw": the gradient as it is.
 
-    def __init__(self, net: UpdateLSTM, name: str = "LSTM(update)", input: str = "raw"):
+    ``form`` "direct": m1's output is the update; "gradient" (needs input "rms"): it is the log
+    of a positive step per coordinate along minus that input, gradient_form(out, input,
+    ``step``, ``tilt``)."""
+
+    def __init__(self, net: UpdateLSTM, name: str = "LSTM(update)", input: str = "raw",
+                 form: str = "direct", step: float = 0.1, tilt: float | None = None):
         if input not in UPDATE_INPUTS:
             raise ValueError(f"update input must be one of {UPDATE_INPUTS}, got {input!r}")
+        if form not in UPDATE_FORMS:
+            raise ValueError(f"update form must be one of {UPDATE_FORMS}, got {form!r}")
+        if form == "gradient" and input != "rms":
+            raise ValueError("the gradient update form moves along the gradient over its RMS: "
+                             f"it needs input 'rms', got {input!r}")
         self.net, self.name, self.input = net, name, input
+        self.form, self.step, self.tilt = form, step, tilt
+
+    def shape(self, out: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+        """The update from m1's output ``out`` and its input ``direction`` (..., N), the last
+        axis one problem's coordinates: ``out`` itself, or gradient_form's."""
+        if self.form == "direct":
+            return out
+        return gradient_form(out, direction.to(out.dtype), self.step, self.tilt)
 
     @property
     def _dtype(self) -> torch.dtype:
@@ -119,7 +155,7 @@ class LearnedUpdate:
             flats = [rms_normalized(flat, 1) for flat in flats]
         outs = call_groups(self.net, [flat.reshape(-1).to(self._dtype) for flat in flats],
                            m1_states)
-        return [(delta.reshape(flat.shape).to(g[0].dtype), m1)
+        return [(self.shape(delta.reshape(flat.shape), flat).to(g[0].dtype), m1)
                 for (delta, _, m1), flat, g in zip(outs, flats, grads)]
 
     def update(self, weights, grads, state: State, ctx: StepContext):
@@ -363,6 +399,9 @@ class LearnedOptimizer(nn.Module, Teleporting):
     would exceed guard x the best loss so far falls back to a safe gradient step).
     ``update_input``, ``tele_input``, ``tele_norm_over``: LearnedUpdate's and LearnedTeleport's
     scale-free inputs and depth-free bound (the shipped checkpoints: "raw", "raw", "layer").
+    ``update_form``, ``update_tilt``: what m1's output is (LearnedUpdate's ``form``: "direct",
+    the update, in every shipped checkpoint; "gradient", the log-steps of a preconditioner of
+    the gradient over its RMS, with base step ``update_scale`` and bound ``update_tilt``).
     ``tele_group``: m2's group, "gl" (the shipped checkpoints) or "diag" (LearnedTeleport).
     ``hidden_size``, ``num_layers``: the size of m1's and m2's coordinatewise LSTMs (the
     shipped checkpoints: 20 and 2).
@@ -388,6 +427,8 @@ class LearnedOptimizer(nn.Module, Teleporting):
         tele_action: str = "exact",
         guard: float | None = None,
         update_input: str = "raw",
+        update_form: str = "direct",
+        update_tilt: float | None = None,
         tele_input: str = "raw",
         tele_norm_over: str = "layer",
         tele_group: str = "gl",
@@ -425,8 +466,10 @@ class LearnedOptimizer(nn.Module, Teleporting):
         self.balance_input, self.balance_skip = balance_input, balance_skip
         self.lookahead_input, self.m1_state_on_tele = lookahead_input, m1_state_on_tele
         self.tele_action = tele_action
+        # the gradient form's outputs are log-steps, update_scale its base step
         self.update_net = (
-            UpdateLSTM(hidden_size, preprocess_p, update_scale, num_layers=num_layers)
+            UpdateLSTM(hidden_size, preprocess_p,
+                       1.0 if update_form == "gradient" else update_scale, num_layers=num_layers)
             if variant != "lr_tele" else None
         )
         group_kwargs = dict(hidden_size=hidden_size, p=preprocess_p, out_scale=tele_scale,
@@ -444,7 +487,8 @@ class LearnedOptimizer(nn.Module, Teleporting):
             update_input, tele_input, tele_norm_over)
         self.tele_group = check_group(tele_group)
         rule = (LearnedStepGD() if self.update_net is None
-                else LearnedUpdate(self.update_net, input=update_input))
+                else LearnedUpdate(self.update_net, input=update_input, form=update_form,
+                                   step=update_scale, tilt=update_tilt))
         if self.group_net is not None:
             look = rule if lookahead_input else None
             move = LearnedTeleport(self.group_net, balance_input=balance_input,

@@ -39,6 +39,13 @@ def test_int_is_accepted_for_float_and_null_for_optional():
         ({"train": {"n_steps": 100, "unroll": 7}}, r"train\.unroll: 7 must divide"),
         ({"model": {"lr_init": 2e-3}}, r"model\.lr_init: 0\.002 must be < model\.lr_max"),
         ({"model": {"tele_norm": 0}}, r"model\.tele_norm: 0 is out of range"),
+        ({"model": {"update_form": "gradient"}},
+         r"model\.update_form: gradient .* needs model\.update_input: rms"),
+        ({"model": {"update_form": "gradient", "update_input": "rms", "variant": "lr_tele"}},
+         r"model\.update_form: gradient .* variant: lr_tele"),
+        ({"model": {"update_tilt": 1.0}}, r"model\.update_tilt: 1\.0 bounds the gradient form"),
+        ({"model": {"update_form": "gradient", "update_input": "rms", "update_tilt": 0}},
+         r"model\.update_tilt: 0 is out of range"),
         ({"train": 3}, r"train: expected a mapping"),
     ],
 )

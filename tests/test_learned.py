@@ -317,3 +317,39 @@ def test_scale_free_inputs_do_not_see_the_loss_scale():
     norms = StepContext(0, p)
     opt.teleport([w.clone() for w in p.weights], state, norms)
     assert bool((norms.stats["tele_norm"] <= opt.group_net.max_tele_norm * (1 + 1e-9)).all())
+
+
+def test_the_gradient_form_preconditions_the_gradient_within_its_tilt():
+    """m1's gradient form moves every coordinate against its gradient, by a step whose ratio to
+    the problem's common step exp(mean log-step) lies within exp(+-tilt); a zero gradient does
+    not move; and m1's outputs set the steps (another LSTM, other steps)."""
+    from metateleport.inner import StepContext
+    from metateleport.learned import gradient_form
+    from metateleport.tasks import MLPTaskFamily
+
+    torch.manual_seed(0)
+    out = 5 * torch.randn(3, 40, dtype=torch.float64)
+    direction = torch.randn(3, 40, dtype=torch.float64)
+    direction[:, :5] = 0
+    step = gradient_form(out, direction, 0.1, tilt=0.5)
+    assert bool((step[:, :5] == 0).all()) and bool((step[:, 5:] * direction[:, 5:] < 0).all())
+    ratio = (step[:, 5:] / -direction[:, 5:]).log() - torch.log(torch.tensor(0.1)) \
+        - out.mean(1, keepdim=True)
+    assert 0.4 < float(ratio.abs().max()) <= 0.5 + 1e-6
+    free = gradient_form(out, direction, 0.1, tilt=None)
+    torch.testing.assert_close(free, -0.1 * out.exp() * direction)
+
+    p = MLPTaskFamily(widths=(6, 6, 6, 4), n_samples=6, dtype=torch.float64).sample(2, 0)
+    grads = [torch.randn_like(w) for w in p.weights]
+    opt = LearnedOptimizer("update", update_input="rms", update_form="gradient",
+                           update_tilt=1.0).double()
+    delta, _ = opt.update(p.weights, grads, opt.init_state(p), StepContext(0, p))
+    for d, g in zip(delta, grads):
+        assert bool((d * g < 0).all())
+    with torch.no_grad():
+        opt.update_net.head.bias.add_(1.0)  # every log-step up by 1
+    more, _ = opt.update(p.weights, grads, opt.init_state(p), StepContext(0, p))
+    for a, b in zip(more, delta):
+        torch.testing.assert_close(a, math.e * b)
+    with pytest.raises(ValueError, match="input 'rms'"):
+        LearnedOptimizer("update", update_form="gradient")

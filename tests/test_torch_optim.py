@@ -435,6 +435,8 @@ def test_guard_with_a_closure_never_lets_the_loss_pass_its_bound():
     {"update_input": "rms"},
     {"tele_input": "normalized", "tele_norm_over": "network", "tele_norm": None},
     {"update_input": "rms", "lookahead_input": True, "tele_norm_over": "network"},
+    {"update_input": "rms", "update_form": "gradient", "update_tilt": 1.0},
+    {"update_input": "rms", "update_form": "gradient", "lookahead_input": True},
 ])
 def test_scale_free_options_match_the_batched_path(options):
     torch.manual_seed(0)
