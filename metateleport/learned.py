@@ -73,6 +73,19 @@ M1_STATE_ON_TELE = ("keep", "reset")
 UPDATE_INPUTS = ("raw", "rms")
 #: what m1's output is (LearnedUpdate's ``form``)
 UPDATE_FORMS = ("direct", "gradient")
+#: m2's input: the raw teleport feature, or each G_k over its RMS entry
+TELE_INPUTS = ("raw", "normalized")
+#: what tele_norm / max_tele_norm bound: each hidden layer's ||T_k||, or ||T|| over all of them
+TELE_NORM_OVER = ("layer", "network")
+
+#: variant name -> display name used in tables and plots
+VARIANTS = {
+    "update_tele": "LSTM(update,tele)",
+    "update": "LSTM(update)",
+    "lr_tele": "LSTM(lr,tele)",
+    "update_random_tele": "LSTM(update)+random tele",
+    "update_balance": "LSTM(update)+balance",
+}
 
 
 def gradient_form(out: torch.Tensor, direction: torch.Tensor, step: float,
@@ -88,19 +101,6 @@ def gradient_form(out: torch.Tensor, direction: torch.Tensor, step: float,
         s = out.mean(-1, keepdim=True)
         out = s + tilt * torch.tanh((out - s) / tilt)
     return -step * torch.exp(out) * direction
-#: m2's input: the raw teleport feature, or each G_k over its RMS entry
-TELE_INPUTS = ("raw", "normalized")
-#: what tele_norm / max_tele_norm bound: each hidden layer's ||T_k||, or ||T|| over all of them
-TELE_NORM_OVER = ("layer", "network")
-
-#: variant name -> display name used in tables and plots
-VARIANTS = {
-    "update_tele": "LSTM(update,tele)",
-    "update": "LSTM(update)",
-    "lr_tele": "LSTM(lr,tele)",
-    "update_random_tele": "LSTM(update)+random tele",
-    "update_balance": "LSTM(update)+balance",
-}
 
 
 class LearnedUpdate:
