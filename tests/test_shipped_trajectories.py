@@ -25,5 +25,7 @@ def test_trajectory_matches_record(name, opt, problems, steps):
     got = torch.tensor(losses(opt, problems, steps), dtype=torch.float64)
     want = torch.tensor(RECORDED[name], dtype=torch.float64)
     assert got.shape == want.shape
-    same = torch.isclose(got, want, rtol=RTOL, atol=0, equal_nan=True)
+    # a diverged loss is pinned as diverged: past overflow, inf or nan is the CPU's rounding
+    # (gd_balance on rescaled units overflows at step 6: inf on one machine, nan on another)
+    same = torch.isclose(got, want, rtol=RTOL, atol=0) | (~got.isfinite() & ~want.isfinite())
     assert bool(same.all()), f"{name}: first difference at step {int((~same).any(1).nonzero()[0])}"
