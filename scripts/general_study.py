@@ -55,8 +55,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=["train", "score", "status", "guard-swap", "tele-off",
-                                         "ship"])
+    p.add_argument("what",
+                   choices=["train", "score", "status", "guard-swap", "tele-off", "ship"])
     p.add_argument("--jobs", type=int, default=2, help="runs trained at once (1 thread each)")
     p.add_argument("--arms", nargs="+", choices=list(ARMS), default=None)
     p.add_argument("--runs", type=Path, default=REPO / "runs" / "studies")
