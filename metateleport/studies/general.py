@@ -511,17 +511,21 @@ def score_guard_swap(summaries: Path, problems: int = 32,
     """Score every committed chosen iterate of GUARD_SWAP's arms and seeds on its suites with
     the guard swapped, into ``<arm>/guard_swap/s<seed>-<suite>.json`` (skipping those written;
     the same test problems as the arm's own ``s<seed>-<suite>.json``)."""
-    for arm, guard in GUARD_SWAP["arms"].items():
-        for seed in GUARD_SWAP["seeds"]:
-            params = summaries / STUDY / arm / f"s{seed}.pt"
-            if not params.is_file():
-                continue
-            for suite in GUARD_SWAP["suites"]:
-                _score_once(summaries / STUDY / arm / "guard_swap" / f"s{seed}-{suite}.json",
-                            {"arm": arm, "seed": seed, "problems": problems, "guard": guard},
-                            score_suite, (params, suite, problems, 100, guard), summaries,
-                            f"{arm} seed {seed} scored on {suite} with guard {guard}",
-                            f"{arm} s{seed} {suite} guard {guard}: done", log)
+    for arm, seed, params in _committed(summaries, GUARD_SWAP["arms"], GUARD_SWAP["seeds"]):
+        guard = GUARD_SWAP["arms"][arm]
+        for suite in GUARD_SWAP["suites"]:
+            _score_once(summaries / STUDY / arm / "guard_swap" / f"s{seed}-{suite}.json",
+                        {"arm": arm, "seed": seed, "problems": problems, "guard": guard},
+                        score_suite, (params, suite, problems, 100, guard), summaries,
+                        f"{arm} seed {seed} scored on {suite} with guard {guard}",
+                        f"{arm} s{seed} {suite} guard {guard}: done", log)
+
+
+def _committed(summaries: Path, arms, seeds) -> list[tuple[str, int, Path]]:
+    """(arm, seed, its committed chosen iterate) for the ``arms`` and ``seeds`` that have one,
+    arm by arm."""
+    return [(arm, seed, params) for arm in arms for seed in seeds
+            if (params := summaries / STUDY / arm / f"s{seed}.pt").is_file()]
 
 
 def _guard_of(arm: str) -> float | None:
@@ -580,20 +584,16 @@ def score_tele_off(summaries: Path, problems: int = 32,
     """Score every committed chosen iterate of TELE_OFF's arms and seeds with m1 alone on its
     suites and real sets, into ``<arm>/tele_off/s<seed>-<suite>.json`` (skipping those
     written; the same test problems as the arm's own ``s<seed>-<suite>.json``)."""
-    for arm in TELE_OFF["arms"]:
-        for seed in TELE_OFF["seeds"]:
-            params = summaries / STUDY / arm / f"s{seed}.pt"
-            if not params.is_file():
-                continue
-            for suite in TELE_OFF["suites"]:
-                score, args = ((score_real, (params, suite[5:], problems))
-                               if suite.startswith("real-") else
-                               (score_suite, (params, suite, problems)))
-                _score_once(summaries / STUDY / arm / "tele_off" / f"s{seed}-{suite}.json",
-                            {"arm": arm, "seed": seed, "problems": problems, "teleport": False},
-                            functools.partial(score, teleport=False), args, summaries,
-                            f"{arm} seed {seed} scored on {suite} with m1 alone",
-                            f"{arm} s{seed} {suite} m1 alone: done", log)
+    for arm, seed, params in _committed(summaries, TELE_OFF["arms"], TELE_OFF["seeds"]):
+        for suite in TELE_OFF["suites"]:
+            score, args = ((score_real, (params, suite[5:], problems))
+                           if suite.startswith("real-") else
+                           (score_suite, (params, suite, problems)))
+            _score_once(summaries / STUDY / arm / "tele_off" / f"s{seed}-{suite}.json",
+                        {"arm": arm, "seed": seed, "problems": problems, "teleport": False},
+                        functools.partial(score, teleport=False), args, summaries,
+                        f"{arm} seed {seed} scored on {suite} with m1 alone",
+                        f"{arm} s{seed} {suite} m1 alone: done", log)
 
 
 def tele_off_table(summaries: Path) -> str:
@@ -889,6 +889,17 @@ def suite_table(summaries: Path) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _pairing(summaries: Path, arms: tuple[str, ...], subject: str, paired: str,
+             accuracy: str) -> list[tuple[str, str]]:
+    """The three sections of one pairing of ``arms`` (the arm they are paired with last):
+    per suite (``subject + paired``), on real data and on the digits suite's held-out
+    images (``... + accuracy``)."""
+    return [(subject + paired, paired_table(summaries, arms, specialists=False)),
+            (f"{subject} on real data", real_table(summaries, arms)),
+            (f"{subject}: held-out accuracy on the digits suite{accuracy}",
+             digits_accuracy_table(summaries, arms))]
+
+
 def all_tables(summaries: Path) -> str:
     """Every table of the study from the committed summaries, as markdown under headings:
     what ``general_study.py`` prints and writes to ``studies/general/tables.md``."""
@@ -934,19 +945,11 @@ def all_tables(summaries: Path) -> str:
         ("The iterate chosen on the digits problems' held-out loss: held-out accuracy on the "
          "digits suite, paired with the bound-3 arm", digits_accuracy_table(summaries,
                                                                           VAL_HELD_OUT)),
-        ("m1 as a preconditioner of the gradient on the bound-3 arm, paired with it",
-         paired_table(summaries, GRADIENT_FORM, specialists=False)),
-        ("m1 as a preconditioner of the gradient on real data",
-         real_table(summaries, GRADIENT_FORM)),
-        ("m1 as a preconditioner of the gradient: held-out accuracy on the digits suite, "
-         "paired with the bound-3 arm", digits_accuracy_table(summaries, GRADIENT_FORM)),
-        ("The gradient form for LSTM(update), paired with it (against the direct form's "
-         "LSTM(update) and both teleporting arms)",
-         paired_table(summaries, GRADIENT_FORM_UPDATE, specialists=False)),
-        ("The gradient form for LSTM(update) on real data",
-         real_table(summaries, GRADIENT_FORM_UPDATE)),
-        ("The gradient form for LSTM(update): held-out accuracy on the digits suite",
-         digits_accuracy_table(summaries, GRADIENT_FORM_UPDATE)),
+        *_pairing(summaries, GRADIENT_FORM, "m1 as a preconditioner of the gradient",
+                  " on the bound-3 arm, paired with it", ", paired with the bound-3 arm"),
+        *_pairing(summaries, GRADIENT_FORM_UPDATE, "The gradient form for LSTM(update)",
+                  ", paired with it (against the direct form's LSTM(update) and both "
+                  "teleporting arms)", ""),
         ("LSTM(update) at the teleporting arms' budget (1600 trajectories), paired with them",
          paired_table(summaries, SAME_BUDGET, specialists=False)),
         ("LSTM(update) at the teleporting arms' budget on real data",
