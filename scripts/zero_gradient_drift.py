@@ -28,7 +28,7 @@ import torch
 from metateleport.checkpoint import load_optimizer
 from metateleport.stats import difference_text, paired_difference
 from metateleport.studies import general
-from metateleport.studies.realdata import HAND, _evaluate, hand_results, make_problem, run
+from metateleport.studies.realdata import HAND, evaluate, hand_results, make_problem, run
 from metateleport.torch_optim import LearnedTorchOptimizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,10 +55,10 @@ def _measure(make_opt, seed: int, teleport: bool) -> tuple[float, ...]:
         sum((s.double()[k] ** 2).sum() for s, k in zip(start, live)))
     first_sq = (moved[0] ** 2).sum()
     share = float((moved[0][~live[0]] ** 2).sum() / first_sq) if first_sq > 0 else 0.0
-    accuracy = _evaluate(problem)[1]
+    accuracy = evaluate(problem)[1]
     with torch.no_grad():
         first[:, dead] = start[0][:, dead]
-    return float(total), float(on_live), share, accuracy, _evaluate(problem)[1]
+    return float(total), float(on_live), share, accuracy, evaluate(problem)[1]
 
 
 def main(argv=None) -> int:

@@ -36,7 +36,7 @@ from ..checkpoint import load_optimizer
 from ..stats import paired_difference
 from ..torch_optim import LearnedTorchOptimizer
 
-__all__ = ["GRIDS", "REAL_SETS", "VAL_SEEDS", "RealProblem", "RealSet", "hand_results",
+__all__ = ["GRIDS", "REAL_SETS", "VAL_SEEDS", "RealProblem", "RealSet", "evaluate", "hand_results",
            "loss_fn", "make_problem", "real_table", "run", "score_real", "tune",
            "versus_best_hand"]
 
@@ -139,7 +139,7 @@ def loss_fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 0.5 * ((y - out) ** 2).sum(1).mean()
 
 
-def _evaluate(problem: RealProblem) -> tuple[float, float, float]:
+def evaluate(problem: RealProblem) -> tuple[float, float, float]:
     """(training loss, held-out accuracy, held-out loss) of ``problem.model`` as it stands; a
     held-out sample with a non-finite output counts as wrong."""
     model = problem.model
@@ -173,7 +173,7 @@ def run(problem: RealProblem, make_opt: Callable[[Any], torch.optim.Optimizer], 
     start = _flat(model) if trace else None
 
     def record() -> tuple[float, float, float, float]:
-        final, accuracy, held = _evaluate(problem)
+        final, accuracy, held = evaluate(problem)
         return final, accuracy, held, float((_flat(model) - start).norm() / start.norm())
 
     def closure() -> torch.Tensor:
@@ -192,7 +192,7 @@ def run(problem: RealProblem, make_opt: Callable[[Any], torch.optim.Optimizer], 
             opt.teleport(model, x, problem.labels)
         if trace:
             steps.append(record())
-    final, accuracy, held = _evaluate(problem)
+    final, accuracy, held = evaluate(problem)
     diverged = diverged or not math.isfinite(final)
     result: dict[str, Any] = {"final": math.inf if diverged else final, "accuracy": accuracy,
                               "held_out_loss": held if math.isfinite(held) else math.inf,
