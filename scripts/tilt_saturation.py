@@ -1,0 +1,96 @@
+"""How often the gradient form's bound binds: m1's log-steps against the tilt.
+
+In the gradient form (model.update_form: gradient) m1's raw output o' per coordinate becomes
+the log-step o = s + tilt * tanh((o' - s) / tilt), s the problem's mean (learned.gradient_form):
+a coordinate whose |o' - s| exceeds the tilt sits in the flat part of the tanh, where its step
+is at the bound and m1's gradient through it vanishes. For every committed run of the arms in
+the gradient form (the general study's chosen iterates, m1 and m2 as scored), on validation
+problems of the task distribution and of the digits family (never a test problem: this
+informs the choice of the tilt), this prints and writes to studies/general/tilt_saturation.md,
+per arm and suite, the mean over seeds of: the share of coordinates with |o' - s| > tilt and
+> 2 tilt over steps 1-10, 11-50 and 51-100, and the standard deviation of o' - s over the
+coordinates (the spread m1 asks for before the bound), averaged over the steps.
+
+    python scripts/tilt_saturation.py [--problems 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metateleport.checkpoint import load_optimizer
+from metateleport.config import config_from_dict, config_to_dict
+from metateleport.evaluation import score
+from metateleport.studies import general
+from metateleport.studies.suites import SUITES
+from metateleport.tasks import make_family
+
+REPO = Path(__file__).resolve().parents[1]
+SUITE_NAMES = ("distribution", "digits")
+WINDOWS = ((0, 10), (10, 50), (50, 100))
+
+
+def gradient_arms() -> list[str]:
+    """The study's arms whose m1 is in the gradient form."""
+    return [arm for arm, (_, overrides, _, _) in general.ARMS.items()
+            if "model.update_form=gradient" in overrides]
+
+
+def measure(params: Path, suite: str, problems: int, n_steps: int = 100) -> np.ndarray:
+    """(n_steps, 3): per step, over the coordinates of ``problems`` validation problems of
+    ``suite``, the share with |o' - s| > tilt, > 2 tilt, and the std of o' - s."""
+    opt, _ = load_optimizer(params)
+    rule, tilt = opt.rule, opt.rule.tilt
+    rows: list[tuple[float, float, float]] = []
+    shape = rule.shape
+
+    def recording(out: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+        dev = (out - out.mean(-1, keepdim=True)).detach()
+        rows.append((float((dev.abs() > tilt).double().mean()),
+                     float((dev.abs() > 2 * tilt).double().mean()), float(dev.std())))
+        return shape(out, direction)
+
+    rule.shape = recording
+    task = config_to_dict(config_from_dict({"task": SUITES[suite]}))["task"]
+    score({"learned": opt}, make_family(task).sample(problems, 0, "val"), n_steps)
+    return np.asarray(rows[:n_steps])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--problems", type=int, default=16)
+    parser.add_argument("--summaries", type=Path, default=REPO / "studies")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    head = ["arm", "suite", "seeds", "tilt"] + [
+        f"> {k} tilt, steps {a + 1}-{b}" for a, b in WINDOWS for k in ("1x", "2x")] + [
+        "std of o' - s"]
+    lines = [__doc__.split("\n\n")[0].replace("How often", "# How often"), "",
+             f"`python scripts/tilt_saturation.py --problems {args.problems}`, validation "
+             "problems (split val, seed 0).", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for arm in gradient_arms():
+        seeds = [s for s in general.ARMS[arm][3]
+                 if (args.summaries / general.STUDY / arm / f"s{s}.pt").exists()]
+        if not seeds:
+            continue
+        tilt = load_optimizer(args.summaries / general.STUDY / arm / f"s{seeds[0]}.pt")[0].rule.tilt
+        for suite in SUITE_NAMES:
+            per_seed = np.stack([measure(args.summaries / general.STUDY / arm / f"s{s}.pt",
+                                         suite, args.problems) for s in seeds])
+            cells = [f"{per_seed[:, a:b, k].mean():.2f}" for a, b in WINDOWS for k in (0, 1)]
+            line = (f"| {arm} | {suite} | {len(seeds)} | {tilt:g} | " + " | ".join(cells)
+                    + f" | {per_seed[:, :, 2].mean():.2f} |")
+            print(line, flush=True)
+            lines.append(line)
+    out = args.summaries / general.STUDY / "tilt_saturation.md"
+    out.write_text("\n".join(lines) + "\n")
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()
