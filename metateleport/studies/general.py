@@ -591,10 +591,12 @@ def guard_swap_table(summaries: Path) -> str:
 #: suites and real sets ("real-<set>"). Fixed 2026-12-04 after a probe of the bound-3 arm's 5
 #: seeds on real digits (m1 alone's median held-out accuracy 0.013-0.022 above on every seed,
 #: at the same training loss); the other arms, suites and breast cancer were fixed before any
-#: was scored (the gradient form's arm added when it was registered, before any of its runs)
+#: was scored (the gradient form's arms added before any of their scoring: tilt 1 when it was
+#: registered, tilt 3 once its seed 0 was trained)
 TELE_OFF = {"arms": ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",
                      "update_tele_diag-noguard", "update_tele_diag",
-                     "update_tele_diag-noguard-long-bound3-gradient"),
+                     "update_tele_diag-noguard-long-bound3-gradient",
+                     "update_tele_diag-noguard-long-bound3-gradient-tilt3"),
             "seeds": [0, 1, 2, 3, 4],
             "suites": ["distribution", "unit_span30", "digits", "real-digits",
                        "real-breast_cancer"]}
