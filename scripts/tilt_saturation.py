@@ -57,7 +57,7 @@ def measure(params: Path, suite: str, problems: int, n_steps: int = 100) -> np.n
     rule.shape = recording
     task = config_to_dict(config_from_dict({"task": SUITES[suite]}))["task"]
     score({"learned": opt}, make_family(task).sample(problems, 0, "val"), n_steps)
-    return np.asarray(rows[:n_steps])
+    return np.asarray(rows)
 
 
 def main() -> None:

@@ -465,3 +465,21 @@ def test_the_bound_diagnosis_reports_norms_within_the_bound(capsys):
     assert len(per10) == 10 and all(0 < v <= bound + 1e-6 for v in per10), "m2 moves, bounded"
     losses = [float(v) for v in line.rsplit("100 ", 1)[1].split(" / ")]
     assert losses[2] < losses[0], "the loss falls"
+
+
+def test_the_tilt_saturation_counts_steps_past_the_bound():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "tilt_saturation", REPO / "scripts" / "tilt_saturation.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    arms = script.gradient_arms()
+    assert "update_tele_diag-noguard-long-bound3-gradient" in arms and "update-long" not in arms
+    arm = "update_tele_diag-noguard-long-bound3-gradient"
+    params = REPO / "studies" / "general" / arm / "s0.pt"
+    rows = script.measure(params, "small", problems=2, n_steps=6)
+    assert rows.shape == (6, 3), "one row per step of m1"
+    assert ((0 <= rows[:, :2]) & (rows[:, :2] <= 1)).all()
+    assert (rows[:, 1] <= rows[:, 0]).all(), "past twice the tilt is past the tilt"
+    assert (rows[:, 2] > 0).all(), "m1's log-steps differ between coordinates"
