@@ -46,6 +46,17 @@ __all__ = ["ACCURACY", "ARMS", "CONTROLS", "CURVATURE", "DIGITS_SHARE", "FAILED_
            "tele_off_table", "train_all", "train_one", "validation_history"]
 
 STUDY = "general"
+
+
+def _in_gradient_form(config: str, overrides: list[str], label: str,
+                      tilt: float) -> tuple[str, list[str], str, list[int]]:
+    """An ARMS entry, 5 seeds: the arm of ``config``, ``overrides`` and ``label`` with m1 in
+    the gradient form (base step 0.1) under ``tilt``."""
+    return (config, overrides + ["model.update_form=gradient", f"model.update_tilt={tilt}",
+                                 "model.update_scale=0.1"],
+            f"{label}, m1 a preconditioner of the gradient (tilt {tilt:g})", [0, 1, 2, 3, 4])
+
+
 #: arm -> (config, overrides, label, seeds)
 ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
     "update": ("general_update", [], "LSTM(update), guarded", [0, 1, 2, 3, 4]),
@@ -161,13 +172,12 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
     # (model.update_form), gradient descent under a positive diagonal preconditioner whose
     # per-coordinate steps stay within e^+-1 of the problem's common step, the implicit bias
     # of gradient descent that tuned SGD has; a candidate to ship (SHIPPED)
-    "update_tele_diag-noguard-long-bound3-gradient": (
+    "update_tele_diag-noguard-long-bound3-gradient": _in_gradient_form(
         "general_update_tele",
         ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
-         "model.max_tele_norm=3.0", "model.update_form=gradient", "model.update_tilt=1.0",
-         "model.update_scale=0.1"],
+         "model.max_tele_norm=3.0"],
         "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
-        "teleport bound 3, m1 a preconditioner of the gradient (tilt 1)", [0, 1, 2, 3, 4]),
+        "teleport bound 3", 1.0),
     # added 2026-12-04, 5 seeds registered before any run, once the gradient form's seeds 0-1
     # were trained (validation 3.548 / 1.381 against the bound-3 arm's 1.455 / -0.675) and
     # seed 0 scored (real digits 0.752 against 0.734 for the bound-3 arm's seed 0; a
@@ -175,33 +185,28 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
     # budget, the generalist LSTM(update) meta-trained the same way as the teleporting arm
     # (the done-when's comparison) and the teleports' control in that form; a candidate to
     # ship as general_update (SHIPPED)
-    "update-long-gradient": ("general_update",
-                             ["train.trajectories=1600", "model.update_form=gradient",
-                              "model.update_tilt=1.0", "model.update_scale=0.1"],
-                             "LSTM(update), guarded, twice the meta-training, m1 a "
-                             "preconditioner of the gradient (tilt 1)", [0, 1, 2, 3, 4]),
+    "update-long-gradient": _in_gradient_form(
+        "general_update", ["train.trajectories=1600"],
+        "LSTM(update), guarded, twice the meta-training", 1.0),
     # added 2026-12-04, 5 seeds registered before any run, once scripts/tilt_saturation.py
     # (validation problems only) found the tilt-1 arms' log-steps beyond the bound on 0.5-0.8
     # of the coordinates after step 10, with a spread (std of o' - s) of 2-3.4 asked for: the
     # gradient form's teleporting arm with the bound at 3 (steps within e^+-3 of the common
     # one), between tilt 1 (real digits level with tuned SGD, slow) and the direct form
     # (fast, 0.06 below it); a candidate to ship (SHIPPED)
-    "update_tele_diag-noguard-long-bound3-gradient-tilt3": (
+    "update_tele_diag-noguard-long-bound3-gradient-tilt3": _in_gradient_form(
         "general_update_tele",
         ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
-         "model.max_tele_norm=3.0", "model.update_form=gradient", "model.update_tilt=3.0",
-         "model.update_scale=0.1"],
+         "model.max_tele_norm=3.0"],
         "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
-        "teleport bound 3, m1 a preconditioner of the gradient (tilt 3)", [0, 1, 2, 3, 4]),
+        "teleport bound 3", 3.0),
     # added 2026-12-04, 5 seeds registered before any run, once the tilt-3 arm's 5 seeds were
     # scored (real digits 0.025 below tuned SGD, 0.84-11.7x the direct form's loss): its
     # LSTM(update) in the same form at the same budget, the done-when's comparison for it; a
     # candidate to ship as general_update (SHIPPED)
-    "update-long-gradient-tilt3": ("general_update",
-                                   ["train.trajectories=1600", "model.update_form=gradient",
-                                    "model.update_tilt=3.0", "model.update_scale=0.1"],
-                                   "LSTM(update), guarded, twice the meta-training, m1 a "
-                                   "preconditioner of the gradient (tilt 3)", [0, 1, 2, 3, 4]),
+    "update-long-gradient-tilt3": _in_gradient_form(
+        "general_update", ["train.trajectories=1600"],
+        "LSTM(update), guarded, twice the meta-training", 3.0),
 }
 
 
