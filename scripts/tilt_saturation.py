@@ -40,24 +40,33 @@ def gradient_arms() -> list[str]:
             if "model.update_form=gradient" in overrides]
 
 
-def measure(params: Path, suite: str, problems: int, n_steps: int = 100) -> np.ndarray:
-    """(n_steps, 3): per step, over the coordinates of ``problems`` validation problems of
-    ``suite``, the share with |o' - s| > tilt, > 2 tilt, and the std of o' - s."""
+def measure(params: Path, suite: str, problems: int,
+            n_steps: int = 100) -> tuple[float, np.ndarray]:
+    """(the checkpoint's tilt, (n_steps, 3)): per step, over the coordinates of ``problems``
+    validation problems of ``suite``, the share with |o' - s| > tilt, > 2 tilt, and the std
+    of o' - s. m1 shapes the update once per group of problems of one architecture at every
+    step (a mixed suite has several), so each step pools its groups' coordinates."""
     opt, _ = load_optimizer(params)
     rule, tilt = opt.rule, opt.rule.tilt
-    rows: list[tuple[float, float, float]] = []
+    calls: list[tuple[float, ...]] = []  # per call: coordinates, past 1x, past 2x, sum, sum sq
     shape = rule.shape
 
     def recording(out: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
-        dev = (out - out.mean(-1, keepdim=True)).detach()
-        rows.append((float((dev.abs() > tilt).double().mean()),
-                     float((dev.abs() > 2 * tilt).double().mean()), float(dev.std())))
+        dev = (out - out.mean(-1, keepdim=True)).detach().double()
+        calls.append((dev.numel(), float((dev.abs() > tilt).sum()),
+                      float((dev.abs() > 2 * tilt).sum()), float(dev.sum()),
+                      float((dev ** 2).sum())))
         return shape(out, direction)
 
     rule.shape = recording
     task = config_to_dict(config_from_dict({"task": SUITES[suite]}))["task"]
     score({"learned": opt}, make_family(task).sample(problems, 0, "val"), n_steps)
-    return np.asarray(rows)
+    if len(calls) % n_steps:
+        raise RuntimeError(f"{len(calls)} calls of m1's update form in {n_steps} steps: not "
+                           "the same number of groups at every step")
+    n, past1, past2, total, squares = np.asarray(calls).reshape(n_steps, -1, 5).sum(1).T
+    std = np.sqrt(np.maximum(squares - total ** 2 / n, 0) / (n - 1))
+    return tilt, np.stack([past1 / n, past2 / n, std], 1)
 
 
 def main() -> None:
@@ -74,16 +83,14 @@ def main() -> None:
              "problems (split val, seed 0).", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for arm in gradient_arms():
-        seeds = [s for s in general.ARMS[arm][3]
-                 if (args.summaries / general.STUDY / arm / f"s{s}.pt").exists()]
-        if not seeds:
+        runs = general.committed(args.summaries, [arm], general.ARMS[arm][3])
+        if not runs:
             continue
-        tilt = load_optimizer(args.summaries / general.STUDY / arm / f"s{seeds[0]}.pt")[0].rule.tilt
         for suite in SUITE_NAMES:
-            per_seed = np.stack([measure(args.summaries / general.STUDY / arm / f"s{s}.pt",
-                                         suite, args.problems) for s in seeds])
+            tilts, rows = zip(*(measure(params, suite, args.problems) for _, _, params in runs))
+            tilt, per_seed = tilts[0], np.stack(rows)
             cells = [f"{per_seed[:, a:b, k].mean():.2f}" for a, b in WINDOWS for k in (0, 1)]
-            line = (f"| {arm} | {suite} | {len(seeds)} | {tilt:g} | " + " | ".join(cells)
+            line = (f"| {arm} | {suite} | {len(runs)} | {tilt:g} | " + " | ".join(cells)
                     + f" | {per_seed[:, :, 2].mean():.2f} |")
             print(line, flush=True)
             lines.append(line)

@@ -478,8 +478,18 @@ def test_the_tilt_saturation_counts_steps_past_the_bound():
     assert "update_tele_diag-noguard-long-bound3-gradient" in arms and "update-long" not in arms
     arm = "update_tele_diag-noguard-long-bound3-gradient"
     params = REPO / "studies" / "general" / arm / "s0.pt"
-    rows = script.measure(params, "small", problems=2, n_steps=6)
+    tilt, rows = script.measure(params, "small", problems=2, n_steps=6)
+    assert tilt == 1.0, "the arm's tilt, from its checkpoint"
     assert rows.shape == (6, 3), "one row per step of m1"
     assert ((0 <= rows[:, :2]) & (rows[:, :2] <= 1)).all()
     assert (rows[:, 1] <= rows[:, 0]).all(), "past twice the tilt is past the tilt"
     assert (rows[:, 2] > 0).all(), "m1's log-steps differ between coordinates"
+    from metateleport.config import config_from_dict, config_to_dict
+    from metateleport.studies.suites import SUITES
+    from metateleport.tasks import make_family
+
+    task = config_to_dict(config_from_dict({"task": SUITES["distribution"]}))["task"]
+    family = make_family(task)
+    assert len(family.sample(16, 0, "val").groups) > 1, "the suite mixes architectures"
+    tilt, mixed = script.measure(params, "distribution", problems=16, n_steps=3)
+    assert mixed.shape == (3, 3), "one row per step, however many architectures"

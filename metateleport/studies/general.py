@@ -39,7 +39,7 @@ __all__ = ["ACCURACY", "ARMS", "CONTROLS", "CURVATURE", "DIGITS_SHARE", "FAILED_
            "GRADIENT_FORM", "GRADIENT_FORM_UPDATE", "GRADIENT_TILT", "GRADIENT_TILT_UPDATE",
            "GUARD_SWAP", "HEADLINE", "LONGER", "ORDER", "SAME_BUDGET", "SHIPPED", "SPECIALISTS",
            "STUDY", "STUDY_SPECIALISTS", "TELE_OFF", "VAL_HELD_OUT", "VARIANTS", "all_tables",
-           "digits_accuracy_table", "guard_swap_table", "paired_table", "real_table",
+           "committed", "digits_accuracy_table", "guard_swap_table", "paired_table", "real_table",
            "record_histories", "score_all", "score_guard_swap", "score_specialists",
            "score_study_specialists", "score_tele_off", "selection_table", "ship_generalist",
            "shipped_choice", "shipped_table", "specialist_table", "status_table", "suite_table",
@@ -554,7 +554,7 @@ def score_guard_swap(summaries: Path, problems: int = 32,
     """Score every committed chosen iterate of GUARD_SWAP's arms and seeds on its suites with
     the guard swapped, into ``<arm>/guard_swap/s<seed>-<suite>.json`` (skipping those written;
     the same test problems as the arm's own ``s<seed>-<suite>.json``)."""
-    for arm, seed, params in _committed(summaries, GUARD_SWAP["arms"], GUARD_SWAP["seeds"]):
+    for arm, seed, params in committed(summaries, GUARD_SWAP["arms"], GUARD_SWAP["seeds"]):
         guard = GUARD_SWAP["arms"][arm]
         for suite in GUARD_SWAP["suites"]:
             _score_once(summaries / STUDY / arm / "guard_swap" / f"s{seed}-{suite}.json",
@@ -564,7 +564,7 @@ def score_guard_swap(summaries: Path, problems: int = 32,
                         f"{arm} s{seed} {suite} guard {guard}: done", log)
 
 
-def _committed(summaries: Path, arms, seeds) -> list[tuple[str, int, Path]]:
+def committed(summaries: Path, arms, seeds) -> list[tuple[str, int, Path]]:
     """(arm, seed, its committed chosen iterate) for the ``arms`` and ``seeds`` that have one,
     arm by arm."""
     return [(arm, seed, params) for arm in arms for seed in seeds
@@ -629,7 +629,7 @@ def score_tele_off(summaries: Path, problems: int = 32,
     """Score every committed chosen iterate of TELE_OFF's arms and seeds with m1 alone on its
     suites and real sets, into ``<arm>/tele_off/s<seed>-<suite>.json`` (skipping those
     written; the same test problems as the arm's own ``s<seed>-<suite>.json``)."""
-    for arm, seed, params in _committed(summaries, TELE_OFF["arms"], TELE_OFF["seeds"]):
+    for arm, seed, params in committed(summaries, TELE_OFF["arms"], TELE_OFF["seeds"]):
         for suite in TELE_OFF["suites"]:
             score, args = ((score_real, (params, suite[5:], problems))
                            if suite.startswith("real-") else
