@@ -190,7 +190,8 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
         "LSTM(update), guarded, twice the meta-training", 1.0),
     # added 2026-12-04, 5 seeds registered before any run, once scripts/tilt_saturation.py
     # (validation problems only) found the tilt-1 arms' log-steps beyond the bound on 0.5-0.8
-    # of the coordinates after step 10, with a spread (std of o' - s) of 2-3.4 asked for: the
+    # of the coordinates after step 10, with a spread (std of o' - s) of 2-3.4 asked for (its
+    # distribution rows then counted calls, not steps; per step since: 0.53-0.84, 2.4-3.4): the
     # gradient form's teleporting arm with the bound at 3 (steps within e^+-3 of the common
     # one), between tilt 1 (real digits level with tuned SGD, slow) and the direct form
     # (fast, 0.06 below it); a candidate to ship (SHIPPED)
