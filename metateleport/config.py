@@ -89,6 +89,9 @@ class ModelConfig:
     tele_input: str = "raw"  # m2 reads G: raw | normalized (each G_k over its RMS entry)
     tele_norm_over: str = "layer"  # tele_norm / max_tele_norm bound each layer's T | the network's
     tele_group: str = "gl"  # m2's group: gl (T_k, the action on the batch) | diag (per unit)
+    # m1 also reads Adam's moments of every coordinate, g / sqrt(v^) and m^ / sqrt(v^)
+    # (learned_update); a diag teleport carries them along
+    update_moments: bool = False
 
 
 @dataclass
@@ -338,6 +341,15 @@ def _check_cross(cfg: Config) -> None:
         raise ConfigError("model.update_form: gradient moves along m1's input, the gradient over "
                           "its RMS: it needs model.update_input: rms and a variant with m1 (not "
                           f"lr_tele), got update_input: {m.update_input}, variant: {m.variant}")
+    if m.update_moments and (m.variant == "lr_tele" or m.lookahead_input):
+        raise ConfigError("model.update_moments: needs an m1 (not model.variant lr_tele) that "
+                          "m2 does not look ahead with (model.lookahead_input: false), got "
+                          f"variant: {m.variant}, lookahead_input: {m.lookahead_input}")
+    if m.update_moments and m.tele_group == "gl" and m.variant in ("update_tele",
+                                                                    "update_random_tele"):
+        raise ConfigError(f"model.update_moments: the moments follow a diag teleport; with "
+                          f"model.tele_group: gl ({m.variant}) they would restart at every "
+                          "teleport: set model.tele_group: diag")
     if m.update_tilt is not None and m.update_form != "gradient":
         raise ConfigError(f"model.update_tilt: {m.update_tilt} bounds the gradient form's "
                           f"steps, but model.update_form is {m.update_form}")

@@ -215,6 +215,12 @@ class Teleporting:
         name: for tables (default "<rule>+<move>").
         guard: a LossGuard on every step (update and teleport together), or None.
 
+    A rule with ``transport_state(before, after, state, rescaling)`` (a learned m1 reading
+    per-coordinate moments) has its state carried through every move; ``rescaling`` says the
+    move is a diag one (the move's ``group``), which multiplies every coordinate by a positive
+    factor. A step the guard refuses drops its teleport but keeps the state the teleport
+    carried (as it keeps the LSTM states the step wrote).
+
     Every teleport records in ``ctx.stats["tele_loss_change"]`` the relative loss change that
     the move alone caused, (L(after) - L(before)) / L(before), per problem: float rounding for
     the exact action, the tell-tale of an approximate one.
@@ -268,6 +274,10 @@ class Teleporting:
                 l0 = mlp_loss([w.detach() for w in weights[i]], p.X, p.Y, p.slope)
                 l1 = mlp_loss([w.detach() for w in moved], p.X, p.Y, p.slope)
                 ctxs[i].stats["tele_loss_change"] = (l1 - l0) / l0
+            transport = getattr(self.rule, "transport_state", None)
+            if transport is not None:  # state tied to the coordinates follows them (a diag move)
+                state = transport(weights[i], moved, state,
+                                  getattr(self.move, "group", "gl") == "diag")
             if self.rule_state_on_teleport == "reset":
                 state = self.rule.reset_state(state)
             out[i] = (moved, state)

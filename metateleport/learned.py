@@ -12,8 +12,9 @@ The networks live in networks.py (re-exported here):
   for the next plain-GD step (as the reference's LSTM(lr,tele) returns "a step size for the next
   gradient descent step").
 
-As inner-loop objects: ``LearnedUpdate`` (m1 as an update rule), ``LearnedStepGD`` (GD at
-LSTM(lr,tele)'s learned step size) and ``LearnedTeleport`` (m2 as a teleport.Teleport).
+As inner-loop objects: ``LearnedUpdate`` (m1 as an update rule) and ``LearnedStepGD`` (GD at
+LSTM(lr,tele)'s learned step size), in learned_update.py and re-exported here, and
+``LearnedTeleport`` (m2 as a teleport.Teleport).
 ``LearnedOptimizer`` is the nn.Module that owns the networks and composes them (inner.Teleporting)
 with each other or with a hand-designed teleport, by variant. ``LearnedUpdate.update_groups``
 and ``LearnedTeleport.teleport_groups`` step several groups of problems (a mixed batch's
@@ -25,8 +26,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .baselines import gd_update
 from .inner import LossGuard, State, StepContext, Teleporting
+from .learned_update import (
+    N_MOMENT_INPUTS,
+    LearnedStepGD,
+    LearnedUpdate,
+    gradient_form,
+)
 from .mlp import mlp_loss
 from .networks import (
     CoordinateLSTM,
@@ -69,10 +75,6 @@ __all__ = [
 
 #: what m1's LSTM state does across a teleport
 M1_STATE_ON_TELE = ("keep", "reset")
-#: m1's input: the raw gradient, or the gradient over its RMS across the problem's coordinates
-UPDATE_INPUTS = ("raw", "rms")
-#: what m1's output is (LearnedUpdate's ``form``)
-UPDATE_FORMS = ("direct", "gradient")
 #: m2's input: the raw teleport feature, or each G_k over its RMS entry
 TELE_INPUTS = ("raw", "normalized")
 #: what tele_norm / max_tele_norm bound: each hidden layer's ||T_k||, or ||T|| over all of them
@@ -86,113 +88,6 @@ VARIANTS = {
     "update_random_tele": "LSTM(update)+random tele",
     "update_balance": "LSTM(update)+balance",
 }
-
-
-def gradient_form(out: torch.Tensor, direction: torch.Tensor, step: float,
-                  tilt: float | None) -> torch.Tensor:
-    """m1's "gradient" update form: -step * exp(o) * direction, coordinatewise, where ``out``
-    (..., N) holds m1's outputs, log-steps, over one problem's N coordinates (the last axis),
-    ``direction`` the gradient over its RMS (same shape), and o = s + tilt * tanh((out - s) /
-    tilt) with s the problem's mean log-step: a positive diagonal preconditioner of gradient
-    descent, whose steps deviate from the problem's common step exp(s) by at most a factor
-    exp(tilt) either way (``tilt`` None: o = out, unbounded). A coordinate whose gradient is
-    zero does not move."""
-    if tilt is not None:
-        s = out.mean(-1, keepdim=True)
-        out = s + tilt * torch.tanh((out - s) / tilt)
-    return -step * torch.exp(out) * direction
-
-
-class LearnedUpdate:
-    """m1 as an update rule: the gradient's coordinates (all problems, all weights, one LSTM
-    call) -> the update's, in the network's dtype. State: {"m1": LSTM state}.
-
-    ``input`` "rms": m1 reads each problem's gradient divided by its RMS over the problem's
-    coordinates, so that its update does not depend on the loss's absolute scale (a deep net
-    starts at ~1e2 x the loss of a shallow one); "raw": the gradient as it is.
-
-    ``form`` "direct": m1's output is the update; "gradient" (needs input "rms"): it is the log
-    of a positive step per coordinate along minus that input, gradient_form(out, input,
-    ``step``, ``tilt``)."""
-
-    def __init__(self, net: UpdateLSTM, name: str = "LSTM(update)", input: str = "raw",
-                 form: str = "direct", step: float = 0.1, tilt: float | None = None):
-        if input not in UPDATE_INPUTS:
-            raise ValueError(f"update input must be one of {UPDATE_INPUTS}, got {input!r}")
-        if form not in UPDATE_FORMS:
-            raise ValueError(f"update form must be one of {UPDATE_FORMS}, got {form!r}")
-        if form == "gradient" and input != "rms":
-            raise ValueError("the gradient update form moves along the gradient over its RMS: "
-                             f"it needs input 'rms', got {input!r}")
-        self.net, self.name, self.input = net, name, input
-        self.form, self.step, self.tilt = form, step, tilt
-
-    def shape(self, out: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
-        """The update from m1's output ``out`` and its input ``direction`` (..., N), the last
-        axis one problem's coordinates: ``out`` itself, or gradient_form's."""
-        if self.form == "direct":
-            return out
-        return gradient_form(out, direction.to(out.dtype), self.step, self.tilt)
-
-    @property
-    def _dtype(self) -> torch.dtype:
-        return next(self.net.parameters()).dtype
-
-    def init_state(self, problems) -> State:
-        like = problems.weights[0].to(self._dtype)
-        n = problems.batch_size * sum(w.shape[1] * w.shape[2] for w in problems.weights)
-        return {"m1": self.net.lstm.init_state(n, like)}
-
-    def propose(self, grads, m1_state) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """m1 on the coordinates of ``grads``: (updates (B, N) in the gradients' dtype, the new
-        LSTM state)."""
-        return self.propose_groups([grads], [m1_state])[0]
-
-    def propose_groups(self, grads: list[list[torch.Tensor]], m1_states: list) -> list[tuple]:
-        """``propose`` for several groups (one list entry each) in one LSTM call."""
-        flats = [flatten_coords(g) for g in grads]
-        if self.input == "rms":
-            flats = [rms_normalized(flat, 1) for flat in flats]
-        outs = call_groups(self.net, [flat.reshape(-1).to(self._dtype) for flat in flats],
-                           m1_states)
-        return [(self.shape(delta.reshape(flat.shape), flat).to(g[0].dtype), m1)
-                for (delta, _, m1), flat, g in zip(outs, flats, grads)]
-
-    def update(self, weights, grads, state: State, ctx: StepContext):
-        return self.update_groups([weights], [grads], [state], [ctx])[0]
-
-    def update_groups(self, weights, grads, states: list[State], ctxs: list[StepContext]):
-        """``update`` for several groups in lockstep (one list entry each), m1 called once on
-        the coordinates of all of them (networks.call_groups)."""
-        out = []
-        proposals = self.propose_groups(grads, [state["m1"] for state in states])
-        for (delta, m1), g, state, ctx in zip(proposals, grads, states, ctxs):
-            ctx.stats["update_norm"] = delta.detach().norm(dim=1)
-            out.append((unflatten_coords(delta, [x.shape for x in g]), {**state, "m1": m1}))
-        return out
-
-    def reset_state(self, state: State) -> State:
-        # LearnedTorchOptimizer hands a teleport m1's state only when m2 reads it (lookahead)
-        if "m1" not in state:
-            return state
-        return {**state, "m1": [torch.zeros_like(s) for s in state["m1"]]}
-
-
-class LearnedStepGD:
-    """Gradient descent at the step size that LSTM(lr,tele)'s m2 set at its last teleport
-    (state["lr"], (B,)); the step size itself is LearnedTeleport's state."""
-
-    name = "GD at the learned step size"
-
-    def init_state(self, problems) -> State:
-        return {}
-
-    def update(self, weights, grads, state: State, ctx: StepContext):
-        ctx.stats["lr"] = state["lr"]
-        return gd_update(grads, state["lr"].to(grads[0].dtype)), state
-
-    def reset_state(self, state: State) -> State:
-        return state
 
 
 class LearnedTeleport:
@@ -347,7 +242,7 @@ class LearnedTeleport:
             proposals = self.lookahead.propose_groups(
                 grads, [[s.detach() for s in state["m1"]] for state in states])
             aheads = []
-            for (delta, _), m, g, ctx in zip(proposals, moved, grads, ctxs):
+            for (delta, *_), m, g, ctx in zip(proposals, moved, grads, ctxs):
                 p = ctx.problems
                 after = [w + d for w, d in zip(m, unflatten_coords(delta, [x.shape for x in g]))]
                 aheads.append(mlp_loss(after, p.X, p.Y, p.slope).log().sum())
@@ -403,6 +298,8 @@ class LearnedOptimizer(nn.Module, Teleporting):
     the update, in every shipped checkpoint; "gradient", the log-steps of a preconditioner of
     the gradient over its RMS, with base step ``update_scale`` and bound ``update_tilt``).
     ``tele_group``: m2's group, "gl" (the shipped checkpoints) or "diag" (LearnedTeleport).
+    ``update_moments``: m1 also reads Adam's normalized moments of every coordinate
+    (LearnedUpdate's ``moments``; off in the shipped checkpoints).
     ``hidden_size``, ``num_layers``: the size of m1's and m2's coordinatewise LSTMs (the
     shipped checkpoints: 20 and 2).
     """
@@ -434,6 +331,7 @@ class LearnedOptimizer(nn.Module, Teleporting):
         tele_group: str = "gl",
         num_layers: int = 2,
         curvature_input: bool = False,
+        update_moments: bool = False,
         *,
         tele_steps: int | None = None,
     ):
@@ -453,6 +351,9 @@ class LearnedOptimizer(nn.Module, Teleporting):
                              f"{m1_state_on_tele!r}")
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; allowed: {list(VARIANTS)}")
+        if update_moments and (variant == "lr_tele" or lookahead_input):
+            raise ValueError("update_moments needs an m1 (not variant lr_tele) that m2 does "
+                             "not look ahead with (lookahead_input)")
         if variant == "update_random_tele" and tele_norm is None:
             raise ValueError("variant 'update_random_tele' needs a fixed tele_norm (the norm of "
                              "its random teleports), got None")
@@ -469,7 +370,8 @@ class LearnedOptimizer(nn.Module, Teleporting):
         # the gradient form's outputs are log-steps, update_scale its base step
         self.update_net = (
             UpdateLSTM(hidden_size, preprocess_p,
-                       1.0 if update_form == "gradient" else update_scale, num_layers=num_layers)
+                       1.0 if update_form == "gradient" else update_scale,
+                       n_extra=N_MOMENT_INPUTS if update_moments else 0, num_layers=num_layers)
             if variant != "lr_tele" else None
         )
         group_kwargs = dict(hidden_size=hidden_size, p=preprocess_p, out_scale=tele_scale,
@@ -485,10 +387,12 @@ class LearnedOptimizer(nn.Module, Teleporting):
             self.group_net = None
         self.update_input, self.tele_input, self.tele_norm_over = (
             update_input, tele_input, tele_norm_over)
+        self.update_moments = update_moments
         self.tele_group = check_group(tele_group)
         rule = (LearnedStepGD() if self.update_net is None
                 else LearnedUpdate(self.update_net, input=update_input, form=update_form,
-                                   step=update_scale, tilt=update_tilt))
+                                   step=update_scale, tilt=update_tilt,
+                                   moments=update_moments))
         if self.group_net is not None:
             look = rule if lookahead_input else None
             move = LearnedTeleport(self.group_net, balance_input=balance_input,

@@ -351,6 +351,7 @@ class BalanceTeleport(_Stateless):
     """The closed-form balancing rescaling (``balance_teleport``), exact for every input."""
 
     name: str = "balance"
+    group = "diag"  # a per-unit rescaling (not a field: it is no option)
 
     def __call__(self, weights, state, ctx):
         return balance_teleport(weights), state

@@ -29,6 +29,7 @@ from torch import nn
 from .checkpoint import load_optimizer
 from .inner import LossGuard, StepContext
 from .learned import LearnedOptimizer, LrTeleLSTM, rms_normalized
+from .learned_update import init_moments, moment_inputs, reset_moments, transport_moments
 from .mlp import mlp_forward
 from .modules import ModuleSpec, inspect_module, write_weights
 from .networks import fused_inference
@@ -127,6 +128,8 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
             for name in ("m1", "m2"):
                 if name in st:
                     st[name] = [s.to(self._dtype) for s in st[name]]
+            if "m1_moments" in st:
+                st["m1_moments"] = {k: v.to(self._dtype) for k, v in st["m1_moments"].items()}
 
     @property
     def variant(self) -> str:
@@ -235,17 +238,32 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
         """m1 on the coordinates of all parameters at once (it is coordinatewise, so one
         batched call gives each coordinate what a call of its own would)."""
         grads = torch.cat([p.grad.reshape(-1).to(self._dtype) for p, _ in todo])
+        sizes = [p.numel() for p, _ in todo]
+        extra = None
+        if self.learned.update_moments:
+            parts = [self._m1_moments(p) for p, _ in todo]
+            extra, moments = moment_inputs(grads, {
+                "m": torch.cat([mo["m"] for mo in parts]),
+                "v": torch.cat([mo["v"] for mo in parts]), "count": parts[0]["count"]})
+            for (p, _), m, v in zip(todo, moments["m"].split(sizes), moments["v"].split(sizes)):
+                self.state[p]["m1_moments"] = {"m": m, "v": v, "count": moments["count"]}
         if self.learned.update_input == "rms":
             grads = rms_normalized(grads, 0)  # the batched path's: the model is one problem
         states = [self._m1_state(p) for p, _ in todo]
         state = [torch.cat([s[i] for s in states], dim=1) for i in range(2)]
-        delta, _, new = self.learned.update_net(grads, state)
+        delta, _, new = self.learned.update_net(grads, state, extra)
         delta = self.learned.rule.shape(delta, grads)
-        sizes = [p.numel() for p, _ in todo]
         for (p, lr), d, h, c in zip(todo, delta.split(sizes), new[0].split(sizes, dim=1),
                                     new[1].split(sizes, dim=1)):
             p.add_(d.reshape(p.shape).to(p.dtype), alpha=lr)
             self.state[p]["m1"] = [h, c]
+
+    def _m1_moments(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
+        state = self.state[p]
+        if "m1_moments" not in state:
+            state["m1_moments"] = init_moments(
+                torch.zeros(p.numel(), dtype=self._dtype, device=p.device))
+        return state["m1_moments"]
 
     def teleport(self, model: nn.Module, inputs: torch.Tensor,
                  targets: torch.Tensor | None = None, kind: str = "checkpoint",
@@ -329,8 +347,25 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
             # batch): under the guard the model stays where it was, and the refusal is counted
             shared["tele_refused"] = shared.get("tele_refused", 0) + 1
             return {"output_change": change, "refused": True, **stats}
+        old = {id(p): p.detach().clone() for p in params}
         write_weights(spec, weights)
+        if kind != "checkpoint" or "tele_loss_change" in ctx.stats:  # a move was made
+            self._carry_moments(params, old, move_group == "diag")
         return {"output_change": change, **stats}
+
+    def _carry_moments(self, params: list[torch.Tensor], old: dict, rescaling: bool) -> None:
+        """m1's moments of the moved parameters after a teleport: carried along a diag move
+        (every coordinate multiplied by a positive factor), restarted after any other (as
+        LearnedUpdate.transport_state in the batched path)."""
+        for p in params:
+            moments = self.state[p].get("m1_moments")
+            if moments is None:
+                continue
+            if rescaling:
+                ratio = (p.detach() / old[id(p)]).reshape(-1).to(self._dtype)
+                self.state[p]["m1_moments"] = transport_moments(moments, ratio)
+            else:
+                self.state[p]["m1_moments"] = reset_moments(moments)
 
     def _problems(self, spec: ModuleSpec, inputs, targets, kind: str, group: str) -> Problems:
         """The batch as one problem of the batched path (B = 1, columns are samples), computed
@@ -370,6 +405,8 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
                 for p in (lin.weight, lin.bias):
                     if p is not None and "m1" in self.state[p]:
                         self.state[p]["m1"] = [torch.zeros_like(s) for s in self.state[p]["m1"]]
+                    if p is not None and "m1_moments" in self.state[p]:
+                        self.state[p]["m1_moments"] = reset_moments(self.state[p]["m1_moments"])
         return moved, stats
 
     def _m2_rows(self, lin: nn.Linear) -> int:
