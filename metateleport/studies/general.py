@@ -208,6 +208,24 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
     "update-long-gradient-tilt3": _in_gradient_form(
         "general_update", ["train.trajectories=1600"],
         "LSTM(update), guarded, twice the meta-training", 3.0),
+    # added 2026-12-06, 5 seeds each registered before any run (a 100-meta-step timing run
+    # only, no score looked at): the shipped bound-3 arm and its LSTM(update) (update-long)
+    # with m1 also reading Adam's moments of every coordinate (model.update_moments). The suites
+    # where every generalist is slowest against tuned Adam (digits 0.9x, normal_init 4.3x,
+    # unit_span30 7.8x Adam-equivalent) are those where coordinates of one problem differ most
+    # in scale (rarely active pixels, rescaled units), which Adam's per-coordinate
+    # normalization absorbs and m1's input, the gradient over its RMS over the whole problem,
+    # does not. Candidates to ship (SHIPPED)
+    "update_tele_diag-noguard-long-bound3-moments": (
+        "general_update_tele",
+        ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
+         "model.max_tele_norm=3.0", "model.update_moments=true"],
+        "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
+        "teleport bound 3, m1 reading Adam's moments", [0, 1, 2, 3, 4]),
+    "update-long-moments": ("general_update",
+                            ["train.trajectories=1600", "model.update_moments=true"],
+                            "LSTM(update), guarded, twice the meta-training, m1 reading "
+                            "Adam's moments", [0, 1, 2, 3, 4]),
 }
 
 
@@ -232,7 +250,10 @@ def _order() -> list[tuple[str, int]]:
             + [("update_tele_diag-noguard-long-bound3-gradient", s) for s in range(5)]
             + [("update-long-gradient", s) for s in range(5)]
             + [("update_tele_diag-noguard-long-bound3-gradient-tilt3", s) for s in range(5)]
-            + [("update-long-gradient-tilt3", s) for s in range(5)])
+            + [("update-long-gradient-tilt3", s) for s in range(5)]
+            + [(arm, s) for s in range(5)
+               for arm in ("update_tele_diag-noguard-long-bound3-moments",
+                           "update-long-moments")])
 
 
 #: the order in which runs are trained
@@ -295,8 +316,8 @@ ACCURACY = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-lo
             "update_tele_diag-noguard-long-bound3-val_held_out",
             "update_tele_diag-noguard-long-bound3-gradient",
             "update_tele_diag-noguard-long-bound3-gradient-tilt3", "update-long-gradient",
-            "update-long-gradient-tilt3",
-            "update-long", "update")
+            "update-long-gradient-tilt3", "update_tele_diag-noguard-long-bound3-moments",
+            "update-long-moments", "update-long", "update")
 
 #: suite -> the shipped specialists (checkpoints/<name>.pt) meta-trained on that family
 SPECIALISTS: dict[str, list[str]] = {
@@ -315,8 +336,9 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
     # the 1600-trajectory arm a candidate since 2026-12-03, before any of its runs
     # (and the gradient form's since 2026-12-04, before any of its runs)
     # (and its tilt-3 version since 2026-12-04, before any of its runs)
+    # (and the moments' since 2026-12-06, before any of its runs)
     "general_update": (["update", "update-long", "update-long-gradient",
-                        "update-long-gradient-tilt3"], 2.0),
+                        "update-long-gradient-tilt3", "update-long-moments"], 2.0),
     # the long arm a candidate since 2026-12-02, once its 5 seeds were trained; its bound-3
     # version since 2026-12-03, before its seeds 2-4 were trained (it counts once all 5 are)
     # (and the gradient form's since 2026-12-04, before any of its runs, at tilt 1 and 3)
@@ -324,7 +346,9 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                              "update_tele_diag-noguard-long",
                              "update_tele_diag-noguard-long-bound3",
                              "update_tele_diag-noguard-long-bound3-gradient",
-                             "update_tele_diag-noguard-long-bound3-gradient-tilt3"], 2.0),
+                             "update_tele_diag-noguard-long-bound3-gradient-tilt3",
+                             # since 2026-12-06, before any of its runs
+                             "update_tele_diag-noguard-long-bound3-moments"], 2.0),
 }
 
 
