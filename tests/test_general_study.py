@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from metateleport.config import load_config
-from metateleport.studies import general
+from metateleport.studies import general, general_runs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,7 +51,7 @@ def test_a_committed_summary_is_reused_and_listed(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a committed run must not be trained again")
 
-    monkeypatch.setattr(general, "train", refuse)
+    monkeypatch.setattr(general_runs, "train", refuse)
     assert general.train_one("update", 0, tmp_path / "runs", tmp_path, REPO)[
         "chosen_meta_step"] == 700
     assert "| LSTM(update), guarded | 1/5 | s0: 1.500 | 1 min |" in general.status_table(tmp_path)
@@ -71,8 +71,8 @@ def _finished_run(tmp_path, monkeypatch, digits_learned):
                 "gd": {"final": [0.1], "held_out_accuracy": [0.6]},
                 "adam": {"final": [0.1], "held_out_accuracy": [0.65]}}
 
-    monkeypatch.setattr(general, "score_suite", suite_score)
-    monkeypatch.setattr(general, "score_real",
+    monkeypatch.setattr(general_runs, "score_suite", suite_score)
+    monkeypatch.setattr(general_runs, "score_real",
                         lambda params, name, problems: calls.append(name) or {"set": name})
     return folder, calls
 
@@ -172,7 +172,7 @@ def test_the_controls_table_pairs_each_control_with_the_diag_arm(tmp_path):
 
 def test_score_specialists_scores_each_once(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(general, "score_suite", lambda params, suite, problems: calls.append(
+    monkeypatch.setattr(general_runs, "score_suite", lambda params, suite, problems: calls.append(
         (params.name, suite)) or {"suite": suite})
     general.score_specialists(tmp_path, REPO / "checkpoints", problems=2, log=lambda s: None)
     expected = [(f"{n}.pt", s) for s, names in general.SPECIALISTS.items() for n in names]
@@ -316,7 +316,7 @@ def test_guard_swap_scores_once_with_the_swapped_guard_and_pairs_it(tmp_path, mo
         calls.append((params.parent.name, suite, guard))
         return {"suite": suite}
 
-    monkeypatch.setattr(general, "score_suite", fake)
+    monkeypatch.setattr(general_runs, "score_suite", fake)
     for arm in general.GUARD_SWAP["arms"]:
         (tmp_path / "general" / arm).mkdir(parents=True)
         (tmp_path / "general" / arm / "s1.pt").write_bytes(b"")
@@ -345,8 +345,8 @@ def test_tele_off_scores_m1_alone_once_and_pairs_it(tmp_path, monkeypatch):
             return {"suite": suite}
         return score
 
-    monkeypatch.setattr(general, "score_suite", fake("suite"))
-    monkeypatch.setattr(general, "score_real", fake("real"))
+    monkeypatch.setattr(general_runs, "score_suite", fake("suite"))
+    monkeypatch.setattr(general_runs, "score_real", fake("real"))
     for arm in general.TELE_OFF["arms"]:
         (tmp_path / "general" / arm).mkdir(parents=True)
         (tmp_path / "general" / arm / "s1.pt").write_bytes(b"")
@@ -399,7 +399,7 @@ def test_specialist_table_pairs_the_generalist_with_each_specialist(tmp_path):
 
 def test_score_study_specialists_scores_the_runs_on_this_machine_once(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(general, "score_suite", lambda params, suite, problems: calls.append(
+    monkeypatch.setattr(general_runs, "score_suite", lambda params, suite, problems: calls.append(
         (params.parent.parent.name, params.parent.name, suite)) or {"suite": suite})
     runs = tmp_path / "runs"
     for s in (0, 2):

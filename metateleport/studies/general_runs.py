@@ -1,0 +1,305 @@
+"""The generalist study's runs (metateleport.studies.general's registry): meta-training each
+(arm, seed) (``train_one``, ``train_all``), scoring the chosen iterates on the test suites and
+real sets (``score_all``), the shipped and the family studies' specialists on theirs, the
+test-time controls (the guard swapped: ``GUARD_SWAP``; m1 alone: ``TELE_OFF``), recording the
+validation histories, and shipping the generalists (``shipped_choice``, ``ship_generalist``).
+Each writes committed summaries under studies/general/, which general_tables.py reads; every
+name of ``__all__`` is importable from metateleport.studies.general too.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..checkpoint import load_checkpoint
+from ..stats import median
+from .general import ACCURACY, ARMS, ORDER, SHIPPED, SPECIALISTS, STUDY
+from .realdata import REAL_SETS, score_real
+from .runs import train, write_summary
+from .suites import SUITES, score_suite
+
+__all__ = ["GUARD_SWAP", "STUDY_SPECIALISTS", "TELE_OFF", "committed", "record_histories",
+           "score_all", "score_guard_swap", "score_specialists", "score_study_specialists",
+           "score_tele_off", "ship_generalist", "shipped_choice", "train_all", "train_one",
+           "validation_history"]
+
+
+def shipped_choice(summaries: Path, name: str) -> tuple[str, int]:
+    """(arm, seed) that checkpoints/``name``.pt ships, by SHIPPED's rule, from the committed
+    summaries; StudyError if none of its arms has all its seeds."""
+    from .arms import StudyError
+    from .selection import best_seed
+
+    scores = {}
+    for arm in SHIPPED[name][0]:
+        done = _by_seed(summaries / STUDY / arm, ARMS[arm][3])
+        if len(done) == len(ARMS[arm][3]):
+            scores[arm] = {s: d["validation_score"] for s, d in done.items()}
+    if not scores:
+        raise StudyError(f"{name}: none of {SHIPPED[name][0]} has all its seeds trained")
+    arm = min(scores, key=lambda a: median(list(scores[a].values())))
+    return arm, best_seed(scores[arm])
+
+
+def ship_generalist(summaries: Path, dest: Path, name: str) -> str:
+    """Write ``dest``/NAME.pt (the chosen iterate of shipped_choice, with SHIPPED's guard in
+    its model and config, and where it came from under "shipped") and NAME.yaml (that
+    config). Returns the line to print."""
+    from ..checkpoint import save_atomic
+
+    arm, seed = shipped_choice(summaries, name)
+    guard = SHIPPED[name][1]
+    data = load_checkpoint(summaries / STUDY / arm / f"s{seed}.pt", "params")
+    trained = data["model"].get("guard")
+    data["model"]["guard"] = data["config"]["model"]["guard"] = guard
+    data["shipped"] = {"study": STUDY, "arm": arm, "seed": seed, "trained_guard": trained,
+                       "guard": guard}
+    dest.mkdir(parents=True, exist_ok=True)
+    save_atomic(data, dest / f"{name}.pt")
+    how = "without the loss guard" if trained is None else f"with loss guard {trained:g}"
+    header = "" if trained == guard else (
+        f"# meta-trained {how} (studies/general/{arm}, seed {seed}); shipped with model.guard "
+        f"{guard:g} at test time\n")
+    (dest / f"{name}.yaml").write_text(header + yaml.safe_dump(data["config"], sort_keys=False))
+    return (f"shipped general/{arm} seed {seed} (validation score "
+            f"{data['validation_score']:.4g}) as {dest / name}.pt, guard {guard:g}")
+
+
+def train_one(arm: str, seed: int, runs: Path, summaries: Path, repo: Path) -> dict[str, Any]:
+    """The summary of (arm, seed): read if committed, else trained (or resumed) into ``runs``
+    and written, with the chosen iterate, into ``summaries``/general/<arm>/."""
+    out = summaries / STUDY / arm
+    summary = out / f"s{seed}.json"
+    if summary.is_file():
+        return json.loads(summary.read_text())
+    config, overrides, label, _ = ARMS[arm]
+    folder = runs / STUDY / arm / f"s{seed}"
+    start = time.time()
+    train(config, seed, folder, overrides, repo)
+    seconds = time.time() - start
+    best = load_checkpoint(folder / "best_params.pt", "params")
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(folder / "best_params.pt", out / f"s{seed}.pt")
+    data = {"study": STUDY, "arm": arm, "label": label, "seed": seed, "config_file": config,
+            "overrides": overrides,
+            "config": yaml.safe_load((folder / "config.yaml").read_text()),
+            "train_seconds_this_session": seconds, "chosen_meta_step": best["meta_step"],
+            "validation_score": best["validation_score"]}
+    write_summary(summary, data, summaries / STUDY / "study.log",
+                  f"{arm} seed {seed}: trained in {seconds:.0f} s this session; chosen "
+                  f"meta-step {best['meta_step']}, validation score {best['validation_score']}")
+    return data
+
+
+def train_all(runs: Path, summaries: Path, repo: Path, jobs: int = 2,
+              arms: list[str] | None = None, log: Callable[[str], None] = print) -> None:
+    """Every missing run (of ``arms``, if given) in ORDER, ``jobs`` at once."""
+    todo = [(a, s) for a, s in ORDER if arms is None or a in arms]
+    with ThreadPoolExecutor(jobs) as pool:
+        futures = [(a, s, pool.submit(train_one, a, s, runs, summaries, repo)) for a, s in todo]
+        for arm, seed, f in futures:
+            data = f.result()
+            log(f"{arm} s{seed}: validation score {data['validation_score']:.4g} "
+                f"(meta-step {data['chosen_meta_step']})")
+
+
+def _score_once(out: Path, head: dict[str, Any], score: Callable[..., dict[str, Any]],
+                args: tuple, summaries: Path, what: str, done: str,
+                log: Callable[[str], None]) -> None:
+    """Write {**head, **score(*args)} to ``out`` unless it exists, logging "<what> in <n> s"
+    to the study log and ``done`` to ``log``."""
+    if out.is_file():
+        return
+    start = time.time()
+    data = {**head, **score(*args)}
+    write_summary(out, data, summaries / STUDY / "study.log",
+                  f"{what} in {time.time() - start:.0f} s")
+    log(done)
+
+
+def score_all(summaries: Path, problems: int = 32, log: Callable[[str], None] = print) -> None:
+    """Score every finished run (its committed chosen iterate) on every suite of
+    suites.SUITES and every real set that has no ``<arm>/s<seed>-<suite>.json`` (or
+    ``-real-<set>.json``) yet, and write it."""
+    for arm, seed in ORDER:
+        params = summaries / STUDY / arm / f"s{seed}.pt"
+        if not params.is_file():
+            continue
+        for suite in SUITES:
+            _score_once(summaries / STUDY / arm / f"s{seed}-{suite}.json",
+                        {"arm": arm, "seed": seed, "problems": problems}, score_suite,
+                        (params, suite, problems),
+                        summaries, f"{arm} seed {seed} scored on {suite}",
+                        f"{arm} s{seed} {suite}: done", log)
+        for name in REAL_SETS:
+            _score_once(summaries / STUDY / arm / f"s{seed}-real-{name}.json",
+                        {"arm": arm, "seed": seed}, score_real, (params, name, problems),
+                        summaries, f"{arm} seed {seed} scored on real {name}",
+                        f"{arm} s{seed} real {name}: done", log)
+        digits = summaries / STUDY / arm / f"s{seed}-digits.json"
+        if arm in ACCURACY and "held_out_accuracy" not in json.loads(digits.read_text())[
+                "learned"]:
+            # a digits score from before score_suite recorded held-out metrics
+            _score_once(summaries / STUDY / arm / f"s{seed}-digits-accuracy.json",
+                        {"arm": arm, "seed": seed, "problems": problems}, score_suite,
+                        (params, "digits", problems), summaries,
+                        f"{arm} seed {seed} scored on digits' held-out images",
+                        f"{arm} s{seed} digits held-out accuracy: done", log)
+
+
+def score_specialists(summaries: Path, checkpoints: Path, problems: int = 32,
+                      log: Callable[[str], None] = print) -> None:
+    """Score every shipped specialist of SPECIALISTS on its own family, into
+    ``<summaries>/general/specialists/<name>-<suite>.json`` (skipping those written)."""
+    for suite, names in SPECIALISTS.items():
+        for name in names:
+            _score_once(summaries / STUDY / "specialists" / f"{name}-{suite}.json",
+                        {"checkpoint": name, "problems": problems}, score_suite,
+                        (checkpoints / f"{name}.pt", suite, problems),
+                        summaries, f"specialist {name} scored on {suite}",
+                        f"specialist {name} {suite}: done", log)
+
+
+#: suite -> (study, arm) of the family studies (studies.arms) meta-trained on that suite's
+#: family whose runs are scored on it beside the shipped specialists, every seed whose run
+#: folder is on the machine: the diag specialist (the generalist's group, where the shipped
+#: ones are gl) and LSTM(update) with the generalist's m1 options (added 2026-12-02)
+STUDY_SPECIALISTS: dict[str, list[tuple[str, str]]] = {
+    "unit_span10": [("imbalanced", "update_tele-skip-diag")],
+    "cond1000": [("cond", "update_tele-diag")],
+    "paper": [("paper", "update_tele-skip-diag"), ("paper", "update-rms-guard")],
+    "digits": [("digits", "update_tele_diag")],
+}
+
+
+def score_study_specialists(summaries: Path, runs: Path, problems: int = 32,
+                            log: Callable[[str], None] = print) -> None:
+    """Score the last iterate (params.pt, what a family study scores and ships) of every run
+    of STUDY_SPECIALISTS found under ``runs``/<study>/<arm>/s<seed> on its suite, into
+    ``<summaries>/general/specialists/<study>-<arm>/s<seed>-<suite>.json`` (skipping those
+    written)."""
+    from .arms import seeds_of
+
+    for suite, arms in STUDY_SPECIALISTS.items():
+        for study, arm in arms:
+            for seed in seeds_of(study, arm):
+                params = runs / study / arm / f"s{seed}" / "params.pt"
+                if not params.is_file():
+                    continue
+                _score_once(summaries / STUDY / "specialists" / f"{study}-{arm}"
+                            / f"s{seed}-{suite}.json",
+                            {"study": study, "arm": arm, "seed": seed, "problems": problems},
+                            score_suite, (params, suite, problems), summaries,
+                            f"{study}/{arm} seed {seed} scored on {suite}",
+                            f"{study}/{arm} s{seed} {suite}: done", log)
+
+
+#: the guard's test-time effect: arm -> the guard its chosen iterates are scored with instead
+#: of their own (the guarded diag arm without it, its no-guard control with configs/
+#: general_update_tele.yaml's factor 2), on these suites (fixed 2026-12-01 after the control's
+#: first scores: the cheap ones, one held-out suite where the guard refuses most)
+GUARD_SWAP = {"arms": {"update_tele_diag": None, "update_tele_diag-noguard": 2.0,
+                       # since 2026-12-02: shipped, with the guard on
+                       "update_tele_diag-noguard-long": 2.0,
+                       # since 2026-12-03: shipped, with the guard on
+                       "update_tele_diag-noguard-long-bound3": 2.0},
+              "seeds": [0, 1, 2, 3, 4],  # 3 and 4 since 2026-12-02
+              "suites": ["distribution", "depth3", "paper", "digits", "unit_span30"]}
+
+
+def score_guard_swap(summaries: Path, problems: int = 32,
+                     log: Callable[[str], None] = print) -> None:
+    """Score every committed chosen iterate of GUARD_SWAP's arms and seeds on its suites with
+    the guard swapped, into ``<arm>/guard_swap/s<seed>-<suite>.json`` (skipping those written;
+    the same test problems as the arm's own ``s<seed>-<suite>.json``)."""
+    for arm, seed, params in committed(summaries, GUARD_SWAP["arms"], GUARD_SWAP["seeds"]):
+        guard = GUARD_SWAP["arms"][arm]
+        for suite in GUARD_SWAP["suites"]:
+            _score_once(summaries / STUDY / arm / "guard_swap" / f"s{seed}-{suite}.json",
+                        {"arm": arm, "seed": seed, "problems": problems, "guard": guard},
+                        score_suite, (params, suite, problems, 100, guard), summaries,
+                        f"{arm} seed {seed} scored on {suite} with guard {guard}",
+                        f"{arm} s{seed} {suite} guard {guard}: done", log)
+
+
+def committed(summaries: Path, arms, seeds) -> list[tuple[str, int, Path]]:
+    """(arm, seed, its committed chosen iterate) for the ``arms`` and ``seeds`` that have one,
+    arm by arm."""
+    return [(arm, seed, params) for arm in arms for seed in seeds
+            if (params := summaries / STUDY / arm / f"s{seed}.pt").is_file()]
+
+
+#: the teleports' test-time effect, generalization included: these arms' chosen iterates
+#: scored with m1 alone (their teleports switched off; m1 and its state as trained) on these
+#: suites and real sets ("real-<set>"). Fixed 2026-12-04 after a probe of the bound-3 arm's 5
+#: seeds on real digits (m1 alone's median held-out accuracy 0.013-0.022 above on every seed,
+#: at the same training loss); the other arms, suites and breast cancer were fixed before any
+#: was scored (the gradient form's arms added before any of their scoring: tilt 1 when it was
+#: registered, tilt 3 once its seed 0 was trained)
+TELE_OFF = {"arms": ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",
+                     "update_tele_diag-noguard", "update_tele_diag",
+                     "update_tele_diag-noguard-long-bound3-gradient",
+                     "update_tele_diag-noguard-long-bound3-gradient-tilt3"),
+            "seeds": [0, 1, 2, 3, 4],
+            "suites": ["distribution", "unit_span30", "digits", "real-digits",
+                       "real-breast_cancer"]}
+
+
+def score_tele_off(summaries: Path, problems: int = 32,
+                   log: Callable[[str], None] = print) -> None:
+    """Score every committed chosen iterate of TELE_OFF's arms and seeds with m1 alone on its
+    suites and real sets, into ``<arm>/tele_off/s<seed>-<suite>.json`` (skipping those
+    written; the same test problems as the arm's own ``s<seed>-<suite>.json``)."""
+    for arm, seed, params in committed(summaries, TELE_OFF["arms"], TELE_OFF["seeds"]):
+        for suite in TELE_OFF["suites"]:
+            score, args = ((score_real, (params, suite[5:], problems))
+                           if suite.startswith("real-") else
+                           (score_suite, (params, suite, problems)))
+            _score_once(summaries / STUDY / arm / "tele_off" / f"s{seed}-{suite}.json",
+                        {"arm": arm, "seed": seed, "problems": problems, "teleport": False},
+                        functools.partial(score, teleport=False), args, summaries,
+                        f"{arm} seed {seed} scored on {suite} with m1 alone",
+                        f"{arm} s{seed} {suite} m1 alone: done", log)
+
+
+def _by_seed(folder: Path, seeds, suffix: str = "") -> dict[int, dict]:
+    """seed -> the summary ``folder``/s<seed><suffix>.json, for those of ``seeds`` that have
+    one (suffix "": the run's own summary; "-<suite>": its score on a suite)."""
+    return {s: json.loads(f.read_text()) for s in seeds
+            if (f := folder / f"s{s}{suffix}.json").is_file()}
+
+
+def validation_history(folder: Path) -> dict[int, float]:
+    """meta-step -> validation score (val/score, trainer.validation_score) of run ``folder``,
+    from its TensorBoard log; the last entry is the final iterate's."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder / "tb"))
+    events.Reload()
+    return {int(e.step): float(e.value) for e in events.Scalars("val/score")}
+
+
+def record_histories(runs: Path, summaries: Path, log: Callable[[str], None] = print) -> None:
+    """For every finished run whose folder is on this machine, write its validation history
+    to ``<arm>/s<seed>-validation.json`` (committed) unless it is there."""
+    for arm, seed in ORDER:
+        out = summaries / STUDY / arm / f"s{seed}-validation.json"
+        folder = runs / STUDY / arm / f"s{seed}"
+        if out.is_file() or not (summaries / STUDY / arm / f"s{seed}.json").is_file() \
+                or not (folder / "tb").is_dir():
+            continue
+        history = validation_history(folder)
+        write_summary(out, {"arm": arm, "seed": seed,
+                            "val_score": {str(k): v for k, v in history.items()}},
+                      summaries / STUDY / "study.log",
+                      f"{arm} seed {seed}: validation history of {len(history)} points")
+        log(f"{arm} s{seed}: validation history of {len(history)} points")

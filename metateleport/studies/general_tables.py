@@ -1,0 +1,461 @@
+"""The generalist study's tables, from the committed summaries alone (general_runs.py writes
+them): ``all_tables``, what scripts/general_study.py prints and writes to
+studies/general/tables.md, puts under headings the runs and their failed seeds
+(``status_table``, ``selection_table``), every run per suite (``suite_table``), the arms paired
+per suite, on real data and on the digits suite's held-out images (``paired_table``,
+``shipped_table``, ``real_table``, ``digits_accuracy_table``), the test-time controls
+(``guard_swap_table``, ``tele_off_table``) and the generalists against the specialists
+(``specialist_table``). Every name of ``__all__`` is importable from
+metateleport.studies.general too.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..stats import bootstrap_ci, difference_text, median, paired_difference, paired_log_ratio
+from .general import (
+    ACCURACY,
+    ARMS,
+    CONTROLS,
+    CURVATURE,
+    DIGITS_SHARE,
+    GRADIENT_FORM,
+    GRADIENT_FORM_UPDATE,
+    GRADIENT_TILT,
+    GRADIENT_TILT_UPDATE,
+    HEADLINE,
+    LONGER,
+    ORDER,
+    SAME_BUDGET,
+    SPECIALISTS,
+    STUDY,
+    VAL_HELD_OUT,
+    VARIANTS,
+)
+from .general_runs import GUARD_SWAP, STUDY_SPECIALISTS, TELE_OFF, _by_seed, shipped_choice
+from .realdata import REAL_SETS, versus_best_hand
+from .suites import ADAM_CAP, HELD_OUT, SUITES
+
+__all__ = ["FAILED_MARGIN", "all_tables", "digits_accuracy_table", "guard_swap_table",
+           "paired_table", "real_table", "selection_table", "shipped_table", "specialist_table",
+           "status_table", "suite_table", "tele_off_table"]
+
+
+def specialist_table(summaries: Path, arm: str = "update_tele_diag") -> str:
+    """Markdown, per suite with specialists: the generalist ``arm``'s loss at step N over each
+    specialist's, paired on the same test problems (and, for a family study's arm, on the
+    seeds both have; a shipped specialist is one run, set against every seed of ``arm``),
+    median and 95% two-level bootstrap interval (above 1: the generalist ends higher; the
+    generalist issue asks for at most 2), and the seeds of ``arm`` within 2x."""
+    from .arms import STUDIES, seeds_of
+
+    rows = [f"| suite | specialist | seeds | median loss | / tuned Adam | {ARMS[arm][2]}: "
+            "median | generalist / specialist | seeds within 2x |",
+            "|---|---|---|---|---|---|---|---|"]
+    for suite in SUITES:
+        own = _scored(summaries, arm, suite)
+        # (label, seed -> summary, how many runs it is)
+        found: list[tuple[str, dict[int, dict], int | None]] = []
+        for name in SPECIALISTS.get(suite, []):
+            f = summaries / STUDY / "specialists" / f"{name}-{suite}.json"
+            if f.is_file():
+                d = json.loads(f.read_text())
+                found.append((f"{name}.pt (shipped)", dict.fromkeys(own, d), 1))
+        for study, study_arm in STUDY_SPECIALISTS.get(suite, []):
+            done = _by_seed(summaries / STUDY / "specialists" / f"{study}-{study_arm}",
+                            seeds_of(study, study_arm), f"-{suite}")
+            label = STUDIES[study]["arms"][study_arm][2]
+            found.append((f"{label} (`{study}/{study_arm}`)", done, None))
+        for label, done, n in found:
+            seeds = sorted(set(own) & set(done))
+            if not seeds:
+                continue
+            a = np.array([own[s]["learned"]["final"] for s in seeds])
+            b = np.array([done[s]["learned"]["final"] for s in seeds])
+            within = sum(median(x) <= 2 * median(y) for x, y in zip(a, b))
+            adam = _ratio(paired_log_ratio(b, [done[s]["adam"]["final"] for s in seeds]))
+            rows.append(f"| {suite} | {label} | {n or len(seeds)} | {median(b.ravel()):.3g} | "
+                        f"{adam} | {median(a.ravel()):.3g} | {_ratio(paired_log_ratio(a, b))} | "
+                        f"{within}/{len(seeds)} |")
+    return "\n".join(rows) + "\n"
+
+
+def _guard_of(arm: str) -> float | None:
+    """The loss guard's factor that ``arm`` meta-trains with (its config and overrides)."""
+    from ..config import load_config
+
+    config, overrides, _, _ = ARMS[arm]
+    path = Path(__file__).resolve().parents[2] / "configs" / f"{config}.yaml"
+    return load_config(path, list(overrides)).model.guard
+
+
+def guard_swap_table(summaries: Path) -> str:
+    """Markdown, per suite and GUARD_SWAP arm: the seeds scored both ways, the median loss at
+    step N as trained and with the guard swapped, the paired ratio swapped / as trained (95%
+    two-level bootstrap interval over seeds and problems), the diverged problems and the
+    refused fraction each way."""
+    rows = ["| suite | optimizer | guard as trained -> swapped | seeds | median loss, as trained "
+            "| swapped | swapped / as trained | diverged | refused |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for suite in GUARD_SWAP["suites"]:
+        for arm, guard in GUARD_SWAP["arms"].items():
+            own = _scored(summaries, arm, suite)
+            swapped = _by_seed(summaries / STUDY / arm / "guard_swap", own, f"-{suite}")
+            if not swapped:
+                continue
+            seeds = sorted(swapped)
+            a = np.array([own[s]["learned"]["final"] for s in seeds])
+            b = np.array([swapped[s]["learned"]["final"] for s in seeds])
+            before, after = ("none" if g is None else f"{g:g}" for g in (_guard_of(arm), guard))
+            div = [sum(d[s]["learned"]["diverged"] for s in seeds) for d in (own, swapped)]
+            ref = [np.mean([d[s]["learned"].get("refused_fraction", 0.0) for s in seeds])
+                   for d in (own, swapped)]
+            rows.append(f"| {suite} | {ARMS[arm][2]} | {before} -> {after} | {len(seeds)} | "
+                        f"{median(a.ravel()):.3g} | {median(b.ravel()):.3g} | "
+                        f"{_ratio(paired_log_ratio(b, a))} | {div[0]} -> {div[1]} of {a.size} | "
+                        f"{ref[0]:.2f} -> {ref[1]:.2f} |")
+    return "\n".join(rows) + "\n"
+
+
+def tele_off_table(summaries: Path) -> str:
+    """Markdown, per TELE_OFF suite and arm: the seeds scored both ways, the median loss at
+    step N with the teleports and with m1 alone, the paired ratio m1 alone / with (95%
+    two-level bootstrap interval over seeds and problems), the diverged problems each way,
+    and where the optimizee has held-out samples (the digits suite's held-out images, the
+    real sets) the median held-out accuracy each way, its paired difference m1 alone - with,
+    and m1 alone's against the better tuned hand optimizer (by median accuracy)."""
+    rows = ["| suite | optimizer | seeds | median loss, with teleports | m1 alone | "
+            "m1 alone / with | diverged | held-out accuracy, with -> m1 alone | "
+            "m1 alone - with | m1 alone - best hand's |", "|---" * 10 + "|"]
+    for suite in TELE_OFF["suites"]:
+        key = "accuracy" if suite.startswith("real-") else "held_out_accuracy"
+        for arm in TELE_OFF["arms"]:
+            # a run scored before score_suite recorded held-out metrics: its extra pass
+            own = {**_scored(summaries, arm, suite),
+                   **_scored_with(summaries, arm, (f"{suite}-accuracy",), key)}
+            off = _by_seed(summaries / STUDY / arm / "tele_off", own, f"-{suite}")
+            if not off:
+                continue
+            seeds = sorted(off)
+            a = np.array([own[s]["learned"]["final"] for s in seeds])
+            b = np.array([off[s]["learned"]["final"] for s in seeds])
+            div = [sum(d[s]["learned"]["diverged"] for s in seeds) for d in (own, off)]
+            cells = ["-", "-", "-"]
+            if all(key in d[s]["learned"] for d in (own, off) for s in seeds):
+                hands = ("sgd", "adam") if suite.startswith("real-") else ("gd", "adam")
+                best, acc, versus = versus_best_hand(off, hands, key)
+                with_acc = np.array([own[s]["learned"][key] for s in seeds])
+                cells = [f"{float(np.median(with_acc)):.3f} -> {float(np.median(acc)):.3f}",
+                         difference_text(paired_difference(acc, with_acc)),
+                         f"{difference_text(versus)} vs {best}"]
+            rows.append(f"| {suite} | {ARMS[arm][2]} | {len(seeds)} | {median(a.ravel()):.3g} "
+                        f"| {median(b.ravel()):.3g} | {_ratio(paired_log_ratio(b, a))} | "
+                        f"{div[0]} -> {div[1]} of {a.size} | " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def _scored(summaries: Path, arm: str, suite: str) -> dict[int, dict]:
+    """seed -> the suite summary of (arm, seed), for the seeds scored on ``suite`` (a real
+    set: "real-<set>")."""
+    return _by_seed(summaries / STUDY / arm, ARMS[arm][3], f"-{suite}")
+
+
+def _scored_with(summaries: Path, arm: str, suites: tuple[str, ...], key: str) -> dict[int, dict]:
+    """seed -> the first of the suite summaries ``suites`` of (arm, seed) whose learned run
+    records ``key``, for the seeds that have one."""
+    found: dict[int, dict] = {}
+    for suite in suites:
+        for s, d in _scored(summaries, arm, suite).items():
+            if key in d["learned"]:
+                found.setdefault(s, d)
+    return found
+
+
+def _ratio(test: dict) -> str:
+    """exp of a paired_log_ratio's median and interval: '0.12 [0.08, 0.2]'."""
+    lo, hi = test["ci"]
+    return f"{np.exp(test['median']):.3g} [{np.exp(lo):.3g}, {np.exp(hi):.3g}]"
+
+
+def _cells(done: dict[int, dict]) -> tuple[np.ndarray, dict[str, str], str, str, str]:
+    """For one arm's suite summaries (seed -> summary): its final losses (seeds, problems),
+    the paired ratios against tuned Adam and GD ({"adam", "gd"}), and the diverged, refused
+    and Adam-equivalent cells of the tables."""
+    seeds = sorted(done)
+    final = np.array([done[s]["learned"]["final"] for s in seeds])
+    vs = {k: _ratio(paired_log_ratio(final, [done[s][k]["final"] for s in seeds]))
+          for k in ("adam", "gd")}
+    speed = np.concatenate([done[s]["learned"]["adam_equivalent"] for s in seeds])
+    cap = ADAM_CAP // done[seeds[0]]["n_steps"]
+    est, lo, hi = (f">{cap}x" if np.isinf(v) else f"{v:.1f}x" for v in bootstrap_ci(speed))
+    diverged = sum(done[s]["learned"]["diverged"] for s in seeds)
+    refused = np.mean([done[s]["learned"].get("refused_fraction", 0.0) for s in seeds])
+    return final, vs, f"{diverged}/{final.size}", f"{refused:.2f}", f"{est} [{lo}, {hi}]"
+
+
+def _versus(done: dict[int, dict], theirs: dict[int, dict]) -> str:
+    """The paired ratio of one arm's final losses over another's on the seeds both have."""
+    both = sorted(set(done) & set(theirs))
+    if not both:
+        return "-"
+    return _ratio(paired_log_ratio([done[s]["learned"]["final"] for s in both],
+                                   [theirs[s]["learned"]["final"] for s in both]))
+
+
+def paired_table(summaries: Path, arms: tuple[str, ...] = HEADLINE,
+                 specialists: bool = True) -> str:
+    """Markdown, per suite and arm of ``arms``: the seeds scored, the median loss at step N
+    (pooled over seeds and problems), the paired loss ratios against tuned Adam, tuned GD and
+    the last arm of ``arms``, LSTM(update), on the seeds both have (median and 95% two-level
+    bootstrap interval over seeds and problems, stats.paired_log_ratio: below 1, the arm ends
+    lower), diverged problems, the
+    guard's refused fraction and the Adam-equivalent speedup (median over seeds and problems
+    and its bootstrap interval over them; '>cap' where tuned Adam never gets there); and the
+    specialists of SPECIALISTS on their own family (unless not ``specialists``). Held-out suites
+    are marked (held out)."""
+    rows = ["| suite | optimizer | seeds | median loss | / tuned Adam | / tuned GD | "
+            f"/ {ARMS[arms[-1]][2]} | diverged | refused | Adam-equivalent |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for suite in SUITES:
+        name = f"{suite} (held out)" if suite in HELD_OUT else suite
+        runs = {arm: _scored(summaries, arm, suite) for arm in arms}
+        for arm in arms:
+            done = runs[arm]
+            if not done:
+                continue
+            final, vs, diverged, refused, speed = _cells(done)
+            vs_other = "-" if arm == arms[-1] else _versus(done, runs[arms[-1]])
+            rows.append(f"| {name} | {ARMS[arm][2]} | {len(done)} | {median(final.ravel()):.3g} "
+                        f"| {vs['adam']} | {vs['gd']} | {vs_other} | {diverged} | {refused} | "
+                        f"{speed} |")
+        for spec in SPECIALISTS.get(suite, []) if specialists else []:
+            f = summaries / STUDY / "specialists" / f"{spec}-{suite}.json"
+            if f.is_file():
+                d = json.loads(f.read_text())
+                final = np.array([d["learned"]["final"]])
+                vs = {k: _ratio(paired_log_ratio(final, [d[k]["final"]])) for k in ("adam", "gd")}
+                rows.append(f"| {name} | specialist {spec}.pt | - | {median(final.ravel()):.3g} "
+                            f"| {vs['adam']} | {vs['gd']} | - | "
+                            f"{d['learned']['diverged']}/{final.size} | "
+                            f"{d['learned'].get('refused_fraction', 0.0):.2f} | - |")
+    return "\n".join(rows) + "\n"
+
+
+def shipped_table(summaries: Path, arm: str,
+                  against: tuple[str, ...] = ("update", "update_tele_diag")) -> str:
+    """Markdown, one row per suite for ``arm`` (the shipped one): its seeds, median loss at
+    step N, the paired ratios against tuned Adam, tuned GD and each arm of ``against`` (on the
+    seeds both have), diverged problems, refused fraction and Adam-equivalent speedup; the
+    columns of paired_table for one arm, so that the generalist issue's criteria read off one
+    table."""
+    rows = ["| suite | seeds | median loss | / tuned Adam | / tuned GD | "
+            + " | ".join(f"/ {ARMS[a][2]}" for a in against)
+            + " | diverged | refused | Adam-equivalent |",
+            "|---|---|---|---|---|" + "---|" * len(against) + "---|---|---|"]
+    for suite in SUITES:
+        done = _scored(summaries, arm, suite)
+        if not done:
+            continue
+        final, vs, diverged, refused, speed = _cells(done)
+        ratios = [vs["adam"], vs["gd"],
+                  *(_versus(done, _scored(summaries, other, suite)) for other in against)]
+        name = f"{suite} (held out)" if suite in HELD_OUT else suite
+        rows.append(f"| {name} | {len(done)} | {median(final.ravel()):.3g} | "
+                    + " | ".join(ratios) + f" | {diverged} | {refused} | {speed} |")
+    return "\n".join(rows) + "\n"
+
+
+def real_table(summaries: Path, arms: tuple[str, ...] = HEADLINE) -> str:
+    """Markdown, per real set (studies.realdata, through LearnedTorchOptimizer; a test set
+    only) and arm: the seeds scored, the median held-out accuracy and training loss at step N
+    (pooled over seeds and problems), tuned SGD's and Adam's, the paired difference in
+    held-out accuracy against the better of the two (by median accuracy), and against the last
+    arm of ``arms`` on the seeds both have: mean and 95% two-level bootstrap interval
+    (stats.paired_difference)."""
+    return _accuracy_table(summaries, arms, {name: (f"real-{name}",) for name in REAL_SETS},
+                           ("sgd", "adam"), "accuracy")
+
+
+def digits_accuracy_table(summaries: Path, arms: tuple[str, ...] = ACCURACY) -> str:
+    """real_table's columns for the digits suite's held-out images (the family's own held-out
+    pool, never in meta-training) against tuned GD and Adam: from the digits suite's summary,
+    or for a run scored before score_suite recorded held-out metrics, from its extra pass
+    ``<arm>/s<seed>-digits-accuracy.json``."""
+    return _accuracy_table(summaries, arms, {"digits": ("digits-accuracy", "digits")},
+                           ("gd", "adam"), "held_out_accuracy")
+
+
+def _accuracy_table(summaries: Path, arms: tuple[str, ...], sources: dict[str, tuple[str, ...]],
+                    hands: tuple[str, str], key: str) -> str:
+    """The rows of real_table: per source (set name -> the summaries' suite keys, the first
+    that records ``key`` taken for each seed) and arm."""
+    rows = ["| set | optimizer | seeds | held-out accuracy | training loss | "
+            + " | ".join(f"tuned {h.upper() if h != 'adam' else 'Adam'}" for h in hands)
+            + f" | accuracy - best hand's | accuracy - {ARMS[arms[-1]][2]}'s |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for name, suites in sources.items():
+        reference = _scored_with(summaries, arms[-1], suites, key)
+        for arm in arms:
+            done = _scored_with(summaries, arm, suites, key)
+            if not done:
+                continue
+            seeds = sorted(done)
+            best, acc, diff = versus_best_hand(done, hands, key)
+            final = np.array([done[s]["learned"]["final"] for s in seeds])
+            shown = [f"{median(v[key]):.3f} (loss {median(v['final']):.3g})"
+                     for v in (done[seeds[0]][h] for h in hands)]
+            both = sorted(set(done) & set(reference))
+            other = "-" if arm == arms[-1] or not both else difference_text(paired_difference(
+                [done[s]["learned"][key] for s in both],
+                [reference[s]["learned"][key] for s in both]))
+            rows.append(f"| {name} | {ARMS[arm][2]} | {len(seeds)} | "
+                        f"{float(np.median(acc)):.3f} | {median(final.ravel()):.3g} | "
+                        + " | ".join(shown) + f" | {difference_text(diff)} vs {best} | {other} |")
+    return "\n".join(rows) + "\n"
+
+
+#: a seed has failed when its validation score (a mean log-loss) lies more than this above the
+#: median of its arm's chosen scores: a geometric-mean loss 4x the arm's typical one
+FAILED_MARGIN = float(np.log(4.0))
+
+
+def selection_table(summaries: Path) -> str:
+    """Markdown: per arm, the seeds that fail with selection on validation (the chosen
+    iterate's score) and without it (the last iterate's), a seed failing when its score lies
+    more than FAILED_MARGIN above the median of the arm's chosen scores or is not finite."""
+    rows = ["| arm | seeds | chosen score per seed | last iterate's score per seed | "
+            "failed with selection | failed without |", "|---|---|---|---|---|---|"]
+    for arm, (_, _, label, _) in ARMS.items():
+        found = {}
+        for s, d in _scored(summaries, arm, "validation").items():
+            history = {int(k): v for k, v in d["val_score"].items()}
+            found[s] = (min(history.values()), history[max(history)])
+        if not found:
+            continue
+        bar = median([c for c, _ in found.values()]) + FAILED_MARGIN
+        failed = [sum(not (v[i] <= bar) for v in found.values()) for i in (0, 1)]
+        rows.append(f"| {label} | {len(found)} | "
+                    + " | ".join(", ".join(f"s{s}: {found[s][i]:.2f}" for s in sorted(found))
+                                 for i in (0, 1))
+                    + f" | {failed[0]}/{len(found)} | {failed[1]}/{len(found)} |")
+    return "\n".join(rows) + "\n"
+
+
+def status_table(summaries: Path) -> str:
+    """Markdown: per arm, the finished seeds with their validation scores and training time."""
+    rows = ["| arm | seeds done | validation score per seed | training time |",
+            "|---|---|---|---|"]
+    for arm, (_, _, label, seeds) in ARMS.items():
+        done = _by_seed(summaries / STUDY / arm, seeds)
+        scores = ", ".join(f"s{s}: {d['validation_score']:.3f}" for s, d in sorted(done.items()))
+        minutes = sum(d["train_seconds_this_session"] for d in done.values()) / 60
+        rows.append(f"| {label} | {len(done)}/{len(seeds)} | {scores or '-'} | "
+                    f"{minutes:.0f} min |")
+    return "\n".join(rows) + "\n"
+
+
+def suite_table(summaries: Path) -> str:
+    """Markdown: per suite and scored run, the median loss at step N of the run, tuned GD and
+    tuned Adam, the diverged problems, the guard's refused fraction and the median
+    Adam-equivalent speedup (">cap" where tuned Adam never reaches the run's loss)."""
+    rows = ["| suite | arm | seed | median loss | tuned GD | tuned Adam | diverged | refused | "
+            "Adam-equivalent |", "|---|---|---|---|---|---|---|---|---|"]
+    for suite in SUITES:
+        for arm, seed in ORDER:
+            f = summaries / STUDY / arm / f"s{seed}-{suite}.json"
+            if not f.is_file():
+                continue
+            d = json.loads(f.read_text())
+            med = {k: median(d[k]["final"]) for k in ("learned", "gd", "adam")}
+            speed = median(d["learned"]["adam_equivalent"])
+            shown = f">{ADAM_CAP // d['n_steps']}x" if np.isinf(speed) else f"{speed:.1f}x"
+            rows.append(f"| {suite} | {arm} | {seed} | {med['learned']:.3g} | {med['gd']:.3g} | "
+                        f"{med['adam']:.3g} | {d['learned']['diverged']}/{d['problems']} "
+                        f"(GD {d['gd']['diverged']}, Adam {d['adam']['diverged']}) | "
+                        f"{d['learned'].get('refused_fraction', 0.0):.2f} | {shown} |")
+    return "\n".join(rows) + "\n"
+
+
+def _pairing(summaries: Path, arms: tuple[str, ...], subject: str, paired: str,
+             accuracy: str) -> list[tuple[str, str]]:
+    """The three sections of one pairing of ``arms`` (the arm they are paired with last):
+    per suite (``subject + paired``), on real data and on the digits suite's held-out
+    images (``... + accuracy``)."""
+    return [(subject + paired, paired_table(summaries, arms, specialists=False)),
+            (f"{subject} on real data", real_table(summaries, arms)),
+            (f"{subject}: held-out accuracy on the digits suite{accuracy}",
+             digits_accuracy_table(summaries, arms))]
+
+
+def all_tables(summaries: Path) -> str:
+    """Every table of the study from the committed summaries, as markdown under headings:
+    what ``general_study.py`` prints and writes to ``studies/general/tables.md``."""
+    shipped = shipped_choice(summaries, "general_update_tele")[0]
+    # paired with the shipped LSTM(update)'s arm (the done-when comparison) and with the
+    # study's first LSTM(update) arm and guarded diag arm
+    against = tuple(dict.fromkeys((shipped_choice(summaries, "general_update")[0], "update",
+                                   "update_tele_diag")))
+    parts = [
+        ("Runs", status_table(summaries)),
+        (f"The shipped teleporting generalist ({ARMS[shipped][2]}), per suite",
+         shipped_table(summaries, shipped, against)),
+        ("Failed seeds with and without selection on validation", selection_table(summaries)),
+        ("Per run and suite", suite_table(summaries)),
+        ("Per suite, paired with LSTM(update)", paired_table(summaries)),
+        ("Real data, through LearnedTorchOptimizer", real_table(summaries)),
+        ("The diag arm's controls, paired with it", paired_table(summaries, CONTROLS,
+                                                                 specialists=False)),
+        ("The diag arm's controls on real data", real_table(summaries, CONTROLS)),
+        ("The guard swapped at test time", guard_swap_table(summaries)),
+        ("The teleports switched off at test time (m1 alone)", tele_off_table(summaries)),
+        ("Twice the meta-training, paired with the same arm at the study's budget",
+         paired_table(summaries, LONGER, specialists=False)),
+        ("Twice the meta-training on real data", real_table(summaries, LONGER)),
+        ("Teleport bound 3 and the held-out digits meta-loss, paired with the long arm",
+         paired_table(summaries, VARIANTS, specialists=False)),
+        ("Teleport bound 3 and the held-out digits meta-loss on real data",
+         real_table(summaries, VARIANTS)),
+        ("Curvature input and the held-out digits meta-loss on the bound-3 arm, paired with it",
+         paired_table(summaries, CURVATURE, specialists=False)),
+        ("Curvature input and the held-out digits meta-loss on real data",
+         real_table(summaries, CURVATURE)),
+        ("Half the groups on digits, on their held-out loss, paired with the bound-3 arm",
+         paired_table(summaries, DIGITS_SHARE, specialists=False)),
+        ("Half the groups on digits, on their held-out loss, on real data",
+         real_table(summaries, DIGITS_SHARE)),
+        ("Half the groups on digits: held-out accuracy on the digits suite, paired with the "
+         "bound-3 arm", digits_accuracy_table(summaries, DIGITS_SHARE)),
+        ("The bound-3 arm's iterate chosen on the digits problems' held-out loss, paired with "
+         "the bound-3 arm", paired_table(summaries, VAL_HELD_OUT, specialists=False)),
+        ("The iterate chosen on the digits problems' held-out loss, on real data",
+         real_table(summaries, VAL_HELD_OUT)),
+        ("The iterate chosen on the digits problems' held-out loss: held-out accuracy on the "
+         "digits suite, paired with the bound-3 arm", digits_accuracy_table(summaries,
+                                                                          VAL_HELD_OUT)),
+        *_pairing(summaries, GRADIENT_FORM, "m1 as a preconditioner of the gradient",
+                  " on the bound-3 arm, paired with it", ", paired with the bound-3 arm"),
+        *_pairing(summaries, GRADIENT_TILT, "The gradient form's bound at 3 and at 1",
+                  ", paired with the direct form's bound-3 arm", ", paired with it"),
+        *_pairing(summaries, GRADIENT_TILT_UPDATE,
+                  "The gradient form at tilt 3 for LSTM(update)", ", paired with it", ""),
+        *_pairing(summaries, GRADIENT_FORM_UPDATE, "The gradient form for LSTM(update)",
+                  ", paired with it (against the direct form's LSTM(update) and both "
+                  "teleporting arms)", ""),
+        ("LSTM(update) at the teleporting arms' budget (1600 trajectories), paired with them",
+         paired_table(summaries, SAME_BUDGET, specialists=False)),
+        ("LSTM(update) at the teleporting arms' budget on real data",
+         real_table(summaries, SAME_BUDGET)),
+        ("LSTM(update) at the teleporting arms' budget: held-out accuracy on the digits suite",
+         digits_accuracy_table(summaries, SAME_BUDGET)),
+        ("Held-out accuracy on the digits suite (the family's held-out images)",
+         digits_accuracy_table(summaries)),
+        *((f"{ARMS[arm][2]} against the specialists", specialist_table(summaries, arm))
+          for arm in dict.fromkeys((shipped, "update_tele_diag", "update"))),
+    ]
+    head = ("# Study `general`\n\nRegenerate: `python scripts/general_study.py status` (from the "
+            "committed summaries; `score` scores what is missing first).\n")
+    return head + "".join(f"\n## {title}\n\n{table}" for title, table in parts)
