@@ -89,9 +89,7 @@ class ModelConfig:
     tele_input: str = "raw"  # m2 reads G: raw | normalized (each G_k over its RMS entry)
     tele_norm_over: str = "layer"  # tele_norm / max_tele_norm bound each layer's T | the network's
     tele_group: str = "gl"  # m2's group: gl (T_k, the action on the batch) | diag (per unit)
-    # m1 also reads Adam's moments of every coordinate, g / sqrt(v^) and m^ / sqrt(v^)
-    # (learned_update); a diag teleport carries them along
-    update_moments: bool = False
+    update_moments: bool = False  # m1 also reads Adam's moments per coordinate (learned_update)
 
 
 @dataclass
@@ -348,8 +346,7 @@ def _check_cross(cfg: Config) -> None:
     if m.update_moments and m.tele_group == "gl" and m.variant in ("update_tele",
                                                                     "update_random_tele"):
         raise ConfigError(f"model.update_moments: the moments follow a diag teleport; with "
-                          f"model.tele_group: gl ({m.variant}) they would restart at every "
-                          "teleport: set model.tele_group: diag")
+                          f"model.tele_group: gl ({m.variant}) they would restart at every one")
     if m.update_tilt is not None and m.update_form != "gradient":
         raise ConfigError(f"model.update_tilt: {m.update_tilt} bounds the gradient form's "
                           f"steps, but model.update_form is {m.update_form}")
