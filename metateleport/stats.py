@@ -60,6 +60,26 @@ def quantile(values: ArrayLike, q: float, axis: int = 0) -> np.ndarray:
         return np.where(np.isinf(b), np.inf, a + (b - a) * frac)
 
 
+def _signed_quantile(r: np.ndarray, q: float, axis: int = 0) -> np.ndarray:
+    """``quantile`` of log-ratios, whose -inf (A finite, B diverged: A wins) must stay -inf
+    and not count as a diverged +inf: linear interpolation that is -inf where a -inf enters
+    it from below, +inf where a +inf enters it from above, and 0 (a tie) where the two meet
+    with nothing finite between."""
+    x = np.sort(np.asarray(r, dtype=np.float64), axis=axis)
+    h = q * (x.shape[axis] - 1)
+    i = math.floor(h)
+    frac = h - i
+    a = np.take(x, i, axis=axis)
+    if frac == 0:
+        return a
+    b = np.take(x, i + 1, axis=axis)
+    with np.errstate(invalid="ignore"):
+        out = a + (b - a) * frac
+    out = np.where(np.isneginf(a), -np.inf, out)
+    out = np.where(np.isposinf(b), np.inf, out)
+    return np.where(np.isneginf(a) & np.isposinf(b), 0.0, out)
+
+
 def median(values: ArrayLike) -> float:
     """``quantile(values, 0.5)`` of a 1-D ``values`` as a float: a diverged run counts as +inf."""
     return float(quantile(values, 0.5))
@@ -130,7 +150,8 @@ def paired_log_ratio(
 
     a, b: (S, M) final losses, row s from meta-training seed s, column i the same problem i.
     Per pair the log-ratio log(a / b) (< 0: A ends lower); a diverged run counts as +inf, two
-    diverged runs as a tie (0). Returns {"median": median of the S x M pooled log-ratios,
+    diverged runs as a tie (0), and a pair where only B diverged has log-ratio -inf, a win for
+    A. Returns {"median": median of the S x M pooled log-ratios,
     "ci": [lo, hi] from a two-level percentile bootstrap (seeds resampled, then problems within
     each resampled seed: meta-training seed noise is part of the interval), "per_seed": the
     median log-ratio of each seed, "seed_wins": seeds whose median loss is lower for A than for
@@ -142,11 +163,12 @@ def paired_log_ratio(
     with np.errstate(invalid="ignore"):
         r = np.log(x) - np.log(y)
     r[np.isinf(x) & np.isinf(y)] = 0.0
-    boot = _two_level_bootstrap(r, lambda v: quantile(v, 0.5, axis=1), n_boot, seed)
+    boot = _two_level_bootstrap(r, lambda v: _signed_quantile(v, 0.5, axis=1), n_boot, seed)
     return {
-        "median": float(quantile(r.ravel(), 0.5)),
-        "ci": [float(quantile(boot, alpha / 2)), float(quantile(boot, 1 - alpha / 2))],
-        "per_seed": [float(v) for v in quantile(r, 0.5, axis=1)],
+        "median": float(_signed_quantile(r.ravel(), 0.5)),
+        "ci": [float(_signed_quantile(boot, alpha / 2)),
+               float(_signed_quantile(boot, 1 - alpha / 2))],
+        "per_seed": [float(v) for v in _signed_quantile(r, 0.5, axis=1)],
         "seed_wins": int((quantile(x, 0.5, axis=1) < quantile(y, 0.5, axis=1)).sum()),
         "problem_wins": int((x < y).sum()),
         "pairs": r.size,

@@ -493,3 +493,36 @@ def test_the_tilt_saturation_counts_steps_past_the_bound():
     assert len(family.sample(16, 0, "val").groups) > 1, "the suite mixes architectures"
     tilt, mixed = script.measure(params, "distribution", problems=16, n_steps=3)
     assert mixed.shape == (3, 3), "one row per step, however many architectures"
+
+
+def test_the_done_when_rows_agree_with_the_per_suite_tables():
+    """general_verdict counts what the per-suite tables show, computed apart: diverged
+    problems, suites with a median Adam-equivalent of 10x or more, suites lower than the
+    arm's LSTM(update) with the interval excluding 1, and the real-data differences."""
+    from metateleport.studies.general_tables import real_table, shipped_table
+    from metateleport.studies.general_verdict import CANDIDATES, done_when_table
+
+    summaries = REPO / "studies"
+    table = done_when_table(summaries)
+    checked = 0
+    for arm, update in CANDIDATES.items():
+        rows = [r for r in table.splitlines() if r.startswith(f"| {general.ARMS[arm][2]} |")]
+        per_suite = shipped_table(summaries, arm, (update,)).splitlines()[2:]
+        if not per_suite:
+            assert not rows, f"{arm} has no scored run but a done-when row"
+            continue
+        cells = [c.strip() for c in rows[0].strip("|").split(" | ")]
+        suites = [[c.strip() for c in r.strip("|").split(" | ")] for r in per_suite]
+        diverged = sum(int(r[6].split("/")[0]) for r in suites)
+        problems = sum(int(r[6].split("/")[1]) for r in suites)
+        assert cells[2] == f"{diverged}/{problems}"
+        fast = sum(r[8].startswith(">") or float(r[8].split("x")[0]) >= 10 for r in suites)
+        assert cells[6] == f"{fast} of {len(suites)}"
+        lower = sum(float(r[5].split("[")[1].split(",")[1].strip(" ]")) < 1 for r in suites)
+        assert cells[5].startswith(f"{lower} / ")
+        real = real_table(summaries, (arm,)).splitlines()[2:]
+        for name, cell in zip(("breast_cancer", "digits"), cells[8:]):
+            want = [r for r in real if r.startswith(f"| {name} |")]
+            assert cell == (want[0].split(" | ")[7] if want else "-")
+        checked += 1
+    assert checked >= 3, "the committed candidates are scored"

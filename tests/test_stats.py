@@ -59,6 +59,27 @@ def test_paired_log_ratio():
         paired_log_ratio(b, b[:, :3])
 
 
+def test_paired_log_ratio_counts_the_other_side_diverging_as_a_win():
+    """A pair where only B diverged (inf or nan) is a win for A (log-ratio -inf), not a loss:
+    the median and interval of the log-ratios must not read -inf as a diverged +inf."""
+    rng = np.random.default_rng(1)
+    a = rng.uniform(1, 2, size=(4, 20))
+    b = 1.5 * a
+    b[:, :12] = np.nan  # B diverged on 12 of 20 problems of every seed
+    c = paired_log_ratio(a, b)
+    assert c["median"] == -np.inf and c["ci"][1] < 0
+    assert all(v == -np.inf for v in c["per_seed"])
+    b[:, :12] = np.inf
+    b[:, 12:] = 0.5 * a[:, 12:]  # now A ends higher wherever B did not diverge
+    c = paired_log_ratio(a, b)
+    assert c["median"] == -np.inf, "12 of 20 pairs are B's divergences: the median is one"
+    b[:, :8] = 0.5 * a[:, :8]  # only 4 divergences of B left, A higher on 16
+    c = paired_log_ratio(a, b)
+    assert c["median"] == pytest.approx(math.log(2)) and c["ci"][1] == pytest.approx(math.log(2))
+    flipped = paired_log_ratio(b, a)  # now A (= b) wins 16 and diverges 4
+    assert flipped["median"] == pytest.approx(-math.log(2))
+
+
 def test_paired_difference_of_accuracies():
     from metateleport.stats import paired_difference
 

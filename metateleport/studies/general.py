@@ -28,13 +28,14 @@ from typing import Any
 # ruff: noqa: F822
 __all__ = ["ACCURACY", "ARMS", "CONTROLS", "CURVATURE", "DIGITS_SHARE", "FAILED_MARGIN",
            "GRADIENT_FORM", "GRADIENT_FORM_UPDATE", "GRADIENT_TILT", "GRADIENT_TILT_UPDATE",
-           "GUARD_SWAP", "HEADLINE", "LONGER", "ORDER", "SAME_BUDGET", "SHIPPED", "SPECIALISTS",
-           "STUDY", "STUDY_SPECIALISTS", "TELE_OFF", "VAL_HELD_OUT", "VARIANTS", "all_tables",
-           "committed", "digits_accuracy_table", "guard_swap_table", "paired_table", "real_table",
-           "record_histories", "score_all", "score_guard_swap", "score_specialists",
-           "score_study_specialists", "score_tele_off", "selection_table", "ship_generalist",
-           "shipped_choice", "shipped_table", "specialist_table", "status_table", "suite_table",
-           "tele_off_table", "train_all", "train_one", "validation_history"]
+           "GUARD_SWAP", "HEADLINE", "LONGER", "MOMENTS", "MOMENTS_UPDATE", "ORDER",
+           "SAME_BUDGET", "SHIPPED", "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "TELE_OFF",
+           "VAL_HELD_OUT", "VARIANTS", "all_tables", "committed", "digits_accuracy_table",
+           "guard_swap_table", "paired_table", "real_table", "record_histories", "score_all",
+           "score_guard_swap", "score_specialists", "score_study_specialists", "score_tele_off",
+           "selection_table", "ship_generalist", "shipped_choice", "shipped_table",
+           "specialist_table", "status_table", "suite_table", "tele_off_table", "train_all",
+           "train_one", "validation_history"]
 
 STUDY = "general"
 
@@ -291,6 +292,13 @@ GRADIENT_TILT_UPDATE = ("update_tele_diag-noguard-long-bound3-gradient-tilt3", "
 GRADIENT_FORM_UPDATE = ("update_tele_diag-noguard-long-bound3-gradient",
                         "update_tele_diag-noguard-long-bound3", "update-long",
                         "update-long-gradient")
+#: m1 reading Adam's moments on the bound-3 arm, paired with it (the arm last)
+MOMENTS = ("update_tele_diag-noguard-long-bound3-moments",
+           "update_tele_diag-noguard-long-bound3")
+#: the moments' teleporting arm and the direct LSTM(update) paired with the moments'
+#: LSTM(update) (the arm last)
+MOMENTS_UPDATE = ("update_tele_diag-noguard-long-bound3-moments", "update-long",
+                  "update-long-moments")
 #: the same budget (1600 trajectories) for LSTM(update): the teleporting arms meta-trained on
 #: it, paired with LSTM(update) meta-trained on it (the arm last)
 SAME_BUDGET = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",

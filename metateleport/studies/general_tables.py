@@ -29,6 +29,8 @@ from .general import (
     GRADIENT_TILT_UPDATE,
     HEADLINE,
     LONGER,
+    MOMENTS,
+    MOMENTS_UPDATE,
     ORDER,
     SAME_BUDGET,
     SPECIALISTS,
@@ -45,17 +47,13 @@ __all__ = ["FAILED_MARGIN", "all_tables", "digits_accuracy_table", "guard_swap_t
            "status_table", "suite_table", "tele_off_table"]
 
 
-def specialist_table(summaries: Path, arm: str = "update_tele_diag") -> str:
-    """Markdown, per suite with specialists: the generalist ``arm``'s loss at step N over each
-    specialist's, paired on the same test problems (and, for a family study's arm, on the
-    seeds both have; a shipped specialist is one run, set against every seed of ``arm``),
-    median and 95% two-level bootstrap interval (above 1: the generalist ends higher; the
-    generalist issue asks for at most 2), and the seeds of ``arm`` within 2x."""
+def specialist_pairs(summaries: Path, arm: str):
+    """Per suite with specialists and specialist scored: (suite, label, runs, the
+    generalist ``arm``'s final losses, the specialist's), on the same test problems and, for a
+    family study's arm, on the seeds both have (a shipped specialist is one run, set against
+    every seed of ``arm``; runs None for a study arm: one per seed)."""
     from .arms import STUDIES, seeds_of
 
-    rows = [f"| suite | specialist | seeds | median loss | / tuned Adam | {ARMS[arm][2]}: "
-            "median | generalist / specialist | seeds within 2x |",
-            "|---|---|---|---|---|---|---|---|"]
     for suite in SUITES:
         own = _scored(summaries, arm, suite)
         # (label, seed -> summary, how many runs it is)
@@ -72,15 +70,26 @@ def specialist_table(summaries: Path, arm: str = "update_tele_diag") -> str:
             found.append((f"{label} (`{study}/{study_arm}`)", done, None))
         for label, done, n in found:
             seeds = sorted(set(own) & set(done))
-            if not seeds:
-                continue
-            a = np.array([own[s]["learned"]["final"] for s in seeds])
-            b = np.array([done[s]["learned"]["final"] for s in seeds])
-            within = sum(median(x) <= 2 * median(y) for x, y in zip(a, b))
-            adam = _ratio(paired_log_ratio(b, [done[s]["adam"]["final"] for s in seeds]))
-            rows.append(f"| {suite} | {label} | {n or len(seeds)} | {median(b.ravel()):.3g} | "
-                        f"{adam} | {median(a.ravel()):.3g} | {_ratio(paired_log_ratio(a, b))} | "
-                        f"{within}/{len(seeds)} |")
+            if seeds:
+                yield (suite, label, n, done, seeds,
+                       np.array([own[s]["learned"]["final"] for s in seeds]),
+                       np.array([done[s]["learned"]["final"] for s in seeds]))
+
+
+def specialist_table(summaries: Path, arm: str = "update_tele_diag") -> str:
+    """Markdown, per suite with specialists: the generalist ``arm``'s loss at step N over each
+    specialist's, paired on the same test problems (specialist_pairs), median and 95%
+    two-level bootstrap interval (above 1: the generalist ends higher; the generalist issue
+    asks for at most 2), and the seeds of ``arm`` within 2x."""
+    rows = [f"| suite | specialist | seeds | median loss | / tuned Adam | {ARMS[arm][2]}: "
+            "median | generalist / specialist | seeds within 2x |",
+            "|---|---|---|---|---|---|---|---|"]
+    for suite, label, n, done, seeds, a, b in specialist_pairs(summaries, arm):
+        within = sum(median(x) <= 2 * median(y) for x, y in zip(a, b))
+        adam = _ratio(paired_log_ratio(b, [done[s]["adam"]["final"] for s in seeds]))
+        rows.append(f"| {suite} | {label} | {n or len(seeds)} | {median(b.ravel()):.3g} | "
+                    f"{adam} | {median(a.ravel()):.3g} | {_ratio(paired_log_ratio(a, b))} | "
+                    f"{within}/{len(seeds)} |")
     return "\n".join(rows) + "\n"
 
 
@@ -394,6 +403,8 @@ def _pairing(summaries: Path, arms: tuple[str, ...], subject: str, paired: str,
 def all_tables(summaries: Path) -> str:
     """Every table of the study from the committed summaries, as markdown under headings:
     what ``general_study.py`` prints and writes to ``studies/general/tables.md``."""
+    from .general_verdict import done_when_table  # it reads this module's tables
+
     shipped = shipped_choice(summaries, "general_update_tele")[0]
     # paired with the shipped LSTM(update)'s arm (the done-when comparison) and with the
     # study's first LSTM(update) arm and guarded diag arm
@@ -403,6 +414,8 @@ def all_tables(summaries: Path) -> str:
         ("Runs", status_table(summaries)),
         (f"The shipped teleporting generalist ({ARMS[shipped][2]}), per suite",
          shipped_table(summaries, shipped, against)),
+        ("The done-when per candidate teleporting arm (general_verdict.py)",
+         done_when_table(summaries)),
         ("Failed seeds with and without selection on validation", selection_table(summaries)),
         ("Per run and suite", suite_table(summaries)),
         ("Per suite, paired with LSTM(update)", paired_table(summaries)),
@@ -445,6 +458,10 @@ def all_tables(summaries: Path) -> str:
         *_pairing(summaries, GRADIENT_FORM_UPDATE, "The gradient form for LSTM(update)",
                   ", paired with it (against the direct form's LSTM(update) and both "
                   "teleporting arms)", ""),
+        *_pairing(summaries, MOMENTS, "m1 reading Adam's moments",
+                  " on the bound-3 arm, paired with it", ", paired with the bound-3 arm"),
+        *_pairing(summaries, MOMENTS_UPDATE, "m1 reading Adam's moments for LSTM(update)",
+                  ", paired with it", ""),
         ("LSTM(update) at the teleporting arms' budget (1600 trajectories), paired with them",
          paired_table(summaries, SAME_BUDGET, specialists=False)),
         ("LSTM(update) at the teleporting arms' budget on real data",

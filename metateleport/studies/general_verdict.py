@@ -1,0 +1,97 @@
+"""The generalist issue's done-when, criterion by criterion, for every candidate teleporting
+arm (``CANDIDATES``), read off the committed summaries alone: ``done_when_table``, a section of
+studies/general/tables.md.
+
+Per arm, over every test suite (the issue's families, the distribution's own stream, the
+specialists' families and the held-out suite): diverged problems; the suites where its median
+loss ratio to tuned Adam and to tuned GD is below 1 (and of those, with the paired interval
+excluding 1); against the LSTM(update) meta-trained the same way (the same budget, the same
+m1 options) the suites where it ends lower and higher with the interval excluding 1; the
+suites with an Adam-equivalent speedup of at least 10x (the median; the issue's goal); the
+specialist comparisons within 2x (median ratio, every specialist row of specialist_pairs);
+and on real data the paired held-out accuracy difference to the better tuned hand optimizer
+(the issue asks for at most 0.03 below).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..stats import difference_text, paired_log_ratio
+from .general import ARMS
+from .general_tables import _scored, specialist_pairs
+from .realdata import REAL_SETS, versus_best_hand
+from .suites import SUITES
+
+__all__ = ["CANDIDATES", "done_when_table"]
+
+#: the teleporting arms a shipped generalist may come from, each with the LSTM(update)
+#: meta-trained the same way (the done-when's "generalist LSTM(update)")
+CANDIDATES: dict[str, str] = {
+    "update_tele_diag-noguard-long-bound3": "update-long",
+    "update_tele_diag-noguard-long-bound3-gradient": "update-long-gradient",
+    "update_tele_diag-noguard-long-bound3-gradient-tilt3": "update-long-gradient-tilt3",
+    "update_tele_diag-noguard-long-bound3-moments": "update-long-moments",
+}
+
+
+def _count(tests: list[dict]) -> str:
+    """'k (j)': of paired_log_ratio results, how many have a median below 0, and of those
+    how many an interval below 0."""
+    below = [t for t in tests if t["median"] < 0]
+    return f"{len(below)} ({sum(t['ci'][1] < 0 for t in below)})"
+
+
+def _row(summaries: Path, arm: str, update: str) -> str | None:
+    scored = {suite: _scored(summaries, arm, suite) for suite in SUITES}
+    scored = {suite: done for suite, done in scored.items() if done}
+    if not scored:
+        return None
+    seeds = min(len(done) for done in scored.values())
+    diverged = sum(d["learned"]["diverged"] for done in scored.values() for d in done.values())
+    problems = sum(np.size(d["learned"]["final"]) for done in scored.values()
+                   for d in done.values())
+    vs: dict[str, list[dict]] = {"adam": [], "gd": []}
+    lower = higher = fast = 0
+    for suite, done in scored.items():
+        s = sorted(done)
+        final = [done[k]["learned"]["final"] for k in s]
+        for hand in vs:
+            vs[hand].append(paired_log_ratio(final, [done[k][hand]["final"] for k in s]))
+        theirs = _scored(summaries, update, suite)
+        both = sorted(set(done) & set(theirs))
+        if both:
+            t = paired_log_ratio([done[k]["learned"]["final"] for k in both],
+                                 [theirs[k]["learned"]["final"] for k in both])
+            lower += t["ci"][1] < 0
+            higher += t["ci"][0] > 0
+        speed = np.concatenate([done[k]["learned"]["adam_equivalent"] for k in s])
+        fast += float(np.median(speed)) >= 10
+    pairs = [np.median(a) <= 2 * np.median(b)
+             for *_, a, b in specialist_pairs(summaries, arm)]
+    real = []
+    for name in REAL_SETS:
+        found = _scored(summaries, arm, f"real-{name}")
+        if found:
+            best, _, versus = versus_best_hand(found, ("sgd", "adam"))
+            real.append(f"{difference_text(versus)} vs {best}")
+        else:
+            real.append("-")
+    n = len(scored)
+    return (f"| {ARMS[arm][2]} | {seeds} | {diverged}/{problems} | {_count(vs['adam'])} of {n} "
+            f"| {_count(vs['gd'])} of {n} | {lower} / {higher} of {n} | {fast} of {n} | "
+            f"{sum(pairs)} of {len(pairs)} | " + " | ".join(real) + " |")
+
+
+def done_when_table(summaries: Path) -> str:
+    """Markdown, one row per CANDIDATES arm with scored runs (see the module docstring)."""
+    rows = ["| arm | seeds | diverged | below tuned Adam (interval) | below tuned GD (interval) "
+            "| vs its LSTM(update): lower / higher, intervals excluding 1 | Adam-equivalent "
+            ">= 10x | specialist rows within 2x | "
+            + " | ".join(f"real {name}: accuracy - best hand's" for name in REAL_SETS) + " |",
+            "|---|---|---|---|---|---|---|---|" + "---|" * len(REAL_SETS)]
+    rows += [r for arm, update in CANDIDATES.items()
+             if (r := _row(summaries, arm, update)) is not None]
+    return "\n".join(rows) + "\n"
