@@ -36,16 +36,25 @@ def _losses(values: ArrayLike) -> np.ndarray:
     return x
 
 
-def quantile(values: ArrayLike, q: float, axis: int = 0) -> np.ndarray:
+def quantile(values: ArrayLike, q: float, axis: int = 0, signed: bool = False) -> np.ndarray:
     """Linear-interpolation quantile (numpy's default) along ``axis`` that treats non-finite
     values as +inf: it is infinite exactly when an infinite value enters the interpolation.
     (numpy's own quantile returns nan there, from inf * 0 or inf - inf.)
+
+    ``signed``: for values that may be -inf as well (log-ratios: A finite, B diverged, a win
+    for A), which then stays -inf (nan still counts as +inf); where a -inf and a +inf meet
+    with nothing finite between, the result is 0 (a tie).
 
     q = 0.5 gives the median. values: any shape; the result drops ``axis``.
     """
     if not 0.0 <= q <= 1.0:
         raise ValueError(f"q must be in [0, 1], got {q}")
-    x = np.sort(_losses(values), axis=axis)
+    if signed:
+        x = np.array(values, dtype=np.float64)
+        x[np.isnan(x)] = np.inf
+    else:
+        x = _losses(values)
+    x = np.sort(x, axis=axis)
     n = x.shape[axis]
     if n == 0:
         raise ValueError("quantile of an empty array")
@@ -57,27 +66,9 @@ def quantile(values: ArrayLike, q: float, axis: int = 0) -> np.ndarray:
         return a
     b = np.take(x, i + 1, axis=axis)
     with np.errstate(invalid="ignore"):
-        return np.where(np.isinf(b), np.inf, a + (b - a) * frac)
-
-
-def _signed_quantile(r: np.ndarray, q: float, axis: int = 0) -> np.ndarray:
-    """``quantile`` of log-ratios, whose -inf (A finite, B diverged: A wins) must stay -inf
-    and not count as a diverged +inf: linear interpolation that is -inf where a -inf enters
-    it from below, +inf where a +inf enters it from above, and 0 (a tie) where the two meet
-    with nothing finite between."""
-    x = np.sort(np.asarray(r, dtype=np.float64), axis=axis)
-    h = q * (x.shape[axis] - 1)
-    i = math.floor(h)
-    frac = h - i
-    a = np.take(x, i, axis=axis)
-    if frac == 0:
-        return a
-    b = np.take(x, i + 1, axis=axis)
-    with np.errstate(invalid="ignore"):
         out = a + (b - a) * frac
-    out = np.where(np.isneginf(a), -np.inf, out)
-    out = np.where(np.isposinf(b), np.inf, out)
-    return np.where(np.isneginf(a) & np.isposinf(b), 0.0, out)
+    low, high = np.isneginf(a), np.isposinf(b)
+    return np.where(low & high, 0.0, np.where(high, np.inf, np.where(low, -np.inf, out)))
 
 
 def median(values: ArrayLike) -> float:
@@ -163,12 +154,12 @@ def paired_log_ratio(
     with np.errstate(invalid="ignore"):
         r = np.log(x) - np.log(y)
     r[np.isinf(x) & np.isinf(y)] = 0.0
-    boot = _two_level_bootstrap(r, lambda v: _signed_quantile(v, 0.5, axis=1), n_boot, seed)
+    boot = _two_level_bootstrap(r, lambda v: quantile(v, 0.5, axis=1, signed=True), n_boot, seed)
     return {
-        "median": float(_signed_quantile(r.ravel(), 0.5)),
-        "ci": [float(_signed_quantile(boot, alpha / 2)),
-               float(_signed_quantile(boot, 1 - alpha / 2))],
-        "per_seed": [float(v) for v in _signed_quantile(r, 0.5, axis=1)],
+        "median": float(quantile(r.ravel(), 0.5, signed=True)),
+        "ci": [float(quantile(boot, alpha / 2, signed=True)),
+               float(quantile(boot, 1 - alpha / 2, signed=True))],
+        "per_seed": [float(v) for v in quantile(r, 0.5, axis=1, signed=True)],
         "seed_wins": int((quantile(x, 0.5, axis=1) < quantile(y, 0.5, axis=1)).sum()),
         "problem_wins": int((x < y).sum()),
         "pairs": r.size,
