@@ -102,6 +102,16 @@ def _guard_of(arm: str) -> float | None:
     return load_config(path, list(overrides)).model.guard
 
 
+def _both_ways(own: dict[int, dict], other: dict[int, dict]):
+    """For runs scored a second way (``other``, seed -> summary, a subset of ``own``'s seeds):
+    its seeds, the final losses (seeds, problems) of ``own`` and ``other`` on them, and the
+    diverged problems of each."""
+    seeds = sorted(other)
+    a = np.array([own[s]["learned"]["final"] for s in seeds])
+    b = np.array([other[s]["learned"]["final"] for s in seeds])
+    return seeds, a, b, [sum(d[s]["learned"]["diverged"] for s in seeds) for d in (own, other)]
+
+
 def guard_swap_table(summaries: Path) -> str:
     """Markdown, per suite and GUARD_SWAP arm: the seeds scored both ways, the median loss at
     step N as trained and with the guard swapped, the paired ratio swapped / as trained (95%
@@ -116,11 +126,8 @@ def guard_swap_table(summaries: Path) -> str:
             swapped = _by_seed(summaries / STUDY / arm / "guard_swap", own, f"-{suite}")
             if not swapped:
                 continue
-            seeds = sorted(swapped)
-            a = np.array([own[s]["learned"]["final"] for s in seeds])
-            b = np.array([swapped[s]["learned"]["final"] for s in seeds])
+            seeds, a, b, div = _both_ways(own, swapped)
             before, after = ("none" if g is None else f"{g:g}" for g in (_guard_of(arm), guard))
-            div = [sum(d[s]["learned"]["diverged"] for s in seeds) for d in (own, swapped)]
             ref = [np.mean([d[s]["learned"].get("refused_fraction", 0.0) for s in seeds])
                    for d in (own, swapped)]
             rows.append(f"| {suite} | {ARMS[arm][2]} | {before} -> {after} | {len(seeds)} | "
@@ -149,10 +156,7 @@ def tele_off_table(summaries: Path) -> str:
             off = _by_seed(summaries / STUDY / arm / "tele_off", own, f"-{suite}")
             if not off:
                 continue
-            seeds = sorted(off)
-            a = np.array([own[s]["learned"]["final"] for s in seeds])
-            b = np.array([off[s]["learned"]["final"] for s in seeds])
-            div = [sum(d[s]["learned"]["diverged"] for s in seeds) for d in (own, off)]
+            seeds, a, b, div = _both_ways(own, off)
             cells = ["-", "-", "-"]
             if all(key in d[s]["learned"] for d in (own, off) for s in seeds):
                 hands = ("sgd", "adam") if suite.startswith("real-") else ("gd", "adam")
