@@ -296,7 +296,8 @@ class LearnedOptimizer(nn.Module, Teleporting):
     scale-free inputs and depth-free bound (the shipped checkpoints: "raw", "raw", "layer").
     ``update_form``, ``update_tilt``: what m1's output is (LearnedUpdate's ``form``: "direct",
     the update, in every shipped checkpoint; "gradient", the log-steps of a preconditioner of
-    the gradient over its RMS, with base step ``update_scale`` and bound ``update_tilt``).
+    the gradient over its RMS, with base step ``update_scale`` and bound ``update_tilt``;
+    "adam", the same along Adam's direction, which needs ``update_moments``).
     ``tele_group``: m2's group, "gl" (the shipped checkpoints) or "diag" (LearnedTeleport).
     ``update_moments``: m1 also reads Adam's normalized moments of every coordinate
     (LearnedUpdate's ``moments``; off in the shipped checkpoints).
@@ -370,7 +371,7 @@ class LearnedOptimizer(nn.Module, Teleporting):
         # the gradient form's outputs are log-steps, update_scale its base step
         self.update_net = (
             UpdateLSTM(hidden_size, preprocess_p,
-                       1.0 if update_form == "gradient" else update_scale,
+                       1.0 if update_form != "direct" else update_scale,
                        n_extra=N_MOMENT_INPUTS if update_moments else 0, num_layers=num_layers)
             if variant != "lr_tele" else None
         )

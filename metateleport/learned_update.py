@@ -2,7 +2,8 @@
 and what its output becomes), ``LearnedStepGD`` (GD at LSTM(lr,tele)'s learned step size).
 
 - ``gradient_form``: m1's outputs as the log-steps of a positive diagonal preconditioner of the
-  gradient over its RMS (``model.update_form: gradient``).
+  gradient over its RMS (``model.update_form: gradient``) or of Adam's direction m^ / sqrt(v^)
+  (``model.update_form: adam``, with the moments below).
 - Moments (``model.update_moments``): Adam's moment estimates of every coordinate, kept in m1's
   state, and the two inputs m1 reads from them, g / sqrt(v^) and m^ / sqrt(v^) (Adam's bias
   corrections, ``BETAS`` as tuned Adam's). Each is free of the loss's scale and of the
@@ -29,7 +30,7 @@ __all__ = ["BETAS", "N_MOMENT_INPUTS", "UPDATE_FORMS", "UPDATE_INPUTS", "Learned
 #: m1's input: the raw gradient, or the gradient over its RMS across the problem's coordinates
 UPDATE_INPUTS = ("raw", "rms")
 #: what m1's output is (LearnedUpdate's ``form``)
-UPDATE_FORMS = ("direct", "gradient")
+UPDATE_FORMS = ("direct", "gradient", "adam")
 
 #: (beta1, beta2) of the moment estimates: tuned Adam's (baselines.Adam)
 BETAS = (0.9, 0.999)
@@ -104,7 +105,9 @@ class LearnedUpdate:
 
     ``form`` "direct": m1's output is the update; "gradient" (needs input "rms"): it is the log
     of a positive step per coordinate along minus that input, gradient_form(out, input,
-    ``step``, ``tilt``).
+    ``step``, ``tilt``); "adam" (needs ``moments``): the same along minus Adam's direction
+    m^ / sqrt(v^), so that m1 is Adam under a learned positive diagonal preconditioner (its
+    steps within exp(+-tilt) of the problem's common one).
 
     ``moments``: m1 also reads g / sqrt(v^) and m^ / sqrt(v^) of every coordinate (Adam's
     moment estimates; the net needs n_extra = N_MOMENT_INPUTS), free of each coordinate's own
@@ -121,6 +124,9 @@ class LearnedUpdate:
         if form == "gradient" and input != "rms":
             raise ValueError("the gradient update form moves along the gradient over its RMS: "
                              f"it needs input 'rms', got {input!r}")
+        if form == "adam" and not moments:
+            raise ValueError("the adam update form moves along Adam's direction: it needs "
+                             "moments=True")
         if net.n_extra != (N_MOMENT_INPUTS if moments else 0):
             raise ValueError(f"m1 with moments={moments} needs a net with n_extra="
                              f"{N_MOMENT_INPUTS if moments else 0}, got {net.n_extra}")
@@ -129,7 +135,8 @@ class LearnedUpdate:
 
     def shape(self, out: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
         """The update from m1's output ``out`` and its input ``direction`` (..., N), the last
-        axis one problem's coordinates: ``out`` itself, or gradient_form's."""
+        axis one problem's coordinates (the gradient over its RMS, or for the adam form
+        Adam's direction): ``out`` itself, or gradient_form's."""
         if self.form == "direct":
             return out
         return gradient_form(out, direction.to(out.dtype), self.step, self.tilt)
@@ -167,8 +174,11 @@ class LearnedUpdate:
             flats = [rms_normalized(flat, 1) for flat in flats]
         outs = call_groups(self.net, [flat.reshape(-1).to(self._dtype) for flat in flats],
                            m1_states, extras)
-        return [(self.shape(delta.reshape(flat.shape), flat).to(g[0].dtype), m1, mo)
-                for (delta, _, m1), flat, g, mo in zip(outs, flats, grads, new_moments)]
+        directions = (flats if self.form != "adam"
+                      else [x[:, 1].reshape(flat.shape) for x, flat in zip(extras, flats)])
+        return [(self.shape(delta.reshape(flat.shape), d).to(g[0].dtype), m1, mo)
+                for (delta, _, m1), flat, d, g, mo
+                in zip(outs, flats, directions, grads, new_moments)]
 
     def update(self, weights, grads, state: State, ctx: StepContext):
         return self.update_groups([weights], [grads], [state], [ctx])[0]

@@ -110,6 +110,8 @@ def test_moments_change_the_trajectory_and_stay_finite():
     {"variant": "update_tele", "tele_group": "diag", "tele_norm": None, "max_tele_norm": 0.5,
      "update_input": "rms", "update_form": "gradient", "update_tilt": 3.0,
      "m1_state_on_tele": "reset"},
+    {"variant": "update_tele", "tele_group": "diag", "tele_norm": None, "max_tele_norm": 0.5,
+     "update_input": "rms", "update_form": "adam", "update_tilt": 1.0},
 ])
 def test_the_torch_face_matches_the_batched_path(options):
     from tests.test_torch_optim import _matches_the_batched_path
@@ -132,6 +134,9 @@ def test_the_torch_face_matches_the_batched_path(options):
     ({"update_moments": True, "variant": "update_random_tele", "tele_norm": 0.1},
      r"model\.update_moments: .*tele_group: gl"),
     ({"update_moments": "yes"}, r"model\.update_moments"),
+    ({"update_form": "adam", "variant": "update"}, r"model\.update_form: adam .*update_moments"),
+    ({"update_tilt": 1.0, "update_moments": True, "variant": "update"},
+     r"model\.update_tilt: 1\.0 bounds .*update_form is direct"),
 ])
 def test_config_errors_name_the_key(model, match):
     with pytest.raises(ConfigError, match=match):
@@ -142,3 +147,24 @@ def test_the_constructor_refuses_what_the_config_refuses():
     with pytest.raises(ValueError, match="update_moments"):
         LearnedOptimizer("lr_tele", update_moments=True)
     assert config_from_dict({"model": {"update_moments": True, "variant": "update"}})
+
+
+def test_the_adam_form_moves_every_coordinate_against_adams_direction_within_the_tilt():
+    p = _problems(seed=5)
+    tilt = 0.5
+    opt = LearnedOptimizer("update", update_input="rms", update_moments=True,
+                           update_form="adam", update_tilt=tilt, update_scale=0.1).double()
+    state = opt.init_state(p)
+    for t in range(3):
+        _, grads = mlp_loss_and_grad(p.weights, p.X, p.Y, p.slope)
+        direction, _ = moment_inputs(flatten_coords(grads), state["m1_moments"])
+        deltas, state = opt.update(p.weights, grads, state, StepContext(t, p))
+        delta, d = flatten_coords(deltas), direction[..., 1]
+        moving = d != 0
+        assert (torch.sign(delta[moving]) == -torch.sign(d[moving])).all()
+        assert (delta[~moving] == 0).all()
+        log_step = torch.log(-delta[moving] / d[moving] / 0.1).reshape(p.batch_size, -1)
+        spread = log_step - log_step.mean(dim=1, keepdim=True)
+        assert spread.abs().max() <= 2 * tilt + 1e-9  # each within tilt of the mean log-step
+    with pytest.raises(ValueError, match="moments"):
+        LearnedOptimizer("update", update_form="adam")
