@@ -26,16 +26,16 @@ from typing import Any
 
 # general_runs' and general_tables' names in __all__ come from __getattr__ (at the end)
 # ruff: noqa: F822
-__all__ = ["ACCURACY", "ARMS", "CONTROLS", "CURVATURE", "DIGITS_SHARE", "FAILED_MARGIN",
-           "GRADIENT_FORM", "GRADIENT_FORM_UPDATE", "GRADIENT_TILT", "GRADIENT_TILT_UPDATE",
-           "GUARD_SWAP", "HEADLINE", "LONGER", "MOMENTS", "MOMENTS_UPDATE", "ORDER",
-           "SAME_BUDGET", "SHIPPED", "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "TELE_OFF",
-           "VAL_HELD_OUT", "VARIANTS", "all_tables", "committed", "digits_accuracy_table",
-           "guard_swap_table", "paired_table", "real_table", "record_histories", "score_all",
-           "score_guard_swap", "score_specialists", "score_study_specialists", "score_tele_off",
-           "selection_table", "ship_generalist", "shipped_choice", "shipped_table",
-           "specialist_table", "status_table", "suite_table", "tele_off_table", "train_all",
-           "train_one", "validation_history"]
+__all__ = ["ACCURACY", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS", "CONTROLS", "CURVATURE",
+           "DIGITS_SHARE", "FAILED_MARGIN", "GRADIENT_FORM", "GRADIENT_FORM_UPDATE",
+           "GRADIENT_TILT", "GRADIENT_TILT_UPDATE", "GUARD_SWAP", "HEADLINE", "LONGER", "MOMENTS",
+           "MOMENTS_UPDATE", "ORDER", "SAME_BUDGET", "SHIPPED", "SPECIALISTS", "STUDY",
+           "STUDY_SPECIALISTS", "TELE_OFF", "VAL_HELD_OUT", "VARIANTS", "all_tables", "committed",
+           "digits_accuracy_table", "guard_swap_table", "paired_table", "real_table",
+           "record_histories", "score_all", "score_guard_swap", "score_specialists",
+           "score_study_specialists", "score_tele_off", "selection_table", "ship_generalist",
+           "shipped_choice", "shipped_table", "specialist_table", "status_table", "suite_table",
+           "tele_off_table", "train_all", "train_one", "validation_history"]
 
 STUDY = "general"
 
@@ -218,6 +218,27 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
                             ["train.trajectories=1600", "model.update_moments=true"],
                             "LSTM(update), guarded, twice the meta-training, m1 reading "
                             "Adam's moments", [0, 1, 2, 3, 4]),
+    # added 2026-12-06, 5 seeds each registered before any run (a 30-meta-step smoke run
+    # only), once the moments arm's seed 0 was scored (1.55x tuned Adam on digits, 3.5x the
+    # bound-3 arm; said here) and a hand diagnostic on validation problems found Adam 3.5x
+    # below the same update with one v per problem on digits, 1.4x on normal_init and 2x on
+    # unit_span10 (1.0x on paper): the gradient form's tilt-3 arm with m1's log-steps along
+    # Adam's direction m^/sqrt(v^) instead of the gradient over its RMS (model.update_form:
+    # adam), Adam under a learned positive diagonal preconditioner; and its LSTM(update), the
+    # done-when's comparison. Candidates to ship (SHIPPED)
+    "update_tele_diag-noguard-long-bound3-adam-tilt3": (
+        "general_update_tele",
+        ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
+         "model.max_tele_norm=3.0", "model.update_moments=true", "model.update_form=adam",
+         "model.update_tilt=3.0", "model.update_scale=0.1"],
+        "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
+        "teleport bound 3, m1 a preconditioner of Adam's direction (tilt 3)", [0, 1, 2, 3, 4]),
+    "update-long-adam-tilt3": (
+        "general_update",
+        ["train.trajectories=1600", "model.update_moments=true", "model.update_form=adam",
+         "model.update_tilt=3.0", "model.update_scale=0.1"],
+        "LSTM(update), guarded, twice the meta-training, m1 a preconditioner of Adam's "
+        "direction (tilt 3)", [0, 1, 2, 3, 4]),
 }
 
 
@@ -245,7 +266,10 @@ def _order() -> list[tuple[str, int]]:
             + [("update-long-gradient-tilt3", s) for s in range(5)]
             + [(arm, s) for s in range(5)
                for arm in ("update_tele_diag-noguard-long-bound3-moments",
-                           "update-long-moments")])
+                           "update-long-moments")]
+            + [(arm, s) for s in range(5)
+               for arm in ("update_tele_diag-noguard-long-bound3-adam-tilt3",
+                           "update-long-adam-tilt3")])
 
 
 #: the order in which runs are trained
@@ -299,6 +323,15 @@ MOMENTS = ("update_tele_diag-noguard-long-bound3-moments",
 #: LSTM(update) (the arm last)
 MOMENTS_UPDATE = ("update_tele_diag-noguard-long-bound3-moments", "update-long",
                   "update-long-moments")
+#: Adam's direction for the gradient form's tilt-3 arm, and the direct bound-3 arm, paired
+#: with the gradient form's tilt-3 arm (the arm last)
+ADAM_FORM = ("update_tele_diag-noguard-long-bound3-adam-tilt3",
+             "update_tele_diag-noguard-long-bound3",
+             "update_tele_diag-noguard-long-bound3-gradient-tilt3")
+#: the adam form's teleporting arm and the direct LSTM(update) paired with the adam form's
+#: LSTM(update) (the arm last)
+ADAM_FORM_UPDATE = ("update_tele_diag-noguard-long-bound3-adam-tilt3", "update-long",
+                    "update-long-adam-tilt3")
 #: the same budget (1600 trajectories) for LSTM(update): the teleporting arms meta-trained on
 #: it, paired with LSTM(update) meta-trained on it (the arm last)
 SAME_BUDGET = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",
@@ -316,7 +349,8 @@ ACCURACY = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-lo
             "update_tele_diag-noguard-long-bound3-gradient",
             "update_tele_diag-noguard-long-bound3-gradient-tilt3", "update-long-gradient",
             "update-long-gradient-tilt3", "update_tele_diag-noguard-long-bound3-moments",
-            "update-long-moments", "update-long", "update")
+            "update-long-moments", "update_tele_diag-noguard-long-bound3-adam-tilt3",
+            "update-long-adam-tilt3", "update-long", "update")
 
 #: suite -> the shipped specialists (checkpoints/<name>.pt) meta-trained on that family
 SPECIALISTS: dict[str, list[str]] = {
@@ -337,7 +371,8 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
     # (and its tilt-3 version since 2026-12-04, before any of its runs)
     # (and the moments' since 2026-12-06, before any of its runs)
     "general_update": (["update", "update-long", "update-long-gradient",
-                        "update-long-gradient-tilt3", "update-long-moments"], 2.0),
+                        "update-long-gradient-tilt3", "update-long-moments",
+                        "update-long-adam-tilt3"], 2.0),
     # the long arm a candidate since 2026-12-02, once its 5 seeds were trained; its bound-3
     # version since 2026-12-03, before its seeds 2-4 were trained (it counts once all 5 are)
     # (and the gradient form's since 2026-12-04, before any of its runs, at tilt 1 and 3)
@@ -347,7 +382,8 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                              "update_tele_diag-noguard-long-bound3-gradient",
                              "update_tele_diag-noguard-long-bound3-gradient-tilt3",
                              # since 2026-12-06, before any of its runs
-                             "update_tele_diag-noguard-long-bound3-moments"], 2.0),
+                             "update_tele_diag-noguard-long-bound3-moments",
+                             "update_tele_diag-noguard-long-bound3-adam-tilt3"], 2.0),
 }
 
 

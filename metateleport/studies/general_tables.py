@@ -19,6 +19,8 @@ import numpy as np
 from ..stats import bootstrap_ci, difference_text, median, paired_difference, paired_log_ratio
 from .general import (
     ACCURACY,
+    ADAM_FORM,
+    ADAM_FORM_UPDATE,
     ARMS,
     CONTROLS,
     CURVATURE,
@@ -466,6 +468,11 @@ def all_tables(summaries: Path) -> str:
                   " on the bound-3 arm, paired with it", ", paired with the bound-3 arm"),
         *_pairing(summaries, MOMENTS_UPDATE, "m1 reading Adam's moments for LSTM(update)",
                   ", paired with it", ""),
+        *_pairing(summaries, ADAM_FORM, "m1 a preconditioner of Adam's direction",
+                  ", paired with the gradient form's tilt-3 arm", ", paired with it"),
+        *_pairing(summaries, ADAM_FORM_UPDATE,
+                  "m1 a preconditioner of Adam's direction for LSTM(update)", ", paired with it",
+                  ""),
         ("LSTM(update) at the teleporting arms' budget (1600 trajectories), paired with them",
          paired_table(summaries, SAME_BUDGET, specialists=False)),
         ("LSTM(update) at the teleporting arms' budget on real data",

@@ -34,6 +34,7 @@ CANDIDATES: dict[str, str] = {
     "update_tele_diag-noguard-long-bound3-gradient": "update-long-gradient",
     "update_tele_diag-noguard-long-bound3-gradient-tilt3": "update-long-gradient-tilt3",
     "update_tele_diag-noguard-long-bound3-moments": "update-long-moments",
+    "update_tele_diag-noguard-long-bound3-adam-tilt3": "update-long-adam-tilt3",
 }
 
 
