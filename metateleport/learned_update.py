@@ -41,11 +41,11 @@ N_MOMENT_INPUTS = 2
 def gradient_form(out: torch.Tensor, direction: torch.Tensor, step: float,
                   tilt: float | None) -> torch.Tensor:
     """The update -step * exp(o) * direction of m1's outputs ``out`` (..., N) as log-steps,
-    ``direction`` the gradient over its RMS (same shape), and o = s + tilt * tanh((out - s) /
-    tilt) with s the problem's mean log-step: a positive diagonal preconditioner of gradient
-    descent, whose steps deviate from the problem's common step exp(s) by at most a factor
-    exp(tilt) either way (``tilt`` None: o = out, unbounded). A coordinate whose gradient is
-    zero does not move."""
+    ``direction`` the gradient over its RMS or Adam's direction (same shape), and
+    o = s + tilt * tanh((out - s) / tilt) with s the problem's mean log-step: a positive
+    diagonal preconditioner of that direction, whose steps deviate from the problem's common
+    step exp(s) by at most a factor exp(tilt) either way (``tilt`` None: o = out, unbounded).
+    A coordinate whose direction is zero does not move."""
     if tilt is not None:
         s = out.mean(-1, keepdim=True)
         out = s + tilt * torch.tanh((out - s) / tilt)
@@ -54,7 +54,8 @@ def gradient_form(out: torch.Tensor, direction: torch.Tensor, step: float,
 
 def init_moments(like: torch.Tensor) -> dict[str, torch.Tensor]:
     """Zero moments for coordinates shaped like ``like`` (..., N): {"m", "v": like's shape,
-    "count": the steps taken, a 0-dim tensor}."""
+    "count": the steps taken, a 0-dim tensor (moment_inputs also takes one count per
+    coordinate)}."""
     return {"m": torch.zeros_like(like), "v": torch.zeros_like(like),
             "count": like.new_zeros(())}
 

@@ -242,11 +242,14 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
         extra = None
         if self.learned.update_moments:
             parts = [self._m1_moments(p) for p, _ in todo]
+            # each parameter's own step count (one that got its first gradient late has fewer)
             extra, moments = moment_inputs(grads, {
                 "m": torch.cat([mo["m"] for mo in parts]),
-                "v": torch.cat([mo["v"] for mo in parts]), "count": parts[0]["count"]})
-            for (p, _), m, v in zip(todo, moments["m"].split(sizes), moments["v"].split(sizes)):
-                self.state[p]["m1_moments"] = {"m": m, "v": v, "count": moments["count"]}
+                "v": torch.cat([mo["v"] for mo in parts]),
+                "count": torch.cat([mo["count"].expand(n) for mo, n in zip(parts, sizes)])})
+            for (p, _), mo, m, v in zip(todo, parts, moments["m"].split(sizes),
+                                        moments["v"].split(sizes)):
+                self.state[p]["m1_moments"] = {"m": m, "v": v, "count": mo["count"] + 1}
         if self.learned.update_input == "rms":
             grads = rms_normalized(grads, 0)  # the batched path's: the model is one problem
         states = [self._m1_state(p) for p, _ in todo]

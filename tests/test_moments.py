@@ -168,3 +168,23 @@ def test_the_adam_form_moves_every_coordinate_against_adams_direction_within_the
         assert spread.abs().max() <= 2 * tilt + 1e-9  # each within tilt of the mean log-step
     with pytest.raises(ValueError, match="moments"):
         LearnedOptimizer("update", update_form="adam")
+
+
+def test_a_parameter_that_gets_its_first_gradient_late_has_its_own_step_count():
+    """Through LearnedTorchOptimizer, a parameter without a gradient for two steps starts its
+    moments then, with its own bias correction (its count), not the other parameters'."""
+    from torch import nn
+
+    from metateleport.torch_optim import LearnedTorchOptimizer
+
+    torch.manual_seed(0)
+    learned = LearnedOptimizer("update", update_input="rms", update_moments=True).double()
+    a, b = (nn.Parameter(torch.randn(5, dtype=torch.float64)) for _ in range(2))
+    opt = LearnedTorchOptimizer([a, b], learned=learned, guard=None)
+    for step in range(4):
+        opt.zero_grad()
+        loss = (a ** 2).sum() + ((b ** 2).sum() if step >= 2 else 0)
+        loss.backward()
+        opt.step()
+    assert int(opt.state[a]["m1_moments"]["count"]) == 4
+    assert int(opt.state[b]["m1_moments"]["count"]) == 2
