@@ -526,3 +526,29 @@ def test_the_done_when_rows_agree_with_the_per_suite_tables():
             assert cell == (want[0].split(" | ")[7] if want else "-")
         checked += 1
     assert checked >= 3, "the committed candidates are scored"
+
+
+def test_the_coordinate_scale_diagnosis_normalizes_once_per_problem():
+    """Its 'Adam, one v per problem' takes, at the first step, -lr g / RMS(g) over each
+    problem's coordinates (norm lr sqrt(N)), where Adam takes -lr sign(g) per coordinate."""
+    import importlib.util
+
+    import torch
+
+    from metateleport.inner import StepContext
+    from metateleport.mlp import mlp_loss_and_grad
+    from metateleport.tasks import MLPTaskFamily
+
+    spec = importlib.util.spec_from_file_location(
+        "coordinate_scale_diagnosis", REPO / "scripts" / "coordinate_scale_diagnosis.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    p = MLPTaskFamily(widths=(5, 4, 3), n_samples=4, dtype=torch.float64).sample(3, 0, "val")
+    _, grads = mlp_loss_and_grad(p.weights, p.X, p.Y, p.slope)
+    opt = script.ProblemAdam(lr=0.01)
+    deltas, _ = opt.update(p.weights, grads, opt.init_state(p), StepContext(0, p))
+    flat = torch.cat([d.flatten(1) for d in deltas], 1)
+    g = torch.cat([x.flatten(1) for x in grads], 1)
+    rms = g.pow(2).mean(1, keepdim=True).sqrt()
+    torch.testing.assert_close(flat, -0.01 * g / rms)
+    assert not torch.allclose(flat.abs(), torch.full_like(flat, 0.01)), "not Adam's sign step"
