@@ -532,6 +532,7 @@ def test_the_coordinate_scale_diagnosis_normalizes_once_per_problem():
     """Its 'Adam, one v per problem' takes, at the first step, -lr g / RMS(g) over each
     problem's coordinates (norm lr sqrt(N)), where Adam takes -lr sign(g) per coordinate."""
     import importlib.util
+    import sys
 
     import torch
 
@@ -542,6 +543,7 @@ def test_the_coordinate_scale_diagnosis_normalizes_once_per_problem():
     spec = importlib.util.spec_from_file_location(
         "coordinate_scale_diagnosis", REPO / "scripts" / "coordinate_scale_diagnosis.py")
     script = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = script  # its dataclass looks its module up there
     spec.loader.exec_module(script)
     p = MLPTaskFamily(widths=(5, 4, 3), n_samples=4, dtype=torch.float64).sample(3, 0, "val")
     _, grads = mlp_loss_and_grad(p.weights, p.X, p.Y, p.slope)
