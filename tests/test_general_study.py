@@ -518,7 +518,9 @@ def test_the_done_when_rows_agree_with_the_per_suite_tables():
         assert cells[2] == f"{diverged}/{problems}"
         fast = sum(r[8].startswith(">") or float(r[8].split("x")[0]) >= 10 for r in suites)
         assert cells[6] == f"{fast} of {len(suites)}"
-        lower = sum(float(r[5].split("[")[1].split(",")[1].strip(" ]")) < 1 for r in suites)
+        # "-": its LSTM(update) has no run on the suite yet, no comparison
+        lower = sum(r[5] != "-" and float(r[5].split("[")[1].split(",")[1].strip(" ]")) < 1
+                    for r in suites)
         assert cells[5].startswith(f"{lower} / ")
         real = real_table(summaries, (arm,)).splitlines()[2:]
         for name, cell in zip(("breast_cancer", "digits"), cells[8:]):
