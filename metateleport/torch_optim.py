@@ -351,10 +351,12 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
             # batch): under the guard the model stays where it was, and the refusal is counted
             shared["tele_refused"] = shared.get("tele_refused", 0) + 1
             return {"output_change": change, "refused": True, **stats}
-        old = {id(p): p.detach().clone() for p in params}
+        # m1's moments follow the move: only then are the old values needed
+        old = ({id(p): p.detach().clone() for p in params} if self.learned.update_moments
+               else None)
         write_weights(spec, weights)
-        if kind != "checkpoint" or "tele_loss_change" in ctx.stats:  # a move was made
-            self._carry_moments(params, old, move_group == "diag")
+        if old is not None and (kind != "checkpoint" or "tele_loss_change" in ctx.stats):
+            self._carry_moments(params, old, move_group == "diag")  # a move was made
         return {"output_change": change, **stats}
 
     def _carry_moments(self, params: list[torch.Tensor], old: dict, rescaling: bool) -> None:
