@@ -142,6 +142,12 @@ class LearnedUpdate:
             return out
         return gradient_form(out, direction.to(out.dtype), self.step, self.tilt)
 
+    def direction(self, normalized: torch.Tensor, inputs: torch.Tensor | None) -> torch.Tensor:
+        """What the gradient and adam forms step along, from m1's first input ``normalized``
+        (..., N) and its moment inputs (..., N, N_MOMENT_INPUTS) or None: Adam's direction for
+        the adam form, else that first input."""
+        return inputs[..., 1] if self.form == "adam" else normalized
+
     @property
     def _dtype(self) -> torch.dtype:
         return next(self.net.parameters()).dtype
@@ -164,22 +170,20 @@ class LearnedUpdate:
                        moments: list | None = None) -> list[tuple]:
         """``propose`` for several groups (one list entry each) in one LSTM call."""
         flats = [flatten_coords(g) for g in grads]
-        extras, new_moments = None, [None] * len(flats)
+        inputs, new_moments = [None] * len(flats), [None] * len(flats)
         if self.moments:
             if moments is None:
                 raise ValueError("m1 reads moments: pass each group's state['m1_moments']")
-            pairs = [moment_inputs(flat.to(self._dtype), mo) for flat, mo in zip(flats, moments)]
-            extras = [x.reshape(-1, x.shape[-1]) for x, _ in pairs]
-            new_moments = [mo for _, mo in pairs]
+            inputs, new_moments = zip(*(moment_inputs(flat.to(self._dtype), mo)
+                                        for flat, mo in zip(flats, moments)))
         if self.input == "rms":
             flats = [rms_normalized(flat, 1) for flat in flats]
         outs = call_groups(self.net, [flat.reshape(-1).to(self._dtype) for flat in flats],
-                           m1_states, extras)
-        directions = (flats if self.form != "adam"
-                      else [x[:, 1].reshape(flat.shape) for x, flat in zip(extras, flats)])
-        return [(self.shape(delta.reshape(flat.shape), d).to(g[0].dtype), m1, mo)
-                for (delta, _, m1), flat, d, g, mo
-                in zip(outs, flats, directions, grads, new_moments)]
+                           m1_states, None if not self.moments
+                           else [x.reshape(-1, x.shape[-1]) for x in inputs])
+        return [(self.shape(delta.reshape(flat.shape), self.direction(flat, x)).to(g[0].dtype),
+                 m1, mo) for (delta, _, m1), flat, x, g, mo
+                in zip(outs, flats, inputs, grads, new_moments)]
 
     def update(self, weights, grads, state: State, ctx: StepContext):
         return self.update_groups([weights], [grads], [state], [ctx])[0]

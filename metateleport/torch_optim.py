@@ -255,8 +255,7 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
         states = [self._m1_state(p) for p, _ in todo]
         state = [torch.cat([s[i] for s in states], dim=1) for i in range(2)]
         delta, _, new = self.learned.update_net(grads, state, extra)
-        delta = self.learned.rule.shape(delta, grads if extra is None or
-                                        self.learned.rule.form != "adam" else extra[:, 1])
+        delta = self.learned.rule.shape(delta, self.learned.rule.direction(grads, extra))
         for (p, lr), d, h, c in zip(todo, delta.split(sizes), new[0].split(sizes, dim=1),
                                     new[1].split(sizes, dim=1)):
             p.add_(d.reshape(p.shape).to(p.dtype), alpha=lr)
