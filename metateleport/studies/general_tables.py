@@ -105,9 +105,8 @@ def _guard_of(arm: str) -> float | None:
 
 
 def _both_ways(own: dict[int, dict], other: dict[int, dict]):
-    """For runs scored a second way (``other``, seed -> summary, a subset of ``own``'s seeds):
-    its seeds, the final losses (seeds, problems) of ``own`` and ``other`` on them, and the
-    diverged problems of each."""
+    """For runs scored a second way (``other``, a subset of ``own``'s seeds): its seeds, the
+    final losses (seeds, problems) of ``own`` and ``other`` on them, the diverged of each."""
     seeds = sorted(other)
     a = np.array([own[s]["learned"]["final"] for s in seeds])
     b = np.array([other[s]["learned"]["final"] for s in seeds])
@@ -202,8 +201,7 @@ def _cells(done: dict[int, dict]) -> tuple[np.ndarray, dict[str, str], str, str,
     and Adam-equivalent cells of the tables."""
     seeds = sorted(done)
     final = np.array([done[s]["learned"]["final"] for s in seeds])
-    vs = {k: _ratio(paired_log_ratio(final, [done[s][k]["final"] for s in seeds]))
-          for k in ("adam", "gd")}
+    vs = {k: _ratio(test) for k, test in hand_tests(done).items()}
     speed = np.concatenate([done[s]["learned"]["adam_equivalent"] for s in seeds])
     cap = ADAM_CAP // done[seeds[0]]["n_steps"]
     est, lo, hi = (f">{cap}x" if np.isinf(v) else f"{v:.1f}x" for v in bootstrap_ci(speed))
@@ -212,13 +210,26 @@ def _cells(done: dict[int, dict]) -> tuple[np.ndarray, dict[str, str], str, str,
     return final, vs, f"{diverged}/{final.size}", f"{refused:.2f}", f"{est} [{lo}, {hi}]"
 
 
-def _versus(done: dict[int, dict], theirs: dict[int, dict]) -> str:
-    """The paired ratio of one arm's final losses over another's on the seeds both have."""
+def hand_tests(done: dict[int, dict]) -> dict[str, dict]:
+    """{"adam", "gd"}: paired_log_ratio of an arm's final losses (seed -> summary) to theirs."""
+    seeds = sorted(done)
+    final = [done[s]["learned"]["final"] for s in seeds]
+    return {k: paired_log_ratio(final, [done[s][k]["final"] for s in seeds])
+            for k in ("adam", "gd")}
+
+
+def versus_test(done: dict[int, dict], theirs: dict[int, dict]) -> dict | None:
+    """paired_log_ratio of one arm's final losses over another's on their common seeds, or None."""
     both = sorted(set(done) & set(theirs))
     if not both:
-        return "-"
-    return _ratio(paired_log_ratio([done[s]["learned"]["final"] for s in both],
-                                   [theirs[s]["learned"]["final"] for s in both]))
+        return None
+    return paired_log_ratio([done[s]["learned"]["final"] for s in both],
+                            [theirs[s]["learned"]["final"] for s in both])
+
+
+def _versus(done: dict[int, dict], theirs: dict[int, dict]) -> str:
+    """versus_test as text: '0.12 [0.08, 0.2]', or '-'."""
+    return "-" if (test := versus_test(done, theirs)) is None else _ratio(test)
 
 
 def paired_table(summaries: Path, arms: tuple[str, ...] = HEADLINE,

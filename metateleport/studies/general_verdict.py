@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..stats import difference_text, paired_log_ratio
+from ..stats import difference_text
 from .general import ARMS
-from .general_tables import _scored, specialist_pairs
+from .general_tables import _scored, hand_tests, specialist_pairs, versus_test
 from .realdata import REAL_SETS, versus_best_hand
 from .suites import SUITES
 
@@ -57,18 +57,13 @@ def _row(summaries: Path, arm: str, update: str) -> str | None:
     vs: dict[str, list[dict]] = {"adam": [], "gd": []}
     lower = higher = fast = 0
     for suite, done in scored.items():
-        s = sorted(done)
-        final = [done[k]["learned"]["final"] for k in s]
-        for hand in vs:
-            vs[hand].append(paired_log_ratio(final, [done[k][hand]["final"] for k in s]))
-        theirs = _scored(summaries, update, suite)
-        both = sorted(set(done) & set(theirs))
-        if both:
-            t = paired_log_ratio([done[k]["learned"]["final"] for k in both],
-                                 [theirs[k]["learned"]["final"] for k in both])
+        for hand, test in hand_tests(done).items():
+            vs[hand].append(test)
+        t = versus_test(done, _scored(summaries, update, suite))
+        if t is not None:
             lower += t["ci"][1] < 0
             higher += t["ci"][0] > 0
-        speed = np.concatenate([done[k]["learned"]["adam_equivalent"] for k in s])
+        speed = np.concatenate([done[k]["learned"]["adam_equivalent"] for k in sorted(done)])
         fast += float(np.median(speed)) >= 10
     pairs = [np.median(a) <= 2 * np.median(b)
              for *_, a, b in specialist_pairs(summaries, arm)]
