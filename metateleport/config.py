@@ -84,7 +84,8 @@ class ModelConfig:
     update_input: str = "raw"  # m1 reads the gradient: raw | rms (over the problem's coordinates)
     # m1's output is the update (direct) | the log of a positive step per coordinate along the
     # gradient over its RMS (gradient: -update_scale * exp(out) * g / rms(g); needs rms input)
-    # | along Adam's direction m^ / sqrt(v^) (adam; needs update_moments)
+    # | along Adam's direction m^ / sqrt(v^) (adam; needs update_moments) | both summed, two
+    # log-steps per coordinate (mixed; needs rms input and update_moments)
     update_form: str = "direct"
     update_tilt: float | None = None  # gradient form: |log step - the problem's mean| <= this
     tele_input: str = "raw"  # m2 reads G: raw | normalized (each G_k over its RMS entry)
@@ -149,7 +150,7 @@ _CHOICES = {
     "model.tele_action": ("exact", "first_order"),
     "model.m1_state_on_tele": ("keep", "reset"),
     "model.update_input": ("raw", "rms"),
-    "model.update_form": ("direct", "gradient", "adam"),
+    "model.update_form": ("direct", "gradient", "adam", "mixed"),
     "model.tele_input": ("raw", "normalized"),
     "model.tele_norm_over": ("layer", "network"),
     "model.tele_group": ("gl", "diag"),

@@ -47,10 +47,12 @@ def check_cross(cfg: Config) -> None:
     if m.tele_group == "diag" and (m.lookahead_input or m.tele_action != "exact"):
         raise ConfigError("model.tele_group: diag has neither model.lookahead_input nor "
                           "model.tele_action: first_order (both are gl's)")
-    if m.update_form == "gradient" and (m.update_input != "rms" or m.variant == "lr_tele"):
-        raise ConfigError("model.update_form: gradient moves along m1's input, the gradient over "
-                          "its RMS: it needs model.update_input: rms and a variant with m1 (not "
-                          f"lr_tele), got update_input: {m.update_input}, variant: {m.variant}")
+    if m.update_form in ("gradient", "mixed") and (m.update_input != "rms"
+                                                    or m.variant == "lr_tele"):
+        raise ConfigError(f"model.update_form: {m.update_form} moves along m1's input, the "
+                          "gradient over its RMS: it needs model.update_input: rms and a variant "
+                          f"with m1 (not lr_tele), got update_input: {m.update_input}, variant: "
+                          f"{m.variant}")
     if m.update_moments and (m.variant == "lr_tele" or m.lookahead_input):
         raise ConfigError("model.update_moments: needs an m1 (not model.variant lr_tele) that "
                           "m2 does not look ahead with (model.lookahead_input: false), got "
@@ -60,11 +62,11 @@ def check_cross(cfg: Config) -> None:
         raise ConfigError(f"model.update_moments: the moments follow a diag teleport; with "
                           f"model.tele_group: gl ({m.variant}) they would restart at every one")
     if m.update_tilt is not None and m.update_form == "direct":
-        raise ConfigError(f"model.update_tilt: {m.update_tilt} bounds the gradient or adam "
-                          f"form's steps, but model.update_form is {m.update_form}")
-    if m.update_form == "adam" and not m.update_moments:
-        raise ConfigError("model.update_form: adam moves along Adam's direction: it needs "
-                          "model.update_moments: true")
+        raise ConfigError(f"model.update_tilt: {m.update_tilt} bounds the gradient, adam or "
+                          f"mixed form's steps, but model.update_form is {m.update_form}")
+    if m.update_form in ("adam", "mixed") and not m.update_moments:
+        raise ConfigError(f"model.update_form: {m.update_form} moves along Adam's direction: it "
+                          "needs model.update_moments: true")
     if m.variant == "update_random_tele" and m.tele_norm is None:
         raise ConfigError("model.tele_norm: variant update_random_tele needs a fixed norm for "
                           "its random teleports, got null")

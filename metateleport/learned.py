@@ -28,6 +28,7 @@ from torch import nn
 
 from .inner import LossGuard, State, StepContext, Teleporting
 from .learned_update import (
+    FORM_OUTPUTS,
     N_MOMENT_INPUTS,
     LearnedStepGD,
     LearnedUpdate,
@@ -297,7 +298,8 @@ class LearnedOptimizer(nn.Module, Teleporting):
     ``update_form``, ``update_tilt``: what m1's output is (LearnedUpdate's ``form``: "direct",
     the update, in every shipped checkpoint; "gradient", the log-steps of a preconditioner of
     the gradient over its RMS, with base step ``update_scale`` and bound ``update_tilt``;
-    "adam", the same along Adam's direction, which needs ``update_moments``).
+    "adam", the same along Adam's direction, which needs ``update_moments``; "mixed", both
+    summed, two log-steps per coordinate).
     ``tele_group``: m2's group, "gl" (the shipped checkpoints) or "diag" (LearnedTeleport).
     ``update_moments``: m1 also reads Adam's normalized moments of every coordinate
     (LearnedUpdate's ``moments``; off in the shipped checkpoints).
@@ -372,7 +374,8 @@ class LearnedOptimizer(nn.Module, Teleporting):
         self.update_net = (
             UpdateLSTM(hidden_size, preprocess_p,
                        1.0 if update_form != "direct" else update_scale,
-                       n_extra=N_MOMENT_INPUTS if update_moments else 0, num_layers=num_layers)
+                       n_extra=N_MOMENT_INPUTS if update_moments else 0, num_layers=num_layers,
+                       n_out=FORM_OUTPUTS[update_form])
             if variant != "lr_tele" else None
         )
         group_kwargs = dict(hidden_size=hidden_size, p=preprocess_p, out_scale=tele_scale,

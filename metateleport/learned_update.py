@@ -3,7 +3,8 @@ and what its output becomes), ``LearnedStepGD`` (GD at LSTM(lr,tele)'s learned s
 
 - ``gradient_form``: m1's outputs as the log-steps of a positive diagonal preconditioner of the
   gradient over its RMS (``model.update_form: gradient``) or of Adam's direction m^ / sqrt(v^)
-  (``model.update_form: adam``, with the moments below).
+  (``model.update_form: adam``, with the moments below), or both summed, each with its own
+  log-steps (``model.update_form: mixed``: m1 writes two outputs per coordinate).
 - Moments (``model.update_moments``): Adam's moment estimates of every coordinate, kept in m1's
   state, and the two inputs m1 reads from them, g / sqrt(v^) and m^ / sqrt(v^) (Adam's bias
   corrections, ``BETAS`` as tuned Adam's). Each is free of the loss's scale and of the
@@ -23,14 +24,16 @@ from .baselines import gd_update
 from .inner import State, StepContext
 from .networks import UpdateLSTM, call_groups, flatten_coords, rms_normalized, unflatten_coords
 
-__all__ = ["BETAS", "N_MOMENT_INPUTS", "UPDATE_FORMS", "UPDATE_INPUTS", "LearnedStepGD",
-           "LearnedUpdate", "gradient_form", "init_moments", "moment_inputs", "reset_moments",
-           "transport_moments"]
+__all__ = ["BETAS", "FORM_OUTPUTS", "N_MOMENT_INPUTS", "UPDATE_FORMS", "UPDATE_INPUTS",
+           "LearnedStepGD", "LearnedUpdate", "gradient_form", "init_moments", "moment_inputs",
+           "reset_moments", "transport_moments"]
 
 #: m1's input: the raw gradient, or the gradient over its RMS across the problem's coordinates
 UPDATE_INPUTS = ("raw", "rms")
 #: what m1's output is (LearnedUpdate's ``form``)
-UPDATE_FORMS = ("direct", "gradient", "adam")
+UPDATE_FORMS = ("direct", "gradient", "adam", "mixed")
+#: m1's outputs per coordinate in each form (the mixed form: log-steps along both directions)
+FORM_OUTPUTS = {"direct": 1, "gradient": 1, "adam": 1, "mixed": 2}
 
 #: (beta1, beta2) of the moment estimates: tuned Adam's (baselines.Adam)
 BETAS = (0.9, 0.999)
@@ -108,7 +111,10 @@ class LearnedUpdate:
     of a positive step per coordinate along minus that input, gradient_form(out, input,
     ``step``, ``tilt``); "adam" (needs ``moments``): the same along minus Adam's direction
     m^ / sqrt(v^), so that m1 is Adam under a learned positive diagonal preconditioner (its
-    steps within exp(+-tilt) of the problem's common one).
+    steps within exp(+-tilt) of the problem's common one); "mixed" (needs both): the sum of
+    the two, m1 writing two log-steps per coordinate (a net with n_out 2), each bounded around
+    its own common step, so that m1 weighs per coordinate and per problem how far it follows
+    the gradient's magnitudes and how far Adam's per-coordinate normalization.
 
     ``moments``: m1 also reads g / sqrt(v^) and m^ / sqrt(v^) of every coordinate (Adam's
     moment estimates; the net needs n_extra = N_MOMENT_INPUTS), free of each coordinate's own
@@ -122,12 +128,15 @@ class LearnedUpdate:
             raise ValueError(f"update input must be one of {UPDATE_INPUTS}, got {input!r}")
         if form not in UPDATE_FORMS:
             raise ValueError(f"update form must be one of {UPDATE_FORMS}, got {form!r}")
-        if form == "gradient" and input != "rms":
-            raise ValueError("the gradient update form moves along the gradient over its RMS: "
+        if form in ("gradient", "mixed") and input != "rms":
+            raise ValueError(f"the {form} update form moves along the gradient over its RMS: "
                              f"it needs input 'rms', got {input!r}")
-        if form == "adam" and not moments:
-            raise ValueError("the adam update form moves along Adam's direction: it needs "
+        if form in ("adam", "mixed") and not moments:
+            raise ValueError(f"the {form} update form moves along Adam's direction: it needs "
                              "moments=True")
+        if net.n_out != FORM_OUTPUTS[form]:
+            raise ValueError(f"the {form} update form needs a net with n_out="
+                             f"{FORM_OUTPUTS[form]}, got {net.n_out}")
         if net.n_extra != (N_MOMENT_INPUTS if moments else 0):
             raise ValueError(f"m1 with moments={moments} needs a net with n_extra="
                              f"{N_MOMENT_INPUTS if moments else 0}, got {net.n_extra}")
@@ -135,17 +144,25 @@ class LearnedUpdate:
         self.form, self.step, self.tilt, self.moments = form, step, tilt, moments
 
     def shape(self, out: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
-        """The update from m1's output ``out`` and its input ``direction`` (..., N), the last
+        """The update (..., N) from m1's output ``out`` and ``direction`` (..., N), the last
         axis one problem's coordinates (the gradient over its RMS, or for the adam form
-        Adam's direction): ``out`` itself, or gradient_form's."""
+        Adam's direction), or for the mixed form both (..., N, 2) with both directions:
+        ``out`` itself, gradient_form's, or the sum of gradient_form's along each direction."""
         if self.form == "direct":
             return out
-        return gradient_form(out, direction.to(out.dtype), self.step, self.tilt)
+        direction = direction.to(out.dtype)
+        if self.form == "mixed":
+            return sum(gradient_form(out[..., k], direction[..., k], self.step, self.tilt)
+                       for k in range(FORM_OUTPUTS["mixed"]))
+        return gradient_form(out, direction, self.step, self.tilt)
 
     def direction(self, normalized: torch.Tensor, inputs: torch.Tensor | None) -> torch.Tensor:
-        """What the gradient and adam forms step along, from m1's first input ``normalized``
-        (..., N) and its moment inputs (..., N, N_MOMENT_INPUTS) or None: Adam's direction for
-        the adam form, else that first input."""
+        """What the gradient, adam and mixed forms step along, from m1's first input
+        ``normalized`` (..., N) and its moment inputs (..., N, N_MOMENT_INPUTS) or None: Adam's
+        direction for the adam form, both (..., N, 2) for the mixed one, else that first
+        input."""
+        if self.form == "mixed":
+            return torch.stack([normalized.to(inputs.dtype), inputs[..., 1]], dim=-1)
         return inputs[..., 1] if self.form == "adam" else normalized
 
     @property
@@ -181,7 +198,8 @@ class LearnedUpdate:
         outs = call_groups(self.net, [flat.reshape(-1).to(self._dtype) for flat in flats],
                            m1_states, None if not self.moments
                            else [x.reshape(-1, x.shape[-1]) for x in inputs])
-        return [(self.shape(delta.reshape(flat.shape), self.direction(flat, x)).to(g[0].dtype),
+        return [(self.shape(delta.reshape(*flat.shape, *delta.shape[1:]),
+                            self.direction(flat, x)).to(g[0].dtype),
                  m1, mo) for (delta, _, m1), flat, x, g, mo
                 in zip(outs, flats, inputs, grads, new_moments)]
 

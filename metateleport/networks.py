@@ -255,24 +255,26 @@ def unflatten_coords(flat: torch.Tensor, like: list[torch.Size]) -> list[torch.T
 class CoordinateNet(nn.Module):
     """The shared body of m1 and m2: coordinates x (N,) -> out_scale * Linear(LSTM(log_sign(x))).
 
-    forward(x (N,), state, extra (N, n_extra) or None) -> (output (N,), top hidden state (N, H),
-    new state). ``extra`` holds further per-coordinate inputs, fed to the LSTM unpreprocessed
-    beside the two log-sign features of x. With ``skip``, the output also gets a learned linear
-    term of ``extra`` that bypasses the LSTM and ``out_scale`` (its weights start at 0):
-    output = out_scale * head(h) + skip(extra).
+    forward(x (N,), state, extra (N, n_extra) or None) -> (output (N,), or (N, n_out) for
+    n_out > 1, top hidden state (N, H), new state). ``extra`` holds further per-coordinate
+    inputs, fed to the LSTM unpreprocessed beside the two log-sign features of x. With
+    ``skip``, the output also gets a learned linear term of ``extra`` that bypasses the LSTM
+    and ``out_scale`` (its weights start at 0): output = out_scale * head(h) + skip(extra).
     """
 
     def __init__(self, hidden_size: int = 20, p: float = 10.0, out_scale: float = 0.1,
-                 n_extra: int = 0, skip: bool = False, num_layers: int = 2):
+                 n_extra: int = 0, skip: bool = False, num_layers: int = 2, n_out: int = 1):
         super().__init__()
         if skip and not n_extra:
             raise ValueError("a skip path needs extra inputs (n_extra >= 1)")
+        if n_out < 1:
+            raise ValueError(f"n_out must be >= 1, got {n_out}")
         self.lstm = CoordinateLSTM(2 + n_extra, hidden_size, num_layers)
-        self.head = nn.Linear(hidden_size, 1)
-        self.skip = nn.Linear(n_extra, 1, bias=False) if skip else None
+        self.head = nn.Linear(hidden_size, n_out)
+        self.skip = nn.Linear(n_extra, n_out, bias=False) if skip else None
         if self.skip is not None:
             nn.init.zeros_(self.skip.weight)
-        self.p, self.out_scale, self.n_extra = p, out_scale, n_extra
+        self.p, self.out_scale, self.n_extra, self.n_out = p, out_scale, n_extra, n_out
 
     def forward(self, x: torch.Tensor, state: list[torch.Tensor],
                 extra: torch.Tensor | None = None):
@@ -284,14 +286,15 @@ class CoordinateNet(nn.Module):
                                  f"{None if extra is None else tuple(extra.shape)}")
             features = torch.cat([features, extra], dim=-1)
         h, state = self.lstm(features, state)
-        out = self.out_scale * self.head(h).squeeze(-1)
+        out = self.out_scale * self.head(h)
         if self.skip is not None:
-            out = out + self.skip(extra).squeeze(-1)
-        return out, h, state
+            out = out + self.skip(extra)
+        return (out.squeeze(-1) if self.n_out == 1 else out), h, state
 
 
 class UpdateLSTM(CoordinateNet):
-    """m1: gradient coordinates (N,) -> updates (N,)."""
+    """m1: gradient coordinates (N,) -> updates (N,), or (N, n_out) log-steps (LearnedUpdate's
+    mixed form)."""
 
 
 class GroupLSTM(CoordinateNet):

@@ -44,7 +44,7 @@ def test_int_is_accepted_for_float_and_null_for_optional():
         ({"model": {"update_form": "gradient", "update_input": "rms", "variant": "lr_tele"}},
          r"model\.update_form: gradient .* variant: lr_tele"),
         ({"model": {"update_tilt": 1.0}},
-         r"model\.update_tilt: 1\.0 bounds the gradient or adam form"),
+         r"model\.update_tilt: 1\.0 bounds the gradient, adam or mixed form"),
         ({"model": {"update_form": "gradient", "update_input": "rms", "update_tilt": 0}},
          r"model\.update_tilt: 0 is out of range"),
         ({"train": 3}, r"train: expected a mapping"),

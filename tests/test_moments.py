@@ -112,6 +112,8 @@ def test_moments_change_the_trajectory_and_stay_finite():
      "m1_state_on_tele": "reset"},
     {"variant": "update_tele", "tele_group": "diag", "tele_norm": None, "max_tele_norm": 0.5,
      "update_input": "rms", "update_form": "adam", "update_tilt": 1.0},
+    {"variant": "update_tele", "tele_group": "diag", "tele_norm": None, "max_tele_norm": 0.5,
+     "update_input": "rms", "update_form": "mixed", "update_tilt": 3.0},
 ])
 def test_the_torch_face_matches_the_batched_path(options):
     from tests.test_torch_optim import _matches_the_batched_path
@@ -135,6 +137,10 @@ def test_the_torch_face_matches_the_batched_path(options):
      r"model\.update_moments: .*tele_group: gl"),
     ({"update_moments": "yes"}, r"model\.update_moments"),
     ({"update_form": "adam", "variant": "update"}, r"model\.update_form: adam .*update_moments"),
+    ({"update_form": "mixed", "variant": "update", "update_input": "rms"},
+     r"model\.update_form: mixed .*update_moments"),
+    ({"update_form": "mixed", "variant": "update", "update_moments": True},
+     r"model\.update_form: mixed .*update_input: rms"),
     ({"update_tilt": 1.0, "update_moments": True, "variant": "update"},
      r"model\.update_tilt: 1\.0 bounds .*update_form is direct"),
 ])
@@ -188,3 +194,33 @@ def test_a_parameter_that_gets_its_first_gradient_late_has_its_own_step_count():
         opt.step()
     assert int(opt.state[a]["m1_moments"]["count"]) == 4
     assert int(opt.state[b]["m1_moments"]["count"]) == 2
+
+
+@pytest.mark.parametrize("kept", [0, 1])
+def test_the_mixed_form_is_the_gradient_form_plus_the_adam_form(kept):
+    """m1 in the mixed form with one of its two log-step outputs pushed to exp(-80) takes the
+    steps of the single form whose output is the other one (0: the gradient over its RMS,
+    1: Adam's direction), the same LSTM under it: each output moves along its own direction,
+    and the two updates add."""
+    p = _problems(seed=7)
+    single = ("gradient", "adam")[kept]
+    torch.manual_seed(0)
+    mixed = LearnedOptimizer("update", update_input="rms", update_moments=True,
+                             update_form="mixed", update_tilt=3.0).double()
+    one = LearnedOptimizer("update", update_input="rms", update_moments=True,
+                           update_form=single, update_tilt=3.0).double()
+    assert mixed.update_net.head.weight.shape[0] == 2 and one.update_net.head.weight.shape[0] == 1
+    with torch.no_grad():
+        one.update_net.lstm.load_state_dict(mixed.update_net.lstm.state_dict())
+        one.update_net.head.weight.copy_(mixed.update_net.head.weight[kept:kept + 1])
+        one.update_net.head.bias.copy_(mixed.update_net.head.bias[kept:kept + 1])
+        mixed.update_net.head.bias[1 - kept] = -80.0
+    a, b = run(mixed, p, 6), run(one, p, 6)
+    torch.testing.assert_close(a.losses, b.losses, rtol=1e-9, atol=0)
+    # with both outputs alive the steps are neither single form's
+    with torch.no_grad():
+        mixed.update_net.head.bias[1 - kept] = 0.0
+    assert not torch.allclose(run(mixed, p, 6).losses, b.losses)
+    with pytest.raises(ValueError, match="n_out=2"):
+        from metateleport.learned_update import LearnedUpdate
+        LearnedUpdate(one.update_net, input="rms", form="mixed", moments=True)

@@ -28,9 +28,10 @@ from typing import Any
 # ruff: noqa: F822
 __all__ = ["ACCURACY", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS", "CONTROLS", "CURVATURE",
            "DIGITS_SHARE", "FAILED_MARGIN", "GRADIENT_FORM", "GRADIENT_FORM_UPDATE",
-           "GRADIENT_TILT", "GRADIENT_TILT_UPDATE", "GUARD_SWAP", "HEADLINE", "LONGER", "MOMENTS",
-           "MOMENTS_UPDATE", "ORDER", "SAME_BUDGET", "SHIPPED", "SPECIALISTS", "STUDY",
-           "STUDY_SPECIALISTS", "TELE_OFF", "VAL_HELD_OUT", "VARIANTS", "all_tables", "committed",
+           "GRADIENT_TILT", "GRADIENT_TILT_UPDATE", "GUARD_SWAP", "HEADLINE", "LONGER",
+           "MIXED_FORM", "MIXED_FORM_UPDATE", "MOMENTS", "MOMENTS_UPDATE", "ORDER",
+           "SAME_BUDGET", "SHIPPED", "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "TELE_OFF",
+           "VAL_HELD_OUT", "VARIANTS", "all_tables", "committed",
            "digits_accuracy_table", "guard_swap_table", "paired_table", "real_table",
            "record_histories", "score_all", "score_guard_swap", "score_specialists",
            "score_study_specialists", "score_tele_off", "selection_table", "ship_generalist",
@@ -239,6 +240,28 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
          "model.update_tilt=3.0", "model.update_scale=0.1"],
         "LSTM(update), guarded, twice the meta-training, m1 a preconditioner of Adam's "
         "direction (tilt 3)", [0, 1, 2, 3, 4]),
+    # added 2026-12-06, 5 seeds each registered before any run (a 10-meta-step smoke run
+    # only), once the adam form's teleporting arm had 4 seeds scored: below tuned Adam on
+    # digits (0.565) and below the gradient form on rescaled units (0.74, 0.84), but 1.8-2100x
+    # the gradient form's loss on the other 13 suites. m1 in both forms at once
+    # (model.update_form: mixed): two log-steps per coordinate, one along the gradient over
+    # its RMS and one along Adam's direction, each within e^+-3 of its own common step, so
+    # that m1 can follow either per coordinate and per problem; and its LSTM(update), the
+    # done-when's comparison. Candidates to ship (SHIPPED)
+    "update_tele_diag-noguard-long-bound3-mixed-tilt3": (
+        "general_update_tele",
+        ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
+         "model.max_tele_norm=3.0", "model.update_moments=true", "model.update_form=mixed",
+         "model.update_tilt=3.0", "model.update_scale=0.1"],
+        "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
+        "teleport bound 3, m1 a preconditioner of both the gradient and Adam's direction "
+        "(tilt 3)", [0, 1, 2, 3, 4]),
+    "update-long-mixed-tilt3": (
+        "general_update",
+        ["train.trajectories=1600", "model.update_moments=true", "model.update_form=mixed",
+         "model.update_tilt=3.0", "model.update_scale=0.1"],
+        "LSTM(update), guarded, twice the meta-training, m1 a preconditioner of both the "
+        "gradient and Adam's direction (tilt 3)", [0, 1, 2, 3, 4]),
 }
 
 
@@ -269,7 +292,10 @@ def _order() -> list[tuple[str, int]]:
                            "update-long-moments")]
             + [(arm, s) for s in range(5)
                for arm in ("update_tele_diag-noguard-long-bound3-adam-tilt3",
-                           "update-long-adam-tilt3")])
+                           "update-long-adam-tilt3")]
+            # the teleporting arm's seeds first: its LSTM(update) is the comparison only
+            + [("update_tele_diag-noguard-long-bound3-mixed-tilt3", s) for s in range(5)]
+            + [("update-long-mixed-tilt3", s) for s in range(5)])
 
 
 #: the order in which runs are trained
@@ -332,6 +358,16 @@ ADAM_FORM = ("update_tele_diag-noguard-long-bound3-adam-tilt3",
 #: LSTM(update) (the arm last)
 ADAM_FORM_UPDATE = ("update_tele_diag-noguard-long-bound3-adam-tilt3", "update-long",
                     "update-long-adam-tilt3")
+#: both directions at once, with the adam form's and the direct form's bound-3 arms, paired
+#: with the gradient form's tilt-3 arm (the arm last)
+MIXED_FORM = ("update_tele_diag-noguard-long-bound3-mixed-tilt3",
+              "update_tele_diag-noguard-long-bound3-adam-tilt3",
+              "update_tele_diag-noguard-long-bound3",
+              "update_tele_diag-noguard-long-bound3-gradient-tilt3")
+#: the mixed form's teleporting arm and the direct LSTM(update) paired with the mixed form's
+#: LSTM(update) (the arm last)
+MIXED_FORM_UPDATE = ("update_tele_diag-noguard-long-bound3-mixed-tilt3", "update-long",
+                     "update-long-mixed-tilt3")
 #: the same budget (1600 trajectories) for LSTM(update): the teleporting arms meta-trained on
 #: it, paired with LSTM(update) meta-trained on it (the arm last)
 SAME_BUDGET = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",
@@ -350,7 +386,8 @@ ACCURACY = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-lo
             "update_tele_diag-noguard-long-bound3-gradient-tilt3", "update-long-gradient",
             "update-long-gradient-tilt3", "update_tele_diag-noguard-long-bound3-moments",
             "update-long-moments", "update_tele_diag-noguard-long-bound3-adam-tilt3",
-            "update-long-adam-tilt3", "update-long", "update")
+            "update-long-adam-tilt3", "update_tele_diag-noguard-long-bound3-mixed-tilt3",
+            "update-long-mixed-tilt3", "update-long", "update")
 
 #: suite -> the shipped specialists (checkpoints/<name>.pt) meta-trained on that family
 SPECIALISTS: dict[str, list[str]] = {
@@ -369,10 +406,11 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
     # the 1600-trajectory arm a candidate since 2026-12-03, before any of its runs
     # (and the gradient form's since 2026-12-04, before any of its runs)
     # (and its tilt-3 version since 2026-12-04, before any of its runs)
-    # (and the moments' since 2026-12-06, before any of its runs)
+    # (and the moments' since 2026-12-06, before any of its runs, and the adam and mixed
+    # forms' since then, before any of theirs)
     "general_update": (["update", "update-long", "update-long-gradient",
                         "update-long-gradient-tilt3", "update-long-moments",
-                        "update-long-adam-tilt3"], 2.0),
+                        "update-long-adam-tilt3", "update-long-mixed-tilt3"], 2.0),
     # the long arm a candidate since 2026-12-02, once its 5 seeds were trained; its bound-3
     # version since 2026-12-03, before its seeds 2-4 were trained (it counts once all 5 are)
     # (and the gradient form's since 2026-12-04, before any of its runs, at tilt 1 and 3)
@@ -381,9 +419,10 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                              "update_tele_diag-noguard-long-bound3",
                              "update_tele_diag-noguard-long-bound3-gradient",
                              "update_tele_diag-noguard-long-bound3-gradient-tilt3",
-                             # since 2026-12-06, before any of its runs
+                             # since 2026-12-06, before any of their runs
                              "update_tele_diag-noguard-long-bound3-moments",
-                             "update_tele_diag-noguard-long-bound3-adam-tilt3"], 2.0),
+                             "update_tele_diag-noguard-long-bound3-adam-tilt3",
+                             "update_tele_diag-noguard-long-bound3-mixed-tilt3"], 2.0),
 }
 
 
@@ -392,7 +431,7 @@ def __getattr__(name: str) -> Any:
     and real sets they score (suites.SUITES, realdata.REAL_SETS): imported on first use, as
     both modules import the registry above."""
     if name in __all__ or name in ("REAL_SETS", "SUITES"):
-        for module in ("general_runs", "general_tables"):
+        for module in ("general_runs", "general_tables", "general_report"):
             found = importlib.import_module(f".{module}", __package__)
             if hasattr(found, name):
                 return getattr(found, name)

@@ -1,0 +1,143 @@
+"""The generalist study's report (``all_tables``): every table of general_tables.py under its
+heading, the pairings of the arms in the registry (general.py) one section each, what
+scripts/general_study.py prints and writes to studies/general/tables.md. Importable from
+metateleport.studies.general too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .general import (
+    ADAM_FORM,
+    ADAM_FORM_UPDATE,
+    ARMS,
+    CONTROLS,
+    CURVATURE,
+    DIGITS_SHARE,
+    GRADIENT_FORM,
+    GRADIENT_FORM_UPDATE,
+    GRADIENT_TILT,
+    GRADIENT_TILT_UPDATE,
+    LONGER,
+    MIXED_FORM,
+    MIXED_FORM_UPDATE,
+    MOMENTS,
+    MOMENTS_UPDATE,
+    SAME_BUDGET,
+    VAL_HELD_OUT,
+    VARIANTS,
+)
+from .general_runs import shipped_choice
+from .general_tables import (
+    digits_accuracy_table,
+    guard_swap_table,
+    paired_table,
+    real_table,
+    selection_table,
+    shipped_table,
+    specialist_table,
+    status_table,
+    suite_table,
+    tele_off_table,
+)
+
+__all__ = ["all_tables"]
+
+
+def _pairing(summaries: Path, arms: tuple[str, ...], subject: str, paired: str,
+             accuracy: str) -> list[tuple[str, str]]:
+    """The three sections of one pairing of ``arms`` (the arm they are paired with last):
+    per suite (``subject + paired``), on real data and on the digits suite's held-out
+    images (``... + accuracy``)."""
+    return [(subject + paired, paired_table(summaries, arms, specialists=False)),
+            (f"{subject} on real data", real_table(summaries, arms)),
+            (f"{subject}: held-out accuracy on the digits suite{accuracy}",
+             digits_accuracy_table(summaries, arms))]
+
+
+def all_tables(summaries: Path) -> str:
+    """Every table of the study from the committed summaries, as markdown under headings:
+    what ``general_study.py`` prints and writes to ``studies/general/tables.md``."""
+    from .general_verdict import done_when_table  # it reads this module's tables
+
+    shipped = shipped_choice(summaries, "general_update_tele")[0]
+    # paired with the shipped LSTM(update)'s arm (the done-when comparison) and with the
+    # study's first LSTM(update) arm and guarded diag arm
+    against = tuple(dict.fromkeys((shipped_choice(summaries, "general_update")[0], "update",
+                                   "update_tele_diag")))
+    parts = [
+        ("Runs", status_table(summaries)),
+        (f"The shipped teleporting generalist ({ARMS[shipped][2]}), per suite",
+         shipped_table(summaries, shipped, against)),
+        ("The done-when per candidate teleporting arm (general_verdict.py)",
+         done_when_table(summaries)),
+        ("Failed seeds with and without selection on validation", selection_table(summaries)),
+        ("Per run and suite", suite_table(summaries)),
+        ("Per suite, paired with LSTM(update)", paired_table(summaries)),
+        ("Real data, through LearnedTorchOptimizer", real_table(summaries)),
+        ("The diag arm's controls, paired with it", paired_table(summaries, CONTROLS,
+                                                                 specialists=False)),
+        ("The diag arm's controls on real data", real_table(summaries, CONTROLS)),
+        ("The guard swapped at test time", guard_swap_table(summaries)),
+        ("The teleports switched off at test time (m1 alone)", tele_off_table(summaries)),
+        ("Twice the meta-training, paired with the same arm at the study's budget",
+         paired_table(summaries, LONGER, specialists=False)),
+        ("Twice the meta-training on real data", real_table(summaries, LONGER)),
+        ("Teleport bound 3 and the held-out digits meta-loss, paired with the long arm",
+         paired_table(summaries, VARIANTS, specialists=False)),
+        ("Teleport bound 3 and the held-out digits meta-loss on real data",
+         real_table(summaries, VARIANTS)),
+        ("Curvature input and the held-out digits meta-loss on the bound-3 arm, paired with it",
+         paired_table(summaries, CURVATURE, specialists=False)),
+        ("Curvature input and the held-out digits meta-loss on real data",
+         real_table(summaries, CURVATURE)),
+        ("Half the groups on digits, on their held-out loss, paired with the bound-3 arm",
+         paired_table(summaries, DIGITS_SHARE, specialists=False)),
+        ("Half the groups on digits, on their held-out loss, on real data",
+         real_table(summaries, DIGITS_SHARE)),
+        ("Half the groups on digits: held-out accuracy on the digits suite, paired with the "
+         "bound-3 arm", digits_accuracy_table(summaries, DIGITS_SHARE)),
+        ("The bound-3 arm's iterate chosen on the digits problems' held-out loss, paired with "
+         "the bound-3 arm", paired_table(summaries, VAL_HELD_OUT, specialists=False)),
+        ("The iterate chosen on the digits problems' held-out loss, on real data",
+         real_table(summaries, VAL_HELD_OUT)),
+        ("The iterate chosen on the digits problems' held-out loss: held-out accuracy on the "
+         "digits suite, paired with the bound-3 arm", digits_accuracy_table(summaries,
+                                                                          VAL_HELD_OUT)),
+        *_pairing(summaries, GRADIENT_FORM, "m1 as a preconditioner of the gradient",
+                  " on the bound-3 arm, paired with it", ", paired with the bound-3 arm"),
+        *_pairing(summaries, GRADIENT_TILT, "The gradient form's bound at 3 and at 1",
+                  ", paired with the direct form's bound-3 arm", ", paired with it"),
+        *_pairing(summaries, GRADIENT_TILT_UPDATE,
+                  "The gradient form at tilt 3 for LSTM(update)", ", paired with it", ""),
+        *_pairing(summaries, GRADIENT_FORM_UPDATE, "The gradient form for LSTM(update)",
+                  ", paired with it (against the direct form's LSTM(update) and both "
+                  "teleporting arms)", ""),
+        *_pairing(summaries, MOMENTS, "m1 reading Adam's moments",
+                  " on the bound-3 arm, paired with it", ", paired with the bound-3 arm"),
+        *_pairing(summaries, MOMENTS_UPDATE, "m1 reading Adam's moments for LSTM(update)",
+                  ", paired with it", ""),
+        *_pairing(summaries, ADAM_FORM, "m1 a preconditioner of Adam's direction",
+                  ", paired with the gradient form's tilt-3 arm", ", paired with it"),
+        *_pairing(summaries, ADAM_FORM_UPDATE,
+                  "m1 a preconditioner of Adam's direction for LSTM(update)", ", paired with it",
+                  ""),
+        *_pairing(summaries, MIXED_FORM, "m1 a preconditioner of both the gradient and Adam's "
+                  "direction", ", paired with the gradient form's tilt-3 arm", ", paired with it"),
+        *_pairing(summaries, MIXED_FORM_UPDATE, "m1 a preconditioner of both the gradient and "
+                  "Adam's direction for LSTM(update)", ", paired with it", ""),
+        ("LSTM(update) at the teleporting arms' budget (1600 trajectories), paired with them",
+         paired_table(summaries, SAME_BUDGET, specialists=False)),
+        ("LSTM(update) at the teleporting arms' budget on real data",
+         real_table(summaries, SAME_BUDGET)),
+        ("LSTM(update) at the teleporting arms' budget: held-out accuracy on the digits suite",
+         digits_accuracy_table(summaries, SAME_BUDGET)),
+        ("Held-out accuracy on the digits suite (the family's held-out images)",
+         digits_accuracy_table(summaries)),
+        *((f"{ARMS[arm][2]} against the specialists", specialist_table(summaries, arm))
+          for arm in dict.fromkeys((shipped, "update_tele_diag", "update"))),
+    ]
+    head = ("# Study `general`\n\nRegenerate: `python scripts/general_study.py status` (from the "
+            "committed summaries; `score` scores what is missing first).\n")
+    return head + "".join(f"\n## {title}\n\n{table}" for title, table in parts)
