@@ -495,6 +495,35 @@ def test_the_tilt_saturation_counts_steps_past_the_bound():
     assert mixed.shape == (3, 3), "one row per step, however many architectures"
 
 
+def test_the_mixed_share_reads_which_term_carries_the_update(tmp_path):
+    """scripts/mixed_share.py: Adam's share of the update is in [0, 1], and it is ~0 with
+    the adam log-step output pushed to exp(-80) and ~1 with the gradient one pushed there."""
+    import importlib.util
+
+    from metateleport.checkpoint import load_checkpoint, save_atomic
+
+    spec = importlib.util.spec_from_file_location(
+        "mixed_share", REPO / "scripts" / "mixed_share.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    arm = "update_tele_diag-noguard-long-bound3-mixed-tilt3"
+    assert arm in script.mixed_arms() and "update-long" not in script.mixed_arms()
+    params = REPO / "studies" / "general" / arm / "s0.pt"
+    rows = script.measure(params, "small", problems=2, n_steps=6)
+    assert rows.shape == (6, 2) and ((0 <= rows[:, 0]) & (rows[:, 0] <= 1)).all()
+    data = load_checkpoint(params, "params")
+    for off, want in ((1, 0.0), (0, 1.0)):
+        data["state_dict"]["update_net.head.bias"][off] = -80.0
+        data["state_dict"]["update_net.head.bias"][1 - off] = 0.0
+        save_atomic(data, tmp_path / "pushed.pt")
+        pushed = script.measure(tmp_path / "pushed.pt", "small", problems=2, n_steps=3)
+        assert abs(pushed[:, 0] - want).max() < 1e-6
+        assert (pushed[:, 1] < -40 if off == 1 else pushed[:, 1] > 40).all()
+    with pytest.raises(ValueError, match="not mixed"):
+        other = REPO / "studies" / "general" / "update_tele_diag-noguard-long-bound3-gradient"
+        script.measure(other / "s0.pt", "small", problems=2, n_steps=3)
+
+
 def test_the_done_when_rows_agree_with_the_per_suite_tables():
     """general_verdict counts what the per-suite tables show, computed apart: diverged
     problems, suites with a median Adam-equivalent of 10x or more, suites lower than the
