@@ -375,7 +375,7 @@ class LearnedOptimizer(nn.Module, Teleporting):
             UpdateLSTM(hidden_size, preprocess_p,
                        1.0 if update_form != "direct" else update_scale,
                        n_extra=N_MOMENT_INPUTS if update_moments else 0, num_layers=num_layers,
-                       n_out=FORM_OUTPUTS[update_form])
+                       n_out=FORM_OUTPUTS.get(update_form, 1))  # LearnedUpdate names a bad form
             if variant != "lr_tele" else None
         )
         group_kwargs = dict(hidden_size=hidden_size, p=preprocess_p, out_scale=tele_scale,

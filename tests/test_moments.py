@@ -221,6 +221,8 @@ def test_the_mixed_form_is_the_gradient_form_plus_the_adam_form(kept):
     with torch.no_grad():
         mixed.update_net.head.bias[1 - kept] = 0.0
     assert not torch.allclose(run(mixed, p, 6).losses, b.losses)
+    with pytest.raises(ValueError, match=r"update form must be one of .*'mixed'.*got 'mix'"):
+        LearnedOptimizer("update", update_input="rms", update_moments=True, update_form="mix")
     with pytest.raises(ValueError, match="n_out=2"):
         from metateleport.learned_update import LearnedUpdate
         LearnedUpdate(one.update_net, input="rms", form="mixed", moments=True)
