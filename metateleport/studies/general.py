@@ -29,9 +29,9 @@ from typing import Any
 __all__ = ["ACCURACY", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS", "CONTROLS", "CURVATURE",
            "DIGITS_SHARE", "FAILED_MARGIN", "GRADIENT_FORM", "GRADIENT_FORM_UPDATE",
            "GRADIENT_TILT", "GRADIENT_TILT_UPDATE", "GUARD_SWAP", "HEADLINE", "LONGER",
-           "MIXED_FORM", "MIXED_FORM_UPDATE", "MOMENTS", "MOMENTS_UPDATE", "ORDER",
-           "SAME_BUDGET", "SHIPPED", "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "TELE_OFF",
-           "VAL_HELD_OUT", "VARIANTS", "all_tables", "committed",
+           "MIXED_FORM", "MIXED_FORM_UPDATE", "MIXED_VS_SHIPPED", "MOMENTS", "MOMENTS_UPDATE",
+           "ORDER", "SAME_BUDGET", "SHIPPED", "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS",
+           "TELE_OFF", "VAL_HELD_OUT", "VARIANTS", "all_tables", "committed",
            "digits_accuracy_table", "guard_swap_table", "paired_table", "real_table",
            "record_histories", "score_all", "score_guard_swap", "score_specialists",
            "score_study_specialists", "score_tele_off", "selection_table", "ship_generalist",
@@ -364,6 +364,10 @@ MIXED_FORM = ("update_tele_diag-noguard-long-bound3-mixed-tilt3",
               "update_tele_diag-noguard-long-bound3-adam-tilt3",
               "update_tele_diag-noguard-long-bound3",
               "update_tele_diag-noguard-long-bound3-gradient-tilt3")
+#: the mixed form's teleporting arm paired with the direct form's bound-3 arm (the shipped
+#: generalist's arm; the arm last)
+MIXED_VS_SHIPPED = ("update_tele_diag-noguard-long-bound3-mixed-tilt3",
+                    "update_tele_diag-noguard-long-bound3")
 #: the mixed form's teleporting arm and the direct LSTM(update) paired with the mixed form's
 #: LSTM(update) (the arm last)
 MIXED_FORM_UPDATE = ("update_tele_diag-noguard-long-bound3-mixed-tilt3", "update-long",

@@ -22,6 +22,7 @@ from .general import (
     LONGER,
     MIXED_FORM,
     MIXED_FORM_UPDATE,
+    MIXED_VS_SHIPPED,
     MOMENTS,
     MOMENTS_UPDATE,
     SAME_BUDGET,
@@ -125,6 +126,9 @@ def all_tables(summaries: Path) -> str:
                   ""),
         *_pairing(summaries, MIXED_FORM, "m1 a preconditioner of both the gradient and Adam's "
                   "direction", ", paired with the gradient form's tilt-3 arm", ", paired with it"),
+        *_pairing(summaries, MIXED_VS_SHIPPED, "m1 a preconditioner of both the gradient and "
+                  "Adam's direction against the direct form", ", paired with the bound-3 arm",
+                  ", paired with it"),
         *_pairing(summaries, MIXED_FORM_UPDATE, "m1 a preconditioner of both the gradient and "
                   "Adam's direction for LSTM(update)", ", paired with it", ""),
         ("LSTM(update) at the teleporting arms' budget (1600 trajectories), paired with them",
