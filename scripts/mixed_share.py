@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=16)
     parser.add_argument("--summaries", type=Path, default=REPO / "studies")
     args = parser.parse_args()
+    torch.set_num_threads(1)  # as general_study.py: beside the study's runs on a 2-core machine
     torch.manual_seed(0)
     head = ["arm", "suite", "seeds"] + [
         f"Adam's share, steps {a + 1}-{b}" for a, b in WINDOWS] + ["s_adam - s_grad"]
