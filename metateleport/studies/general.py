@@ -240,10 +240,10 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
          "model.update_tilt=3.0", "model.update_scale=0.1"],
         "LSTM(update), guarded, twice the meta-training, m1 a preconditioner of Adam's "
         "direction (tilt 3)", [0, 1, 2, 3, 4]),
-    # added 2026-12-06, 5 seeds each registered before any run (a 10-meta-step smoke run
-    # only), once the adam form's teleporting arm had 4 seeds scored: below tuned Adam on
-    # digits (0.565) and below the gradient form on rescaled units (0.74, 0.84), but 1.8-2100x
-    # the gradient form's loss on the other 13 suites. m1 in both forms at once
+    # added 2026-12-06, 5 seeds each registered before any run (a 100-meta-step smoke run
+    # only, no score looked at), once the adam form's teleporting arm had 4 seeds scored:
+    # below tuned Adam on digits (0.565) and below the gradient form on rescaled units (0.74,
+    # 0.84), but 1.8-2100x the gradient form's loss on the other 13 suites. m1 in both forms at once
     # (model.update_form: mixed): two log-steps per coordinate, one along the gradient over
     # its RMS and one along Adam's direction, each within e^+-3 of its own common step, so
     # that m1 can follow either per coordinate and per problem; and its LSTM(update), the
