@@ -22,12 +22,9 @@ import numpy as np
 import torch
 
 from metateleport.checkpoint import load_optimizer
-from metateleport.config import config_from_dict, config_to_dict
-from metateleport.evaluation import score
 from metateleport.learned_update import gradient_form
 from metateleport.studies import general
-from metateleport.studies.suites import SUITES
-from metateleport.tasks import make_family
+from metateleport.studies.m1_probe import arm_suite_table, shape_calls
 
 REPO = Path(__file__).resolve().parents[1]
 SUITE_NAMES = ("distribution", "digits", "wide", "depth3", "unit_span10", "normal_init",
@@ -44,33 +41,24 @@ def mixed_arms() -> list[str]:
 def measure(params: Path, suite: str, problems: int, n_steps: int = 100) -> np.ndarray:
     """(n_steps, 2): per step, over ``problems`` validation problems of ``suite``, the mean
     share of Adam's term in the update's squared norm and the mean of s_adam - s_grad (the
-    two common log-steps). m1 shapes the update once per group of problems of one
-    architecture at every step (a mixed suite has several): each step pools its groups,
-    weighted by their problems."""
+    two common log-steps); every group of one architecture that step pooled, weighted by its
+    problems (m1_probe.shape_calls)."""
     opt, _ = load_optimizer(params)
     rule = opt.rule
     if rule.form != "mixed":
         raise ValueError(f"{params}: m1's form is {rule.form}, not mixed")
-    calls: list[tuple[float, float, float]] = []  # per call: problems, sum share, sum ds
-    shape = rule.shape
 
-    def recording(out: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    def record(out: torch.Tensor, direction: torch.Tensor) -> tuple[float, ...]:
+        # problems, sum of shares, sum of the log-step gaps
         o, d = out.detach().double(), direction.detach().double()
         grad, adam = (gradient_form(o[..., k], d[..., k], rule.step, rule.tilt)
                       for k in range(2))
         g2, a2 = (grad ** 2).sum(-1), (adam ** 2).sum(-1)
         share = torch.where(g2 + a2 > 0, a2 / (g2 + a2), torch.full_like(a2, float("nan")))
         gap = (o[..., 1] - o[..., 0]).mean(-1)
-        calls.append((share.numel(), float(share.nansum()), float(gap.sum())))
-        return shape(out, direction)
+        return share.numel(), float(share.nansum()), float(gap.sum())
 
-    rule.shape = recording
-    task = config_to_dict(config_from_dict({"task": SUITES[suite]}))["task"]
-    score({"learned": opt}, make_family(task).sample(problems, 0, "val"), n_steps)
-    if len(calls) % n_steps:
-        raise RuntimeError(f"{len(calls)} calls of m1's update form in {n_steps} steps: not "
-                           "the same number of groups at every step")
-    n, share, gap = np.asarray(calls).reshape(n_steps, -1, 3).sum(1).T
+    n, share, gap = shape_calls(opt, suite, problems, n_steps, record).T
     return np.stack([share / n, gap / n], 1)
 
 
@@ -81,27 +69,17 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)  # as general_study.py: beside the study's runs on a 2-core machine
     torch.manual_seed(0)
-    head = ["arm", "suite", "seeds"] + [
-        f"Adam's share, steps {a + 1}-{b}" for a, b in WINDOWS] + ["s_adam - s_grad"]
-    lines = [__doc__.split("\n\n")[0].replace("Which", "# Which"), "",
-             f"`python scripts/mixed_share.py --problems {args.problems}`, validation "
-             "problems (split val, seed 0).", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for arm in mixed_arms():
-        runs = general.committed(args.summaries, [arm], general.ARMS[arm][3])
-        if not runs:
-            continue
-        for suite in SUITE_NAMES:
-            per_seed = np.stack([measure(params, suite, args.problems)
-                                 for _, _, params in runs])
-            cells = [f"{per_seed[:, a:b, 0].mean():.2f}" for a, b in WINDOWS]
-            line = (f"| {arm} | {suite} | {len(runs)} | " + " | ".join(cells)
-                    + f" | {per_seed[:, :, 1].mean():+.2f} |")
-            print(line, flush=True)
-            lines.append(line)
-    out = args.summaries / general.STUDY / "mixed_share.md"
-    out.write_text("\n".join(lines) + "\n")
-    print(f"written {out}")
+
+    def cells(runs, suite: str) -> list[str]:
+        per_seed = np.stack([measure(params, suite, args.problems) for _, _, params in runs])
+        return ([f"{per_seed[:, a:b, 0].mean():.2f}" for a, b in WINDOWS]
+                + [f"{per_seed[:, :, 1].mean():+.2f}"])
+
+    head = [f"Adam's share, steps {a + 1}-{b}" for a, b in WINDOWS] + ["s_adam - s_grad"]
+    arm_suite_table(args.summaries, "mixed_share",
+                    __doc__.split("\n\n")[0].replace("Which", "# Which"),
+                    f"python scripts/mixed_share.py --problems {args.problems}", head,
+                    mixed_arms(), SUITE_NAMES, cells)
 
 
 if __name__ == "__main__":

@@ -23,11 +23,8 @@ import numpy as np
 import torch
 
 from metateleport.checkpoint import load_optimizer
-from metateleport.config import config_from_dict, config_to_dict
-from metateleport.evaluation import score
 from metateleport.studies import general
-from metateleport.studies.suites import SUITES
-from metateleport.tasks import make_family
+from metateleport.studies.m1_probe import arm_suite_table, shape_calls
 
 REPO = Path(__file__).resolve().parents[1]
 SUITE_NAMES = ("distribution", "digits")
@@ -44,27 +41,17 @@ def measure(params: Path, suite: str, problems: int,
             n_steps: int = 100) -> tuple[float, np.ndarray]:
     """(the checkpoint's tilt, (n_steps, 3)): per step, over the coordinates of ``problems``
     validation problems of ``suite``, the share with |o' - s| > tilt, > 2 tilt, and the std
-    of o' - s. m1 shapes the update once per group of problems of one architecture at every
-    step (a mixed suite has several), so each step pools its groups' coordinates."""
+    of o' - s (every group of one architecture that step pooled, m1_probe.shape_calls)."""
     opt, _ = load_optimizer(params)
-    rule, tilt = opt.rule, opt.rule.tilt
-    calls: list[tuple[float, ...]] = []  # per call: coordinates, past 1x, past 2x, sum, sum sq
-    shape = rule.shape
+    tilt = opt.rule.tilt
 
-    def recording(out: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    def record(out: torch.Tensor, direction: torch.Tensor) -> tuple[float, ...]:
+        # coordinates, past 1x, past 2x, sum, sum of squares
         dev = (out - out.mean(-1, keepdim=True)).detach().double()
-        calls.append((dev.numel(), float((dev.abs() > tilt).sum()),
-                      float((dev.abs() > 2 * tilt).sum()), float(dev.sum()),
-                      float((dev ** 2).sum())))
-        return shape(out, direction)
+        return (dev.numel(), float((dev.abs() > tilt).sum()),
+                float((dev.abs() > 2 * tilt).sum()), float(dev.sum()), float((dev ** 2).sum()))
 
-    rule.shape = recording
-    task = config_to_dict(config_from_dict({"task": SUITES[suite]}))["task"]
-    score({"learned": opt}, make_family(task).sample(problems, 0, "val"), n_steps)
-    if len(calls) % n_steps:
-        raise RuntimeError(f"{len(calls)} calls of m1's update form in {n_steps} steps: not "
-                           "the same number of groups at every step")
-    n, past1, past2, total, squares = np.asarray(calls).reshape(n_steps, -1, 5).sum(1).T
+    n, past1, past2, total, squares = shape_calls(opt, suite, problems, n_steps, record).T
     std = np.sqrt(np.maximum(squares - total ** 2 / n, 0) / (n - 1))
     return tilt, np.stack([past1 / n, past2 / n, std], 1)
 
@@ -75,28 +62,20 @@ def main() -> None:
     parser.add_argument("--summaries", type=Path, default=REPO / "studies")
     args = parser.parse_args()
     torch.manual_seed(0)
-    head = ["arm", "suite", "seeds", "tilt"] + [
-        f"> {k} tilt, steps {a + 1}-{b}" for a, b in WINDOWS for k in ("1x", "2x")] + [
-        "std of o' - s"]
-    lines = [__doc__.split("\n\n")[0].replace("How often", "# How often"), "",
-             f"`python scripts/tilt_saturation.py --problems {args.problems}`, validation "
-             "problems (split val, seed 0).", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for arm in gradient_arms():
-        runs = general.committed(args.summaries, [arm], general.ARMS[arm][3])
-        if not runs:
-            continue
-        for suite in SUITE_NAMES:
-            tilts, rows = zip(*(measure(params, suite, args.problems) for _, _, params in runs))
-            tilt, per_seed = tilts[0], np.stack(rows)
-            cells = [f"{per_seed[:, a:b, k].mean():.2f}" for a, b in WINDOWS for k in (0, 1)]
-            line = (f"| {arm} | {suite} | {len(runs)} | {tilt:g} | " + " | ".join(cells)
-                    + f" | {per_seed[:, :, 2].mean():.2f} |")
-            print(line, flush=True)
-            lines.append(line)
-    out = args.summaries / general.STUDY / "tilt_saturation.md"
-    out.write_text("\n".join(lines) + "\n")
-    print(f"written {out}")
+
+    def cells(runs, suite: str) -> list[str]:
+        tilts, rows = zip(*(measure(params, suite, args.problems) for _, _, params in runs))
+        per_seed = np.stack(rows)
+        return ([f"{tilts[0]:g}"]
+                + [f"{per_seed[:, a:b, k].mean():.2f}" for a, b in WINDOWS for k in (0, 1)]
+                + [f"{per_seed[:, :, 2].mean():.2f}"])
+
+    head = ["tilt"] + [f"> {k} tilt, steps {a + 1}-{b}" for a, b in WINDOWS
+                       for k in ("1x", "2x")] + ["std of o' - s"]
+    arm_suite_table(args.summaries, "tilt_saturation",
+                    __doc__.split("\n\n")[0].replace("How often", "# How often"),
+                    f"python scripts/tilt_saturation.py --problems {args.problems}", head,
+                    gradient_arms(), SUITE_NAMES, cells)
 
 
 if __name__ == "__main__":

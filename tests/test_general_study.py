@@ -10,6 +10,7 @@ import pytest
 
 from metateleport.config import load_config
 from metateleport.studies import general, general_runs
+from tests.test_studies import _script
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -451,12 +452,7 @@ def test_the_tables_quoted_in_the_docs_are_the_committed_ones():
 
 
 def test_the_bound_diagnosis_reports_norms_within_the_bound(capsys):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "teleport_bound_diagnosis", REPO / "scripts" / "teleport_bound_diagnosis.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _script("teleport_bound_diagnosis")
     script.main(["--suites", "small", "--problems", "2"])
     head, line = capsys.readouterr().out.strip().splitlines()
     bound = load_config(REPO / "checkpoints" / "general_update_tele.yaml").model.max_tele_norm
@@ -468,12 +464,7 @@ def test_the_bound_diagnosis_reports_norms_within_the_bound(capsys):
 
 
 def test_the_tilt_saturation_counts_steps_past_the_bound():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "tilt_saturation", REPO / "scripts" / "tilt_saturation.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _script("tilt_saturation")
     arms = script.gradient_arms()
     assert "update_tele_diag-noguard-long-bound3-gradient" in arms and "update-long" not in arms
     arm = "update_tele_diag-noguard-long-bound3-gradient"
@@ -498,14 +489,9 @@ def test_the_tilt_saturation_counts_steps_past_the_bound():
 def test_the_mixed_share_reads_which_term_carries_the_update(tmp_path):
     """scripts/mixed_share.py: Adam's share of the update is in [0, 1], and it is ~0 with
     the adam log-step output pushed to exp(-80) and ~1 with the gradient one pushed there."""
-    import importlib.util
-
     from metateleport.checkpoint import load_checkpoint, save_atomic
 
-    spec = importlib.util.spec_from_file_location(
-        "mixed_share", REPO / "scripts" / "mixed_share.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _script("mixed_share")
     arm = "update_tele_diag-noguard-long-bound3-mixed-tilt3"
     assert arm in script.mixed_arms() and "update-long" not in script.mixed_arms()
     params = REPO / "studies" / "general" / arm / "s0.pt"
@@ -562,20 +548,13 @@ def test_the_done_when_rows_agree_with_the_per_suite_tables():
 def test_the_coordinate_scale_diagnosis_normalizes_once_per_problem():
     """Its 'Adam, one v per problem' takes, at the first step, -lr g / RMS(g) over each
     problem's coordinates (norm lr sqrt(N)), where Adam takes -lr sign(g) per coordinate."""
-    import importlib.util
-    import sys
-
     import torch
 
     from metateleport.inner import StepContext
     from metateleport.mlp import mlp_loss_and_grad
     from metateleport.tasks import MLPTaskFamily
 
-    spec = importlib.util.spec_from_file_location(
-        "coordinate_scale_diagnosis", REPO / "scripts" / "coordinate_scale_diagnosis.py")
-    script = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = script  # its dataclass looks its module up there
-    spec.loader.exec_module(script)
+    script = _script("coordinate_scale_diagnosis")
     p = MLPTaskFamily(widths=(5, 4, 3), n_samples=4, dtype=torch.float64).sample(3, 0, "val")
     _, grads = mlp_loss_and_grad(p.weights, p.X, p.Y, p.slope)
     opt = script.ProblemAdam(lr=0.01)

@@ -7,6 +7,7 @@ import json
 import math
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -159,9 +160,11 @@ def _assert_regenerated(copy: Path) -> None:
 
 
 def _script(name: str):
-    """scripts/<name>.py as a module (the scripts are commands, not a package)."""
+    """scripts/<name>.py as a module (the scripts are commands, not a package), registered in
+    sys.modules under ``name`` (a dataclass in it looks its module up there)."""
     spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
