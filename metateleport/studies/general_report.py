@@ -22,6 +22,8 @@ from .general import (
     LONGER,
     MIXED_FORM,
     MIXED_FORM_UPDATE,
+    MIXED_TILT,
+    MIXED_TILT_UPDATE,
     MIXED_VS_SHIPPED,
     MOMENTS,
     MOMENTS_UPDATE,
@@ -131,6 +133,11 @@ def all_tables(summaries: Path) -> str:
                   ", paired with it"),
         *_pairing(summaries, MIXED_FORM_UPDATE, "m1 a preconditioner of both the gradient and "
                   "Adam's direction for LSTM(update)", ", paired with it", ""),
+        *_pairing(summaries, MIXED_TILT, "The mixed form at tilt 2",
+                  " (with the mixed tilt-3 and the gradient form's tilt-1 arms), paired with "
+                  "the direct form's bound-3 arm", ", paired with it"),
+        *_pairing(summaries, MIXED_TILT_UPDATE, "The mixed form at tilt 2 for LSTM(update)",
+                  ", paired with it", ""),
         ("LSTM(update) at the teleporting arms' budget (1600 trajectories), paired with them",
          paired_table(summaries, SAME_BUDGET, specialists=False)),
         ("LSTM(update) at the teleporting arms' budget on real data",
