@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from metateleport.config import load_config
 from metateleport.studies import general, general_runs
@@ -564,3 +565,33 @@ def test_the_coordinate_scale_diagnosis_normalizes_once_per_problem():
     rms = g.pow(2).mean(1, keepdim=True).sqrt()
     torch.testing.assert_close(flat, -0.01 * g / rms)
     assert not torch.allclose(flat.abs(), torch.full_like(flat, 0.01)), "not Adam's sign step"
+
+
+def test_update_alignment_reads_sgd_as_aligned_and_a_preconditioner_as_spread():
+    """scripts/update_alignment.py: a plain gradient step has cos 1 and spread 0, whatever its
+    size; a positive diagonal preconditioner D keeps cos > 0 and has spread std(log D); the
+    coordinates with a zero gradient are left out of both; a step that did not move is None;
+    tuned SGD on real digits measures as aligned through the whole loop."""
+    import functools
+
+    script = _script("update_alignment")
+    g = torch.tensor([1.0, -2.0, 0.5, 0.0, 3.0])
+    cos, spread = script.step_geometry(-0.3 * g, g)
+    assert cos == pytest.approx(1.0) and spread == pytest.approx(0.0, abs=1e-12)
+    d = torch.tensor([1.0, 4.0, 0.25, 7.0, 2.0])
+    step = -d * g
+    step[3] = 5.0  # a zero-gradient coordinate that moved: not counted
+    cos, spread = script.step_geometry(step, g)
+    seen = g != 0
+    want = float(-(step[seen] @ g[seen]) / (step[seen].norm() * g[seen].norm()))
+    assert cos == pytest.approx(want) and 0 < cos < 1
+    assert spread == pytest.approx(float(d[seen].double().log().std()))
+    assert script.step_geometry(torch.zeros(5), g) is None
+    assert script.step_geometry(-g, torch.zeros(5)) is None
+    sgd = script.measure(functools.partial(torch.optim.SGD, lr=0.5), 1000, teleport=False)
+    assert sgd["cos"] == pytest.approx(1.0, abs=1e-6) and sgd["spread"] < 1e-3
+    adam = script.measure(functools.partial(torch.optim.Adam, lr=0.01), 1000, teleport=False)
+    assert adam["cos"] < 0.95 and adam["spread"] > 0.1
+    assert 0 <= sgd["accuracy"] <= 1 and sgd["training loss"] > 0
+    with pytest.raises(SystemExit):
+        script.main(["--problems", "0"])

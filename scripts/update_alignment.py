@@ -1,0 +1,193 @@
+"""How far each optimizer's steps depart from the gradient on real digits, against the held-out
+accuracy its optimizee reaches.
+
+The teleporting generalists' held-out accuracy on real digits differs by m1's update form
+(studies/general/tables.md: tuned SGD minus 0.006 for the gradient form at tilt 1, 0.025 at
+tilt 3, 0.028 for the mixed form at tilt 3, 0.059 for the direct form). This measures, on the
+validation problems of real digits (realdata.VAL_SEEDS, never a test problem), per step of
+each optimizer (its teleports excluded: the parameters just before and after ``opt.step``):
+
+- cos: the cosine between the step and minus the gradient (1 for SGD);
+- spread: the standard deviation over coordinates of log(|step_i| / |g_i|), the log of each
+  coordinate's own step size (0 for SGD; coordinates with a zero step left out);
+
+both over the coordinates whose gradient is not zero (the drift of the others, weights of
+pixels constant on a problem's training images, is scripts/zero_gradient_drift.py's: resetting
+it changes no accuracy), each averaged over the steps that moved, then over problems; beside
+the optimizee's held-out accuracy and training loss after 100 steps.
+
+Rows: tuned SGD and tuned Adam (step sizes chosen on the same problems, realdata.tune) and
+every committed seed of the arms below, averaged over seeds; then the rank correlation
+(Spearman) of accuracy with cos, with spread and with training loss over the learned
+optimizers' seeds. Prints the table and writes studies/general/update_alignment.md.
+
+    python scripts/update_alignment.py [--problems 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metateleport.checkpoint import load_optimizer
+from metateleport.studies import general
+from metateleport.studies.general_runs import committed
+from metateleport.studies.realdata import (
+    HAND,
+    VAL_SEEDS,
+    evaluate,
+    loss_fn,
+    make_problem,
+    tune,
+)
+from metateleport.torch_optim import LearnedTorchOptimizer
+
+REPO = Path(__file__).resolve().parents[1]
+SET = "digits"
+N_STEPS = 100
+#: the teleporting candidates of every update form, and LSTM(update) in the direct and mixed
+#: forms
+ARMS = ("update_tele_diag-noguard-long-bound3",
+        "update_tele_diag-noguard-long-bound3-moments",
+        "update_tele_diag-noguard-long-bound3-gradient",
+        "update_tele_diag-noguard-long-bound3-gradient-tilt3",
+        "update_tele_diag-noguard-long-bound3-adam-tilt3",
+        "update_tele_diag-noguard-long-bound3-mixed-tilt3",
+        "update_tele_diag-noguard-long-bound3-mixed-tilt2",
+        "update-long", "update-long-mixed-tilt3", "update-long-mixed-tilt2")
+COLUMNS = ("accuracy", "training loss", "cos", "spread")
+
+
+def step_geometry(step: torch.Tensor, grad: torch.Tensor) -> tuple[float, float] | None:
+    """(cos, spread) of one step against the gradient it was taken at (flat tensors), both
+    over the coordinates whose gradient is not zero (a weight of a pixel constant on the
+    training images; their drift is scripts/zero_gradient_drift.py's), or None if the step did
+    not move them or the gradient is zero."""
+    seen = grad != 0
+    step, grad = step[seen].double(), grad[seen].double()
+    if not (step.norm() > 0 and grad.norm() > 0):
+        return None
+    cos = float(-(step @ grad) / (step.norm() * grad.norm()))
+    moved = step != 0
+    ratio = (step[moved].abs() / grad[moved].abs()).log()
+    return cos, float(ratio.std()) if ratio.numel() > 1 else 0.0
+
+
+def measure(make_opt: Callable, seed: int, teleport: bool) -> dict[str, float]:
+    """One validation problem of real digits trained for N_STEPS full-batch steps of
+    make_opt(params) (with ``teleport``, opt.teleport after each step): {"accuracy",
+    "training loss", "cos", "spread"} (the last two averaged over the steps that moved; nan if
+    none did)."""
+    problem = make_problem(SET, seed)
+    model = problem.model
+    params = list(model.parameters())
+    opt = make_opt(params)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = loss_fn(model(problem.x), problem.y)
+        loss.backward()
+        return loss.detach()
+
+    def flat(tensors) -> torch.Tensor:
+        return torch.cat([t.detach().reshape(-1) for t in tensors])
+
+    geometry = []
+    for _ in range(N_STEPS):
+        before = flat(params)
+        if not math.isfinite(float(opt.step(closure))):
+            break
+        found = step_geometry(flat(params) - before, flat(p.grad for p in params))
+        if found is not None:
+            geometry.append(found)
+        if teleport:
+            opt.teleport(model, problem.x, problem.labels)
+    final, accuracy, _ = evaluate(problem)
+    cos, spread = np.mean(geometry, 0) if geometry else (math.nan, math.nan)
+    return {"accuracy": accuracy, "training loss": final, "cos": float(cos),
+            "spread": float(spread)}
+
+
+def over_problems(make_opt: Callable, problems: int, teleport: bool = False) -> dict[str, float]:
+    """``measure`` over the first ``problems`` validation seeds: the median training loss and
+    the mean of the others."""
+    rows = [measure(make_opt, s, teleport) for s in VAL_SEEDS[:problems]]
+    return {k: float(np.median([r[k] for r in rows]) if k == "training loss"
+                     else np.nanmean([r[k] for r in rows])) for k in COLUMNS}
+
+
+def learned(params: Path, problems: int) -> dict[str, float]:
+    """``over_problems`` for a committed chosen iterate, through the torch.optim face, its
+    teleports after every step as realdata.score_real runs it."""
+    opt, _ = load_optimizer(params)
+    return over_problems(lambda p: LearnedTorchOptimizer(p, learned=opt, fused=False),
+                         problems, teleport=opt.move is not None)
+
+
+def spearman(a, b) -> float:
+    """Spearman's rank correlation of two sequences (no ties expected)."""
+    ra, rb = (np.argsort(np.argsort(np.asarray(x, float))) for x in (a, b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--problems", type=int, default=16)
+    parser.add_argument("--summaries", type=Path, default=REPO / "studies")
+    parser.add_argument("--arms", nargs="+", default=list(ARMS))
+    parser.add_argument("--out", type=Path, default=None,
+                        help="the table's file (default <summaries>/general/update_alignment.md)")
+    args = parser.parse_args(argv)
+    if not 1 <= args.problems <= len(VAL_SEEDS):
+        parser.error(f"--problems must be within 1..{len(VAL_SEEDS)}, got {args.problems}")
+    torch.set_num_threads(1)  # as general_study.py: beside the study's runs on a 2-core machine
+    head = ["optimizer", "seeds"] + list(COLUMNS)
+    lines = [__doc__.split("\n\n")[0].replace("How", "# How"), "",
+             f"`python scripts/update_alignment.py --problems {args.problems}`, real "
+             f"{SET}, validation problems (seeds {VAL_SEEDS[0]}..{VAL_SEEDS[args.problems - 1]}"
+             f"), {N_STEPS} steps.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def row(name: str, seeds: int, values: dict[str, float]) -> None:
+        cells = [f"{values['accuracy']:.3f}", f"{values['training loss']:.3g}",
+                 f"{values['cos']:.3f}", f"{values['spread']:.2f}"]
+        lines.append(f"| {name} | {seeds} | " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+
+    for kind in HAND:
+        lr = tune(SET, kind, N_STEPS, val_seeds=VAL_SEEDS[:args.problems])["lr"]
+        row(f"tuned {kind} (lr {lr:.3g})", 1,
+            over_problems(functools.partial(HAND[kind], lr=lr), args.problems))
+    points = []
+    for arm in args.arms:
+        if arm not in general.ARMS:
+            parser.error(f"unknown arm {arm!r}")
+        runs = committed(args.summaries, [arm], general.ARMS[arm][3])
+        if not runs:
+            continue
+        per_seed = [learned(params, args.problems) for *_, params in runs]
+        points += per_seed
+        row(general.ARMS[arm][2], len(runs),
+            {k: float(np.mean([v[k] for v in per_seed])) for k in COLUMNS})
+    if len(points) > 2:
+        acc = [p["accuracy"] for p in points]
+        lines += ["", f"Over the {len(points)} learned seeds, Spearman's rank correlation of "
+                  f"held-out accuracy with cos: {spearman(acc, [p['cos'] for p in points]):+.2f}"
+                  f"; with spread: {spearman(acc, [p['spread'] for p in points]):+.2f}; with "
+                  "training loss: "
+                  f"{spearman(acc, [p['training loss'] for p in points]):+.2f}."]
+        print(lines[-1])
+    out = args.out or args.summaries / general.STUDY / "update_alignment.md"
+    out.write_text("\n".join(lines) + "\n")
+    print(f"written {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
