@@ -29,7 +29,8 @@ from typing import Any
 __all__ = ["ACCURACY", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS", "CONTROLS", "CURVATURE",
            "DIGITS_SHARE", "FAILED_MARGIN", "GRADIENT_FORM", "GRADIENT_FORM_UPDATE",
            "GRADIENT_TILT", "GRADIENT_TILT_UPDATE", "GUARD_SWAP", "HEADLINE", "LONGER",
-           "MIXED_FORM", "MIXED_FORM_UPDATE", "MIXED_TILT", "MIXED_TILT_UPDATE",
+           "MIXED_FORM", "MIXED_FORM_UPDATE", "MIXED_TILT", "MIXED_TILT_PAIR",
+           "MIXED_TILT_UPDATE",
            "MIXED_VS_SHIPPED", "MOMENTS", "MOMENTS_UPDATE",
            "ORDER", "SAME_BUDGET", "SHIPPED", "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS",
            "TELE_OFF", "VAL_HELD_OUT", "VARIANTS", "all_tables", "committed",
@@ -403,6 +404,9 @@ MIXED_TILT = ("update_tele_diag-noguard-long-bound3-mixed-tilt2",
               "update_tele_diag-noguard-long-bound3-mixed-tilt3",
               "update_tele_diag-noguard-long-bound3-gradient",
               "update_tele_diag-noguard-long-bound3")
+#: the mixed form's tilt-2 teleporting arm paired with its tilt-3 one (the arm last)
+MIXED_TILT_PAIR = ("update_tele_diag-noguard-long-bound3-mixed-tilt2",
+                   "update_tele_diag-noguard-long-bound3-mixed-tilt3")
 #: the mixed form's tilt-2 teleporting arm and the direct LSTM(update) paired with its
 #: LSTM(update) (the arm last)
 MIXED_TILT_UPDATE = ("update_tele_diag-noguard-long-bound3-mixed-tilt2", "update-long",

@@ -23,6 +23,7 @@ from .general import (
     MIXED_FORM,
     MIXED_FORM_UPDATE,
     MIXED_TILT,
+    MIXED_TILT_PAIR,
     MIXED_TILT_UPDATE,
     MIXED_VS_SHIPPED,
     MOMENTS,
@@ -136,6 +137,8 @@ def all_tables(summaries: Path) -> str:
         *_pairing(summaries, MIXED_TILT, "The mixed form at tilt 2",
                   " (with the mixed tilt-3 and the gradient form's tilt-1 arms), paired with "
                   "the direct form's bound-3 arm", ", paired with it"),
+        *_pairing(summaries, MIXED_TILT_PAIR, "The mixed form at tilt 2 against tilt 3",
+                  ", paired with tilt 3", ", paired with it"),
         *_pairing(summaries, MIXED_TILT_UPDATE, "The mixed form at tilt 2 for LSTM(update)",
                   ", paired with it", ""),
         ("LSTM(update) at the teleporting arms' budget (1600 trajectories), paired with them",
