@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--problems must be within 1..{len(VAL_SEEDS)}, got {args.problems}")
     torch.set_num_threads(1)  # as general_study.py: beside the study's runs on a 2-core machine
     head = ["optimizer", "seeds"] + list(COLUMNS)
-    lines = [__doc__.split("\n\n")[0].replace("How", "# How"), "",
+    lines = ["# " + " ".join(__doc__.split("\n\n")[0].split()), "",
              f"`python scripts/update_alignment.py --problems {args.problems}`, real "
              f"{SET}, validation problems (seeds {VAL_SEEDS[0]}..{VAL_SEEDS[args.problems - 1]}"
              f"), {N_STEPS} steps.", "",
