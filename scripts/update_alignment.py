@@ -38,14 +38,7 @@ import torch
 from metateleport.checkpoint import load_optimizer
 from metateleport.studies import general
 from metateleport.studies.general_runs import committed
-from metateleport.studies.realdata import (
-    HAND,
-    VAL_SEEDS,
-    evaluate,
-    loss_fn,
-    make_problem,
-    tune,
-)
+from metateleport.studies.realdata import HAND, VAL_SEEDS, make_problem, run, tune
 from metateleport.torch_optim import LearnedTorchOptimizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,37 +74,23 @@ def step_geometry(step: torch.Tensor, grad: torch.Tensor) -> tuple[float, float]
 
 def measure(make_opt: Callable, seed: int, teleport: bool) -> dict[str, float]:
     """One validation problem of real digits trained for N_STEPS full-batch steps of
-    make_opt(params) (with ``teleport``, opt.teleport after each step): {"accuracy",
-    "training loss", "cos", "spread"} (the last two averaged over the steps that moved; nan if
-    none did)."""
+    make_opt(params) (with ``teleport``, opt.teleport after each step; realdata.run):
+    {"accuracy", "training loss" (inf if diverged), "cos", "spread" (the last two averaged
+    over the steps that moved; nan if none did)}."""
     problem = make_problem(SET, seed)
-    model = problem.model
-    params = list(model.parameters())
-    opt = make_opt(params)
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = loss_fn(model(problem.x), problem.y)
-        loss.backward()
-        return loss.detach()
-
-    def flat(tensors) -> torch.Tensor:
-        return torch.cat([t.detach().reshape(-1) for t in tensors])
-
+    params = list(problem.model.parameters())
     geometry = []
-    for _ in range(N_STEPS):
-        before = flat(params)
-        if not math.isfinite(float(opt.step(closure))):
-            break
-        found = step_geometry(flat(params) - before, flat(p.grad for p in params))
+
+    def observe(before: torch.Tensor) -> None:
+        after = torch.cat([p.detach().reshape(-1) for p in params]).double()
+        found = step_geometry(after - before, torch.cat([p.grad.reshape(-1) for p in params]))
         if found is not None:
             geometry.append(found)
-        if teleport:
-            opt.teleport(model, problem.x, problem.labels)
-    final, accuracy, _ = evaluate(problem)
+
+    result = run(problem, make_opt, N_STEPS, teleport, on_step=observe)
     cos, spread = np.mean(geometry, 0) if geometry else (math.nan, math.nan)
-    return {"accuracy": accuracy, "training loss": final, "cos": float(cos),
-            "spread": float(spread)}
+    return {"accuracy": result["accuracy"], "training loss": result["final"],
+            "cos": float(cos), "spread": float(spread)}
 
 
 def over_problems(make_opt: Callable, problems: int, teleport: bool = False) -> dict[str, float]:

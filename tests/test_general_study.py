@@ -228,8 +228,6 @@ def test_digits_accuracy_table_pairs_with_the_better_hand_and_the_last_arm(tmp_p
 
 @pytest.mark.parametrize("name", sorted(general.SHIPPED))
 def test_the_shipped_generalist_is_the_seed_chosen_on_validation(name):
-    import torch
-
     from metateleport.checkpoint import load_checkpoint, load_optimizer
     from metateleport.config import config_from_dict
 
@@ -250,8 +248,6 @@ def test_the_shipped_generalist_is_the_seed_chosen_on_validation(name):
 
 
 def test_ship_chooses_the_arm_then_the_seed_on_validation(tmp_path):
-    import torch
-
     from metateleport.checkpoint import load_checkpoint
     from metateleport.studies.arms import StudyError
 
@@ -549,8 +545,6 @@ def test_the_done_when_rows_agree_with_the_per_suite_tables():
 def test_the_coordinate_scale_diagnosis_normalizes_once_per_problem():
     """Its 'Adam, one v per problem' takes, at the first step, -lr g / RMS(g) over each
     problem's coordinates (norm lr sqrt(N)), where Adam takes -lr sign(g) per coordinate."""
-    import torch
-
     from metateleport.inner import StepContext
     from metateleport.mlp import mlp_loss_and_grad
     from metateleport.tasks import MLPTaskFamily

@@ -140,6 +140,39 @@ def test_a_trace_leaves_the_trajectory_alone():
     assert traced["trace"]["loss"][-1] < 0.5 * traced["trace"]["loss"][0]
 
 
+def test_on_step_sees_each_step_before_its_teleport():
+    """run's on_step: once per step, with the parameters before that step; SGD's move is then
+    exactly -lr times the .grad it sees; a teleporting optimizer's hook sees the step alone
+    (the next call's parameters are the teleported ones), and the trajectory is unchanged."""
+    from metateleport.torch_optim import LearnedTorchOptimizer
+
+    problem = realdata.make_problem("digits", 2)
+    params = list(problem.model.parameters())
+    seen = []
+
+    def sgd_hook(before):
+        after = torch.cat([p.detach().reshape(-1) for p in params]).double()
+        grad = torch.cat([p.grad.reshape(-1) for p in params]).double()
+        seen.append(float((after - before + 0.5 * grad).abs().max()))
+
+    realdata.run(problem, lambda p: torch.optim.SGD(p, lr=0.5), 7, on_step=sgd_hook)
+    assert len(seen) == 7 and max(seen) < 1e-6
+    ckpt = REPO / "checkpoints" / "general_update_tele.pt"
+    befores, afters = [], []
+
+    def tele_hook(before):
+        befores.append(before)
+        afters.append(torch.cat([p.detach().reshape(-1) for p in problem.model.parameters()]))
+
+    make = lambda p: LearnedTorchOptimizer(p, ckpt, fused=False)  # noqa: E731
+    plain = realdata.run(realdata.make_problem("digits", 3), make, 6, True)
+    problem = realdata.make_problem("digits", 3)
+    hooked = realdata.run(problem, make, 6, True, on_step=tele_hook)
+    assert hooked == plain and len(befores) == 6
+    assert any(not torch.equal(a.double(), b) for a, b in zip(afters, befores[1:])), (
+        "the teleport after a step moves the parameters the next step starts from")
+
+
 def test_first_reaching():
     from metateleport.studies.equal_loss import first_reaching
 

@@ -157,7 +157,8 @@ def _flat(model: nn.Module) -> torch.Tensor:
 
 
 def run(problem: RealProblem, make_opt: Callable[[Any], torch.optim.Optimizer], n_steps: int,
-        teleport: bool = False, trace: bool = False) -> dict[str, Any]:
+        teleport: bool = False, trace: bool = False,
+        on_step: Callable[[torch.Tensor], None] | None = None) -> dict[str, Any]:
     """Train ``problem.model`` for n_steps full-batch steps of make_opt(model.parameters()),
     each ``opt.step(closure)``; with ``teleport`` (a LearnedTorchOptimizer) also
     ``opt.teleport`` after every step. A non-finite loss ends the run as diverged. Returns
@@ -167,7 +168,10 @@ def run(problem: RealProblem, make_opt: Callable[[Any], torch.optim.Optimizer], 
     with ``trace`` also "trace": {"loss", "accuracy", "moved"}, the training loss, held-out
     accuracy and distance from the initial parameters (||theta - theta_0|| / ||theta_0|| over
     all of them) before the first step and after every step (and its teleport) up to the last
-    one taken (evaluated without gradients: the trajectory is the same as without ``trace``)."""
+    one taken (evaluated without gradients: the trajectory is the same as without ``trace``).
+    ``on_step``: called after every step that returned a finite loss, before its teleport, with
+    all parameters as they were before that step (a float64 vector); the model's parameters
+    and their .grad then hold the step's result and the gradient it was taken at."""
     model, x, y = problem.model, problem.x, problem.y
     opt = make_opt(model.parameters())
     start = _flat(model) if trace else None
@@ -185,9 +189,12 @@ def run(problem: RealProblem, make_opt: Callable[[Any], torch.optim.Optimizer], 
     steps = [record()] if trace else []
     diverged = False
     for _ in range(n_steps):
+        before = _flat(model) if on_step is not None else None
         if not math.isfinite(float(opt.step(closure))):
             diverged = True
             break
+        if on_step is not None:
+            on_step(before)
         if teleport:
             opt.teleport(model, x, problem.labels)
         if trace:
