@@ -38,8 +38,7 @@ import torch
 from metateleport.checkpoint import load_optimizer
 from metateleport.studies import general
 from metateleport.studies.general_runs import committed
-from metateleport.studies.realdata import HAND, VAL_SEEDS, make_problem, run, tune
-from metateleport.torch_optim import LearnedTorchOptimizer
+from metateleport.studies.realdata import HAND, VAL_SEEDS, as_scored, make_problem, run, tune
 
 REPO = Path(__file__).resolve().parents[1]
 SET = "digits"
@@ -105,8 +104,7 @@ def learned(params: Path, problems: int) -> dict[str, float]:
     """``over_problems`` for a committed chosen iterate, through the torch.optim face, its
     teleports after every step as realdata.score_real runs it."""
     opt, _ = load_optimizer(params)
-    return over_problems(lambda p: LearnedTorchOptimizer(p, learned=opt, fused=False),
-                         problems, teleport=opt.move is not None)
+    return over_problems(as_scored(opt), problems, teleport=opt.move is not None)
 
 
 def spearman(a, b) -> float:

@@ -28,8 +28,14 @@ import torch
 from metateleport.checkpoint import load_optimizer
 from metateleport.stats import difference_text, paired_difference
 from metateleport.studies import general
-from metateleport.studies.realdata import HAND, evaluate, hand_results, make_problem, run
-from metateleport.torch_optim import LearnedTorchOptimizer
+from metateleport.studies.realdata import (
+    HAND,
+    as_scored,
+    evaluate,
+    hand_results,
+    make_problem,
+    run,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 ARMS = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long", "update",
@@ -84,8 +90,7 @@ def main(argv=None) -> int:
             if not params.is_file():
                 continue
             learned, _ = load_optimizer(params)
-            opt = functools.partial(LearnedTorchOptimizer, learned=learned, fused=False)
-            found.append([_measure(opt, s, learned.move is not None)
+            found.append([_measure(as_scored(learned), s, learned.move is not None)
                           for s in range(args.problems)])
         if found:
             runs.append((general.ARMS[arm][2], found))

@@ -34,8 +34,7 @@ import numpy as np
 
 from ..checkpoint import load_optimizer
 from ..stats import difference_text, median, paired_difference
-from ..torch_optim import LearnedTorchOptimizer
-from .realdata import HAND, REAL_SETS, hand_results, make_problem, run
+from .realdata import HAND, REAL_SETS, as_scored, hand_results, make_problem, run
 from .runs import write_summary
 
 __all__ = ["ARMS", "HAND_STEPS", "N_STEPS", "first_reaching", "hand_traces", "score_run",
@@ -90,8 +89,7 @@ def score_run(params: Path, name: str, hand: dict[str, dict[str, Any]]) -> dict[
     learned, _ = load_optimizer(params)
     moves = learned.move is not None
     problems = hand["sgd"]["loss"].shape[0]
-    rs = [_traced(name, s, lambda p: LearnedTorchOptimizer(p, learned=learned, fused=False),
-                  N_STEPS, moves) for s in range(problems)]
+    rs = [_traced(name, s, as_scored(learned), N_STEPS, moves) for s in range(problems)]
     if any(r["diverged"] for r in rs):
         raise RuntimeError(f"{params} diverges on {name}: no training loss to match")
     out: dict[str, Any] = {"learned": {"final": [r["final"] for r in rs],

@@ -36,7 +36,8 @@ from ..checkpoint import load_optimizer
 from ..stats import paired_difference
 from ..torch_optim import LearnedTorchOptimizer
 
-__all__ = ["GRIDS", "REAL_SETS", "VAL_SEEDS", "RealProblem", "RealSet", "evaluate", "hand_results",
+__all__ = ["GRIDS", "REAL_SETS", "VAL_SEEDS", "RealProblem", "RealSet", "as_scored", "evaluate",
+           "hand_results",
            "loss_fn", "make_problem", "real_table", "run", "score_real", "tune",
            "versus_best_hand"]
 
@@ -263,6 +264,13 @@ def hand_results(name: str, problems: int = 32, n_steps: int = 100) -> dict[str,
     return copy.deepcopy(_hand_cached(*key))
 
 
+def as_scored(learned) -> Callable[[Any], LearnedTorchOptimizer]:
+    """``make_opt`` for run() of a LearnedOptimizer ``learned`` (checkpoint.load_optimizer's)
+    as score_real runs it: LearnedTorchOptimizer with nn.LSTM's kernel (fused=False), as every
+    committed score was taken."""
+    return functools.partial(LearnedTorchOptimizer, learned=learned, fused=False)
+
+
 def score_real(params: Path | None, name: str, problems: int = 32, n_steps: int = 100, *,
                hand: dict[str, Any] | None = None, teleport: bool = True) -> dict[str, Any]:
     """The checkpoint ``params`` (LearnedTorchOptimizer with the checkpoint's guard) and tuned
@@ -281,10 +289,7 @@ def score_real(params: Path | None, name: str, problems: int = 32, n_steps: int 
         learned, _ = load_optimizer(params)
         moves = teleport and learned.move is not None
         out["learned"] = {"params": str(params), "variant": learned.variant, "teleport": moves,
-                          **_runs(name, range(problems),
-                                  # nn.LSTM's kernel, as every committed score was taken
-                                  lambda p: LearnedTorchOptimizer(p, learned=learned,
-                                                                  fused=False), n_steps,
+                          **_runs(name, range(problems), as_scored(learned), n_steps,
                                   moves)}
     return out
 
