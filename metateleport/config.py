@@ -92,6 +92,9 @@ class ModelConfig:
     tele_norm_over: str = "layer"  # tele_norm / max_tele_norm bound each layer's T | the network's
     tele_group: str = "gl"  # m2's group: gl (T_k, the action on the batch) | diag (per unit)
     update_moments: bool = False  # m1 also reads Adam's moments per coordinate (learned_update)
+    # the tilt bounds a log-step around the problem's mean (problem) | its layer's (layer:
+    # each layer's weights and bias a common step of their own)
+    update_tilt_over: str = "problem"
 
 
 @dataclass
@@ -151,6 +154,7 @@ _CHOICES = {
     "model.m1_state_on_tele": ("keep", "reset"),
     "model.update_input": ("raw", "rms"),
     "model.update_form": ("direct", "gradient", "adam", "mixed"),
+    "model.update_tilt_over": ("problem", "layer"),
     "model.tele_input": ("raw", "normalized"),
     "model.tele_norm_over": ("layer", "network"),
     "model.tele_group": ("gl", "diag"),

@@ -64,6 +64,9 @@ def check_cross(cfg: Config) -> None:
     if m.update_tilt is not None and m.update_form == "direct":
         raise ConfigError(f"model.update_tilt: {m.update_tilt} bounds the gradient, adam or "
                           f"mixed form's steps, but model.update_form is {m.update_form}")
+    if m.update_tilt_over != "problem" and m.update_tilt is None:
+        raise ConfigError(f"model.update_tilt_over: {m.update_tilt_over} says what the tilt "
+                          "bounds a log-step around, but model.update_tilt is null")
     if m.update_form in ("adam", "mixed") and not m.update_moments:
         raise ConfigError(f"model.update_form: {m.update_form} moves along Adam's direction: it "
                           "needs model.update_moments: true")

@@ -299,7 +299,9 @@ class LearnedOptimizer(nn.Module, Teleporting):
     the update, in every shipped checkpoint; "gradient", the log-steps of a preconditioner of
     the gradient over its RMS, with base step ``update_scale`` and bound ``update_tilt``;
     "adam", the same along Adam's direction, which needs ``update_moments``; "mixed", both
-    summed, two log-steps per coordinate).
+    summed, two log-steps per coordinate); ``update_tilt_over``: the tilt bounds a log-step
+    around the problem's mean ("problem") or its own layer's ("layer", LearnedUpdate's
+    ``tilt_over``).
     ``tele_group``: m2's group, "gl" (the shipped checkpoints) or "diag" (LearnedTeleport).
     ``update_moments``: m1 also reads Adam's normalized moments of every coordinate
     (LearnedUpdate's ``moments``; off in the shipped checkpoints).
@@ -335,6 +337,7 @@ class LearnedOptimizer(nn.Module, Teleporting):
         num_layers: int = 2,
         curvature_input: bool = False,
         update_moments: bool = False,
+        update_tilt_over: str = "problem",
         *,
         tele_steps: int | None = None,
     ):
@@ -396,7 +399,7 @@ class LearnedOptimizer(nn.Module, Teleporting):
         rule = (LearnedStepGD() if self.update_net is None
                 else LearnedUpdate(self.update_net, input=update_input, form=update_form,
                                    step=update_scale, tilt=update_tilt,
-                                   moments=update_moments))
+                                   moments=update_moments, tilt_over=update_tilt_over))
         if self.group_net is not None:
             look = rule if lookahead_input else None
             move = LearnedTeleport(self.group_net, balance_input=balance_input,

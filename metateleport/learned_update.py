@@ -18,20 +18,25 @@ and what its output becomes), ``LearnedStepGD`` (GD at LSTM(lr,tele)'s learned s
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .baselines import gd_update
 from .inner import State, StepContext
 from .networks import UpdateLSTM, call_groups, flatten_coords, rms_normalized, unflatten_coords
 
-__all__ = ["BETAS", "FORM_OUTPUTS", "N_MOMENT_INPUTS", "UPDATE_FORMS", "UPDATE_INPUTS",
-           "LearnedStepGD", "LearnedUpdate", "gradient_form", "init_moments", "moment_inputs",
-           "reset_moments", "transport_moments"]
+__all__ = ["BETAS", "FORM_OUTPUTS", "N_MOMENT_INPUTS", "TILT_OVER", "UPDATE_FORMS",
+           "UPDATE_INPUTS", "LearnedStepGD", "LearnedUpdate", "gradient_form", "init_moments",
+           "moment_inputs", "reset_moments", "transport_moments"]
 
 #: m1's input: the raw gradient, or the gradient over its RMS across the problem's coordinates
 UPDATE_INPUTS = ("raw", "rms")
 #: what m1's output is (LearnedUpdate's ``form``)
 UPDATE_FORMS = ("direct", "gradient", "adam", "mixed")
+#: what the tilt bounds a log-step around: the mean over the problem's coordinates, or over
+#: its layer's (each layer's weights and bias a common step of their own)
+TILT_OVER = ("problem", "layer")
 #: m1's outputs per coordinate in each form (the mixed form: log-steps along both directions)
 FORM_OUTPUTS = {"direct": 1, "gradient": 1, "adam": 1, "mixed": 2}
 
@@ -42,15 +47,25 @@ N_MOMENT_INPUTS = 2
 
 
 def gradient_form(out: torch.Tensor, direction: torch.Tensor, step: float,
-                  tilt: float | None) -> torch.Tensor:
+                  tilt: float | None, sizes: list[int] | None = None) -> torch.Tensor:
     """The update -step * exp(o) * direction of m1's outputs ``out`` (..., N) as log-steps,
     ``direction`` the gradient over its RMS or Adam's direction (same shape), and
     o = s + tilt * tanh((out - s) / tilt) with s the problem's mean log-step: a positive
     diagonal preconditioner of that direction, whose steps deviate from the problem's common
     step exp(s) by at most a factor exp(tilt) either way (``tilt`` None: o = out, unbounded).
+    With ``sizes`` (the numbers of coordinates of the problem's layers, in order, summing to
+    N), s is each layer's own mean log-step instead: every layer has a common step of its own,
+    which m1 sets freely, and within it the tilt bounds the spread.
     A coordinate whose direction is zero does not move."""
     if tilt is not None:
-        s = out.mean(-1, keepdim=True)
+        if sizes is None:
+            s = out.mean(-1, keepdim=True)
+        else:
+            if sum(sizes) != out.shape[-1]:
+                raise ValueError(f"sizes {sizes} sum to {sum(sizes)}, not to the "
+                                 f"{out.shape[-1]} coordinates of m1's outputs")
+            s = torch.cat([part.mean(-1, keepdim=True).expand_as(part)
+                           for part in out.split(list(sizes), dim=-1)], dim=-1)
         out = s + tilt * torch.tanh((out - s) / tilt)
     return -step * torch.exp(out) * direction
 
@@ -116,6 +131,11 @@ class LearnedUpdate:
     its own common step, so that m1 weighs per coordinate and per problem how far it follows
     the gradient's magnitudes and how far Adam's per-coordinate normalization.
 
+    ``tilt_over`` "problem": the tilt bounds each log-step around the problem's mean;
+    "layer": around its own layer's (the layer's weights and bias: in the batched path one
+    matrix [A | b]), so that every layer has a common step of its own, as with layerwise step
+    sizes, and within a layer the step stays near the direction's geometry.
+
     ``moments``: m1 also reads g / sqrt(v^) and m^ / sqrt(v^) of every coordinate (Adam's
     moment estimates; the net needs n_extra = N_MOMENT_INPUTS), free of each coordinate's own
     scale. A teleport that rescales the coordinates carries the moments along
@@ -123,7 +143,7 @@ class LearnedUpdate:
 
     def __init__(self, net: UpdateLSTM, name: str = "LSTM(update)", input: str = "raw",
                  form: str = "direct", step: float = 0.1, tilt: float | None = None,
-                 moments: bool = False):
+                 moments: bool = False, tilt_over: str = "problem"):
         if input not in UPDATE_INPUTS:
             raise ValueError(f"update input must be one of {UPDATE_INPUTS}, got {input!r}")
         if form not in UPDATE_FORMS:
@@ -134,6 +154,8 @@ class LearnedUpdate:
         if form in ("adam", "mixed") and not moments:
             raise ValueError(f"the {form} update form moves along Adam's direction: it needs "
                              "moments=True")
+        if tilt_over not in TILT_OVER:
+            raise ValueError(f"tilt_over must be one of {TILT_OVER}, got {tilt_over!r}")
         if net.n_out != FORM_OUTPUTS[form]:
             raise ValueError(f"the {form} update form needs a net with n_out="
                              f"{FORM_OUTPUTS[form]}, got {net.n_out}")
@@ -142,19 +164,26 @@ class LearnedUpdate:
                              f"{N_MOMENT_INPUTS if moments else 0}, got {net.n_extra}")
         self.net, self.name, self.input = net, name, input
         self.form, self.step, self.tilt, self.moments = form, step, tilt, moments
+        self.tilt_over = tilt_over
 
-    def shape(self, out: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    def shape(self, out: torch.Tensor, direction: torch.Tensor,
+              sizes: list[int] | None = None) -> torch.Tensor:
         """The update (..., N) from m1's output ``out`` and ``direction`` (..., N), the last
         axis one problem's coordinates (the gradient over its RMS, or for the adam form
         Adam's direction), or for the mixed form both (..., N, 2) with both directions:
-        ``out`` itself, gradient_form's, or the sum of gradient_form's along each direction."""
+        ``out`` itself, gradient_form's, or the sum of gradient_form's along each direction.
+        ``sizes``: the problem's layers' numbers of coordinates, in the order of the last axis
+        (needed when ``tilt_over`` is "layer")."""
         if self.form == "direct":
             return out
+        if self.tilt_over == "layer" and self.tilt is not None and sizes is None:
+            raise ValueError("m1's tilt is bounded per layer: pass the layers' sizes")
+        per = sizes if self.tilt_over == "layer" else None
         direction = direction.to(out.dtype)
         if self.form == "mixed":
-            return sum(gradient_form(out[..., k], direction[..., k], self.step, self.tilt)
+            return sum(gradient_form(out[..., k], direction[..., k], self.step, self.tilt, per)
                        for k in range(FORM_OUTPUTS["mixed"]))
-        return gradient_form(out, direction, self.step, self.tilt)
+        return gradient_form(out, direction, self.step, self.tilt, per)
 
     def direction(self, normalized: torch.Tensor, inputs: torch.Tensor | None) -> torch.Tensor:
         """What the gradient, adam and mixed forms step along, from m1's first input
@@ -199,7 +228,8 @@ class LearnedUpdate:
                            m1_states, None if not self.moments
                            else [x.reshape(-1, x.shape[-1]) for x in inputs])
         return [(self.shape(delta.reshape(*flat.shape, *delta.shape[1:]),
-                            self.direction(flat, x)).to(g[0].dtype),
+                            self.direction(flat, x),
+                            [math.prod(w.shape[1:]) for w in g]).to(g[0].dtype),
                  m1, mo) for (delta, _, m1), flat, x, g, mo
                 in zip(outs, flats, inputs, grads, new_moments)]
 

@@ -255,7 +255,8 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
         states = [self._m1_state(p) for p, _ in todo]
         state = [torch.cat([s[i] for s in states], dim=1) for i in range(2)]
         delta, _, new = self.learned.update_net(grads, state, extra)
-        delta = self.learned.rule.shape(delta, self.learned.rule.direction(grads, extra))
+        delta = self.learned.rule.shape(delta, self.learned.rule.direction(grads, extra),
+                                        _layer_sizes([p for p, _ in todo]))
         for (p, lr), d, h, c in zip(todo, delta.split(sizes), new[0].split(sizes, dim=1),
                                     new[1].split(sizes, dim=1)):
             p.add_(d.reshape(p.shape).to(p.dtype), alpha=lr)
@@ -449,6 +450,22 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
         if isinstance(net, LrTeleLSTM):
             state["lr"] = self.state[_SHARED]["step_size"].reshape(1)
         return state
+
+
+def _layer_sizes(params: list[torch.Tensor]) -> list[int]:
+    """The numbers of coordinates of the layers of ``params`` (in order): a vector right after
+    a parameter whose first dimension it matches is that parameter's bias (nn.Linear's and
+    nn.Conv*'s order), and the two are one layer, as a layer [A | b] of the batched path;
+    every other parameter is a layer of its own."""
+    sizes: list[int] = []
+    for i, p in enumerate(params):
+        prev = params[i - 1] if i else None
+        if (p.dim() == 1 and prev is not None and prev.dim() >= 2
+                and prev.shape[0] == p.shape[0] and sizes[-1] == prev.numel()):
+            sizes[-1] += p.numel()
+        else:
+            sizes.append(p.numel())
+    return sizes
 
 
 #: the old name of LearnedTorchOptimizer

@@ -47,6 +47,12 @@ def test_int_is_accepted_for_float_and_null_for_optional():
          r"model\.update_tilt: 1\.0 bounds the gradient, adam or mixed form"),
         ({"model": {"update_form": "gradient", "update_input": "rms", "update_tilt": 0}},
          r"model\.update_tilt: 0 is out of range"),
+        ({"model": {"update_form": "gradient", "update_input": "rms",
+                    "update_tilt_over": "layer"}},
+         r"model\.update_tilt_over: layer .* model\.update_tilt is null"),
+        ({"model": {"update_form": "gradient", "update_input": "rms", "update_tilt": 1.0,
+                    "update_tilt_over": "unit"}},
+         r"model\.update_tilt_over: 'unit' is not one of"),
         ({"train": 3}, r"train: expected a mapping"),
     ],
 )

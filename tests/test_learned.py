@@ -353,3 +353,49 @@ def test_the_gradient_form_preconditions_the_gradient_within_its_tilt():
         torch.testing.assert_close(a, math.e * b)
     with pytest.raises(ValueError, match="input 'rms'"):
         LearnedOptimizer("update", update_form="gradient")
+
+
+def test_the_tilt_per_layer_gives_every_layer_a_common_step_of_its_own():
+    """With sizes, the tilt bounds each log-step around its own layer's mean, not the
+    problem's: a layer whose log-steps are all raised by 6 moves exp(6) times as far while the
+    others do not move differently (over the problem the tilt would squash that), and within
+    a layer every step lies within exp(+-tilt) of the layer's common step."""
+    from metateleport.inner import StepContext
+    from metateleport.learned import gradient_form
+    from metateleport.tasks import MLPTaskFamily
+
+    torch.manual_seed(0)
+    sizes = [12, 20, 8]
+    out = torch.randn(2, 40, dtype=torch.float64)
+    direction = torch.randn(2, 40, dtype=torch.float64)
+    step = gradient_form(out, direction, 0.1, tilt=0.5, sizes=sizes)
+    log_ratio = (step / -direction).log() - math.log(0.1)
+    for part_log, part_out in zip(log_ratio.split(sizes, 1), out.split(sizes, 1)):
+        dev = part_log - part_out.mean(1, keepdim=True)
+        assert float(dev.abs().max()) <= 0.5 + 1e-9
+    raised = out.clone()
+    raised[:, 12:32] += 6.0
+    moved = gradient_form(raised, direction, 0.1, tilt=0.5, sizes=sizes)
+    torch.testing.assert_close(moved[:, 12:32], math.exp(6.0) * step[:, 12:32])
+    torch.testing.assert_close(moved[:, :12], step[:, :12])
+    over_problem = gradient_form(raised, direction, 0.1, tilt=0.5)
+    # over the problem the mean moves by 3 and the tilt squashes the rest: at most exp(-1.5)
+    assert float((over_problem[:, 12:32] / moved[:, 12:32]).abs().max()) < math.exp(-1.5)
+    with pytest.raises(ValueError, match="sum to 39"):
+        gradient_form(out, direction, 0.1, tilt=0.5, sizes=[12, 20, 7])
+
+    # the batched path hands m1's rule each layer's size (a layer is one matrix)
+    p = MLPTaskFamily(widths=(6, 5, 4), n_samples=5, dtype=torch.float64).sample(2, 0)
+    grads = [torch.randn_like(w) for w in p.weights]
+    opt = LearnedOptimizer("update", update_input="rms", update_form="gradient",
+                           update_tilt=0.5, update_tilt_over="layer").double()
+    seen = []
+    shape = opt.rule.shape
+    opt.rule.shape = lambda o, d, s=None: seen.append(s) or shape(o, d, s)
+    opt.update(p.weights, grads, opt.init_state(p), StepContext(0, p))
+    assert seen == [[30, 20]]
+    with pytest.raises(ValueError, match="per layer: pass the layers' sizes"):
+        shape(torch.zeros(1, 50), torch.zeros(1, 50))
+    with pytest.raises(ValueError, match="tilt_over must be one of"):
+        LearnedOptimizer("update", update_input="rms", update_form="gradient", update_tilt=1.0,
+                         update_tilt_over="unit")

@@ -114,6 +114,9 @@ def test_moments_change_the_trajectory_and_stay_finite():
      "update_input": "rms", "update_form": "adam", "update_tilt": 1.0},
     {"variant": "update_tele", "tele_group": "diag", "tele_norm": None, "max_tele_norm": 0.5,
      "update_input": "rms", "update_form": "mixed", "update_tilt": 3.0},
+    {"variant": "update_tele", "tele_group": "diag", "tele_norm": None, "max_tele_norm": 0.5,
+     "update_input": "rms", "update_form": "mixed", "update_tilt": 0.5,
+     "update_tilt_over": "layer"},
 ])
 def test_the_torch_face_matches_the_batched_path(options):
     from tests.test_torch_optim import _matches_the_batched_path

@@ -436,6 +436,8 @@ def test_guard_with_a_closure_never_lets_the_loss_pass_its_bound():
     {"tele_input": "normalized", "tele_norm_over": "network", "tele_norm": None},
     {"update_input": "rms", "lookahead_input": True, "tele_norm_over": "network"},
     {"update_input": "rms", "update_form": "gradient", "update_tilt": 1.0},
+    {"update_input": "rms", "update_form": "gradient", "update_tilt": 0.5,
+     "update_tilt_over": "layer"},
     {"update_input": "rms", "update_form": "gradient", "lookahead_input": True},
 ])
 def test_scale_free_options_match_the_batched_path(options):
@@ -444,3 +446,18 @@ def test_scale_free_options_match_the_batched_path(options):
     p = MLPTaskFamily(widths=(8, 7, 6, 5), n_samples=6, bias=True,
                       dtype=torch.float64).sample(1, 2, "test")
     _matches_the_batched_path(learned, p, [8, 7, 6, 5])
+
+
+def test_layer_sizes_pair_each_weight_with_its_bias():
+    """m1's tilt per layer in the torch face: a Linear's (or Conv's) weight and the bias after
+    it are one layer, as the batched path's [A | b]; a bias-free layer, or a vector that does
+    not match the parameter before it, is a layer of its own."""
+    from metateleport.torch_optim import _layer_sizes
+
+    model = nn.Sequential(nn.Linear(5, 4), nn.LeakyReLU(), nn.Linear(4, 3, bias=False),
+                          nn.Linear(3, 3), nn.Conv1d(3, 2, 2))
+    extra = [torch.zeros(2), torch.zeros(2)]  # a second vector after a layer's bias: its own
+    params = list(model.parameters())
+    assert _layer_sizes(params) == [24, 12, 12, 14]
+    assert _layer_sizes(params + extra) == [24, 12, 12, 14, 2, 2]
+    assert _layer_sizes([torch.zeros(3), torch.zeros(3, 2)]) == [3, 6]

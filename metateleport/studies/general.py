@@ -14,9 +14,10 @@ interrupted runs; each finished run leaves in the summaries folder ``<arm>/s<see
 (the chosen iterate's parameters, ~50 KB), both committed, so that scoring can run on any
 machine. Scoring on the test suites reads those files only.
 
-This module is the registry (the arms, the order of their runs, the arms paired in each table,
-what ships); the runs themselves (training, scoring, shipping) are in general_runs.py and the
-tables in general_tables.py, whose names in ``__all__`` are importable from here too.
+This module is the registry (the arms and the order of their runs, from general_arms.py; the
+arms paired in each table; what ships); the runs themselves (training, scoring, shipping) are
+in general_runs.py and the tables in general_tables.py, whose names in ``__all__`` are
+importable from here too.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .general_arms import ARMS, ORDER
+
 # general_runs' and general_tables' names in __all__ come from __getattr__ (at the end)
 # ruff: noqa: F822
 __all__ = ["ACCURACY", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS", "CONTROLS", "CURVATURE",
            "DIGITS_SHARE", "FAILED_MARGIN", "GRADIENT_FORM", "GRADIENT_FORM_UPDATE",
+           "GRADIENT_LAYER", "GRADIENT_LAYER_UPDATE",
            "GRADIENT_TILT", "GRADIENT_TILT_UPDATE", "GUARD_SWAP", "HEADLINE", "LONGER",
            "MIXED_FORM", "MIXED_FORM_UPDATE", "MIXED_TILT", "MIXED_TILT_PAIR",
            "MIXED_TILT_UPDATE", "MIXED_VS_SHIPPED", "MOMENTS", "MOMENTS_UPDATE", "ORDER",
@@ -41,290 +45,6 @@ __all__ = ["ACCURACY", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS", "CONTROLS", "CUR
 
 STUDY = "general"
 
-
-def _in_gradient_form(config: str, overrides: list[str], label: str,
-                      tilt: float) -> tuple[str, list[str], str, list[int]]:
-    """An ARMS entry, 5 seeds: the arm of ``config``, ``overrides`` and ``label`` with m1 in
-    the gradient form (base step 0.1) under ``tilt``."""
-    return (config, overrides + ["model.update_form=gradient", f"model.update_tilt={tilt}",
-                                 "model.update_scale=0.1"],
-            f"{label}, m1 a preconditioner of the gradient (tilt {tilt:g})", [0, 1, 2, 3, 4])
-
-
-#: arm -> (config, overrides, label, seeds)
-ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
-    "update": ("general_update", [], "LSTM(update), guarded", [0, 1, 2, 3, 4]),
-    # added 2026-12-03: every teleporting arm shipped since 2026-12-02 meta-trained on 1600
-    # trajectories, and the LSTM(update) it was paired with on 800; the issue asks for the same
-    # budget. LSTM(update) at 1600, 5 seeds, registered before any run; a candidate to ship as
-    # general_update (SHIPPED), and the generalist LSTM(update) of the done-when comparison if
-    # it ships
-    "update-long": ("general_update", ["train.trajectories=1600"],
-                    "LSTM(update), guarded, twice the meta-training (1600 trajectories)",
-                    [0, 1, 2, 3, 4]),
-    "update_tele": ("general_update_tele", [], "LSTM(update,tele), guarded", [0, 1, 2, 3, 4]),
-    "update_tele-noguard": ("general_update_tele", ["model.guard=null"],
-                            "LSTM(update,tele) without the guard", [0, 1, 2]),
-    "update_random_tele": ("general_update_tele",
-                           ["model.variant=update_random_tele", "model.tele_norm=0.1"],
-                           "LSTM(update)+random teleports of norm 0.1, guarded", [0, 1, 2]),
-    "update_balance": ("general_update_tele",
-                       ["model.variant=update_balance", "model.tele_until=1"],
-                       "LSTM(update)+balance after the first update, guarded", [0, 1, 2]),
-    # added 2026-12-01 after the gl arm's seeds 0-2 and its pilots (studies/general/pilots):
-    # m2 in the diag group, exact for every input
-    "update_tele_diag": ("general_update_tele", ["model.tele_group=diag"],
-                         "LSTM(update,tele) with a diag m2, guarded", [0, 1, 2, 3, 4]),
-    # added 2026-12-01 after the diag arm's 5 seeds: its controls in its own group
-    "update_tele_diag-noguard": ("general_update_tele", ["model.tele_group=diag",
-                                                         "model.guard=null"],
-                                 "LSTM(update,tele) with a diag m2 without the guard",
-                                 # seeds 3-4 added 2026-12-02: it ended lower than the guarded
-                                 # arm on 11 of 16 suites over seeds 0-2, and its guard swap
-                                 # changed nothing, so it is a candidate to ship (with the
-                                 # guard at test time); 5 seeds, like the arm it would replace
-                                 [0, 1, 2, 3, 4]),
-    "update_random_tele_diag": ("general_update_tele",
-                                ["model.variant=update_random_tele", "model.tele_norm=0.1",
-                                 "model.tele_group=diag"],
-                                "LSTM(update)+random diag teleports of norm 0.1, guarded",
-                                [0, 1, 2]),
-    # added 2026-12-02 after the no-guard arm was shipped: its validation scores were still
-    # falling at the last meta-step; does twice the meta-training budget pay?
-    "update_tele_diag-noguard-long": ("general_update_tele",
-                                      ["model.tele_group=diag", "model.guard=null",
-                                       "train.trajectories=1600"],
-                                      "LSTM(update,tele) with a diag m2 without the guard, "
-                                      "twice the meta-training (1600 trajectories)",
-                                      # seeds 3-4 added 2026-12-02: over seeds 0-2 its median
-                                      # validation score (1.68) is below the shipped arm's
-                                      # (1.92), so it is a candidate to ship: 5 seeds, like
-                                      # the arm it would replace
-                                      [0, 1, 2, 3, 4]),
-    # added 2026-12-02 after the bound diagnosis: the shipped long arm's m2 sits at its bound
-    # (norm 1 over the network) on 22.5% of unit_span10 steps and 30% of unit_span30's, where
-    # it is furthest from the specialists and from 10x Adam; does a bound of 3 pay?
-    "update_tele_diag-noguard-long-bound3": ("general_update_tele",
-                                             ["model.tele_group=diag", "model.guard=null",
-                                              "train.trajectories=1600",
-                                              "model.max_tele_norm=3.0"],
-                                             "LSTM(update,tele) with a diag m2 without the "
-                                             "guard, twice the meta-training, teleport bound 3",
-                                             [0, 1, 2, 3, 4]),
-    # added 2026-12-02: the shipped long arm's optimizee classifies held-out digits 0.042 below
-    # tuned SGD's, and in the digits study the held-out meta-loss was what closed that gap; its
-    # digits groups (20% of the distribution) meta-train on their held-out loss, the synthetic
-    # ones on their training loss
-    "update_tele_diag-noguard-long-held_out": ("general_update_tele",
-                                               ["model.tele_group=diag", "model.guard=null",
-                                                "train.trajectories=1600",
-                                                "train.meta_loss_on=held_out_where_available"],
-                                               "LSTM(update,tele) with a diag m2 without the "
-                                               "guard, twice the meta-training, digits groups "
-                                               "on their held-out loss", [0, 1, 2]),
-    # added 2026-12-03, after the held-out meta-loss alone did not carry over to real digits
-    # (-0.051 against -0.042 below tuned SGD): the digits study's recipe that closed that gap
-    # (update_tele_diag-curv-held_out: m2 also reads each unit's orbit curvature, meta-trained
-    # on the held-out loss), on the bound-3 arm; ~6% more time per meta-step
-    "update_tele_diag-noguard-long-bound3-curv-held_out": (
-        "general_update_tele",
-        ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
-         "model.max_tele_norm=3.0", "model.curvature_input=true",
-         "train.meta_loss_on=held_out_where_available"],
-        "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
-        "teleport bound 3, reading curvature, digits groups on their held-out loss", [0, 1, 2]),
-    # added 2026-12-03, after the digits-accuracy table: every teleporting generalist's optimizee
-    # classifies the digits family's held-out images 0.021-0.027 worse than LSTM(update)'s, and
-    # the held-out meta-loss on a fifth of the groups changed nothing there; does it with half
-    # of them on digits? Its validation problems hold more digits too, so its validation score
-    # is not comparable with the other arms': it is not a candidate to ship (SHIPPED)
-    "update_tele_diag-noguard-long-bound3-digits05-held_out": (
-        "general_update_tele",
-        ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
-         "model.max_tele_norm=3.0", "task.options.digits=0.5",
-         "train.meta_loss_on=held_out_where_available"],
-        "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
-        "teleport bound 3, half the groups on digits and their held-out loss", [0, 1, 2, 3, 4]),
-    # added 2026-12-03 (evening), 5 seeds registered before any run, after LSTM(update) lost
-    # held-out digits accuracy with twice the meta-training (-0.036 on real digits): the
-    # bound-3 arm with its iterate chosen on the validation digits problems' held-out loss
-    # (train.validate_on; the synthetic ones still on their training loss). Meta-training
-    # itself is the bound-3 arm's, bit for bit on one machine, so the pair measures the choice
-    # of iterate alone. Its validation score reads other losses than the other arms': it is
-    # not a candidate to ship (SHIPPED)
-    "update_tele_diag-noguard-long-bound3-val_held_out": (
-        "general_update_tele",
-        ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
-         "model.max_tele_norm=3.0", "train.validate_on=held_out_where_available"],
-        "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
-        "teleport bound 3, its iterate chosen on the digits problems' held-out loss",
-        [0, 1, 2, 3, 4]),
-    # added 2026-12-04, 5 seeds registered before any run (after a one-seed pilot of 320
-    # trajectories, validation only: 5.44 direct against 5.92 in this form at the last
-    # meta-step), after four ways of putting held-out digits into meta-training or selection
-    # left real digits 0.05-0.07 below tuned SGD: the bound-3 arm with m1 in the gradient form
-    # (model.update_form), gradient descent under a positive diagonal preconditioner whose
-    # per-coordinate steps stay within e^+-1 of the problem's common step, the implicit bias
-    # of gradient descent that tuned SGD has; a candidate to ship (SHIPPED)
-    "update_tele_diag-noguard-long-bound3-gradient": _in_gradient_form(
-        "general_update_tele",
-        ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
-         "model.max_tele_norm=3.0"],
-        "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
-        "teleport bound 3", 1.0),
-    # added 2026-12-04, 5 seeds registered before any run, once the gradient form's seeds 0-1
-    # were trained (validation 3.548 / 1.381 against the bound-3 arm's 1.455 / -0.675) and
-    # seed 0 scored (real digits 0.752 against 0.734 for the bound-3 arm's seed 0; a
-    # look at one seed of a test set, said here): the same form for LSTM(update) at the same
-    # budget, the generalist LSTM(update) meta-trained the same way as the teleporting arm
-    # (the done-when's comparison) and the teleports' control in that form; a candidate to
-    # ship as general_update (SHIPPED)
-    "update-long-gradient": _in_gradient_form(
-        "general_update", ["train.trajectories=1600"],
-        "LSTM(update), guarded, twice the meta-training", 1.0),
-    # added 2026-12-04, 5 seeds registered before any run, once scripts/tilt_saturation.py
-    # (validation problems only) found the tilt-1 arms' log-steps beyond the bound on 0.5-0.8
-    # of the coordinates after step 10, with a spread (std of o' - s) of 2-3.4 asked for (its
-    # distribution rows then counted calls, not steps; per step since: 0.53-0.84, 2.4-3.4): the
-    # gradient form's teleporting arm with the bound at 3 (steps within e^+-3 of the common
-    # one), between tilt 1 (real digits level with tuned SGD, slow) and the direct form
-    # (fast, 0.06 below it); a candidate to ship (SHIPPED)
-    "update_tele_diag-noguard-long-bound3-gradient-tilt3": _in_gradient_form(
-        "general_update_tele",
-        ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
-         "model.max_tele_norm=3.0"],
-        "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
-        "teleport bound 3", 3.0),
-    # added 2026-12-04, 5 seeds registered before any run, once the tilt-3 arm's 5 seeds were
-    # scored (real digits 0.025 below tuned SGD, 0.84-11.7x the direct form's loss): its
-    # LSTM(update) in the same form at the same budget, the done-when's comparison for it; a
-    # candidate to ship as general_update (SHIPPED)
-    "update-long-gradient-tilt3": _in_gradient_form(
-        "general_update", ["train.trajectories=1600"],
-        "LSTM(update), guarded, twice the meta-training", 3.0),
-    # added 2026-12-06, 5 seeds each registered before any run (a 100-meta-step timing run
-    # only, no score looked at): the shipped bound-3 arm and its LSTM(update) (update-long)
-    # with m1 also reading Adam's moments of every coordinate (model.update_moments). The suites
-    # where every generalist is slowest against tuned Adam (digits 0.9x, normal_init 4.3x,
-    # unit_span30 7.8x Adam-equivalent) are those where coordinates of one problem differ most
-    # in scale (rarely active pixels, rescaled units), which Adam's per-coordinate
-    # normalization absorbs and m1's input, the gradient over its RMS over the whole problem,
-    # does not. Candidates to ship (SHIPPED)
-    "update_tele_diag-noguard-long-bound3-moments": (
-        "general_update_tele",
-        ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
-         "model.max_tele_norm=3.0", "model.update_moments=true"],
-        "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
-        "teleport bound 3, m1 reading Adam's moments", [0, 1, 2, 3, 4]),
-    "update-long-moments": ("general_update",
-                            ["train.trajectories=1600", "model.update_moments=true"],
-                            "LSTM(update), guarded, twice the meta-training, m1 reading "
-                            "Adam's moments", [0, 1, 2, 3, 4]),
-    # added 2026-12-06, 5 seeds each registered before any run (a 30-meta-step smoke run
-    # only), once the moments arm's seed 0 was scored (1.55x tuned Adam on digits, 3.5x the
-    # bound-3 arm; said here) and a hand diagnostic on validation problems found Adam 3.5x
-    # below the same update with one v per problem on digits, 1.4x on normal_init and 2x on
-    # unit_span10 (1.0x on paper): the gradient form's tilt-3 arm with m1's log-steps along
-    # Adam's direction m^/sqrt(v^) instead of the gradient over its RMS (model.update_form:
-    # adam), Adam under a learned positive diagonal preconditioner; and its LSTM(update), the
-    # done-when's comparison. Candidates to ship (SHIPPED)
-    "update_tele_diag-noguard-long-bound3-adam-tilt3": (
-        "general_update_tele",
-        ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
-         "model.max_tele_norm=3.0", "model.update_moments=true", "model.update_form=adam",
-         "model.update_tilt=3.0", "model.update_scale=0.1"],
-        "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
-        "teleport bound 3, m1 a preconditioner of Adam's direction (tilt 3)", [0, 1, 2, 3, 4]),
-    "update-long-adam-tilt3": (
-        "general_update",
-        ["train.trajectories=1600", "model.update_moments=true", "model.update_form=adam",
-         "model.update_tilt=3.0", "model.update_scale=0.1"],
-        "LSTM(update), guarded, twice the meta-training, m1 a preconditioner of Adam's "
-        "direction (tilt 3)", [0, 1, 2, 3, 4]),
-    # added 2026-12-06, 5 seeds each registered before any run (a 100-meta-step smoke run
-    # only, no score looked at), once the adam form's teleporting arm had 4 seeds scored:
-    # below tuned Adam on digits (0.565) and below the gradient form on rescaled units (0.74,
-    # 0.84), but 1.8-2100x the gradient form's loss on the other 13 suites. m1 in both forms at once
-    # (model.update_form: mixed): two log-steps per coordinate, one along the gradient over
-    # its RMS and one along Adam's direction, each within e^+-3 of its own common step, so
-    # that m1 can follow either per coordinate and per problem; and its LSTM(update), the
-    # done-when's comparison. Candidates to ship (SHIPPED)
-    "update_tele_diag-noguard-long-bound3-mixed-tilt3": (
-        "general_update_tele",
-        ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
-         "model.max_tele_norm=3.0", "model.update_moments=true", "model.update_form=mixed",
-         "model.update_tilt=3.0", "model.update_scale=0.1"],
-        "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
-        "teleport bound 3, m1 a preconditioner of both the gradient and Adam's direction "
-        "(tilt 3)", [0, 1, 2, 3, 4]),
-    "update-long-mixed-tilt3": (
-        "general_update",
-        ["train.trajectories=1600", "model.update_moments=true", "model.update_form=mixed",
-         "model.update_tilt=3.0", "model.update_scale=0.1"],
-        "LSTM(update), guarded, twice the meta-training, m1 a preconditioner of both the "
-        "gradient and Adam's direction (tilt 3)", [0, 1, 2, 3, 4]),
-    # added 2026-12-06 (a new session), 5 seeds each registered before any run, once both
-    # mixed tilt-3 arms had all 5 seeds scored: on real digits the teleporting generalists'
-    # held-out accuracy falls as m1's per-coordinate steps spread (tuned SGD minus: the
-    # gradient form at tilt 1 0.006, at tilt 3 0.025, the mixed form at tilt 3 0.028, the
-    # direct form 0.059), while the mixed form at tilt 3 is the only one below tuned Adam on
-    # all 16 suites. The mixed form at tilt 2: does a point between them meet both (real digits
-    # within 0.03 of tuned SGD over the whole interval, below tuned Adam everywhere)? Its
-    # LSTM(update) is the done-when's comparison. Candidates to ship (SHIPPED)
-    "update_tele_diag-noguard-long-bound3-mixed-tilt2": (
-        "general_update_tele",
-        ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
-         "model.max_tele_norm=3.0", "model.update_moments=true", "model.update_form=mixed",
-         "model.update_tilt=2.0", "model.update_scale=0.1"],
-        "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
-        "teleport bound 3, m1 a preconditioner of both the gradient and Adam's direction "
-        "(tilt 2)", [0, 1, 2, 3, 4]),
-    "update-long-mixed-tilt2": (
-        "general_update",
-        ["train.trajectories=1600", "model.update_moments=true", "model.update_form=mixed",
-         "model.update_tilt=2.0", "model.update_scale=0.1"],
-        "LSTM(update), guarded, twice the meta-training, m1 a preconditioner of both the "
-        "gradient and Adam's direction (tilt 2)", [0, 1, 2, 3, 4]),
-}
-
-
-def _order() -> list[tuple[str, int]]:
-    main = [(arm, s) for s in range(5) for arm in ("update_tele", "update")]
-    controls = [(arm, s) for s in range(3)
-                for arm in ("update_tele-noguard", "update_random_tele", "update_balance")]
-    diag_controls = [(arm, s) for s in range(3)
-                     for arm in ("update_tele_diag-noguard", "update_random_tele_diag")]
-    return (main + controls + [("update_tele_diag", s) for s in range(5)] + diag_controls
-            + [("update_tele_diag-noguard", s) for s in (3, 4)]
-            + [("update_tele_diag-noguard-long", s) for s in range(5)]
-            + [(arm, s) for s in range(3) for arm in ("update_tele_diag-noguard-long-bound3",
-                                                      "update_tele_diag-noguard-long-held_out")]
-            + [("update_tele_diag-noguard-long-bound3", s) for s in (3, 4)]
-            + [("update_tele_diag-noguard-long-bound3-curv-held_out", s) for s in range(3)]
-            + [("update_tele_diag-noguard-long-bound3-digits05-held_out", s) for s in range(5)]
-            + [("update-long", s) for s in range(5)]
-            # seeds 2-4 first: this machine keeps the bound-3 arm's runs of those seeds, whose
-            # final meta-parameters the new runs must reproduce
-            + [("update_tele_diag-noguard-long-bound3-val_held_out", s) for s in (2, 3, 4, 0, 1)]
-            + [("update_tele_diag-noguard-long-bound3-gradient", s) for s in range(5)]
-            + [("update-long-gradient", s) for s in range(5)]
-            + [("update_tele_diag-noguard-long-bound3-gradient-tilt3", s) for s in range(5)]
-            + [("update-long-gradient-tilt3", s) for s in range(5)]
-            + [(arm, s) for s in range(5)
-               for arm in ("update_tele_diag-noguard-long-bound3-moments",
-                           "update-long-moments")]
-            + [(arm, s) for s in range(5)
-               for arm in ("update_tele_diag-noguard-long-bound3-adam-tilt3",
-                           "update-long-adam-tilt3")]
-            # the teleporting arm's seeds first: its LSTM(update) is the comparison only
-            + [("update_tele_diag-noguard-long-bound3-mixed-tilt3", s) for s in range(5)]
-            + [("update-long-mixed-tilt3", s) for s in range(5)]
-            + [("update_tele_diag-noguard-long-bound3-mixed-tilt2", s) for s in range(5)]
-            + [("update-long-mixed-tilt2", s) for s in range(5)])
-
-
-#: the order in which runs are trained
-ORDER = _order()
 #: the arms of the main tables, LSTM(update) last: the arm every other is paired with (the
 #: no-guard diag arm since it was shipped, 2026-12-02, its long version since that was, and
 #: the long version's bound-3 variant since that is, 2026-12-03)
@@ -410,6 +130,17 @@ MIXED_TILT_PAIR = ("update_tele_diag-noguard-long-bound3-mixed-tilt2",
 #: LSTM(update) (the arm last)
 MIXED_TILT_UPDATE = ("update_tele_diag-noguard-long-bound3-mixed-tilt2", "update-long",
                      "update-long-mixed-tilt2")
+#: the gradient form's tilt per layer, with its tilt 1 over the problem, the mixed tilt-3 arm
+#: and the direct form's bound-3 arm, paired with the gradient form's tilt 1 over the problem
+#: (the arm last)
+GRADIENT_LAYER = ("update_tele_diag-noguard-long-bound3-gradient-layer",
+                  "update_tele_diag-noguard-long-bound3-mixed-tilt3",
+                  "update_tele_diag-noguard-long-bound3",
+                  "update_tele_diag-noguard-long-bound3-gradient")
+#: the tilt-per-layer teleporting arm and the direct LSTM(update) paired with its
+#: LSTM(update) (the arm last)
+GRADIENT_LAYER_UPDATE = ("update_tele_diag-noguard-long-bound3-gradient-layer", "update-long",
+                         "update-long-gradient-layer")
 #: the same budget (1600 trajectories) for LSTM(update): the teleporting arms meta-trained on
 #: it, paired with LSTM(update) meta-trained on it (the arm last)
 SAME_BUDGET = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",
@@ -430,7 +161,8 @@ ACCURACY = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-lo
             "update-long-moments", "update_tele_diag-noguard-long-bound3-adam-tilt3",
             "update-long-adam-tilt3", "update_tele_diag-noguard-long-bound3-mixed-tilt3",
             "update-long-mixed-tilt3", "update_tele_diag-noguard-long-bound3-mixed-tilt2",
-            "update-long-mixed-tilt2", "update-long", "update")
+            "update-long-mixed-tilt2", "update_tele_diag-noguard-long-bound3-gradient-layer",
+            "update-long-gradient-layer", "update-long", "update")
 
 #: suite -> the shipped specialists (checkpoints/<name>.pt) meta-trained on that family
 SPECIALISTS: dict[str, list[str]] = {
@@ -455,7 +187,9 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                         "update-long-gradient-tilt3", "update-long-moments",
                         "update-long-adam-tilt3", "update-long-mixed-tilt3",
                         # (and the mixed form's tilt 2 in a new session, before any run)
-                        "update-long-mixed-tilt2"], 2.0),
+                        "update-long-mixed-tilt2",
+                        # (and the gradient form's tilt per layer, 2026-12-06, before any run)
+                        "update-long-gradient-layer"], 2.0),
     # the long arm a candidate since 2026-12-02, once its 5 seeds were trained; its bound-3
     # version since 2026-12-03, before its seeds 2-4 were trained (it counts once all 5 are)
     # (and the gradient form's since 2026-12-04, before any of its runs, at tilt 1 and 3)
@@ -469,7 +203,9 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                              "update_tele_diag-noguard-long-bound3-adam-tilt3",
                              "update_tele_diag-noguard-long-bound3-mixed-tilt3",
                              # the same, in a new session
-                             "update_tele_diag-noguard-long-bound3-mixed-tilt2"], 2.0),
+                             "update_tele_diag-noguard-long-bound3-mixed-tilt2",
+                             # the same, in another
+                             "update_tele_diag-noguard-long-bound3-gradient-layer"], 2.0),
 }
 
 

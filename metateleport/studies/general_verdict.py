@@ -37,6 +37,7 @@ CANDIDATES: dict[str, str] = {
     "update_tele_diag-noguard-long-bound3-adam-tilt3": "update-long-adam-tilt3",
     "update_tele_diag-noguard-long-bound3-mixed-tilt3": "update-long-mixed-tilt3",
     "update_tele_diag-noguard-long-bound3-mixed-tilt2": "update-long-mixed-tilt2",
+    "update_tele_diag-noguard-long-bound3-gradient-layer": "update-long-gradient-layer",
 }
 
 

@@ -35,9 +35,10 @@ def shape_calls(opt, suite: str, problems: int, n_steps: int,
     calls: list[tuple[float, ...]] = []
     shape = rule.shape
 
-    def recording(out: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    def recording(out: torch.Tensor, direction: torch.Tensor,
+                  sizes: list[int] | None = None) -> torch.Tensor:
         calls.append(record(out, direction))
-        return shape(out, direction)
+        return shape(out, direction, sizes)
 
     rule.shape = recording
     try:
