@@ -30,7 +30,7 @@ from .general_arms import ARMS, ORDER
 # general_runs' and general_tables' names in __all__ come from __getattr__ (at the end)
 # ruff: noqa: F822
 __all__ = ["ACCURACY", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS", "CONTROLS", "CURVATURE",
-           "DIGITS_SHARE", "FAILED_MARGIN", "GRADIENT_FORM", "GRADIENT_FORM_UPDATE",
+           "DIGITS_SHARE", "FAILED_MARGIN", "GL_CONTROLS", "GRADIENT_FORM", "GRADIENT_FORM_UPDATE",
            "GRADIENT_LAYER", "GRADIENT_LAYER_UPDATE",
            "GRADIENT_TILT", "GRADIENT_TILT_UPDATE", "GUARD_SWAP", "HEADLINE", "LONGER",
            "MIXED_FORM", "MIXED_FORM_UPDATE", "MIXED_TILT", "MIXED_TILT_PAIR",
@@ -148,6 +148,8 @@ SAME_BUDGET = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard
 #: the teleporting generalist's controls in its own (diag) group, and the arm itself last: the
 #: arm every other is paired with in ``paired_table(summaries, CONTROLS)``
 CONTROLS = ("update_tele_diag-noguard", "update_random_tele_diag", "update_tele_diag")
+#: the issue's controls of the first (gl) teleporting generalist, and that arm last
+GL_CONTROLS = ("update_tele-noguard", "update_random_tele", "update_balance", "update_tele")
 #: the arms scored on the digits suite's held-out images (score_all), with LSTM(update) last:
 #: the shipped teleporting generalist's arm, the bound-1 arm, the two held-out-meta-loss arms
 ACCURACY = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",
