@@ -48,10 +48,12 @@ def measure(params: Path, suite: str, problems: int, n_steps: int = 100) -> np.n
     if rule.form != "mixed":
         raise ValueError(f"{params}: m1's form is {rule.form}, not mixed")
 
-    def record(out: torch.Tensor, direction: torch.Tensor) -> tuple[float, ...]:
+    def record(out: torch.Tensor, direction: torch.Tensor,
+               sizes: list[int] | None) -> tuple[float, ...]:
         # problems, sum of shares, sum of the log-step gaps
         o, d = out.detach().double(), direction.detach().double()
-        grad, adam = (gradient_form(o[..., k], d[..., k], rule.step, rule.tilt)
+        per = sizes if rule.tilt_over == "layer" else None
+        grad, adam = (gradient_form(o[..., k], d[..., k], rule.step, rule.tilt, per)
                       for k in range(2))
         g2, a2 = (grad ** 2).sum(-1), (adam ** 2).sum(-1)
         share = torch.where(g2 + a2 > 0, a2 / (g2 + a2), torch.full_like(a2, float("nan")))

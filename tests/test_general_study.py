@@ -460,7 +460,7 @@ def test_the_bound_diagnosis_reports_norms_within_the_bound(capsys):
     assert losses[2] < losses[0], "the loss falls"
 
 
-def test_the_tilt_saturation_counts_steps_past_the_bound():
+def test_the_tilt_saturation_counts_steps_past_the_bound(tmp_path):
     script = _script("tilt_saturation")
     arms = script.gradient_arms()
     assert "update_tele_diag-noguard-long-bound3-gradient" in arms and "update-long" not in arms
@@ -468,10 +468,24 @@ def test_the_tilt_saturation_counts_steps_past_the_bound():
     params = REPO / "studies" / "general" / arm / "s0.pt"
     tilt, rows = script.measure(params, "small", problems=2, n_steps=6)
     assert tilt == 1.0, "the arm's tilt, from its checkpoint"
-    assert rows.shape == (6, 3), "one row per step of m1"
+    assert rows.shape == (6, 5), "one row per step of m1"
     assert ((0 <= rows[:, :2]) & (rows[:, :2] <= 1)).all()
     assert (rows[:, 1] <= rows[:, 0]).all(), "past twice the tilt is past the tilt"
     assert (rows[:, 2] > 0).all(), "m1's log-steps differ between coordinates"
+    assert ((0 < rows[:, 3]) & (rows[:, 3] < rows[:, 4])).all(), "between layers: a part"
+    # the same m1 with its tilt per layer: at the first step (the same outputs) the spread
+    # the bound sees is what is left within the layers
+    from metateleport.checkpoint import load_checkpoint, save_atomic
+
+    data = load_checkpoint(params, "params")
+    data["model"]["update_tilt_over"] = "layer"
+    save_atomic(data, tmp_path / "layer.pt")
+    _, layer = script.measure(tmp_path / "layer.pt", "small", problems=2, n_steps=6)
+    import numpy as np
+
+    np.testing.assert_allclose(layer[0, 3:], rows[0, 3:])
+    n = 2 * (10 * 10 + 10 * 10)  # two problems of the small suite, widths 10-10-10
+    assert abs(layer[0, 2] ** 2 * (n - 1) - (rows[0, 4] - rows[0, 3])) < 1e-6 * rows[0, 4]
     from metateleport.config import config_from_dict, config_to_dict
     from metateleport.studies.suites import SUITES
     from metateleport.tasks import make_family
@@ -480,7 +494,7 @@ def test_the_tilt_saturation_counts_steps_past_the_bound():
     family = make_family(task)
     assert len(family.sample(16, 0, "val").groups) > 1, "the suite mixes architectures"
     tilt, mixed = script.measure(params, "distribution", problems=16, n_steps=3)
-    assert mixed.shape == (3, 3), "one row per step, however many architectures"
+    assert mixed.shape == (3, 5), "one row per step, however many architectures"
 
 
 def test_the_mixed_share_reads_which_term_carries_the_update(tmp_path):

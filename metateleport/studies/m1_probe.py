@@ -24,10 +24,12 @@ __all__ = ["arm_suite_table", "shape_calls"]
 
 
 def shape_calls(opt, suite: str, problems: int, n_steps: int,
-                record: Callable[[torch.Tensor, torch.Tensor], tuple[float, ...]]) -> np.ndarray:
+                record: Callable[[torch.Tensor, torch.Tensor, list[int] | None],
+                                 tuple[float, ...]]) -> np.ndarray:
     """(n_steps, k): ``opt`` (a LearnedOptimizer) run for ``n_steps`` on ``problems``
     validation problems of ``suite`` (split val, seed 0), each call of its update form
-    (opt.rule.shape(out, direction)) recorded as ``record(out, direction)``, k floats, and
+    (opt.rule.shape(out, direction, sizes)) recorded as ``record(out, direction, sizes)``
+    (sizes: the problems' layers' numbers of coordinates, or None), k floats, and
     summed per step. m1 shapes the update once per group of problems of one architecture at
     every step (a mixed suite has several), so each step pools its groups; RuntimeError if
     the steps do not all have the same number of calls."""
@@ -37,7 +39,7 @@ def shape_calls(opt, suite: str, problems: int, n_steps: int,
 
     def recording(out: torch.Tensor, direction: torch.Tensor,
                   sizes: list[int] | None = None) -> torch.Tensor:
-        calls.append(record(out, direction))
+        calls.append(record(out, direction, sizes))
         return shape(out, direction, sizes)
 
     rule.shape = recording
