@@ -460,8 +460,7 @@ def _layer_sizes(params: list[torch.Tensor]) -> list[int]:
     sizes: list[int] = []
     for i, p in enumerate(params):
         prev = params[i - 1] if i else None
-        if (p.dim() == 1 and prev is not None and prev.dim() >= 2
-                and prev.shape[0] == p.shape[0] and sizes[-1] == prev.numel()):
+        if p.dim() == 1 and prev is not None and prev.dim() >= 2 and prev.shape[0] == p.shape[0]:
             sizes[-1] += p.numel()
         else:
             sizes.append(p.numel())

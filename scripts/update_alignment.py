@@ -48,6 +48,7 @@ N_STEPS = 100
 ARMS = ("update_tele_diag-noguard-long-bound3",
         "update_tele_diag-noguard-long-bound3-moments",
         "update_tele_diag-noguard-long-bound3-gradient",
+        "update_tele_diag-noguard-long-bound3-gradient-layer",
         "update_tele_diag-noguard-long-bound3-gradient-tilt3",
         "update_tele_diag-noguard-long-bound3-adam-tilt3",
         "update_tele_diag-noguard-long-bound3-mixed-tilt3",
