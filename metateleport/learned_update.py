@@ -28,7 +28,7 @@ from .networks import UpdateLSTM, call_groups, flatten_coords, rms_normalized, u
 
 __all__ = ["BETAS", "FORM_OUTPUTS", "N_MOMENT_INPUTS", "TILT_OVER", "UPDATE_FORMS",
            "UPDATE_INPUTS", "LearnedStepGD", "LearnedUpdate", "gradient_form", "init_moments",
-           "moment_inputs", "reset_moments", "transport_moments"]
+           "layer_means", "moment_inputs", "reset_moments", "transport_moments"]
 
 #: m1's input: the raw gradient, or the gradient over its RMS across the problem's coordinates
 UPDATE_INPUTS = ("raw", "rms")
@@ -58,16 +58,19 @@ def gradient_form(out: torch.Tensor, direction: torch.Tensor, step: float,
     which m1 sets freely, and within it the tilt bounds the spread.
     A coordinate whose direction is zero does not move."""
     if tilt is not None:
-        if sizes is None:
-            s = out.mean(-1, keepdim=True)
-        else:
-            if sum(sizes) != out.shape[-1]:
-                raise ValueError(f"sizes {sizes} sum to {sum(sizes)}, not to the "
-                                 f"{out.shape[-1]} coordinates of m1's outputs")
-            s = torch.cat([part.mean(-1, keepdim=True).expand_as(part)
-                           for part in out.split(list(sizes), dim=-1)], dim=-1)
+        s = out.mean(-1, keepdim=True) if sizes is None else layer_means(out, sizes)
         out = s + tilt * torch.tanh((out - s) / tilt)
     return -step * torch.exp(out) * direction
+
+
+def layer_means(out: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    """Each coordinate of ``out`` (..., N) replaced by the mean of its layer's, the layers
+    being consecutive runs of ``sizes`` coordinates (summing to N)."""
+    if sum(sizes) != out.shape[-1]:
+        raise ValueError(f"sizes {sizes} sum to {sum(sizes)}, not to the {out.shape[-1]} "
+                         "coordinates of m1's outputs")
+    return torch.cat([part.mean(-1, keepdim=True).expand_as(part)
+                      for part in out.split(list(sizes), dim=-1)], dim=-1)
 
 
 def init_moments(like: torch.Tensor) -> dict[str, torch.Tensor]:

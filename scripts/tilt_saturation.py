@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from metateleport.checkpoint import load_optimizer
+from metateleport.learned_update import layer_means
 from metateleport.studies import general
 from metateleport.studies.m1_probe import arm_suite_table, shape_calls
 
@@ -56,8 +57,7 @@ def measure(params: Path, suite: str, problems: int,
         # sums of squares around the problem's mean
         o = out.detach().double()
         centred = o - o.mean(-1, keepdim=True)
-        layers = torch.cat([part.mean(-1, keepdim=True).expand_as(part)
-                            for part in centred.split(sizes, dim=-1)], dim=-1)
+        layers = layer_means(centred, sizes)
         dev = centred - layers if per_layer else centred
         return (dev.numel(), float((dev.abs() > tilt).sum()),
                 float((dev.abs() > 2 * tilt).sum()), float(dev.sum()), float((dev ** 2).sum()),
