@@ -77,17 +77,14 @@ def measure(make_opt: Callable, seed: int, teleport: bool) -> dict[str, float]:
     make_opt(params) (with ``teleport``, opt.teleport after each step; realdata.run):
     {"accuracy", "training loss" (inf if diverged), "cos", "spread" (the last two averaged
     over the steps that moved; nan if none did)}."""
-    problem = make_problem(SET, seed)
-    params = list(problem.model.parameters())
     geometry = []
 
-    def observe(before: torch.Tensor) -> None:
-        after = torch.cat([p.detach().reshape(-1) for p in params]).double()
-        found = step_geometry(after - before, torch.cat([p.grad.reshape(-1) for p in params]))
+    def observe(before: torch.Tensor, after: torch.Tensor, grad: torch.Tensor) -> None:
+        found = step_geometry(after - before, grad)
         if found is not None:
             geometry.append(found)
 
-    result = run(problem, make_opt, N_STEPS, teleport, on_step=observe)
+    result = run(make_problem(SET, seed), make_opt, N_STEPS, teleport, on_step=observe)
     cos, spread = np.mean(geometry, 0) if geometry else (math.nan, math.nan)
     return {"accuracy": result["accuracy"], "training loss": result["final"],
             "cos": float(cos), "spread": float(spread)}

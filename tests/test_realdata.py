@@ -150,9 +150,9 @@ def test_on_step_sees_each_step_before_its_teleport():
     params = list(problem.model.parameters())
     seen = []
 
-    def sgd_hook(before):
-        after = torch.cat([p.detach().reshape(-1) for p in params]).double()
-        grad = torch.cat([p.grad.reshape(-1) for p in params]).double()
+    def sgd_hook(before, after, grad):
+        assert torch.equal(after, torch.cat([p.detach().reshape(-1) for p in params]).double())
+        assert torch.equal(grad, torch.cat([p.grad.reshape(-1) for p in params]).double())
         seen.append(float((after - before + 0.5 * grad).abs().max()))
 
     realdata.run(problem, lambda p: torch.optim.SGD(p, lr=0.5), 7, on_step=sgd_hook)
@@ -160,9 +160,9 @@ def test_on_step_sees_each_step_before_its_teleport():
     ckpt = REPO / "checkpoints" / "general_update_tele.pt"
     befores, afters = [], []
 
-    def tele_hook(before):
+    def tele_hook(before, after, grad):
         befores.append(before)
-        afters.append(torch.cat([p.detach().reshape(-1) for p in problem.model.parameters()]))
+        afters.append(after)
 
     make = lambda p: LearnedTorchOptimizer(p, ckpt, fused=False)  # noqa: E731
     plain = realdata.run(realdata.make_problem("digits", 3), make, 6, True)

@@ -37,8 +37,7 @@ from ..stats import paired_difference
 from ..torch_optim import LearnedTorchOptimizer
 
 __all__ = ["GRIDS", "REAL_SETS", "VAL_SEEDS", "RealProblem", "RealSet", "as_scored", "evaluate",
-           "hand_results",
-           "loss_fn", "make_problem", "real_table", "run", "score_real", "tune",
+           "hand_results", "loss_fn", "make_problem", "real_table", "run", "score_real", "tune",
            "versus_best_hand"]
 
 
@@ -159,7 +158,8 @@ def _flat(model: nn.Module) -> torch.Tensor:
 
 def run(problem: RealProblem, make_opt: Callable[[Any], torch.optim.Optimizer], n_steps: int,
         teleport: bool = False, trace: bool = False,
-        on_step: Callable[[torch.Tensor], None] | None = None) -> dict[str, Any]:
+        on_step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None
+        ) -> dict[str, Any]:
     """Train ``problem.model`` for n_steps full-batch steps of make_opt(model.parameters()),
     each ``opt.step(closure)``; with ``teleport`` (a LearnedTorchOptimizer) also
     ``opt.teleport`` after every step. A non-finite loss ends the run as diverged. Returns
@@ -170,9 +170,9 @@ def run(problem: RealProblem, make_opt: Callable[[Any], torch.optim.Optimizer], 
     accuracy and distance from the initial parameters (||theta - theta_0|| / ||theta_0|| over
     all of them) before the first step and after every step (and its teleport) up to the last
     one taken (evaluated without gradients: the trajectory is the same as without ``trace``).
-    ``on_step``: called after every step that returned a finite loss, before its teleport, with
-    all parameters as they were before that step (a float64 vector); the model's parameters
-    and their .grad then hold the step's result and the gradient it was taken at."""
+    ``on_step``: called after every step that returned a finite loss, before its teleport, as
+    on_step(before, after, grad): all parameters before and after that step and the gradient
+    it was taken at, each one float64 vector."""
     model, x, y = problem.model, problem.x, problem.y
     opt = make_opt(model.parameters())
     start = _flat(model) if trace else None
@@ -195,7 +195,8 @@ def run(problem: RealProblem, make_opt: Callable[[Any], torch.optim.Optimizer], 
             diverged = True
             break
         if on_step is not None:
-            on_step(before)
+            on_step(before, _flat(model),
+                    torch.cat([p.grad.reshape(-1) for p in model.parameters()]).double())
         if teleport:
             opt.teleport(model, x, problem.labels)
         if trace:
