@@ -95,6 +95,8 @@ class ModelConfig:
     # the tilt bounds a log-step around the problem's mean (problem) | its layer's (layer:
     # each layer's weights and bias a common step of their own)
     update_tilt_over: str = "problem"
+    # the first layer's tilt (the layer reading the input features); null: update_tilt there too
+    update_tilt_first: float | None = None
 
 
 @dataclass
@@ -190,6 +192,8 @@ _RANGES = {
     "model.tele_every": _AT_LEAST_ONE,
     "model.guard": (lambda v: v is None or v >= 1, ">= 1, or null for no guard"),
     "model.update_tilt": (lambda v: v is None or v > 0, "> 0, or null for no bound"),
+    "model.update_tilt_first": (lambda v: v is None or v > 0,
+                                "> 0, or null for update_tilt's bound"),
     "train.batch_size": _AT_LEAST_ONE,
     "train.n_steps": _AT_LEAST_ONE,
     "train.unroll": _AT_LEAST_ONE,

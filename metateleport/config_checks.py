@@ -67,6 +67,9 @@ def check_cross(cfg: Config) -> None:
     if m.update_tilt_over != "problem" and m.update_tilt is None:
         raise ConfigError(f"model.update_tilt_over: {m.update_tilt_over} says what the tilt "
                           "bounds a log-step around, but model.update_tilt is null")
+    if m.update_tilt_first is not None and m.update_tilt is None:
+        raise ConfigError(f"model.update_tilt_first: {m.update_tilt_first} bounds the first "
+                          "layer's log-steps, but model.update_tilt is null (no bound)")
     if m.update_form in ("adam", "mixed") and not m.update_moments:
         raise ConfigError(f"model.update_form: {m.update_form} moves along Adam's direction: it "
                           "needs model.update_moments: true")

@@ -301,7 +301,8 @@ class LearnedOptimizer(nn.Module, Teleporting):
     "adam", the same along Adam's direction, which needs ``update_moments``; "mixed", both
     summed, two log-steps per coordinate); ``update_tilt_over``: the tilt bounds a log-step
     around the problem's mean ("problem") or its own layer's ("layer", LearnedUpdate's
-    ``tilt_over``).
+    ``tilt_over``); ``update_tilt_first``: the first layer's tilt (None: ``update_tilt``;
+    LearnedUpdate's ``tilt_first``).
     ``tele_group``: m2's group, "gl" (the shipped checkpoints) or "diag" (LearnedTeleport).
     ``update_moments``: m1 also reads Adam's normalized moments of every coordinate
     (LearnedUpdate's ``moments``; off in the shipped checkpoints).
@@ -338,6 +339,7 @@ class LearnedOptimizer(nn.Module, Teleporting):
         curvature_input: bool = False,
         update_moments: bool = False,
         update_tilt_over: str = "problem",
+        update_tilt_first: float | None = None,
         *,
         tele_steps: int | None = None,
     ):
@@ -399,7 +401,8 @@ class LearnedOptimizer(nn.Module, Teleporting):
         rule = (LearnedStepGD() if self.update_net is None
                 else LearnedUpdate(self.update_net, input=update_input, form=update_form,
                                    step=update_scale, tilt=update_tilt,
-                                   moments=update_moments, tilt_over=update_tilt_over))
+                                   moments=update_moments, tilt_over=update_tilt_over,
+                                   tilt_first=update_tilt_first))
         if self.group_net is not None:
             look = rule if lookahead_input else None
             move = LearnedTeleport(self.group_net, balance_input=balance_input,

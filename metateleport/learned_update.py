@@ -27,8 +27,9 @@ from .inner import State, StepContext
 from .networks import UpdateLSTM, call_groups, flatten_coords, rms_normalized, unflatten_coords
 
 __all__ = ["BETAS", "FORM_OUTPUTS", "N_MOMENT_INPUTS", "TILT_OVER", "UPDATE_FORMS",
-           "UPDATE_INPUTS", "LearnedStepGD", "LearnedUpdate", "gradient_form", "init_moments",
-           "layer_means", "moment_inputs", "reset_moments", "transport_moments"]
+           "UPDATE_INPUTS", "LearnedStepGD", "LearnedUpdate", "first_layer_tilts",
+           "gradient_form", "init_moments", "layer_means", "moment_inputs", "reset_moments",
+           "transport_moments"]
 
 #: m1's input: the raw gradient, or the gradient over its RMS across the problem's coordinates
 UPDATE_INPUTS = ("raw", "rms")
@@ -47,7 +48,8 @@ N_MOMENT_INPUTS = 2
 
 
 def gradient_form(out: torch.Tensor, direction: torch.Tensor, step: float,
-                  tilt: float | None, sizes: list[int] | None = None) -> torch.Tensor:
+                  tilt: float | torch.Tensor | None, sizes: list[int] | None = None
+                  ) -> torch.Tensor:
     """The update -step * exp(o) * direction of m1's outputs ``out`` (..., N) as log-steps,
     ``direction`` the gradient over its RMS or Adam's direction (same shape), and
     o = s + tilt * tanh((out - s) / tilt) with s the problem's mean log-step: a positive
@@ -55,12 +57,27 @@ def gradient_form(out: torch.Tensor, direction: torch.Tensor, step: float,
     step exp(s) by at most a factor exp(tilt) either way (``tilt`` None: o = out, unbounded).
     With ``sizes`` (the numbers of coordinates of the problem's layers, in order, summing to
     N), s is each layer's own mean log-step instead: every layer has a common step of its own,
-    which m1 sets freely, and within it the tilt bounds the spread.
+    which m1 sets freely, and within it the tilt bounds the spread. ``tilt`` may also be a
+    tensor (N,) of one bound per coordinate (first_layer_tilts).
     A coordinate whose direction is zero does not move."""
     if tilt is not None:
         s = out.mean(-1, keepdim=True) if sizes is None else layer_means(out, sizes)
         out = s + tilt * torch.tanh((out - s) / tilt)
     return -step * torch.exp(out) * direction
+
+
+def first_layer_tilts(tilt: float, first: float, sizes: list[int],
+                      like: torch.Tensor) -> torch.Tensor:
+    """One tilt per coordinate (N,), in ``like``'s dtype and device: ``first`` on the first
+    layer's sizes[0] coordinates (the layer that reads the input features), ``tilt`` on the
+    others."""
+    n = like.shape[-1]
+    if not 0 < sizes[0] <= n:
+        raise ValueError(f"the first layer's {sizes[0]} coordinates do not fit in the {n} "
+                         "coordinates of m1's outputs")
+    tilts = like.new_full((n,), float(tilt))
+    tilts[:sizes[0]] = first
+    return tilts
 
 
 def layer_means(out: torch.Tensor, sizes: list[int]) -> torch.Tensor:
@@ -146,7 +163,8 @@ class LearnedUpdate:
 
     def __init__(self, net: UpdateLSTM, name: str = "LSTM(update)", input: str = "raw",
                  form: str = "direct", step: float = 0.1, tilt: float | None = None,
-                 moments: bool = False, tilt_over: str = "problem"):
+                 moments: bool = False, tilt_over: str = "problem",
+                 tilt_first: float | None = None):
         if input not in UPDATE_INPUTS:
             raise ValueError(f"update input must be one of {UPDATE_INPUTS}, got {input!r}")
         if form not in UPDATE_FORMS:
@@ -159,6 +177,9 @@ class LearnedUpdate:
                              "moments=True")
         if tilt_over not in TILT_OVER:
             raise ValueError(f"tilt_over must be one of {TILT_OVER}, got {tilt_over!r}")
+        if tilt_first is not None and (tilt is None or not tilt_first > 0):
+            raise ValueError(f"tilt_first must be > 0 and needs a tilt, got {tilt_first!r} "
+                             f"with tilt {tilt!r}")
         if net.n_out != FORM_OUTPUTS[form]:
             raise ValueError(f"the {form} update form needs a net with n_out="
                              f"{FORM_OUTPUTS[form]}, got {net.n_out}")
@@ -167,7 +188,7 @@ class LearnedUpdate:
                              f"{N_MOMENT_INPUTS if moments else 0}, got {net.n_extra}")
         self.net, self.name, self.input = net, name, input
         self.form, self.step, self.tilt, self.moments = form, step, tilt, moments
-        self.tilt_over = tilt_over
+        self.tilt_over, self.tilt_first = tilt_over, tilt_first
 
     def shape(self, out: torch.Tensor, direction: torch.Tensor,
               sizes: list[int] | None = None) -> torch.Tensor:
@@ -176,17 +197,23 @@ class LearnedUpdate:
         Adam's direction), or for the mixed form both (..., N, 2) with both directions:
         ``out`` itself, gradient_form's, or the sum of gradient_form's along each direction.
         ``sizes``: the problem's layers' numbers of coordinates, in the order of the last axis
-        (needed when ``tilt_over`` is "layer")."""
+        (needed when ``tilt_over`` is "layer" or ``tilt_first`` is set)."""
         if self.form == "direct":
             return out
-        if self.tilt_over == "layer" and self.tilt is not None and sizes is None:
-            raise ValueError("m1's tilt is bounded per layer: pass the layers' sizes")
+        if sizes is None and self.tilt is not None and (self.tilt_over == "layer"
+                                                        or self.tilt_first is not None):
+            raise ValueError("m1's tilt is bounded per layer or differs in the first layer: "
+                             "pass the layers' sizes")
         per = sizes if self.tilt_over == "layer" else None
         direction = direction.to(out.dtype)
+        tilt = self.tilt
+        if self.tilt_first is not None:
+            tilt = first_layer_tilts(self.tilt, self.tilt_first, sizes, direction[..., 0]
+                                     if self.form == "mixed" else direction)
         if self.form == "mixed":
-            return sum(gradient_form(out[..., k], direction[..., k], self.step, self.tilt, per)
+            return sum(gradient_form(out[..., k], direction[..., k], self.step, tilt, per)
                        for k in range(FORM_OUTPUTS["mixed"]))
-        return gradient_form(out, direction, self.step, self.tilt, per)
+        return gradient_form(out, direction, self.step, tilt, per)
 
     def direction(self, normalized: torch.Tensor, inputs: torch.Tensor | None) -> torch.Tensor:
         """What the gradient, adam and mixed forms step along, from m1's first input

@@ -53,6 +53,12 @@ def test_int_is_accepted_for_float_and_null_for_optional():
         ({"model": {"update_form": "gradient", "update_input": "rms", "update_tilt": 1.0,
                     "update_tilt_over": "unit"}},
          r"model\.update_tilt_over: 'unit' is not one of"),
+        ({"model": {"update_form": "gradient", "update_input": "rms",
+                    "update_tilt_first": 1.0}},
+         r"model\.update_tilt_first: 1\.0 bounds the first layer's .* model\.update_tilt is null"),
+        ({"model": {"update_form": "gradient", "update_input": "rms", "update_tilt": 3.0,
+                    "update_tilt_first": -1}},
+         r"model\.update_tilt_first: -1 is out of range"),
         ({"train": 3}, r"train: expected a mapping"),
     ],
 )

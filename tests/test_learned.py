@@ -394,8 +394,52 @@ def test_the_tilt_per_layer_gives_every_layer_a_common_step_of_its_own():
     opt.rule.shape = lambda o, d, s=None: seen.append(s) or shape(o, d, s)
     opt.update(p.weights, grads, opt.init_state(p), StepContext(0, p))
     assert seen == [[30, 20]]
-    with pytest.raises(ValueError, match="per layer: pass the layers' sizes"):
+    with pytest.raises(ValueError, match="bounded per layer.*pass the layers' sizes"):
         shape(torch.zeros(1, 50), torch.zeros(1, 50))
     with pytest.raises(ValueError, match="tilt_over must be one of"):
         LearnedOptimizer("update", update_input="rms", update_form="gradient", update_tilt=1.0,
                          update_tilt_over="unit")
+
+
+@pytest.mark.parametrize("tilt_over", ["problem", "layer"])
+def test_the_first_layer_tilt_bounds_only_the_first_layer(tilt_over):
+    """With tilt_first, the first layer's log-steps lie within +-tilt_first of their common
+    log-step (the problem's or the layer's mean) while the later layers' keep the wider tilt,
+    and the later layers' steps are those of the rule without tilt_first."""
+    from metateleport.inner import StepContext
+    from metateleport.tasks import MLPTaskFamily
+
+    torch.manual_seed(1)
+    sizes = [12, 20, 8]
+    out = 4 * torch.randn(3, 40, dtype=torch.float64)
+    direction = torch.randn(3, 40, dtype=torch.float64)
+    opt = LearnedOptimizer("update", update_input="rms", update_form="gradient",
+                           update_tilt=3.0, update_tilt_over=tilt_over,
+                           update_tilt_first=0.5).double()
+    plain = LearnedOptimizer("update", update_input="rms", update_form="gradient",
+                             update_tilt=3.0, update_tilt_over=tilt_over).double()
+    step = opt.rule.shape(out, direction, sizes)
+    wide = plain.rule.shape(out, direction, sizes)
+    torch.testing.assert_close(step[:, 12:], wide[:, 12:])
+    assert not torch.allclose(step[:, :12], wide[:, :12])
+    common = out.mean(1, keepdim=True) if tilt_over == "problem" else out[:, :12].mean(
+        1, keepdim=True)
+    dev = (step[:, :12] / -direction[:, :12]).log() - math.log(0.1) - common
+    assert float(dev.abs().max()) <= 0.5 + 1e-9
+    assert float(((wide[:, 12:] / -direction[:, 12:]).log() - math.log(0.1)).std()) > 1.0
+    with pytest.raises(ValueError, match="pass the layers' sizes"):
+        opt.rule.shape(out, direction)
+    with pytest.raises(ValueError, match="do not fit"):
+        opt.rule.shape(out, direction, [50])
+    with pytest.raises(ValueError, match="tilt_first must be > 0 and needs a tilt"):
+        LearnedOptimizer("update", update_input="rms", update_form="gradient",
+                         update_tilt_first=0.5)
+
+    # the batched path: the first layer is the first weight matrix
+    p = MLPTaskFamily(widths=(6, 5, 4), n_samples=5, dtype=torch.float64).sample(2, 0)
+    grads = [torch.randn_like(w) for w in p.weights]
+    with torch.no_grad():
+        opt.update_net.load_state_dict(plain.update_net.state_dict())
+    a, _ = opt.update(p.weights, grads, opt.init_state(p), StepContext(0, p))
+    b, _ = plain.update(p.weights, grads, plain.init_state(p), StepContext(0, p))
+    torch.testing.assert_close(a[1], b[1])

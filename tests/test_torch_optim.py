@@ -438,6 +438,8 @@ def test_guard_with_a_closure_never_lets_the_loss_pass_its_bound():
     {"update_input": "rms", "update_form": "gradient", "update_tilt": 1.0},
     {"update_input": "rms", "update_form": "gradient", "update_tilt": 0.5,
      "update_tilt_over": "layer"},
+    {"update_input": "rms", "update_form": "gradient", "update_tilt": 3.0,
+     "update_tilt_over": "layer", "update_tilt_first": 0.5},
     {"update_input": "rms", "update_form": "gradient", "lookahead_input": True},
 ])
 def test_scale_free_options_match_the_batched_path(options):

@@ -31,7 +31,7 @@ from .general_arms import ARMS, ORDER
 # ruff: noqa: F822
 __all__ = ["ACCURACY", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS", "CONTROLS", "CURVATURE",
            "DIGITS_SHARE", "FAILED_MARGIN", "GL_CONTROLS", "GRADIENT_FORM", "GRADIENT_FORM_UPDATE",
-           "GRADIENT_LAYER", "GRADIENT_LAYER_UPDATE",
+           "GRADIENT_FIRST", "GRADIENT_FIRST_UPDATE", "GRADIENT_LAYER", "GRADIENT_LAYER_UPDATE",
            "GRADIENT_TILT", "GRADIENT_TILT_UPDATE", "GUARD_SWAP", "HEADLINE", "LONGER",
            "MIXED_FORM", "MIXED_FORM_UPDATE", "MIXED_TILT", "MIXED_TILT_PAIR",
            "MIXED_TILT_UPDATE", "MIXED_VS_SHIPPED", "MOMENTS", "MOMENTS_UPDATE", "ORDER",
@@ -141,6 +141,15 @@ GRADIENT_LAYER = ("update_tele_diag-noguard-long-bound3-gradient-layer",
 #: LSTM(update) (the arm last)
 GRADIENT_LAYER_UPDATE = ("update_tele_diag-noguard-long-bound3-gradient-layer", "update-long",
                          "update-long-gradient-layer")
+#: the gradient form at tilt 3 per layer with the first layer at tilt 1, with tilt 3 over the
+#: problem and the direct form's bound-3 arm, paired with tilt 1 per layer (the arm last)
+GRADIENT_FIRST = ("update_tele_diag-noguard-long-bound3-gradient-layer3-first1",
+                  "update_tele_diag-noguard-long-bound3-gradient-tilt3",
+                  "update_tele_diag-noguard-long-bound3",
+                  "update_tele_diag-noguard-long-bound3-gradient-layer")
+#: that teleporting arm and the direct LSTM(update) paired with its LSTM(update) (the arm last)
+GRADIENT_FIRST_UPDATE = ("update_tele_diag-noguard-long-bound3-gradient-layer3-first1",
+                         "update-long", "update-long-gradient-layer3-first1")
 #: the same budget (1600 trajectories) for LSTM(update): the teleporting arms meta-trained on
 #: it, paired with LSTM(update) meta-trained on it (the arm last)
 SAME_BUDGET = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",
@@ -164,7 +173,9 @@ ACCURACY = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-lo
             "update-long-adam-tilt3", "update_tele_diag-noguard-long-bound3-mixed-tilt3",
             "update-long-mixed-tilt3", "update_tele_diag-noguard-long-bound3-mixed-tilt2",
             "update-long-mixed-tilt2", "update_tele_diag-noguard-long-bound3-gradient-layer",
-            "update-long-gradient-layer", "update-long", "update")
+            "update-long-gradient-layer",
+            "update_tele_diag-noguard-long-bound3-gradient-layer3-first1",
+            "update-long-gradient-layer3-first1", "update-long", "update")
 
 #: suite -> the shipped specialists (checkpoints/<name>.pt) meta-trained on that family
 SPECIALISTS: dict[str, list[str]] = {
@@ -191,7 +202,9 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                         # (and the mixed form's tilt 2 in a new session, before any run)
                         "update-long-mixed-tilt2",
                         # (and the gradient form's tilt per layer, 2026-12-06, before any run)
-                        "update-long-gradient-layer"], 2.0),
+                        "update-long-gradient-layer",
+                        # (and tilt 3 per layer with the first at 1, in a third, before any run)
+                        "update-long-gradient-layer3-first1"], 2.0),
     # the long arm a candidate since 2026-12-02, once its 5 seeds were trained; its bound-3
     # version since 2026-12-03, before its seeds 2-4 were trained (it counts once all 5 are)
     # (and the gradient form's since 2026-12-04, before any of its runs, at tilt 1 and 3)
@@ -207,7 +220,10 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                              # the same, in a new session
                              "update_tele_diag-noguard-long-bound3-mixed-tilt2",
                              # the same, in another
-                             "update_tele_diag-noguard-long-bound3-gradient-layer"], 2.0),
+                             "update_tele_diag-noguard-long-bound3-gradient-layer",
+                             # the same, in a third
+                             "update_tele_diag-noguard-long-bound3-gradient-layer3-first1"],
+                            2.0),
 }
 
 

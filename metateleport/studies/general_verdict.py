@@ -38,6 +38,8 @@ CANDIDATES: dict[str, str] = {
     "update_tele_diag-noguard-long-bound3-mixed-tilt3": "update-long-mixed-tilt3",
     "update_tele_diag-noguard-long-bound3-mixed-tilt2": "update-long-mixed-tilt2",
     "update_tele_diag-noguard-long-bound3-gradient-layer": "update-long-gradient-layer",
+    "update_tele_diag-noguard-long-bound3-gradient-layer3-first1":
+        "update-long-gradient-layer3-first1",
 }
 
 
