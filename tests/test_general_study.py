@@ -603,3 +603,25 @@ def test_update_alignment_reads_sgd_as_aligned_and_a_preconditioner_as_spread():
     assert 0 <= sgd["accuracy"] <= 1 and sgd["training loss"] > 0
     with pytest.raises(SystemExit):
         script.main(["--problems", "0"])
+
+
+def test_first_layer_tilt_changes_the_bound_at_test_time_and_restores_it():
+    """scripts/first_layer_tilt.py: a variant sets the rule's tilt attributes only inside its
+    block, and cutting every layer's tilt from 3 to 1 makes the tilt-3 arm's m1 slower on the
+    distribution's validation problems (a higher validation score) while its accuracy stays a
+    share; the script refuses an arm that has no tilt."""
+    script = _script("first_layer_tilt")
+    from metateleport.learned import LearnedOptimizer
+
+    rule = LearnedOptimizer("update", update_input="rms", update_form="gradient",
+                            update_tilt=3.0).rule
+    with script.changed(rule, {"tilt": 1.0, "tilt_first": 3.0, "tilt_over": "layer"}) as r:
+        assert (r.tilt, r.tilt_first, r.tilt_over) == (1.0, 3.0, "layer")
+    assert (rule.tilt, rule.tilt_first, rule.tilt_over) == (3.0, None, "problem")
+    names = ("as trained", "every layer at tilt 1")
+    got = script.measure_seed(script.ARM, 0, REPO / "studies", problems=1,
+                              variants={k: script.VARIANTS[k] for k in names})
+    assert got[names[1]]["validation"] > got[names[0]]["validation"] + 0.3
+    assert all(0 <= got[k]["accuracy"] <= 1 for k in names)
+    with pytest.raises(SystemExit):
+        script.main(["--arm", "update-long"])
