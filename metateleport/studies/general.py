@@ -30,8 +30,9 @@ from .general_arms import ARMS, ORDER
 # general_runs' and general_tables' names in __all__ come from __getattr__ (at the end)
 # ruff: noqa: F822
 __all__ = ["ACCURACY", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS", "CONTROLS", "CURVATURE",
-           "DIGITS_SHARE", "FAILED_MARGIN", "GL_CONTROLS", "GRADIENT_FORM", "GRADIENT_FORM_UPDATE",
-           "GRADIENT_FIRST", "GRADIENT_FIRST_UPDATE", "GRADIENT_LAYER", "GRADIENT_LAYER_UPDATE",
+           "DIGITS_SHARE", "FAILED_MARGIN", "GL_CONTROLS", "GRADIENT_FIRST",
+           "GRADIENT_FIRST_TILT3", "GRADIENT_FIRST_UPDATE", "GRADIENT_FORM", "GRADIENT_FORM_UPDATE",
+           "GRADIENT_LAYER", "GRADIENT_LAYER_UPDATE",
            "GRADIENT_TILT", "GRADIENT_TILT_UPDATE", "GUARD_SWAP", "HEADLINE", "LONGER",
            "MIXED_FORM", "MIXED_FORM_UPDATE", "MIXED_TILT", "MIXED_TILT_PAIR",
            "MIXED_TILT_UPDATE", "MIXED_VS_SHIPPED", "MOMENTS", "MOMENTS_UPDATE", "ORDER",
@@ -147,6 +148,10 @@ GRADIENT_FIRST = ("update_tele_diag-noguard-long-bound3-gradient-layer3-first1",
                   "update_tele_diag-noguard-long-bound3-gradient-tilt3",
                   "update_tele_diag-noguard-long-bound3",
                   "update_tele_diag-noguard-long-bound3-gradient-layer")
+#: the same arm paired with the gradient form's tilt 3 over the problem (the arm last): what
+#: the first layer's tilt 1 costs in speed and buys in accuracy
+GRADIENT_FIRST_TILT3 = ("update_tele_diag-noguard-long-bound3-gradient-layer3-first1",
+                        "update_tele_diag-noguard-long-bound3-gradient-tilt3")
 #: that teleporting arm and the direct LSTM(update) paired with its LSTM(update) (the arm last)
 GRADIENT_FIRST_UPDATE = ("update_tele_diag-noguard-long-bound3-gradient-layer3-first1",
                          "update-long", "update-long-gradient-layer3-first1")

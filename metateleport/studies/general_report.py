@@ -17,6 +17,7 @@ from .general import (
     DIGITS_SHARE,
     GL_CONTROLS,
     GRADIENT_FIRST,
+    GRADIENT_FIRST_TILT3,
     GRADIENT_FIRST_UPDATE,
     GRADIENT_FORM,
     GRADIENT_FORM_UPDATE,
@@ -159,6 +160,9 @@ def all_tables(summaries: Path) -> str:
                   "The gradient form at tilt 3 per layer, the first layer at tilt 1",
                   " (with tilt 3 over the problem and the direct bound-3 arm), paired with tilt "
                   "1 per layer", ", paired with it"),
+        *_pairing(summaries, GRADIENT_FIRST_TILT3,
+                  "The gradient form's first layer at tilt 1 (tilt 3 per layer elsewhere)",
+                  ", paired with tilt 3 over the problem", ", paired with it"),
         *_pairing(summaries, GRADIENT_FIRST_UPDATE,
                   "The gradient form at tilt 3 per layer, the first at 1, for LSTM(update)",
                   ", paired with it", ""),
