@@ -9,7 +9,9 @@ each optimizer (its teleports excluded: the parameters just before and after ``o
 
 - cos: the cosine between the step and minus the gradient (1 for SGD);
 - spread: the standard deviation over coordinates of log(|step_i| / |g_i|), the log of each
-  coordinate's own step size (0 for SGD; coordinates with a zero step left out);
+  coordinate's own step size (0 for SGD; coordinates with a zero step left out); and the same
+  within the first layer alone (its weight and bias: in the first layer a column of steps is
+  an input feature) and within the later layers alone;
 
 both over the coordinates whose gradient is not zero (the drift of the others, weights of
 pixels constant on a problem's training images, is scripts/zero_gradient_drift.py's: resetting
@@ -18,8 +20,8 @@ the optimizee's held-out accuracy and training loss after 100 steps.
 
 Rows: tuned SGD and tuned Adam (step sizes chosen on the same problems, realdata.tune) and
 every committed seed of the arms below, averaged over seeds; then the rank correlation
-(Spearman) of accuracy with cos, with spread and with training loss over the learned
-optimizers' seeds. Prints the table and writes studies/general/update_alignment.md.
+(Spearman) of accuracy with each other column over the learned optimizers' seeds. Prints the
+table and writes studies/general/update_alignment.md.
 
     python scripts/update_alignment.py [--problems 16]
 """
@@ -55,7 +57,8 @@ ARMS = ("update_tele_diag-noguard-long-bound3",
         "update_tele_diag-noguard-long-bound3-mixed-tilt3",
         "update_tele_diag-noguard-long-bound3-mixed-tilt2",
         "update-long", "update-long-mixed-tilt3", "update-long-mixed-tilt2")
-COLUMNS = ("accuracy", "training loss", "cos", "spread")
+COLUMNS = ("accuracy", "training loss", "cos", "spread", "spread, first layer",
+           "spread, later layers")
 
 
 def step_geometry(step: torch.Tensor, grad: torch.Tensor) -> tuple[float, float] | None:
@@ -68,27 +71,40 @@ def step_geometry(step: torch.Tensor, grad: torch.Tensor) -> tuple[float, float]
     if not (step.norm() > 0 and grad.norm() > 0):
         return None
     cos = float(-(step @ grad) / (step.norm() * grad.norm()))
-    moved = step != 0
-    ratio = (step[moved].abs() / grad[moved].abs()).log()
-    return cos, float(ratio.std()) if ratio.numel() > 1 else 0.0
+    spread = log_step_spread(step, grad)
+    return cos, 0.0 if math.isnan(spread) else spread
+
+
+def log_step_spread(step: torch.Tensor, grad: torch.Tensor) -> float:
+    """The standard deviation of log(|step_i| / |g_i|) over the coordinates whose gradient
+    is not zero and that moved (nan if fewer than two): step_geometry's spread alone."""
+    keep = (grad != 0) & (step != 0)
+    ratio = (step[keep].double().abs() / grad[keep].double().abs()).log()
+    return float(ratio.std()) if ratio.numel() > 1 else math.nan
 
 
 def measure(make_opt: Callable, seed: int, teleport: bool) -> dict[str, float]:
     """One validation problem of real digits trained for N_STEPS full-batch steps of
     make_opt(params) (with ``teleport``, opt.teleport after each step; realdata.run):
-    {"accuracy", "training loss" (inf if diverged), "cos", "spread" (the last two averaged
-    over the steps that moved; nan if none did)}."""
+    {"accuracy", "training loss" (inf if diverged), "cos", "spread", and the spread within
+    the first layer (its weight and bias, the coordinates that read the input features) and
+    within the later layers (these four averaged over the steps that moved; nan if none
+    did)}."""
     geometry = []
+    problem = make_problem(SET, seed)
+    first = sum(p.numel() for p in problem.model[0].parameters())
 
     def observe(before: torch.Tensor, after: torch.Tensor, grad: torch.Tensor) -> None:
-        found = step_geometry(after - before, grad)
+        step = after - before
+        found = step_geometry(step, grad)
         if found is not None:
-            geometry.append(found)
+            geometry.append((*found, log_step_spread(step[:first], grad[:first]),
+                             log_step_spread(step[first:], grad[first:])))
 
-    result = run(make_problem(SET, seed), make_opt, N_STEPS, teleport, on_step=observe)
-    cos, spread = np.mean(geometry, 0) if geometry else (math.nan, math.nan)
+    result = run(problem, make_opt, N_STEPS, teleport, on_step=observe)
+    means = np.nanmean(geometry, 0) if geometry else [math.nan] * 4
     return {"accuracy": result["accuracy"], "training loss": result["final"],
-            "cos": float(cos), "spread": float(spread)}
+            **{k: float(v) for k, v in zip(COLUMNS[2:], means)}}
 
 
 def over_problems(make_opt: Callable, problems: int, teleport: bool = False) -> dict[str, float]:
@@ -132,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def row(name: str, seeds: int, values: dict[str, float]) -> None:
         cells = [f"{values['accuracy']:.3f}", f"{values['training loss']:.3g}",
-                 f"{values['cos']:.3f}", f"{values['spread']:.2f}"]
+                 f"{values['cos']:.3f}"] + [f"{values[k]:.2f}" for k in COLUMNS[3:]]
         lines.append(f"| {name} | {seeds} | " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
 
@@ -153,11 +169,10 @@ def main(argv: list[str] | None = None) -> int:
             {k: float(np.mean([v[k] for v in per_seed])) for k in COLUMNS})
     if len(points) > 2:
         acc = [p["accuracy"] for p in points]
+        with_ = "; with ".join(f"{k}: {spearman(acc, [p[k] for p in points]):+.2f}"
+                               for k in COLUMNS[1:])
         lines += ["", f"Over the {len(points)} learned seeds, Spearman's rank correlation of "
-                  f"held-out accuracy with cos: {spearman(acc, [p['cos'] for p in points]):+.2f}"
-                  f"; with spread: {spearman(acc, [p['spread'] for p in points]):+.2f}; with "
-                  "training loss: "
-                  f"{spearman(acc, [p['training loss'] for p in points]):+.2f}."]
+                  f"held-out accuracy with {with_}."]
         print(lines[-1])
     out = args.out or args.summaries / general.STUDY / "update_alignment.md"
     out.write_text("\n".join(lines) + "\n")

@@ -596,10 +596,18 @@ def test_update_alignment_reads_sgd_as_aligned_and_a_preconditioner_as_spread():
     assert spread == pytest.approx(float(d[seen].double().log().std()))
     assert script.step_geometry(torch.zeros(5), g) is None
     assert script.step_geometry(-g, torch.zeros(5)) is None
+    # the spread of a part of the coordinates: a preconditioner on the first three only
+    part = -g * torch.tensor([1.0, 4.0, 0.25, 1.0, 1.0])
+    assert script.log_step_spread(part[:3], g[:3]) == pytest.approx(
+        float(torch.tensor([1.0, 4.0, 0.25]).log().std()))
+    assert script.log_step_spread(part[3:], g[3:]) != script.log_step_spread(part[3:], g[3:])
+    assert script.log_step_spread(-torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.0])) == 0
     sgd = script.measure(functools.partial(torch.optim.SGD, lr=0.5), 1000, teleport=False)
     assert sgd["cos"] == pytest.approx(1.0, abs=1e-6) and sgd["spread"] < 1e-3
+    assert sgd["spread, first layer"] < 1e-3 and sgd["spread, later layers"] < 1e-3
     adam = script.measure(functools.partial(torch.optim.Adam, lr=0.01), 1000, teleport=False)
     assert adam["cos"] < 0.95 and adam["spread"] > 0.1
+    assert adam["spread, first layer"] > 0.1 and adam["spread, later layers"] > 0.1
     assert 0 <= sgd["accuracy"] <= 1 and sgd["training loss"] > 0
     with pytest.raises(SystemExit):
         script.main(["--problems", "0"])
