@@ -41,7 +41,7 @@ from metateleport.trainer import MetaTrainer, validation_score
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import update_alignment  # noqa: E402  (a sibling script: its measure on real digits)
+import update_alignment  # noqa: E402  (a sibling script: its accuracy on real digits)
 
 ARM = "update_tele_diag-noguard-long-bound3-gradient-tilt3"
 #: name -> the rule's attributes changed at test time
@@ -69,9 +69,8 @@ def changed(rule, change: dict):
 
 
 def measure_seed(arm: str, seed: int, summaries: Path, problems: int,
-                 variants: dict[str, dict] = VARIANTS, validate: bool = True) -> dict:
-    """variant -> {"accuracy", "validation" (None without ``validate``)} for one committed
-    seed of ``arm``."""
+                 variants: dict[str, dict] = VARIANTS) -> dict:
+    """variant -> {"accuracy", "validation"} for one committed seed of ``arm``."""
     folder = summaries / general.STUDY / arm
     config = json.loads((folder / f"s{seed}.json").read_text())["config"]
     trainer = MetaTrainer(config_from_dict(config))
@@ -80,10 +79,10 @@ def measure_seed(arm: str, seed: int, summaries: Path, problems: int,
     out = {}
     for name, change in variants.items():
         with changed(opt.rule, change):
-            val = validation_score(trainer.validation_losses()) if validate else None
-            acc = np.mean([update_alignment.measure(as_scored(opt), s, opt.move is not None)
-                           ["accuracy"] for s in VAL_SEEDS[:problems]])
-        out[name] = {"accuracy": float(acc), "validation": val}
+            val = validation_score(trainer.validation_losses())
+            acc = update_alignment.over_problems(as_scored(opt), problems,
+                                                 opt.move is not None)["accuracy"]
+        out[name] = {"accuracy": acc, "validation": val}
     return out
 
 
