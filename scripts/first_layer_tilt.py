@@ -1,8 +1,8 @@
 """Which layers' spread of m1's steps costs held-out accuracy: a test-time look.
 
-The gradient form's steps spread per coordinate within exp(+-tilt) of a common step, and on real
-digits the teleporting generalists' held-out accuracy falls as that spread grows
-(update_alignment.md). Within the first layer the spread is per input feature, the kind of
+The gradient form's steps (and the adam and mixed forms') spread per coordinate within
+exp(+-tilt) of a common step, and on real digits the teleporting generalists' held-out accuracy
+falls as that spread grows (update_alignment.md). Within the first layer the spread is per input feature, the kind of
 rescaling of the inputs that Adam applies; in the later layers it is per hidden unit. This
 takes an arm's committed chosen iterates (default: the gradient form at tilt 3) and changes,
 at test time only, the tilt of m1's rule (LearnedUpdate's ``tilt``, ``tilt_first``,
@@ -96,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.arm not in general.ARMS:
         parser.error(f"unknown arm {args.arm!r}")
-    if "model.update_form=gradient" not in general.ARMS[args.arm][1]:
-        parser.error(f"arm {args.arm!r} is not in the gradient form: it has no tilt to change")
+    if not any(f"model.update_form={form}" in general.ARMS[args.arm][1]
+               for form in ("gradient", "adam", "mixed")):
+        parser.error(f"arm {args.arm!r} is in the direct form: it has no tilt to change")
     if not 1 <= args.problems <= len(VAL_SEEDS):
         parser.error(f"--problems must be within 1..{len(VAL_SEEDS)}, got {args.problems}")
     seeds = [seed for _, seed, _ in general.committed(args.summaries, [args.arm],
