@@ -2,12 +2,13 @@
 
 The gradient form's steps (and the adam and mixed forms') spread per coordinate within
 exp(+-tilt) of a common step, and on real digits the teleporting generalists' held-out accuracy
-falls as that spread grows (update_alignment.md). Within the first layer the spread is per input feature, the kind of
-rescaling of the inputs that Adam applies; in the later layers it is per hidden unit. This
-takes an arm's committed chosen iterates (default: the gradient form at tilt 3) and changes,
-at test time only, the tilt of m1's rule (LearnedUpdate's ``tilt``, ``tilt_first``,
-``tilt_over``) in each of the VARIANTS, and measures on validation problems only (never a test
-problem: this informed the registration of the arm with the first layer's own tilt):
+falls as that spread grows (update_alignment.md). Within the first layer the spread is per
+input feature, the kind of rescaling of the inputs that Adam applies; in the later layers it is
+per hidden unit. This takes an arm's committed chosen iterates (default: the gradient form at
+tilt 3) and changes, at test time only, the tilt of m1's rule (LearnedUpdate's ``tilt``,
+``tilt_first``, ``tilt_over``) in each of the VARIANTS, and measures on validation problems only
+(never a test problem: this informed the registration of the arms with the first layer's own
+tilt):
 
 - accuracy: the optimizee's held-out accuracy on real digits' validation problems
   (realdata.VAL_SEEDS, 100 steps, update_alignment.measure);

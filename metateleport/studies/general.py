@@ -34,8 +34,9 @@ __all__ = ["ACCURACY", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS", "CONTROLS", "CUR
            "GRADIENT_FIRST_TILT3", "GRADIENT_FIRST_UPDATE", "GRADIENT_FORM", "GRADIENT_FORM_UPDATE",
            "GRADIENT_LAYER", "GRADIENT_LAYER_UPDATE",
            "GRADIENT_TILT", "GRADIENT_TILT_UPDATE", "GUARD_SWAP", "HEADLINE", "LONGER",
-           "MIXED_FORM", "MIXED_FORM_UPDATE", "MIXED_TILT", "MIXED_TILT_PAIR",
-           "MIXED_TILT_UPDATE", "MIXED_VS_SHIPPED", "MOMENTS", "MOMENTS_UPDATE", "ORDER",
+           "MIXED_FIRST", "MIXED_FIRST_UPDATE", "MIXED_FORM", "MIXED_FORM_UPDATE", "MIXED_TILT",
+           "MIXED_TILT_PAIR", "MIXED_TILT_UPDATE", "MIXED_VS_SHIPPED", "MOMENTS",
+           "MOMENTS_UPDATE", "ORDER",
            "SAME_BUDGET", "SHIPPED", "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS",
            "TELE_OFF", "VAL_HELD_OUT", "VARIANTS", "all_tables", "committed",
            "digits_accuracy_table", "guard_swap_table", "paired_table", "real_table",
@@ -155,6 +156,16 @@ GRADIENT_FIRST_TILT3 = ("update_tele_diag-noguard-long-bound3-gradient-layer3-fi
 #: that teleporting arm and the direct LSTM(update) paired with its LSTM(update) (the arm last)
 GRADIENT_FIRST_UPDATE = ("update_tele_diag-noguard-long-bound3-gradient-layer3-first1",
                          "update-long", "update-long-gradient-layer3-first1")
+#: the mixed form at tilt 3 per layer with the first layer at tilt 1, with the gradient
+#: form's first-layer arm and the direct form's bound-3 arm, paired with the mixed form at
+#: tilt 3 over the problem (the arm last): what the first layer's tilt 1 costs and buys there
+MIXED_FIRST = ("update_tele_diag-noguard-long-bound3-mixed-layer3-first1",
+               "update_tele_diag-noguard-long-bound3-gradient-layer3-first1",
+               "update_tele_diag-noguard-long-bound3",
+               "update_tele_diag-noguard-long-bound3-mixed-tilt3")
+#: that teleporting arm and the direct LSTM(update) paired with its LSTM(update) (the arm last)
+MIXED_FIRST_UPDATE = ("update_tele_diag-noguard-long-bound3-mixed-layer3-first1",
+                      "update-long", "update-long-mixed-layer3-first1")
 #: the same budget (1600 trajectories) for LSTM(update): the teleporting arms meta-trained on
 #: it, paired with LSTM(update) meta-trained on it (the arm last)
 SAME_BUDGET = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",
@@ -180,7 +191,9 @@ ACCURACY = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-lo
             "update-long-mixed-tilt2", "update_tele_diag-noguard-long-bound3-gradient-layer",
             "update-long-gradient-layer",
             "update_tele_diag-noguard-long-bound3-gradient-layer3-first1",
-            "update-long-gradient-layer3-first1", "update-long", "update")
+            "update-long-gradient-layer3-first1",
+            "update_tele_diag-noguard-long-bound3-mixed-layer3-first1",
+            "update-long-mixed-layer3-first1", "update-long", "update")
 
 #: suite -> the shipped specialists (checkpoints/<name>.pt) meta-trained on that family
 SPECIALISTS: dict[str, list[str]] = {
@@ -209,7 +222,9 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                         # (and the gradient form's tilt per layer, 2026-12-06, before any run)
                         "update-long-gradient-layer",
                         # (and tilt 3 per layer with the first at 1, in a third, before any run)
-                        "update-long-gradient-layer3-first1"], 2.0),
+                        "update-long-gradient-layer3-first1",
+                        # (and the mixed form's, in a fourth, before any run)
+                        "update-long-mixed-layer3-first1"], 2.0),
     # the long arm a candidate since 2026-12-02, once its 5 seeds were trained; its bound-3
     # version since 2026-12-03, before its seeds 2-4 were trained (it counts once all 5 are)
     # (and the gradient form's since 2026-12-04, before any of its runs, at tilt 1 and 3)
@@ -227,7 +242,9 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                              # the same, in another
                              "update_tele_diag-noguard-long-bound3-gradient-layer",
                              # the same, in a third
-                             "update_tele_diag-noguard-long-bound3-gradient-layer3-first1"],
+                             "update_tele_diag-noguard-long-bound3-gradient-layer3-first1",
+                             # the same, in a fourth
+                             "update_tele_diag-noguard-long-bound3-mixed-layer3-first1"],
                             2.0),
 }
 

@@ -40,6 +40,8 @@ CANDIDATES: dict[str, str] = {
     "update_tele_diag-noguard-long-bound3-gradient-layer": "update-long-gradient-layer",
     "update_tele_diag-noguard-long-bound3-gradient-layer3-first1":
         "update-long-gradient-layer3-first1",
+    "update_tele_diag-noguard-long-bound3-mixed-layer3-first1":
+        "update-long-mixed-layer3-first1",
 }
 
 
