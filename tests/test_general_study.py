@@ -76,6 +76,8 @@ def _finished_run(tmp_path, monkeypatch, digits_learned):
     monkeypatch.setattr(general_runs, "score_suite", suite_score)
     monkeypatch.setattr(general_runs, "score_real",
                         lambda params, name, problems: calls.append(name) or {"set": name})
+    monkeypatch.setattr(general_runs, "score_validation",
+                        lambda params, name: calls.append(f"val {name}") or {"set": name})
     return folder, calls
 
 
@@ -84,13 +86,16 @@ def test_score_all_scores_each_finished_run_once(tmp_path, monkeypatch):
     general.score_all(tmp_path, problems=2, log=lambda line: None)
     # update is in ACCURACY, and its digits score has no held-out accuracy (a score from
     # before score_suite recorded it): the digits suite once more
-    assert "update" in general.ACCURACY
-    assert calls == list(general.SUITES) + list(general.REAL_SETS) + ["digits"]
+    # update is an arm general_update.pt may ship: on real data's validation problems too
+    assert "update" in general.ACCURACY and "update" in general.SHIPPED["general_update"][0]
+    validation = [f"val {name}" for name in general.REAL_SETS]
+    assert calls == list(general.SUITES) + list(general.REAL_SETS) + validation + ["digits"]
     assert json.loads((folder / "s0-depth3.json").read_text())["suite"] == "depth3"
     assert json.loads((folder / "s0-real-digits.json").read_text())["set"] == "digits"
+    assert json.loads((folder / "s0-val-real-digits.json").read_text())["set"] == "digits"
     assert json.loads((folder / "s0-digits-accuracy.json").read_text())["suite"] == "digits"
     general.score_all(tmp_path, problems=2, log=lambda line: None)
-    assert len(calls) == len(general.SUITES) + 3, "a scored suite is not scored again"
+    assert len(calls) == len(general.SUITES) + 5, "a scored suite is not scored again"
 
 
 def test_score_all_reads_held_out_accuracy_from_the_digits_score_where_it_has_it(tmp_path,
@@ -98,8 +103,8 @@ def test_score_all_reads_held_out_accuracy_from_the_digits_score_where_it_has_it
     folder, calls = _finished_run(tmp_path, monkeypatch,
                                   {"final": [0.05], "held_out_accuracy": [0.7]})
     general.score_all(tmp_path, problems=1, log=lambda line: None)
-    assert calls == list(general.SUITES) + list(general.REAL_SETS), \
-        "no second pass over the digits suite"
+    assert calls == list(general.SUITES) + list(general.REAL_SETS) + [
+        f"val {name}" for name in general.REAL_SETS], "no second pass over the digits suite"
     assert not (folder / "s0-digits-accuracy.json").exists()
     row = general.digits_accuracy_table(tmp_path, ("update",)).splitlines()[2]
     assert row.startswith(f"| digits | {general.ARMS['update'][2]} | 1 | 0.700 | 0.05 | "
@@ -247,6 +252,16 @@ def test_the_shipped_generalist_is_the_seed_chosen_on_validation(name):
     assert load_config(REPO / "checkpoints" / f"{name}.yaml") == want
 
 
+def _real_validation(folder: Path, seed: int, gap: float, sets=("breast_cancer", "digits")):
+    """Write the run's score_validation summaries: its accuracy ``gap`` below the better
+    hand's on the last of ``sets``, level on the others."""
+    for k, name in enumerate(sets):
+        learned = 0.8 + (gap if k == len(sets) - 1 else 0.0)
+        (folder / f"s{seed}-val-real-{name}.json").write_text(json.dumps(
+            {"sgd": {"accuracy": [0.8, 0.8]}, "adam": {"accuracy": [0.7, 0.9]},
+             "learned": {"accuracy": [learned, learned]}}))
+
+
 def test_ship_chooses_the_arm_then_the_seed_on_validation(tmp_path):
     from metateleport.checkpoint import load_checkpoint
     from metateleport.studies.arms import StudyError
@@ -266,8 +281,35 @@ def test_ship_chooses_the_arm_then_the_seed_on_validation(tmp_path):
                 None if arm.endswith("noguard") else 2.0)
             data["validation_score"] = v
             torch.save(data, folder / f"s{s}.pt")
+    # not yet measured on real data's validation problems: no arm qualifies
+    with pytest.raises(StudyError, match="validation problems within 0.03"):
+        general.shipped_choice(tmp_path, "general_update_tele")
+    folders = {arm: tmp_path / "general" / arm
+               for arm in ("update_tele_diag", "update_tele_diag-noguard")}
+    for folder in folders.values():
+        for s in range(5):
+            _real_validation(folder, s, -0.01)
+    assert general.real_validation_gap(tmp_path, "update_tele_diag", 0) == pytest.approx(-0.01)
     assert general.shipped_choice(tmp_path, "general_update_tele") == (
         "update_tele_diag-noguard", 3)
+    # a seed more than 0.03 below the best hand on one set is not shipped, its arm still is
+    _real_validation(folders["update_tele_diag-noguard"], 3, -0.05)
+    assert general.real_validation_gap(tmp_path, "update_tele_diag-noguard", 3) == \
+        pytest.approx(-0.05)
+    assert general.shipped_choice(tmp_path, "general_update_tele") == (
+        "update_tele_diag-noguard", 2)
+    # an arm whose median seed is more than 0.03 below is not a candidate
+    for s in (0, 1):
+        _real_validation(folders["update_tele_diag-noguard"], s, -0.04)
+    assert general.shipped_choice(tmp_path, "general_update_tele") == ("update_tele_diag", 1)
+    for s in (0, 1, 3):
+        _real_validation(folders["update_tele_diag-noguard"], s, -0.01)
+    # an arm with a seed not measured on one set does not compete
+    (folders["update_tele_diag"] / "s2-val-real-digits.json").unlink()
+    assert general.real_validation_gap(tmp_path, "update_tele_diag", 2) is None
+    assert general.shipped_choice(tmp_path, "general_update_tele") == (
+        "update_tele_diag-noguard", 3)
+    _real_validation(folders["update_tele_diag"], 2, -0.01)
     line = general.ship_generalist(tmp_path, tmp_path / "out", "general_update_tele")
     assert "update_tele_diag-noguard seed 3" in line
     shipped = load_checkpoint(tmp_path / "out" / "general_update_tele.pt", "params")

@@ -12,6 +12,7 @@ import torch
 
 pytest.importorskip("sklearn")
 
+from metateleport.checkpoint import load_optimizer  # noqa: E402
 from metateleport.studies import realdata  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,6 +113,28 @@ def test_a_shipped_checkpoint_scores_with_finite_accuracies(monkeypatch):
         assert all(0 <= a <= 1 for a in learned["accuracy"])
         assert all(math.isfinite(v) for v in learned["final"] + learned["held_out_loss"])
     assert "| sgd | 0.1 |" in realdata.real_table([out])
+
+
+def test_validation_scores_read_validation_problems_only(monkeypatch):
+    """score_validation runs the checkpoint and the hand optimizers tuned there on VAL_SEEDS
+    (problems no test score uses), and validation_gap is the learned mean accuracy minus the
+    better hand's."""
+    monkeypatch.setattr(realdata, "VAL_SEEDS", (1000, 1001))
+    monkeypatch.setattr(realdata, "GRIDS", {"sgd": (1e-1, 1e6), "adam": (1e-2,)})
+    ckpt = REPO / "checkpoints" / "general_update_tele.pt"
+    out = realdata.score_validation(ckpt, "breast_cancer", n_steps=5)
+    assert out["seeds"] == [1000, 1001] and out["learned"]["teleport"]
+    assert out["sgd"]["lr"] == 0.1 and out["adam"]["lr"] == 0.01  # 1e6 diverges: not chosen
+    for kind in ("sgd", "adam", "learned"):
+        assert len(out[kind]["accuracy"]) == 2 and all(0 <= a <= 1 for a in out[kind]["accuracy"])
+    want = realdata.run(realdata.make_problem("breast_cancer", 1001),
+                        realdata.as_scored(load_optimizer(ckpt)[0]), 5, True)["accuracy"]
+    assert out["learned"]["accuracy"][1] == want
+    out["sgd"]["accuracy"], out["adam"]["accuracy"] = [0.5, 0.7], [0.8, 0.9]
+    out["learned"]["accuracy"] = [0.8, 0.8]
+    assert realdata.validation_gap(out) == pytest.approx(0.8 - 0.85)
+    with pytest.raises(ValueError, match="unknown real set"):
+        realdata.score_validation(ckpt, "iris")
 
 
 def test_the_guard_counts_its_refusals():

@@ -22,32 +22,52 @@ import yaml
 
 from ..checkpoint import load_checkpoint
 from ..stats import median
-from .general import ACCURACY, ARMS, ORDER, SHIPPED, SPECIALISTS, STUDY
-from .realdata import REAL_SETS, score_real
+from .general import ACCURACY, ACCURACY_MARGIN, ARMS, ORDER, SHIPPED, SPECIALISTS, STUDY
+from .realdata import REAL_SETS, score_real, score_validation, validation_gap
 from .runs import train, write_summary
 from .suites import SUITES, score_suite
 
-__all__ = ["GUARD_SWAP", "STUDY_SPECIALISTS", "TELE_OFF", "committed", "record_histories",
-           "score_all", "score_guard_swap", "score_specialists", "score_study_specialists",
-           "score_tele_off", "ship_generalist", "shipped_choice", "train_all", "train_one",
-           "validation_history"]
+__all__ = ["GUARD_SWAP", "STUDY_SPECIALISTS", "TELE_OFF", "committed", "real_validation_gap",
+           "record_histories", "score_all", "score_guard_swap", "score_specialists",
+           "score_study_specialists", "score_tele_off", "ship_generalist", "shipped_choice",
+           "train_all", "train_one", "validation_history"]
+
+
+def real_validation_gap(summaries: Path, arm: str, seed: int) -> float | None:
+    """The run's held-out accuracy on real data's validation problems below the better tuned
+    hand optimizer's, the worse of REAL_SETS (realdata.validation_gap of its committed
+    ``s<seed>-val-real-<set>.json``); None until every set is measured."""
+    found = [summaries / STUDY / arm / f"s{seed}-val-real-{name}.json" for name in REAL_SETS]
+    if not all(f.is_file() for f in found):
+        return None
+    return min(validation_gap(json.loads(f.read_text())) for f in found)
 
 
 def shipped_choice(summaries: Path, name: str) -> tuple[str, int]:
     """(arm, seed) that checkpoints/``name``.pt ships, by SHIPPED's rule, from the committed
-    summaries; StudyError if none of its arms has all its seeds."""
+    summaries: of its arms with every seed trained and measured on real data's validation
+    problems, those whose median real_validation_gap is at least -ACCURACY_MARGIN; of these
+    the arm with the lowest median validation score, and of its seeds within the margin the
+    one with the lowest. StudyError if no arm qualifies."""
     from .arms import StudyError
     from .selection import best_seed
 
     scores = {}
     for arm in SHIPPED[name][0]:
         done = _by_seed(summaries / STUDY / arm, ARMS[arm][3])
-        if len(done) == len(ARMS[arm][3]):
-            scores[arm] = {s: d["validation_score"] for s, d in done.items()}
+        gaps = {s: real_validation_gap(summaries, arm, s) for s in done}
+        if len(done) < len(ARMS[arm][3]) or None in gaps.values():
+            continue
+        if median(list(gaps.values())) >= -ACCURACY_MARGIN:
+            scores[arm] = {s: d["validation_score"] for s, d in done.items()}, {
+                s: d["validation_score"] for s, d in done.items()
+                if gaps[s] >= -ACCURACY_MARGIN}
     if not scores:
-        raise StudyError(f"{name}: none of {SHIPPED[name][0]} has all its seeds trained")
-    arm = min(scores, key=lambda a: median(list(scores[a].values())))
-    return arm, best_seed(scores[arm])
+        raise StudyError(f"{name}: none of {SHIPPED[name][0]} has all its seeds trained and "
+                         f"measured on real data's validation problems within "
+                         f"{ACCURACY_MARGIN} of the best tuned hand optimizer's accuracy")
+    arm = min(scores, key=lambda a: median(list(scores[a][0].values())))
+    return arm, best_seed(scores[arm][1])
 
 
 def ship_generalist(summaries: Path, dest: Path, name: str) -> str:
@@ -129,7 +149,9 @@ def _score_once(out: Path, head: dict[str, Any], score: Callable[..., dict[str, 
 def score_all(summaries: Path, problems: int = 32, log: Callable[[str], None] = print) -> None:
     """Score every finished run (its committed chosen iterate) on every suite of
     suites.SUITES and every real set that has no ``<arm>/s<seed>-<suite>.json`` (or
-    ``-real-<set>.json``) yet, and write it."""
+    ``-real-<set>.json``) yet, and write it; a run of an arm SHIPPED may choose from also on
+    every real set's validation problems (``-val-real-<set>.json``, what shipped_choice
+    reads)."""
     for arm, seed in ORDER:
         params = summaries / STUDY / arm / f"s{seed}.pt"
         if not params.is_file():
@@ -145,6 +167,12 @@ def score_all(summaries: Path, problems: int = 32, log: Callable[[str], None] = 
                         {"arm": arm, "seed": seed}, score_real, (params, name, problems),
                         summaries, f"{arm} seed {seed} scored on real {name}",
                         f"{arm} s{seed} real {name}: done", log)
+        if any(arm in arms for arms, _ in SHIPPED.values()):  # what shipped_choice reads
+            for name in REAL_SETS:
+                _score_once(summaries / STUDY / arm / f"s{seed}-val-real-{name}.json",
+                            {"arm": arm, "seed": seed}, score_validation, (params, name),
+                            summaries, f"{arm} seed {seed} measured on real {name}'s "
+                            "validation problems", f"{arm} s{seed} val real {name}: done", log)
         digits = summaries / STUDY / arm / f"s{seed}-digits.json"
         if arm in ACCURACY and "held_out_accuracy" not in json.loads(digits.read_text())[
                 "learned"]:

@@ -37,8 +37,8 @@ from ..stats import paired_difference
 from ..torch_optim import LearnedTorchOptimizer
 
 __all__ = ["GRIDS", "REAL_SETS", "VAL_SEEDS", "RealProblem", "RealSet", "as_scored", "evaluate",
-           "hand_results", "loss_fn", "make_problem", "real_table", "run", "score_real", "tune",
-           "versus_best_hand"]
+           "hand_results", "loss_fn", "make_problem", "real_table", "run", "score_real",
+           "score_validation", "tune", "validation_gap", "versus_best_hand"]
 
 
 @dataclass(frozen=True)
@@ -293,6 +293,41 @@ def score_real(params: Path | None, name: str, problems: int = 32, n_steps: int 
                           **_runs(name, range(problems), as_scored(learned), n_steps,
                                   moves)}
     return out
+
+
+@functools.cache
+def _hand_validation(name: str, n_steps: int, grids: tuple, val_seeds: tuple) -> dict[str, Any]:
+    out = {}
+    for kind, grid in grids:
+        lr = tune(name, kind, n_steps, grid, val_seeds)["lr"]
+        out[kind] = {**_runs(name, val_seeds, functools.partial(HAND[kind], lr=lr), n_steps),
+                     "lr": lr}
+    return out
+
+
+def score_validation(params: Path, name: str, n_steps: int = 100) -> dict[str, Any]:
+    """The checkpoint ``params`` and tuned SGD and Adam (their step sizes chosen there, as
+    tune does) on the validation problems VAL_SEEDS of ``name``, never a test problem,
+    JSON-ready: {"set", "n_steps", "seeds", "sgd", "adam", "learned": {"final", "accuracy",
+    "held_out_loss" per validation problem, "diverged", ...}}, run as score_real runs a
+    checkpoint (its m2 teleports after every step). What a choice among learned optimizers may
+    read about real data (validation_gap)."""
+    if name not in REAL_SETS:
+        raise ValueError(f"unknown real set {name!r}; allowed: {list(REAL_SETS)}")
+    hand = copy.deepcopy(_hand_validation(name, n_steps, tuple(GRIDS.items()),
+                                          tuple(VAL_SEEDS)))
+    learned, _ = load_optimizer(params)
+    moves = learned.move is not None
+    return {"set": name, "n_steps": n_steps, "seeds": list(VAL_SEEDS), **hand,
+            "learned": {"params": str(params), "teleport": moves,
+                        **_runs(name, VAL_SEEDS, as_scored(learned), n_steps, moves)}}
+
+
+def validation_gap(found: dict[str, Any]) -> float:
+    """Of a score_validation result: the learned optimizer's mean held-out accuracy over the
+    validation problems minus the better tuned hand optimizer's (by that mean)."""
+    best = max(float(np.mean(found[kind]["accuracy"])) for kind in HAND)
+    return float(np.mean(found["learned"]["accuracy"])) - best
 
 
 def versus_best_hand(found: dict[int, dict[str, Any]], hands: Sequence[str] = tuple(HAND),
