@@ -309,6 +309,13 @@ def test_ship_chooses_the_arm_then_the_seed_on_validation(tmp_path):
     assert general.real_validation_gap(tmp_path, "update_tele_diag", 2) is None
     assert general.shipped_choice(tmp_path, "general_update_tele") == (
         "update_tele_diag-noguard", 3)
+    from metateleport.studies.general_verdict import shipping_table
+
+    rows = {r.split(" | ")[1]: r for r in shipping_table(tmp_path).splitlines()[2:]}
+    assert rows[general.ARMS["update_tele_diag"][2]].endswith(
+        "| 5/5 | 2.000 | +0.000 (5) | -0.010 (4) | - |  |")
+    assert rows[general.ARMS["update_tele_diag-noguard"][2]].endswith(
+        "| 5/5 | 1.500 | +0.000 (5) | -0.010 (5) | yes | seed 3 |")
     _real_validation(folders["update_tele_diag"], 2, -0.01)
     line = general.ship_generalist(tmp_path, tmp_path / "out", "general_update_tele")
     assert "update_tele_diag-noguard seed 3" in line

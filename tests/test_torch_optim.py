@@ -56,17 +56,28 @@ def torch_loop(model, opt, X, Y, steps, teleport=True):
     return torch.tensor(losses, dtype=torch.float64)
 
 
-@pytest.mark.parametrize("name", ["update", "general_update_tele"])
-def test_fused_steps_are_as_accurate_as_the_kernel(name):
+# (checkpoint, steps at float32 rounding, bound at step 30): LSTM(update); the direct form's
+# teleporting generalist (shipped until 2026-12-06); the shipped one, whose m1 also steps along
+# Adam's direction, which amplifies float32 rounding faster (5e-6 by step 4, 4e-4 by step 11,
+# nn.LSTM's kernel alike)
+FUSED_CASES = [(CKPT / "update.pt", 11, 0.05),
+               (CKPT.parent / "studies" / "general" / "update_tele_diag-noguard-long-bound3"
+                / "s1.pt", 11, 0.05),
+               (CKPT / "general_update_tele.pt", 4, 0.5)]
+
+
+@pytest.mark.parametrize("path, tight, late", FUSED_CASES,
+                         ids=["update", "direct_generalist", "general_update_tele"])
+def test_fused_steps_are_as_accurate_as_the_kernel(path, tight, late):
     """fused=True (the default: networks.fused_inference) and fused=False (nn.LSTM's kernel),
-    both in float32, against the float64 trajectory of the same checkpoint. Over the first 10
-    steps both stay at float32 rounding (about 1e-6 relative) and the fused one is no farther
-    from float64 than nn.LSTM's (within 3x); later the dynamics amplify rounding chaotically
-    (to a few 1e-3 by step 30, either kernel ahead by chance), so there only a bound holds."""
+    both in float32, against the float64 trajectory of the same checkpoint. Over the first
+    ``tight`` steps both stay near float32 rounding (below 1e-5 relative) and the fused one is
+    no farther from float64 than nn.LSTM's (within 3x); later the dynamics amplify rounding
+    chaotically (either kernel ahead by chance), so there only a bound holds."""
     p = MLPTaskFamily().sample(1, 3, "test")
     runs = {}
     for fused, dtype in ((True, torch.float32), (False, torch.float32), (False, torch.float64)):
-        learned, _ = load_optimizer(CKPT / f"{name}.pt")
+        learned, _ = load_optimizer(path)
         model = mlp([20, 20, 20], False, dtype=dtype)
         load_problem(model, [w.to(dtype) for w in p.weights])
         opt = LearnedOpt(model.parameters(), learned=learned.to(dtype), fused=fused)
@@ -78,9 +89,9 @@ def test_fused_steps_are_as_accurate_as_the_kernel(name):
         return float(((runs[key][:steps] - exact[:steps]).abs() / exact[:steps].abs()).max())
 
     fused, kernel = (True, torch.float32), (False, torch.float32)
-    assert off(fused, 11) <= 1e-5
-    assert off(fused, 11) <= 3 * off(kernel, 11)
-    assert off(fused, 31) <= 0.05 and off(kernel, 31) <= 0.05
+    assert off(fused, tight) <= 1e-5
+    assert off(fused, tight) <= 3 * off(kernel, tight)
+    assert off(fused, 31) <= late and off(kernel, 31) <= late
     assert float(exact[-1]) < 0.5 * float(exact[0])
 
 

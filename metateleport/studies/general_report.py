@@ -71,7 +71,7 @@ def _pairing(summaries: Path, arms: tuple[str, ...], subject: str, paired: str,
 def all_tables(summaries: Path) -> str:
     """Every table of the study from the committed summaries, as markdown under headings:
     what ``general_study.py`` prints and writes to ``studies/general/tables.md``."""
-    from .general_verdict import done_when_table  # it reads this module's tables
+    from .general_verdict import done_when_table, shipping_table  # they read this module's
 
     shipped = shipped_choice(summaries, "general_update_tele")[0]
     # paired with the shipped LSTM(update)'s arm (the done-when comparison) and with the
@@ -84,6 +84,8 @@ def all_tables(summaries: Path) -> str:
          shipped_table(summaries, shipped, against)),
         ("The done-when per candidate teleporting arm (general_verdict.py)",
          done_when_table(summaries)),
+        ("The shipping rule: what it read of every arm it chooses from (general_verdict.py)",
+         shipping_table(summaries)),
         ("Failed seeds with and without selection on validation", selection_table(summaries)),
         ("Per run and suite", suite_table(summaries)),
         ("Per suite, paired with LSTM(update)", paired_table(summaries)),
@@ -184,7 +186,9 @@ def all_tables(summaries: Path) -> str:
         ("Held-out accuracy on the digits suite (the family's held-out images)",
          digits_accuracy_table(summaries)),
         *((f"{ARMS[arm][2]} against the specialists", specialist_table(summaries, arm))
-          for arm in dict.fromkeys((shipped, "update_tele_diag", "update"))),
+          # the direct form's bound-3 arm: shipped until 2026-12-06, the fastest on most suites
+          for arm in dict.fromkeys((shipped, "update_tele_diag-noguard-long-bound3",
+                                    "update_tele_diag", "update"))),
     ]
     head = ("# Study `general`\n\nRegenerate: `python scripts/general_study.py status` (from the "
             "committed summaries; `score` scores what is missing first).\n")

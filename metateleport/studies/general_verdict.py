@@ -1,6 +1,7 @@
 """The generalist issue's done-when, criterion by criterion, for every candidate teleporting
 arm (``CANDIDATES``), read off the committed summaries alone: ``done_when_table``, a section of
-studies/general/tables.md.
+studies/general/tables.md; and what the shipping rule read of every arm it chooses from
+(``shipping_table``).
 
 Per arm, over every test suite (the issue's families, the distribution's own stream, the
 specialists' families and the held-out suite): diverged problems; the suites where its median
@@ -15,17 +16,19 @@ and on real data the paired held-out accuracy difference to the better tuned han
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
-from ..stats import difference_text
-from .general import ARMS
+from ..stats import difference_text, median
+from .arms import StudyError
+from .general import ACCURACY_MARGIN, ARMS, SHIPPED, STUDY
 from .general_tables import _scored, hand_tests, specialist_pairs, versus_test
 from .realdata import REAL_SETS, versus_best_hand
 from .suites import SUITES
 
-__all__ = ["CANDIDATES", "done_when_table"]
+__all__ = ["CANDIDATES", "done_when_table", "shipping_table"]
 
 #: the teleporting arms a shipped generalist may come from, each with the LSTM(update)
 #: meta-trained the same way (the done-when's "generalist LSTM(update)")
@@ -97,4 +100,41 @@ def done_when_table(summaries: Path) -> str:
             "|---|---|---|---|---|---|---|---|" + "---|" * len(REAL_SETS)]
     rows += [r for arm, update in CANDIDATES.items()
              if (r := _row(summaries, arm, update)) is not None]
+    return "\n".join(rows) + "\n"
+
+
+def shipping_table(summaries: Path) -> str:
+    """Markdown, one row per arm of SHIPPED (per checkpoint): its seeds trained, median
+    validation score, and per real set the median over seeds of its held-out accuracy on the
+    validation problems minus the better tuned hand optimizer's, whether it is within
+    ACCURACY_MARGIN (general_runs.shipped_choice's rule) and what ships."""
+    from .general_runs import _by_seed, real_validation_gap, shipped_choice
+    from .realdata import validation_gap
+
+    rows = ["| checkpoint | arm | seeds | validation score (median) | "
+            + " | ".join(f"{name}: validation accuracy - best hand's" for name in REAL_SETS)
+            + f" | within {ACCURACY_MARGIN} | ships |", "|---|---|---|---|"
+            + "---|" * len(REAL_SETS) + "---|---|"]
+    for name, (arms, _) in SHIPPED.items():
+        try:
+            chosen = shipped_choice(summaries, name)
+        except StudyError:  # nothing qualifies yet
+            chosen = None
+        for arm in arms:
+            seeds = ARMS[arm][3]
+            done = _by_seed(summaries / STUDY / arm, seeds)
+            if not done:
+                continue
+            per_set = []
+            for real in REAL_SETS:
+                found = [summaries / STUDY / arm / f"s{s}-val-real-{real}.json" for s in done]
+                gaps = [validation_gap(json.loads(f.read_text())) for f in found if f.is_file()]
+                per_set.append(f"{median(gaps):+.3f} ({len(gaps)})" if gaps else "-")
+            gaps = [real_validation_gap(summaries, arm, s) for s in done]
+            within = ("-" if len(done) < len(seeds) or None in gaps
+                      else "yes" if median(gaps) >= -ACCURACY_MARGIN else "no")
+            ships = f"seed {chosen[1]}" if chosen and chosen[0] == arm else ""
+            score = median([d["validation_score"] for d in done.values()])
+            rows.append(f"| {name} | {ARMS[arm][2]} | {len(done)}/{len(seeds)} | {score:.3f} | "
+                        + " | ".join(per_set) + f" | {within} | {ships} |")
     return "\n".join(rows) + "\n"
