@@ -38,10 +38,11 @@ __all__ = ["ACCURACY", "ACCURACY_MARGIN", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS
            "MIXED_VS_SHIPPED", "MOMENTS", "MOMENTS_UPDATE", "ORDER", "SAME_BUDGET", "SHIPPED",
            "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "TELE_OFF", "VAL_HELD_OUT", "VARIANTS",
            "all_tables", "committed", "digits_accuracy_table", "guard_swap_table", "paired_table",
-           "real_table", "real_validation_gap", "record_histories", "score_all", "score_guard_swap",
-           "score_specialists", "score_study_specialists", "score_tele_off", "selection_table",
-           "ship_generalist", "shipped_choice", "shipped_table", "specialist_table", "status_table",
-           "suite_table", "tele_off_table", "train_all", "train_one", "validation_history"]
+           "real_table", "real_validation_gap", "real_validation_gaps", "record_histories",
+           "score_all", "score_guard_swap", "score_specialists", "score_study_specialists",
+           "score_tele_off", "selection_table", "ship_generalist", "shipped_choice",
+           "shipped_table", "specialist_table", "status_table", "suite_table", "tele_off_table",
+           "train_all", "train_one", "validation_history", "within_margin"]
 
 STUDY = "general"
 

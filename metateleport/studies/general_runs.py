@@ -28,9 +28,9 @@ from .runs import train, write_summary
 from .suites import SUITES, score_suite
 
 __all__ = ["GUARD_SWAP", "STUDY_SPECIALISTS", "TELE_OFF", "committed", "real_validation_gap",
-           "record_histories", "score_all", "score_guard_swap", "score_specialists",
-           "score_study_specialists", "score_tele_off", "ship_generalist", "shipped_choice",
-           "train_all", "train_one", "validation_history"]
+           "real_validation_gaps", "record_histories", "score_all", "score_guard_swap",
+           "score_specialists", "score_study_specialists", "score_tele_off", "ship_generalist",
+           "shipped_choice", "train_all", "train_one", "validation_history", "within_margin"]
 
 
 def real_validation_gap(summaries: Path, arm: str, seed: int) -> float | None:
@@ -41,6 +41,19 @@ def real_validation_gap(summaries: Path, arm: str, seed: int) -> float | None:
     if not all(f.is_file() for f in found):
         return None
     return min(validation_gap(json.loads(f.read_text())) for f in found)
+
+
+def real_validation_gaps(summaries: Path, arm: str) -> dict[int, float] | None:
+    """seed -> real_validation_gap for every seed of ``arm``; None until every seed is trained
+    and measured."""
+    gaps = {s: real_validation_gap(summaries, arm, s) for s in ARMS[arm][3]}
+    return None if None in gaps.values() else gaps
+
+
+def within_margin(gaps: dict[int, float]) -> bool:
+    """SHIPPED's condition on real data: the median seed of real_validation_gaps within
+    ACCURACY_MARGIN of the best tuned hand optimizer's accuracy."""
+    return median(list(gaps.values())) >= -ACCURACY_MARGIN
 
 
 def shipped_choice(summaries: Path, name: str) -> tuple[str, int]:
@@ -55,13 +68,11 @@ def shipped_choice(summaries: Path, name: str) -> tuple[str, int]:
     scores = {}
     for arm in SHIPPED[name][0]:
         done = _by_seed(summaries / STUDY / arm, ARMS[arm][3])
-        gaps = {s: real_validation_gap(summaries, arm, s) for s in done}
-        if len(done) < len(ARMS[arm][3]) or None in gaps.values():
+        gaps = real_validation_gaps(summaries, arm)
+        if len(done) < len(ARMS[arm][3]) or gaps is None or not within_margin(gaps):
             continue
-        if median(list(gaps.values())) >= -ACCURACY_MARGIN:
-            scores[arm] = {s: d["validation_score"] for s, d in done.items()}, {
-                s: d["validation_score"] for s, d in done.items()
-                if gaps[s] >= -ACCURACY_MARGIN}
+        scores[arm] = {s: d["validation_score"] for s, d in done.items()}, {
+            s: d["validation_score"] for s, d in done.items() if gaps[s] >= -ACCURACY_MARGIN}
     if not scores:
         raise StudyError(f"{name}: none of {SHIPPED[name][0]} has all its seeds trained and "
                          f"measured on real data's validation problems within "

@@ -108,7 +108,7 @@ def shipping_table(summaries: Path) -> str:
     validation score, and per real set the median over seeds of its held-out accuracy on the
     validation problems minus the better tuned hand optimizer's, whether it is within
     ACCURACY_MARGIN (general_runs.shipped_choice's rule) and what ships."""
-    from .general_runs import _by_seed, real_validation_gap, shipped_choice
+    from .general_runs import _by_seed, real_validation_gaps, shipped_choice, within_margin
     from .realdata import validation_gap
 
     rows = ["| checkpoint | arm | seeds | validation score (median) | "
@@ -130,9 +130,8 @@ def shipping_table(summaries: Path) -> str:
                 found = [summaries / STUDY / arm / f"s{s}-val-real-{real}.json" for s in done]
                 gaps = [validation_gap(json.loads(f.read_text())) for f in found if f.is_file()]
                 per_set.append(f"{median(gaps):+.3f} ({len(gaps)})" if gaps else "-")
-            gaps = [real_validation_gap(summaries, arm, s) for s in done]
-            within = ("-" if len(done) < len(seeds) or None in gaps
-                      else "yes" if median(gaps) >= -ACCURACY_MARGIN else "no")
+            gaps = real_validation_gaps(summaries, arm)
+            within = "-" if gaps is None else "yes" if within_margin(gaps) else "no"
             ships = f"seed {chosen[1]}" if chosen and chosen[0] == arm else ""
             score = median([d["validation_score"] for d in done.values()])
             rows.append(f"| {name} | {ARMS[arm][2]} | {len(done)}/{len(seeds)} | {score:.3f} | "

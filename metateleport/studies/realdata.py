@@ -246,13 +246,14 @@ def tune(name: str, kind: str, n_steps: int, grid: tuple[float, ...] | None = No
 
 
 @functools.cache
-def _hand_cached(name: str, problems: int, n_steps: int, grids: tuple,
+def _hand_cached(name: str, seeds: tuple, n_steps: int, grids: tuple,
                  val_seeds: tuple) -> dict[str, Any]:
+    """{kind: {**_runs on the problems ``seeds`` at the step size tune chose on ``val_seeds``,
+    "tuning": tune's result}} for every (kind, grid) of ``grids``."""
     out = {}
     for kind, grid in grids:
         tuning = tune(name, kind, n_steps, grid, val_seeds)
-        lr = tuning["lr"]
-        out[kind] = {**_runs(name, range(problems), functools.partial(HAND[kind], lr=lr),
+        out[kind] = {**_runs(name, seeds, functools.partial(HAND[kind], lr=tuning["lr"]),
                              n_steps), "tuning": tuning}
     return out
 
@@ -261,7 +262,7 @@ def hand_results(name: str, problems: int = 32, n_steps: int = 100) -> dict[str,
     """Tuned SGD and Adam on the test problems of ``name``: {kind: {"final", "accuracy",
     "held_out_loss" (per test problem), "diverged", "tuning" (tune's result)}}, computed once
     per (set, problems, n_steps, GRIDS, VAL_SEEDS) in this process."""
-    key = (name, problems, n_steps, tuple(GRIDS.items()), tuple(VAL_SEEDS))
+    key = (name, tuple(range(problems)), n_steps, tuple(GRIDS.items()), tuple(VAL_SEEDS))
     return copy.deepcopy(_hand_cached(*key))
 
 
@@ -295,16 +296,6 @@ def score_real(params: Path | None, name: str, problems: int = 32, n_steps: int 
     return out
 
 
-@functools.cache
-def _hand_validation(name: str, n_steps: int, grids: tuple, val_seeds: tuple) -> dict[str, Any]:
-    out = {}
-    for kind, grid in grids:
-        lr = tune(name, kind, n_steps, grid, val_seeds)["lr"]
-        out[kind] = {**_runs(name, val_seeds, functools.partial(HAND[kind], lr=lr), n_steps),
-                     "lr": lr}
-    return out
-
-
 def score_validation(params: Path, name: str, n_steps: int = 100) -> dict[str, Any]:
     """The checkpoint ``params`` and tuned SGD and Adam (their step sizes chosen there, as
     tune does) on the validation problems VAL_SEEDS of ``name``, never a test problem,
@@ -314,8 +305,9 @@ def score_validation(params: Path, name: str, n_steps: int = 100) -> dict[str, A
     read about real data (validation_gap)."""
     if name not in REAL_SETS:
         raise ValueError(f"unknown real set {name!r}; allowed: {list(REAL_SETS)}")
-    hand = copy.deepcopy(_hand_validation(name, n_steps, tuple(GRIDS.items()),
-                                          tuple(VAL_SEEDS)))
+    hand = _hand_cached(name, tuple(VAL_SEEDS), n_steps, tuple(GRIDS.items()), tuple(VAL_SEEDS))
+    hand = {kind: {**{k: v for k, v in r.items() if k != "tuning"}, "lr": r["tuning"]["lr"]}
+            for kind, r in copy.deepcopy(hand).items()}
     learned, _ = load_optimizer(params)
     moves = learned.move is not None
     return {"set": name, "n_steps": n_steps, "seeds": list(VAL_SEEDS), **hand,
