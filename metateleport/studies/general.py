@@ -30,8 +30,9 @@ from .general_arms import ARMS, ORDER
 # general_runs' and general_tables' names in __all__ come from __getattr__ (at the end)
 # ruff: noqa: F822
 __all__ = ["ACCURACY", "ACCURACY_MARGIN", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS", "CONTROLS",
-           "CURVATURE", "DIGITS_SHARE", "FAILED_MARGIN", "GL_CONTROLS", "GRADIENT_FIRST",
-           "GRADIENT_FIRST_TILT3", "GRADIENT_FIRST_UPDATE", "GRADIENT_FORM", "GRADIENT_FORM_UPDATE",
+           "CURVATURE", "DIGITS_SHARE", "FAILED_MARGIN", "GL_CONTROLS", "GL_RECIPE",
+           "GRADIENT_FIRST", "GRADIENT_FIRST_TILT3", "GRADIENT_FIRST_UPDATE", "GRADIENT_FORM",
+           "GRADIENT_FORM_UPDATE",
            "GRADIENT_LAYER", "GRADIENT_LAYER_UPDATE", "GRADIENT_TILT", "GRADIENT_TILT_UPDATE",
            "GUARD_SWAP", "HEADLINE", "LONGER", "MIXED_FIRST", "MIXED_FIRST_UPDATE", "MIXED_FORM",
            "MIXED_FORM_UPDATE", "MIXED_TILT", "MIXED_TILT_PAIR", "MIXED_TILT_UPDATE",
@@ -165,6 +166,10 @@ MIXED_FIRST = ("update_tele_diag-noguard-long-bound3-mixed-layer3-first1",
 #: that teleporting arm and the direct LSTM(update) paired with its LSTM(update) (the arm last)
 MIXED_FIRST_UPDATE = ("update_tele_diag-noguard-long-bound3-mixed-layer3-first1",
                       "update-long", "update-long-mixed-layer3-first1")
+#: the gl group at the diag bound-3 arm's recipe, with the first gl arm meta-trained without
+#: the guard, paired with the diag bound-3 arm (the arm last): the group alone
+GL_RECIPE = ("update_tele-noguard-long-bound3", "update_tele-noguard",
+             "update_tele_diag-noguard-long-bound3")
 #: the same budget (1600 trajectories) for LSTM(update): the teleporting arms meta-trained on
 #: it, paired with LSTM(update) meta-trained on it (the arm last)
 SAME_BUDGET = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",
@@ -192,7 +197,8 @@ ACCURACY = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-lo
             "update_tele_diag-noguard-long-bound3-gradient-layer3-first1",
             "update-long-gradient-layer3-first1",
             "update_tele_diag-noguard-long-bound3-mixed-layer3-first1",
-            "update-long-mixed-layer3-first1", "update-long", "update")
+            "update-long-mixed-layer3-first1", "update_tele-noguard-long-bound3",
+            "update_tele-noguard", "update-long", "update")
 
 #: suite -> the shipped specialists (checkpoints/<name>.pt) meta-trained on that family
 SPECIALISTS: dict[str, list[str]] = {

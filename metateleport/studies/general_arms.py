@@ -332,6 +332,16 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
          "model.update_tilt_first=1.0", "model.update_scale=0.1"],
         "LSTM(update), guarded, twice the meta-training, m1 a preconditioner of both the "
         "gradient and Adam's direction (tilt 3 per layer, 1 in the first)", [0, 1, 2, 3, 4]),
+    # added 2026-12-06 (a fifth session): the gl group at the recipe that made the diag group
+    # work (no guard, 1600 trajectories, bound 3; the moments of the mixed form do not follow a
+    # gl teleport, so the direct form): is the done-when's "within 2x of the gl specialists"
+    # within reach of a gl generalist at all, and at what held-out accuracy on real data? A
+    # control of the diag bound-3 arm, 3 seeds, not a candidate to ship, before any run
+    "update_tele-noguard-long-bound3": ("general_update_tele",
+                                        ["model.guard=null", "train.trajectories=1600",
+                                         "model.max_tele_norm=3.0"],
+                                        "LSTM(update,tele) in the gl group without the guard, "
+                                        "twice the meta-training, teleport bound 3", [0, 1, 2]),
 }
 
 
@@ -375,7 +385,8 @@ def _order() -> list[tuple[str, int]]:
             + [("update-long-gradient-layer3-first1", s) for s in range(5)]
             + [("update_tele_diag-noguard-long-bound3-mixed-layer3-first1", s)
                for s in range(5)]
-            + [("update-long-mixed-layer3-first1", s) for s in range(5)])
+            + [("update-long-mixed-layer3-first1", s) for s in range(5)]
+            + [("update_tele-noguard-long-bound3", s) for s in range(3)])
 
 
 #: the order in which runs are trained

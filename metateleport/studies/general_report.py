@@ -16,6 +16,7 @@ from .general import (
     CURVATURE,
     DIGITS_SHARE,
     GL_CONTROLS,
+    GL_RECIPE,
     GRADIENT_FIRST,
     GRADIENT_FIRST_TILT3,
     GRADIENT_FIRST_UPDATE,
@@ -177,6 +178,9 @@ def all_tables(summaries: Path) -> str:
         *_pairing(summaries, MIXED_FIRST_UPDATE,
                   "The mixed form at tilt 3 per layer, the first at 1, for LSTM(update)",
                   ", paired with it", ""),
+        *_pairing(summaries, GL_RECIPE, "The gl group at the diag bound-3 arm's recipe",
+                  " (with the first gl arm without the guard), paired with the diag bound-3 arm",
+                  ", paired with it"),
         ("LSTM(update) at the teleporting arms' budget (1600 trajectories), paired with them",
          paired_table(summaries, SAME_BUDGET, specialists=False)),
         ("LSTM(update) at the teleporting arms' budget on real data",
@@ -187,8 +191,10 @@ def all_tables(summaries: Path) -> str:
          digits_accuracy_table(summaries)),
         *((f"{ARMS[arm][2]} against the specialists", specialist_table(summaries, arm))
           # the direct form's bound-3 arm: shipped until 2026-12-06, the fastest on most suites
+          # and the gl group at its recipe: how near a gl generalist comes to the gl specialists
           for arm in dict.fromkeys((shipped, "update_tele_diag-noguard-long-bound3",
-                                    "update_tele_diag", "update"))),
+                                    "update_tele-noguard-long-bound3", "update_tele_diag",
+                                    "update"))),
     ]
     head = ("# Study `general`\n\nRegenerate: `python scripts/general_study.py status` (from the "
             "committed summaries; `score` scores what is missing first).\n")
