@@ -58,7 +58,9 @@ def main(argv=None) -> int:
     p.add_argument("what",
                    choices=["train", "score", "status", "guard-swap", "tele-off", "ship"])
     p.add_argument("--jobs", type=int, default=2, help="runs trained at once (1 thread each)")
-    p.add_argument("--arms", nargs="+", choices=list(ARMS), default=None)
+    p.add_argument("--arms", nargs="+", choices=list(ARMS), default=None, metavar="ARM",
+                   help="train only these arms' runs (the registry's names, "
+                        "metateleport/studies/general_arms.py); default every arm")
     p.add_argument("--runs", type=Path, default=REPO / "runs" / "studies")
     p.add_argument("--summaries", type=Path, default=REPO / "studies")
     args = p.parse_args(argv)

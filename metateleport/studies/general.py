@@ -166,10 +166,11 @@ MIXED_FIRST = ("update_tele_diag-noguard-long-bound3-mixed-layer3-first1",
 #: that teleporting arm and the direct LSTM(update) paired with its LSTM(update) (the arm last)
 MIXED_FIRST_UPDATE = ("update_tele_diag-noguard-long-bound3-mixed-layer3-first1",
                       "update-long", "update-long-mixed-layer3-first1")
-#: the gl group at the diag bound-3 arm's recipe, with the first gl arm meta-trained without
-#: the guard, paired with the diag bound-3 arm (the arm last): the group alone
-GL_RECIPE = ("update_tele-noguard-long-bound3", "update_tele-noguard",
-             "update_tele_diag-noguard-long-bound3")
+#: the gl group at the diag bound-3 arm's recipe, the same with the held-out digits meta-loss
+#: and the first gl arm meta-trained without the guard, paired with the diag bound-3 arm (the
+#: arm last): the group alone
+GL_RECIPE = ("update_tele-noguard-long-bound3", "update_tele-noguard-long-bound3-held_out",
+             "update_tele-noguard", "update_tele_diag-noguard-long-bound3")
 #: the same budget (1600 trajectories) for LSTM(update): the teleporting arms meta-trained on
 #: it, paired with LSTM(update) meta-trained on it (the arm last)
 SAME_BUDGET = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",
@@ -198,7 +199,8 @@ ACCURACY = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-lo
             "update-long-gradient-layer3-first1",
             "update_tele_diag-noguard-long-bound3-mixed-layer3-first1",
             "update-long-mixed-layer3-first1", "update_tele-noguard-long-bound3",
-            "update_tele-noguard", "update-long", "update")
+            "update_tele-noguard-long-bound3-held_out", "update_tele-noguard", "update-long",
+            "update")
 
 #: suite -> the shipped specialists (checkpoints/<name>.pt) meta-trained on that family
 SPECIALISTS: dict[str, list[str]] = {

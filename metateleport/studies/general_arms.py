@@ -342,6 +342,15 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
                                          "model.max_tele_norm=3.0"],
                                         "LSTM(update,tele) in the gl group without the guard, "
                                         "twice the meta-training, teleport bound 3", [0, 1, 2]),
+    # added the same day, while its seeds 0-1 trained and before any test result of it: the
+    # same with the digits groups meta-trained on their held-out loss: can a gl m2 learn moves
+    # that keep held-out accuracy when the meta-loss sees it? A control, 3 seeds, before any run
+    "update_tele-noguard-long-bound3-held_out": (
+        "general_update_tele",
+        ["model.guard=null", "train.trajectories=1600", "model.max_tele_norm=3.0",
+         "train.meta_loss_on=held_out_where_available"],
+        "LSTM(update,tele) in the gl group without the guard, twice the meta-training, "
+        "teleport bound 3, digits groups meta-trained on their held-out loss", [0, 1, 2]),
 }
 
 
@@ -386,7 +395,8 @@ def _order() -> list[tuple[str, int]]:
             + [("update_tele_diag-noguard-long-bound3-mixed-layer3-first1", s)
                for s in range(5)]
             + [("update-long-mixed-layer3-first1", s) for s in range(5)]
-            + [("update_tele-noguard-long-bound3", s) for s in range(3)])
+            + [("update_tele-noguard-long-bound3", s) for s in range(3)]
+            + [("update_tele-noguard-long-bound3-held_out", s) for s in range(3)])
 
 
 #: the order in which runs are trained

@@ -179,8 +179,8 @@ def all_tables(summaries: Path) -> str:
                   "The mixed form at tilt 3 per layer, the first at 1, for LSTM(update)",
                   ", paired with it", ""),
         *_pairing(summaries, GL_RECIPE, "The gl group at the diag bound-3 arm's recipe",
-                  " (with the first gl arm without the guard), paired with the diag bound-3 arm",
-                  ", paired with it"),
+                  " (with the held-out digits meta-loss and the first gl arm without the "
+                  "guard), paired with the diag bound-3 arm", ", paired with it"),
         ("LSTM(update) at the teleporting arms' budget (1600 trajectories), paired with them",
          paired_table(summaries, SAME_BUDGET, specialists=False)),
         ("LSTM(update) at the teleporting arms' budget on real data",
@@ -193,7 +193,8 @@ def all_tables(summaries: Path) -> str:
           # the direct form's bound-3 arm: shipped until 2026-12-06, the fastest on most suites
           # and the gl group at its recipe: how near a gl generalist comes to the gl specialists
           for arm in dict.fromkeys((shipped, "update_tele_diag-noguard-long-bound3",
-                                    "update_tele-noguard-long-bound3", "update_tele_diag",
+                                    "update_tele-noguard-long-bound3",
+                                    "update_tele-noguard-long-bound3-held_out", "update_tele_diag",
                                     "update"))),
     ]
     head = ("# Study `general`\n\nRegenerate: `python scripts/general_study.py status` (from the "
