@@ -245,8 +245,11 @@ def unit_curvature(weights: list[torch.Tensor]) -> list[torch.Tensor]:
 def balance_teleport(weights: list[torch.Tensor]) -> list[torch.Tensor]:
     """The closed-form balancing teleport (docs/design.md section 8): for hidden layers k = 1, 2,
     ... in order, s_i = sqrt(||column i of W_{k+1}|| / ||row i of W_k||), then W_k <- diag(s) W_k,
-    W_{k+1} <- W_{k+1} diag(s)^-1, after which every unit's incoming and outgoing norms are
-    equal. Exact (a positive diagonal group element), differentiable, same shapes."""
+    W_{k+1} <- W_{k+1} diag(s)^-1, after which unit i of layer k has equal incoming and outgoing
+    norms. One sweep: with one hidden layer every unit ends balanced; with more, the last
+    hidden layer does, and an earlier one only until the next layer's rescaling changes the
+    norms of its outgoing columns. Exact (a positive diagonal group element), differentiable,
+    same shapes."""
     weights = list(weights)
     for k in range(len(weights) - 1):
         rows, cols = _unit_norms(weights, k)
