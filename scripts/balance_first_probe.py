@@ -1,8 +1,9 @@
 """Does an exact balancing before the first step close the generalist's gap on rescaled units?
 
 The shipped diag generalist ends 4-8x above the diag specialist on unit_span10, whose units a
-diag move can balance exactly (teleport.balance_teleport: every hidden unit's incoming and
-outgoing norms made equal, the function unchanged for every input). This probe runs
+diag move can balance exactly (teleport.balance_teleport, one sweep over the hidden layers:
+each unit's incoming and outgoing norms made equal, exactly so in the last hidden layer; the
+function unchanged for every input). This probe runs
 checkpoints on the *validation* problems of the given suites (never the test problems), from
 the problems' own initialization and from its balanced image, and prints the median loss at
 step 100 of each and their paired ratio over problems. Seeded (the suites' problem seeds);
@@ -35,8 +36,8 @@ from metateleport.teleport import balance_teleport  # noqa: E402
 
 
 def balanced(problems):
-    """The problems (one shape, or mixed: every group) with every network balanced; the
-    function is the same for every input, up to float rounding."""
+    """The problems (one shape, or mixed: every group) with every network balanced by one
+    sweep; the function is the same for every input, up to float rounding."""
     if isinstance(problems, MixedProblems):
         return MixedProblems([balanced(g) for g in problems.groups])
     return dataclasses.replace(problems, weights=balance_teleport(problems.weights))

@@ -1,5 +1,6 @@
 """scripts/balance_first_probe.py: the balanced image of a batch of problems is the same
-function on every input, balanced, and the probe writes its table."""
+function on every input, its last hidden layer balanced and the rest less imbalanced, and the
+probe writes its table."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from metateleport.teleport import balance_signal
 from tests.test_studies import REPO, _script
 
 
-def test_balanced_problems_keep_the_function_and_balance_every_unit():
+def test_balanced_problems_keep_the_function_and_balance_the_last_layer():
     probe = _script("balance_first_probe")
     task = config_to_dict(config_from_dict({"task": SUITES["distribution"]}))["task"]
     problems = make_family(task).sample(8, 0, "val").to(dtype=torch.float64)
