@@ -27,10 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from metateleport.checkpoint import load_optimizer  # noqa: E402
-from metateleport.config import config_from_dict, config_to_dict  # noqa: E402
 from metateleport.evaluation.running import score  # noqa: E402
 from metateleport.stats import paired_log_ratio  # noqa: E402
-from metateleport.studies.suites import SUITES  # noqa: E402
+from metateleport.studies.suites import SUITES, suite_task  # noqa: E402
 from metateleport.tasks import MixedProblems, make_family  # noqa: E402
 from metateleport.teleport import balance_teleport  # noqa: E402
 
@@ -57,13 +56,13 @@ def main(argv=None) -> int:
     rows = ["| checkpoint | suite | median loss, as sampled | balanced first | balanced / as "
             "sampled [95% CI] |", "|---|---|---|---|---|"]
     print("\n".join(rows))
+    opts = {ckpt: load_optimizer(ckpt)[0] for ckpt in args.checkpoints}
     for suite in args.suites:
-        task = config_to_dict(config_from_dict({"task": SUITES[suite]}))["task"]
-        val = make_family(task).sample(args.problems, 0, "val")
-        for ckpt in args.checkpoints:
-            opt, _ = load_optimizer(ckpt)
+        val = make_family(suite_task(suite)).sample(args.problems, 0, "val")
+        starts = {"plain": val, "balanced": balanced(val)}
+        for ckpt, opt in opts.items():
             runs = {name: score({name: opt}, probs, 100)[name].final
-                    for name, probs in (("plain", val), ("balanced", balanced(val)))}
+                    for name, probs in starts.items()}
             r = paired_log_ratio(runs["balanced"][None], runs["plain"][None])
             lo, hi = (math.exp(v) for v in r["ci"])
             name = ckpt.relative_to(REPO) if ckpt.is_relative_to(REPO) else ckpt

@@ -21,9 +21,8 @@ import numpy as np
 import torch
 
 from metateleport.baselines import GD, Adam, _NoTeleport
-from metateleport.config import config_from_dict, config_to_dict
 from metateleport.inner import run
-from metateleport.studies.suites import SUITES
+from metateleport.studies.suites import SUITES, suite_task
 from metateleport.tasks import make_family
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,7 +68,7 @@ def _median_final(opt, problems) -> float:
 
 def diagnose(suite: str) -> dict[str, tuple[float, float]]:
     """optimizer -> (step size chosen on the tuning seed, median loss on the report seed)."""
-    task = config_to_dict(config_from_dict({"task": SUITES[suite]}))["task"]
+    task = suite_task(suite)
     family = make_family(task)
     tune, report = (family.sample(32, SEEDS[k], "val") for k in ("tune", "report"))
     out = {}

@@ -18,9 +18,8 @@ from pathlib import Path
 import torch
 
 from metateleport.checkpoint import load_optimizer
-from metateleport.config import config_from_dict, config_to_dict
 from metateleport.inner import StepContext, inner_step_groups
-from metateleport.studies.suites import SUITES
+from metateleport.studies.suites import SUITES, suite_task
 from metateleport.symmetry import input_pinv
 from metateleport.tasks import batched_mlp_loss_and_grad, groups_of, make_family
 
@@ -44,7 +43,7 @@ def main(argv=None) -> None:
     print(f"{args.checkpoint.name}: max_tele_norm {bound} over the "
           f"{meta['model'].get('tele_norm_over', 'layer')}")
     for suite in args.suites:
-        task = config_to_dict(config_from_dict({"task": SUITES[suite]}))["task"]
+        task = suite_task(suite)
         groups = groups_of(make_family(task).sample(args.problems, 0, "test"))
         loss_and_grads = [batched_mlp_loss_and_grad(g) for g in groups]
         x_pinvs = [input_pinv(g.X, g.weights[0]) for g in groups]

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import torch
 
-from metateleport.config import config_from_dict, config_to_dict
 from metateleport.mlp import mlp_forward
-from metateleport.studies.suites import SUITES
+from metateleport.studies.suites import suite_task
 from metateleport.tasks import MixedProblems, make_family
 from metateleport.teleport import balance_signal
 from tests.test_studies import REPO, _script
@@ -16,8 +15,7 @@ from tests.test_studies import REPO, _script
 
 def test_balanced_problems_keep_the_function_and_balance_the_last_layer():
     probe = _script("balance_first_probe")
-    task = config_to_dict(config_from_dict({"task": SUITES["distribution"]}))["task"]
-    problems = make_family(task).sample(8, 0, "val").to(dtype=torch.float64)
+    problems = make_family(suite_task("distribution")).sample(8, 0, "val").to(dtype=torch.float64)
     assert isinstance(problems, MixedProblems) and len(problems.groups) > 1
     out = probe.balanced(problems)
     for before, after in zip(problems.groups, out.groups):

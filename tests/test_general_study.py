@@ -535,12 +535,10 @@ def test_the_tilt_saturation_counts_steps_past_the_bound(tmp_path):
     np.testing.assert_allclose(layer[0, 3:], rows[0, 3:])
     n = 2 * (10 * 10 + 10 * 10)  # two problems of the small suite, widths 10-10-10
     assert abs(layer[0, 2] ** 2 * (n - 1) - (rows[0, 4] - rows[0, 3])) < 1e-6 * rows[0, 4]
-    from metateleport.config import config_from_dict, config_to_dict
-    from metateleport.studies.suites import SUITES
+    from metateleport.studies.suites import suite_task
     from metateleport.tasks import make_family
 
-    task = config_to_dict(config_from_dict({"task": SUITES["distribution"]}))["task"]
-    family = make_family(task)
+    family = make_family(suite_task("distribution"))
     assert len(family.sample(16, 0, "val").groups) > 1, "the suite mixes architectures"
     tilt, mixed = script.measure(params, "distribution", problems=16, n_steps=3)
     assert mixed.shape == (3, 5), "one row per step, however many architectures"

@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import config_from_dict, config_to_dict
 from ..evaluation import score
 from ..tasks import make_family
 from .general import ARMS, STUDY
 from .general_runs import committed
-from .suites import SUITES
+from .suites import suite_task
 
 __all__ = ["arm_suite_table", "shape_calls"]
 
@@ -44,7 +43,7 @@ def shape_calls(opt, suite: str, problems: int, n_steps: int,
 
     rule.shape = recording
     try:
-        task = config_to_dict(config_from_dict({"task": SUITES[suite]}))["task"]
+        task = suite_task(suite)
         score({"learned": opt}, make_family(task).sample(problems, 0, "val"), n_steps)
     finally:
         rule.shape = shape

@@ -27,7 +27,8 @@ from ..evaluation import baselines, score
 from ..stats import ArrayLike, steps_to_threshold
 from ..tasks import make_family
 
-__all__ = ["ADAM_CAP", "HELD_OUT", "SUITES", "TRAINED", "adam_equivalent", "score_suite"]
+__all__ = ["ADAM_CAP", "HELD_OUT", "SUITES", "TRAINED", "adam_equivalent", "score_suite",
+           "suite_task"]
 
 #: suite -> the task section it evaluates on (keys not given: the defaults of config.TaskConfig)
 SUITES: dict[str, dict[str, Any]] = {
@@ -68,6 +69,14 @@ def adam_equivalent(adam_losses: ArrayLike, targets: ArrayLike, n_steps: int) ->
     return steps_to_threshold(adam_losses, np.where(np.isfinite(target), target, -np.inf)) / n_steps
 
 
+def suite_task(suite: str) -> dict[str, Any]:
+    """The task section of ``suite`` with every key config.TaskConfig defaults filled in: what
+    make_family builds the suite's problems from, and what score_suite records."""
+    from ..config import config_from_dict, config_to_dict
+
+    return config_to_dict(config_from_dict({"task": SUITES[suite]}))["task"]
+
+
 #: score_suite's ``guard`` for the checkpoint's own guard
 TRAINED = "trained"
 
@@ -79,7 +88,6 @@ def score_suite(params: Path, suite: str, problems: int = 32, n_steps: int = 100
     ``suite`` (see the module docstring); ``guard``: the checkpoint's own loss guard
     (TRAINED), None for none, or the factor of a LossGuard put in its place; ``teleport``
     False: the checkpoint's m1 alone, its teleports (m2, random or balance) switched off."""
-    from ..config import config_from_dict, config_to_dict
     from ..inner import LossGuard
 
     opt, _ = load_optimizer(params)
@@ -87,7 +95,7 @@ def score_suite(params: Path, suite: str, problems: int = 32, n_steps: int = 100
         opt.guard = None if guard is None else LossGuard(float(guard))
     if not teleport:
         opt.move = None
-    task = config_to_dict(config_from_dict({"task": SUITES[suite]}))["task"]
+    task = suite_task(suite)
     family = make_family(task)
     test, val = family.sample(problems, 0, "test"), family.sample(problems, 0, "val")
     hand, tuning = baselines(val, n_steps, ["gd", "adam"])
