@@ -97,6 +97,8 @@ class ModelConfig:
     update_tilt_over: str = "problem"
     # the first layer's tilt (the layer reading the input features); null: update_tilt there too
     update_tilt_first: float | None = None
+    # every run starts from its initial weights balanced (teleport.balance_fully; exact)
+    balance_first: bool = False
 
 
 @dataclass

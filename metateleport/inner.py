@@ -47,6 +47,7 @@ __all__ = [
     "inner_step",
     "inner_step_groups",
     "run",
+    "starting_weights",
 ]
 
 State = dict[str, Any]
@@ -214,6 +215,10 @@ class Teleporting:
             before the move.
         name: for tables (default "<rule>+<move>").
         guard: a LossGuard on every step (update and teleport together), or None.
+        start: a loss-preserving map of the initial weights, W_0 <- start(W_0), applied
+            before the first step (``starting_weights``: run, the trainer's trajectories and
+            LearnedTorchOptimizer.start alike), or None. teleport.balance_fully for
+            model.balance_first.
 
     A rule with ``transport_state(before, after, state, rescaling)`` (a learned m1 reading
     per-coordinate moments) has its state carried through every move; ``rescaling`` says the
@@ -228,7 +233,8 @@ class Teleporting:
 
     def __init__(self, rule: UpdateRule, move: Teleport | None = None,
                  schedule: Schedule | None = None, *, rule_state_on_teleport: str = "keep",
-                 name: str = "", guard: LossGuard | None = None):
+                 name: str = "", guard: LossGuard | None = None,
+                 start: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None):
         if rule_state_on_teleport not in RULE_STATE_ON_TELEPORT:
             raise ValueError(f"rule_state_on_teleport must be one of {RULE_STATE_ON_TELEPORT}, "
                              f"got {rule_state_on_teleport!r}")
@@ -237,6 +243,7 @@ class Teleporting:
         self.rule_state_on_teleport = rule_state_on_teleport
         self.name = name or (rule.name if move is None else f"{rule.name}+{move.name}")
         self.guard = guard
+        self.start = start
 
     def init_state(self, problems: Problems) -> State:
         state = self.rule.init_state(problems)
@@ -282,6 +289,16 @@ class Teleporting:
                 state = self.rule.reset_state(state)
             out[i] = (moved, state)
         return out
+
+
+@torch.no_grad()
+def starting_weights(opt: InnerOptimizer, weights: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The weights a run of ``opt`` starts from: a copy of ``weights`` (B, ...) moved by the
+    optimizer's ``start`` map where it has one (Teleporting), else unchanged. Without graph:
+    W_0 is data, no function of the meta-parameters."""
+    weights = [w.clone() for w in weights]
+    start = getattr(opt, "start", None)
+    return weights if start is None else start(weights)
 
 
 def _per_group(together: Callable | None, alone: Callable, *groups: list) -> list:
@@ -375,7 +392,7 @@ def run(
     loss_and_grads = [batched_mlp_loss_and_grad(g) if loss_and_grad is None else loss_and_grad
                       for g in groups]
     x_pinvs = [input_pinv(g.X, g.weights[0]) for g in groups]
-    weights = [[w.clone() for w in g.weights] for g in groups]
+    weights = [starting_weights(opt, g.weights) for g in groups]
     states = [opt.init_state(g) for g in groups]
     # CUDA runs asynchronously: wait for each step, or the times measure only the launches.
     sync = torch.cuda.synchronize if groups[0].X.is_cuda else (lambda: None)

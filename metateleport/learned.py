@@ -52,6 +52,7 @@ from .teleport import (
     BalanceTeleport,
     RandomTeleport,
     Schedule,
+    balance_fully,
     balance_signal,
     teleport_feature,
     unit_curvature,
@@ -306,6 +307,9 @@ class LearnedOptimizer(nn.Module, Teleporting):
     ``tele_group``: m2's group, "gl" (the shipped checkpoints) or "diag" (LearnedTeleport).
     ``update_moments``: m1 also reads Adam's normalized moments of every coordinate
     (LearnedUpdate's ``moments``; off in the shipped checkpoints).
+    ``balance_first``: every run starts from its initial weights balanced
+    (teleport.balance_fully, an exact diag move: inner.Teleporting's ``start``), in
+    meta-training, evaluation and LearnedTorchOptimizer.start alike.
     ``hidden_size``, ``num_layers``: the size of m1's and m2's coordinatewise LSTMs (the
     shipped checkpoints: 20 and 2).
     """
@@ -340,6 +344,7 @@ class LearnedOptimizer(nn.Module, Teleporting):
         update_moments: bool = False,
         update_tilt_over: str = "problem",
         update_tilt_first: float | None = None,
+        balance_first: bool = False,
         *,
         tele_steps: int | None = None,
     ):
@@ -417,7 +422,9 @@ class LearnedOptimizer(nn.Module, Teleporting):
             move = None
         Teleporting.__init__(self, rule, move, Schedule(tele_every, tele_until),
                              rule_state_on_teleport=m1_state_on_tele, name=VARIANTS[variant],
-                             guard=None if guard is None else LossGuard(guard))
+                             guard=None if guard is None else LossGuard(guard),
+                             start=balance_fully if balance_first else None)
+        self.balance_first = bool(balance_first)
 
     @property
     def tele_steps(self) -> int | None:

@@ -40,6 +40,7 @@ __all__ = [
     "Schedule",
     "Teleport",
     "ascent_teleport",
+    "balance_fully",
     "balance_signal",
     "balance_teleport",
     "clip_frobenius",
@@ -256,6 +257,25 @@ def balance_teleport(weights: list[torch.Tensor]) -> list[torch.Tensor]:
         scales: list[torch.Tensor | None] = [None] * (len(weights) - 1)
         scales[k] = (cols / rows).sqrt()
         weights = rescale_units(weights, scales)
+    return weights
+
+
+def balance_fully(weights: list[torch.Tensor], tol: float = 1e-5,
+                  max_sweeps: int = 500) -> list[torch.Tensor]:
+    """``balance_teleport`` swept until every unit of every hidden layer is balanced: until
+    max |balance_signal| <= ``tol`` over all problems and units, at most ``max_sweeps`` sweeps.
+    Each unit's rescaling exactly minimizes the sum of the squared norms of all weights over
+    its own scale, so the sweeps are coordinate descent on that convex function of the log
+    scales, and their fixed point is the point of least norm on the rescaling orbit, where
+    every unit is balanced (one sweep reaches it with one hidden layer). Exact for every input
+    (positive diagonal group elements); model.balance_first applies it to W_0."""
+    if tol <= 0 or max_sweeps < 1:
+        raise ValueError(f"need tol > 0 and max_sweeps >= 1, got {tol}, {max_sweeps}")
+    weights = list(weights)
+    for _ in range(max_sweeps):
+        weights = balance_teleport(weights)
+        if max(float(r.abs().max()) for r in balance_signal(weights)) <= tol:
+            break
     return weights
 
 

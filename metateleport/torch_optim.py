@@ -2,6 +2,7 @@
 the torch.optim face of learned.LearnedOptimizer.
 
     opt = LearnedTorchOptimizer(model.parameters(), checkpoint="checkpoints/update_tele.pt")
+    opt.start(model)                  # balances the model if the checkpoint starts balanced
     for x, y in batches:
         opt.zero_grad()
         loss_fn(model(x), y).backward()
@@ -20,6 +21,7 @@ this class's old name.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -27,11 +29,11 @@ import torch
 from torch import nn
 
 from .checkpoint import load_optimizer
-from .inner import LossGuard, StepContext
+from .inner import LossGuard, StepContext, starting_weights
 from .learned import LearnedOptimizer, LrTeleLSTM, rms_normalized
 from .learned_update import init_moments, moment_inputs, reset_moments, transport_moments
 from .mlp import mlp_forward
-from .modules import ModuleSpec, inspect_module, write_weights
+from .modules import ModuleSpec, inspect_module, module_weights, write_weights
 from .networks import fused_inference
 from .symmetry import RankError, check_group
 from .tasks import Problems
@@ -68,9 +70,8 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
             meta-trained with or, for a generalist shipped with another, that one), a factor
             (a guard with it) or None (no guard).
         fused: step m1's and m2's LSTMs with networks.fused_inference (the default: 2.5x
-            faster on CPU, equal to nn.LSTM's kernel to float rounding) or, False, with
-            nn.LSTM's kernel, as evaluation and meta-training do (bit for bit the batched
-            path's trajectories).
+            faster on CPU, nn.LSTM's kernel to float rounding) or with nn.LSTM's kernel
+            (False: bit for bit the batched path's trajectories).
 
     The guard (inner.LossGuard, on the torch.optim side): a step whose gradients are not all
     finite leaves the parameters as they were. With a ``closure`` (which re-evaluates the loss
@@ -81,11 +82,11 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
 
     ``step()``: every parameter with a gradient moves by lr * m1(p.grad), one LSTM call over
     the coordinates of all of them (LSTM(lr,tele): by -lr * s * p.grad, s the step size its m2
-    set at the last teleport). ``opt.state[p]`` holds p's m1 state, and for the weight of a
-    hidden layer's nn.Linear also m2's state of that layer; ``opt.state["learned"]`` the step
-    count and LSTM(lr,tele)'s step size. ``state_dict()`` / ``load_state_dict()`` hold all of
-    it, so a run resumes exactly. The meta-parameters follow the parameters' device and run in
-    their own dtype (that of the checkpoint, float32), as in the batched path.
+    set at the last teleport). ``opt.state[p]`` holds p's m1 state (and a hidden layer's
+    weight m2's state of that layer), ``opt.state["learned"]`` the step count and
+    LSTM(lr,tele)'s step size; ``state_dict()`` holds all of it, so a run resumes exactly.
+    The meta-parameters follow the parameters' device and run in their own dtype (the
+    checkpoint's), as in the batched path. ``start(model)`` before the first step.
     """
 
     def __init__(self, params: Iterable, checkpoint: str | Path | None = None, *,
@@ -160,6 +161,34 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
             state["m1"] = self.learned.update_net.lstm.init_state(p.numel(), like)
         return state["m1"]
 
+    @torch.no_grad()
+    def start(self, model: nn.Module) -> bool:
+        """Call once, before the first step: a checkpoint meta-trained from balanced starts
+        (model.balance_first) balances ``model`` (a LeakyReLU MLP as for ``teleport``) in
+        place, as its runs started in meta-training (teleport.balance_fully, a per-unit
+        rescaling: the same function of every input); another leaves it. Returns whether
+        the model was moved."""
+        steps = self.state[_SHARED].get("step", 0)
+        if steps > 0:
+            raise RuntimeError(f"start() moves the initial weights: call it before the first "
+                               f"step, not after {steps}")
+        if self.learned.start is None:
+            return False
+        spec = inspect_module(model, allow_bias=True)
+        self._check_owned(spec)
+        write_weights(spec, starting_weights(self.learned, module_weights(spec)))
+        self._shared(spec.linears[0].weight)["started"] = True
+        return True
+
+    def _check_owned(self, spec: ModuleSpec) -> list[torch.Tensor]:
+        """The Linear parameters of ``spec``, each checked to be one this optimizer steps."""
+        mine = {id(p) for group in self.param_groups for p in group["params"]}
+        params = [p for lin in spec.linears for p in (lin.weight, lin.bias) if p is not None]
+        if any(id(p) not in mine for p in params):
+            raise ValueError("the model's Linear parameters are not all in this optimizer's "
+                             "param groups: pass the model whose parameters it steps")
+        return params
+
     def step(self, closure: Callable[[], torch.Tensor] | None = None):
         with fused_inference(self.fused):
             return self._closure_step(closure)
@@ -183,6 +212,11 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
             raise RuntimeError(f"LearnedTorchOptimizer needs every parameter on one device, "
                                f"got {sorted(map(str, devices))}")
         self._follow(todo[0][0].device)
+        shared = self._shared(todo[0][0])
+        if shared["step"] == 0 and self.learned.start is not None and not shared.get("started"):
+            warnings.warn("the checkpoint meta-trained from balanced initial weights "
+                          "(model.balance_first): call opt.start(model) before the first step, "
+                          "or it steps from a start it never saw", stacklevel=3)
         if self.guard is not None:
             return self._guarded_step(todo, loss, closure)
         self._step(todo)
@@ -326,11 +360,7 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
         diag_m2 = kind == "checkpoint" and self.learned.tele_group == "diag"
         move_group = "diag" if kind == "balance" or diag_m2 else group
         spec = inspect_module(model, allow_bias=True)
-        mine = {id(p) for group in self.param_groups for p in group["params"]}
-        params = [p for lin in spec.linears for p in (lin.weight, lin.bias) if p is not None]
-        if any(id(p) not in mine for p in params):
-            raise ValueError("the model's Linear parameters are not all in this optimizer's "
-                             "param groups: teleport the model whose parameters it steps")
+        params = self._check_owned(spec)
         problems = self._problems(spec, inputs, targets, kind, move_group)
         device = problems.X.device
         self._follow(device)
@@ -467,5 +497,4 @@ def _layer_sizes(params: list[torch.Tensor]) -> list[int]:
     return sizes
 
 
-#: the old name of LearnedTorchOptimizer
-LearnedOpt = LearnedTorchOptimizer
+LearnedOpt = LearnedTorchOptimizer  # its old name

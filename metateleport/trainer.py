@@ -24,7 +24,7 @@ from torch.utils._pytree import tree_map
 
 from .config import Config, build_family, build_optimizer
 from .estimator import apply_meta_step, unroll_groups, window_meta_loss
-from .inner import StepContext, Trajectory, detach_state, run
+from .inner import StepContext, Trajectory, detach_state, run, starting_weights
 from .learned import LearnedOptimizer
 from .networks import set_fused_training, set_recompute
 from .symmetry import input_pinv
@@ -136,7 +136,7 @@ class MetaTrainer:
         return {
             "problems": problems,
             "x_pinv": input_pinv(problems.X, problems.weights[0]),
-            "weights": [w.clone() for w in problems.weights],
+            "weights": starting_weights(self.opt, problems.weights),
             "state": self.opt.init_state(problems),
             "t": 0,
         }

@@ -1,16 +1,137 @@
-"""scripts/balance_first_probe.py: the balanced image of a batch of problems is the same
-function on every input, its last hidden layer balanced and the rest less imbalanced, and the
-probe writes its table."""
+"""model.balance_first (teleport.balance_fully as inner.Teleporting's start map) and
+scripts/balance_first_probe.py: a balanced start is the same function on every input with every
+unit balanced; meta-training, evaluation, checkpoints and the torch.optim face all start from it;
+the probe writes its table."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
 import torch
 
+from metateleport.checkpoint import load_optimizer
+from metateleport.config import ConfigError, config_from_dict
+from metateleport.inner import run
+from metateleport.learned import LearnedOptimizer
 from metateleport.mlp import mlp_forward
 from metateleport.studies.suites import suite_task
-from metateleport.tasks import MixedProblems, make_family
-from metateleport.teleport import balance_signal
+from metateleport.tasks import MixedProblems, MLPTaskFamily, make_family
+from metateleport.teleport import balance_fully, balance_signal, balance_teleport
+from metateleport.torch_optim import LearnedTorchOptimizer
+from metateleport.trainer import MetaTrainer
+from metateleport.training import train_run
 from tests.test_studies import REPO, _script
+from tests.test_torch_optim import load_problem, mlp, sq_loss, torch_loop
+
+
+def _deep(bias: bool, B: int = 3):
+    """Problems with 3 hidden layers whose units are rescaled over a span of 10 (float64)."""
+    return MLPTaskFamily(widths=(6, 9, 8, 7, 5), n_samples=5, bias=bias, unit_span=10.0,
+                         dtype=torch.float64).sample(B, 1, "test")
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_balance_fully_balances_every_unit_and_keeps_the_function(bias):
+    p = _deep(bias)
+    out = balance_fully(p.weights, tol=1e-10)
+    assert all(r.abs().max() <= 1e-10 for r in balance_signal(out))
+    # one sweep leaves the earlier hidden layers imbalanced: the fixed point needs more
+    assert balance_signal(balance_teleport(p.weights))[0].abs().max() > 1e-3
+    X = torch.randn(p.X.shape[0], p.X.shape[1], 40, dtype=torch.float64) * 3  # other inputs
+    torch.testing.assert_close(mlp_forward(out, X, p.slope)[0],
+                               mlp_forward(p.weights, X, p.slope)[0], rtol=1e-10, atol=1e-10)
+    # the balanced point is the least-norm point of the rescaling orbit
+    norm = sum(w.pow(2).sum() for w in out)
+    assert norm < sum(w.pow(2).sum() for w in balance_teleport(p.weights))
+    assert norm < sum(w.pow(2).sum() for w in p.weights)
+    with pytest.raises(ValueError, match="tol > 0"):
+        balance_fully(p.weights, tol=0)
+
+
+def test_a_balance_first_run_is_a_run_from_the_balanced_problems():
+    torch.manual_seed(0)
+    plain = LearnedOptimizer("update_tele", tele_group="diag", tele_norm=None).double()
+    first = LearnedOptimizer("update_tele", tele_group="diag", tele_norm=None,
+                             balance_first=True).double()
+    first.load_state_dict(plain.state_dict())
+    p = _deep(True)
+    balanced = dataclasses.replace(p, weights=balance_fully(p.weights))
+    ref = run(plain, balanced, 5)
+    got = run(first, p, 5)
+    torch.testing.assert_close(got.losses, ref.losses, rtol=0, atol=0)
+    assert not torch.equal(run(plain, p, 5).losses[1:], got.losses[1:])
+    # the loss at W_0 is the problem's own: the start is exact
+    torch.testing.assert_close(got.losses[0], run(plain, p, 0).losses[0], rtol=1e-12, atol=0)
+
+
+def _cfg(**model):
+    return config_from_dict({
+        "model": {"variant": "update_tele", "tele_group": "diag", "tele_norm": None,
+                  **model},
+        "task": {"unit_span": 10.0},
+        "train": {"batch_size": 2, "n_steps": 4, "unroll": 2, "trajectories": 6,
+                  "val_problems": 2, "val_every": 2, "ckpt_every": 1}})
+
+
+def test_meta_training_starts_its_trajectories_balanced_and_resumes_exactly(tmp_path):
+    t = MetaTrainer(_cfg(balance_first=True))
+    t.window()
+    first = t.carry["problems"].weights
+    t2 = MetaTrainer(_cfg(balance_first=True))
+    t2._new_batch()
+    assert all(r.abs().max() <= 1e-5 for r in balance_signal(t2.carry["weights"]))
+    assert any(r.abs().max() > 0.1 for r in balance_signal(first))
+    whole = train_run(_cfg(balance_first=True), tmp_path / "whole", progress=False)
+    train_run(_cfg(balance_first=True), tmp_path / "split", progress=False, max_meta_steps=3)
+    train_run(_cfg(balance_first=True), tmp_path / "split", resume=True, progress=False)
+    a = torch.load(tmp_path / "whole" / "params.pt")["state_dict"]
+    b = torch.load(tmp_path / "split" / "params.pt")["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the saved optimizer starts balanced too, and steps as the trainer's
+    opt, meta = load_optimizer(tmp_path / "whole" / "params.pt")
+    assert opt.balance_first and meta["model"]["balance_first"] is True
+    p = whole.val_problems
+    torch.testing.assert_close(run(opt, p, 4).losses, run(whole.opt, p, 4).losses)
+
+
+def test_config_refuses_a_non_boolean_balance_first():
+    with pytest.raises(ConfigError, match=r"model\.balance_first"):
+        _cfg(balance_first="yes")
+
+
+def test_the_torch_face_starts_balanced_and_matches_the_batched_path():
+    torch.manual_seed(0)
+    learned = LearnedOptimizer("update_tele", tele_group="diag", tele_norm=None,
+                               max_tele_norm=0.5, update_moments=True, update_input="rms",
+                               update_form="mixed", update_tilt=3.0,
+                               balance_first=True).double()
+    p = _deep(True, B=1)
+    ref = run(learned, p, 6).losses[:, 0]
+    widths = [6, 9, 8, 7, 5]
+    model = mlp(widths, True)
+    load_problem(model, p.weights)
+    X, Y = p.X[0].T, p.Y[0].T
+    opt = LearnedTorchOptimizer(model.parameters(), learned=learned)
+    before = model(X * 2)
+    assert opt.start(model)
+    torch.testing.assert_close(model(X * 2), before, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(torch_loop(model, opt, X, Y, 6), ref, rtol=1e-8, atol=0)
+    with pytest.raises(RuntimeError, match="before the first step"):
+        opt.start(model)
+    # without start(), the first step warns that the start is one it never saw
+    load_problem(model, p.weights)
+    opt = LearnedTorchOptimizer(model.parameters(), learned=learned)
+    sq_loss(model, X, Y).backward()
+    with pytest.warns(UserWarning, match=r"opt\.start\(model\)"):
+        opt.step()
+    # a checkpoint not meta-trained from balanced starts leaves the model where it is
+    plain = mlp(widths, True)
+    load_problem(plain, p.weights)
+    other = LearnedTorchOptimizer(plain.parameters(), learned=LearnedOptimizer("update"))
+    state = {k: v.clone() for k, v in plain.state_dict().items()}
+    assert not other.start(plain)
+    assert all(torch.equal(v, plain.state_dict()[k]) for k, v in state.items())
 
 
 def test_balanced_problems_keep_the_function_and_balance_the_last_layer():

@@ -29,7 +29,8 @@ from .general_arms import ARMS, ORDER
 
 # general_runs' and general_tables' names in __all__ come from __getattr__ (at the end)
 # ruff: noqa: F822
-__all__ = ["ACCURACY", "ACCURACY_MARGIN", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS", "CONTROLS",
+__all__ = ["ACCURACY", "ACCURACY_MARGIN", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS", "BALANCED",
+           "BALANCED_UPDATE", "CONTROLS",
            "CURVATURE", "DIGITS_SHARE", "FAILED_MARGIN", "GL_CONTROLS", "GL_RECIPE",
            "GRADIENT_FIRST", "GRADIENT_FIRST_TILT3", "GRADIENT_FIRST_UPDATE", "GRADIENT_FORM",
            "GRADIENT_FORM_UPDATE",
@@ -171,6 +172,14 @@ MIXED_FIRST_UPDATE = ("update_tele_diag-noguard-long-bound3-mixed-layer3-first1"
 #: arm last): the group alone
 GL_RECIPE = ("update_tele-noguard-long-bound3", "update_tele-noguard-long-bound3-held_out",
              "update_tele-noguard", "update_tele_diag-noguard-long-bound3")
+#: the mixed tilt-3 arm meta-trained from balanced starts (model.balance_first), paired with
+#: the mixed tilt-3 arm (the shipped generalist's; the arm last)
+BALANCED = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced",
+            "update_tele_diag-noguard-long-bound3-mixed-tilt3")
+#: that teleporting arm and the mixed tilt-3 LSTM(update) paired with its LSTM(update) from
+#: balanced starts (the arm last)
+BALANCED_UPDATE = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced",
+                   "update-long-mixed-tilt3", "update-long-mixed-tilt3-balanced")
 #: the same budget (1600 trajectories) for LSTM(update): the teleporting arms meta-trained on
 #: it, paired with LSTM(update) meta-trained on it (the arm last)
 SAME_BUDGET = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",
@@ -198,7 +207,9 @@ ACCURACY = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-lo
             "update_tele_diag-noguard-long-bound3-gradient-layer3-first1",
             "update-long-gradient-layer3-first1",
             "update_tele_diag-noguard-long-bound3-mixed-layer3-first1",
-            "update-long-mixed-layer3-first1", "update_tele-noguard-long-bound3",
+            "update-long-mixed-layer3-first1",
+            "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced",
+            "update-long-mixed-tilt3-balanced", "update_tele-noguard-long-bound3",
             "update_tele-noguard-long-bound3-held_out", "update_tele-noguard", "update-long",
             "update")
 
@@ -240,7 +251,10 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                         # (and tilt 3 per layer with the first at 1, in a third, before any run)
                         "update-long-gradient-layer3-first1",
                         # (and the mixed form's, in a fourth, before any run)
-                        "update-long-mixed-layer3-first1"], 2.0),
+                        "update-long-mixed-layer3-first1",
+                        # (and the mixed tilt-3 arm from balanced starts, 2026-12-07, before
+                        # any run)
+                        "update-long-mixed-tilt3-balanced"], 2.0),
     # the long arm a candidate since 2026-12-02, once its 5 seeds were trained; its bound-3
     # version since 2026-12-03, before its seeds 2-4 were trained (it counts once all 5 are)
     # (and the gradient form's since 2026-12-04, before any of its runs, at tilt 1 and 3)
@@ -260,7 +274,9 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                              # the same, in a third
                              "update_tele_diag-noguard-long-bound3-gradient-layer3-first1",
                              # the same, in a fourth
-                             "update_tele_diag-noguard-long-bound3-mixed-layer3-first1"],
+                             "update_tele_diag-noguard-long-bound3-mixed-layer3-first1",
+                             # the same, 2026-12-07
+                             "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced"],
                             2.0),
 }
 

@@ -351,6 +351,27 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
          "train.meta_loss_on=held_out_where_available"],
         "LSTM(update,tele) in the gl group without the guard, twice the meta-training, "
         "teleport bound 3, digits groups meta-trained on their held-out loss", [0, 1, 2]),
+    # added 2026-12-07, 5 seeds each registered before any run: an exact balancing of W_0
+    # before the first step (scripts/balance_first_probe.py, validation problems only) took
+    # the shipped arm's step-100 loss to 0.20x on unit_span10 and 0.13x on unit_span30 at test
+    # time, level elsewhere, 1.1x on digits. The shipped recipe meta-trained from balanced
+    # starts (model.balance_first, every unit of every hidden layer balanced): does m1/m2
+    # learn from there what keeps that gain on rescaled units without the loss on digits?
+    # Its LSTM(update) from balanced starts is the done-when's comparison. Candidates (SHIPPED)
+    "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced": (
+        "general_update_tele",
+        ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
+         "model.max_tele_norm=3.0", "model.update_moments=true", "model.update_form=mixed",
+         "model.update_tilt=3.0", "model.update_scale=0.1", "model.balance_first=true"],
+        "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
+        "teleport bound 3, m1 a preconditioner of both the gradient and Adam's direction "
+        "(tilt 3), from balanced starts", [0, 1, 2, 3, 4]),
+    "update-long-mixed-tilt3-balanced": (
+        "general_update",
+        ["train.trajectories=1600", "model.update_moments=true", "model.update_form=mixed",
+         "model.update_tilt=3.0", "model.update_scale=0.1", "model.balance_first=true"],
+        "LSTM(update), guarded, twice the meta-training, m1 a preconditioner of both the "
+        "gradient and Adam's direction (tilt 3), from balanced starts", [0, 1, 2, 3, 4]),
 }
 
 
@@ -396,7 +417,11 @@ def _order() -> list[tuple[str, int]]:
                for s in range(5)]
             + [("update-long-mixed-layer3-first1", s) for s in range(5)]
             + [("update_tele-noguard-long-bound3", s) for s in range(3)]
-            + [("update_tele-noguard-long-bound3-held_out", s) for s in range(3)])
+            + [("update_tele-noguard-long-bound3-held_out", s) for s in range(3)]
+            # interleaved: each seed's pair is the done-when's comparison
+            + [(arm, s) for s in range(5)
+               for arm in ("update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced",
+                           "update-long-mixed-tilt3-balanced")])
 
 
 #: the order in which runs are trained

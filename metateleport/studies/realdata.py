@@ -175,6 +175,8 @@ def run(problem: RealProblem, make_opt: Callable[[Any], torch.optim.Optimizer], 
     it was taken at, each one float64 vector."""
     model, x, y = problem.model, problem.x, problem.y
     opt = make_opt(model.parameters())
+    if isinstance(opt, LearnedTorchOptimizer):
+        opt.start(model)  # a checkpoint meta-trained from balanced starts balances the model
     start = _flat(model) if trace else None
 
     def record() -> tuple[float, float, float, float]:
