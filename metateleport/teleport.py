@@ -41,6 +41,7 @@ __all__ = [
     "Teleport",
     "ascent_teleport",
     "balance_fully",
+    "balanced_problems",
     "balance_signal",
     "balance_teleport",
     "clip_frobenius",
@@ -277,6 +278,19 @@ def balance_fully(weights: list[torch.Tensor], tol: float = 1e-5,
         if max(float(r.abs().max()) for r in balance_signal(weights)) <= tol:
             break
     return weights
+
+
+def balanced_problems(problems, balance=balance_fully):
+    """The problems (one shape, or MixedProblems: every group) with every network's weights
+    moved by ``balance`` (balance_fully, or one sweep: balance_teleport): the same function of
+    every input, as a balance_first optimizer starts from them."""
+    import dataclasses
+
+    from .tasks import MixedProblems
+
+    if isinstance(problems, MixedProblems):
+        return MixedProblems([balanced_problems(g, balance) for g in problems.groups])
+    return dataclasses.replace(problems, weights=balance(problems.weights))
 
 
 @dataclass(frozen=True)

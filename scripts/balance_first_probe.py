@@ -16,7 +16,6 @@ rerun with
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import sys
 from pathlib import Path
@@ -30,16 +29,14 @@ from metateleport.checkpoint import load_optimizer  # noqa: E402
 from metateleport.evaluation.running import score  # noqa: E402
 from metateleport.stats import paired_log_ratio  # noqa: E402
 from metateleport.studies.suites import SUITES, suite_task  # noqa: E402
-from metateleport.tasks import MixedProblems, make_family  # noqa: E402
-from metateleport.teleport import balance_teleport  # noqa: E402
+from metateleport.tasks import make_family  # noqa: E402
+from metateleport.teleport import balance_teleport, balanced_problems  # noqa: E402
 
 
 def balanced(problems):
     """The problems (one shape, or mixed: every group) with every network balanced by one
     sweep; the function is the same for every input, up to float rounding."""
-    if isinstance(problems, MixedProblems):
-        return MixedProblems([balanced(g) for g in problems.groups])
-    return dataclasses.replace(problems, weights=balance_teleport(problems.weights))
+    return balanced_problems(problems, balance_teleport)
 
 
 def main(argv=None) -> int:

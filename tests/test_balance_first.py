@@ -6,6 +6,7 @@ the probe writes its table."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -162,3 +163,36 @@ def test_the_probe_writes_its_table(tmp_path):
     assert " ".join(argv) in text
     rows = [r for r in text.splitlines() if r.startswith("| checkpoints/general_update.pt")]
     assert len(rows) == 1 and "| unit_span10 |" in rows[0]
+
+
+def test_balanced_hand_scores_tuned_adam_from_balanced_starts_and_pairs_the_arm(tmp_path):
+    from metateleport.baselines import Adam
+    from metateleport.teleport import balanced_problems
+
+    script = _script("balanced_hand")
+    study, out = tmp_path / "study", tmp_path / "bh"
+    task = suite_task("small")
+    ref = {"task": task, "gd": {"final": [1.0, 2.0]}, "adam": {"final": [3.0, float("nan")]}}
+    (study / "ref").mkdir(parents=True)
+    (study / "ref" / "s0-small.json").write_text(json.dumps(ref))
+    (study / "arm").mkdir()
+    for seed in (0, 1):
+        (study / "arm" / f"s{seed}-small.json").write_text(
+            json.dumps({"learned": {"final": [0.5, 0.25]}}))
+    argv = ["--suites", "small", "--problems", "2", "--out", str(out), "--study", str(study),
+            "--arm", "arm", "--reference", "ref"]
+    assert script.main(argv) == 0
+    result = json.loads((out / "small.json").read_text())
+    # Adam at its tuned step size, run from the balanced test problems
+    test = balanced_problems(make_family(task).sample(2, 0, "test"))
+    want = run(Adam(lr=result["step_sizes"]["adam"]), test, 100).losses[-1]
+    torch.testing.assert_close(torch.tensor(result["adam"]["final"]), want.float())
+    row = [r for r in (out.with_suffix(".md")).read_text().splitlines()
+           if r.startswith("| small |")]
+    assert len(row) == 1 and "(1 diverged)" in row[0] and "| 2 | 0.375 |" in row[0]
+    # a rerun skips the suite already scored, and refuses a reference of other problems
+    script.score_balanced = None  # would raise if called
+    ref["task"] = {**task, "widths": [10, 10, 11]}
+    (study / "ref" / "s0-small.json").write_text(json.dumps(ref))
+    with pytest.raises(ValueError, match="other problems"):
+        script.main(argv)
