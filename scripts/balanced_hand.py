@@ -12,7 +12,11 @@ median loss at step 100 of tuned GD and Adam from the problems' own starts (the 
 files of ``--reference``, the same test problems and tuning as every arm's) and from the
 balanced ones, their paired ratio over problems; and for ``--arm`` (meta-trained from balanced
 starts) its median over its scored seeds and its paired ratio over seeds x problems against
-tuned Adam from the balanced starts. Deterministic (the suites' problem seeds); rerun with
+tuned Adam from the balanced starts. The same for real data (studies.realdata: tuned SGD and
+Adam, step sizes chosen on the validation seeds, each model balanced before its first step),
+scored by the optimizee's held-out accuracy on the test seeds, ``<out>/real-<set>.json``, and
+the arm's accuracy minus the better balanced hand optimizer's. Deterministic (the suites'
+problem seeds, the real sets' seeds); rerun with
 
     python scripts/balanced_hand.py [--suites depth3 ...] [--out studies/general/balanced_hand]
 """
@@ -32,10 +36,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from metateleport.evaluation import baselines, score  # noqa: E402
-from metateleport.stats import paired_log_ratio, quantile  # noqa: E402
+from metateleport.modules import inspect_module, module_weights, write_weights  # noqa: E402
+from metateleport.stats import paired_difference, paired_log_ratio, quantile  # noqa: E402
+from metateleport.studies import realdata  # noqa: E402
 from metateleport.studies.suites import SUITES, suite_task  # noqa: E402
 from metateleport.tasks import make_family  # noqa: E402
-from metateleport.teleport import balanced_problems  # noqa: E402
+from metateleport.teleport import balance_fully, balanced_problems  # noqa: E402
 
 STUDY = REPO / "studies" / "general"
 ARM = "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced"
@@ -54,6 +60,34 @@ def score_balanced(suite: str, problems: int) -> dict:
             "n_steps": N_STEPS, "start": "balance_fully",
             "step_sizes": {k: tuning[k]["lr"] for k in hand},
             **{k: {"final": [float(v) for v in r.final]} for k, r in runs.items()}}
+
+
+def balanced_start(cls: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
+    """``cls`` with a ``start(model)`` (which realdata.run calls before the first step) that
+    balances the LeakyReLU MLP in place, as LearnedTorchOptimizer.start does for a
+    balance_first checkpoint."""
+
+    class Balanced(cls):
+        @torch.no_grad()
+        def start(self, model) -> bool:
+            spec = inspect_module(model, allow_bias=True)
+            write_weights(spec, balance_fully(module_weights(spec)))
+            return True
+
+    Balanced.__name__ = f"Balanced{cls.__name__}"
+    return Balanced
+
+
+def score_real_balanced(name: str, problems: int) -> dict:
+    """Tuned SGD and Adam from balanced starts on real set ``name`` (module docstring)."""
+    out = {"set": name, "problems": problems, "n_steps": N_STEPS, "start": "balance_fully"}
+    for kind, cls in realdata.HAND.items():
+        make = balanced_start(cls)
+        tuning = realdata.tune(name, kind, N_STEPS, make=make)
+        found = realdata.run_set(name, range(problems),
+                                 lambda ps, make=make, lr=tuning["lr"]: make(ps, lr=lr), N_STEPS)
+        out[kind] = {"lr": tuning["lr"], "at_edge": tuning["at_edge"], **found}
+    return out
 
 
 def _ratio(a, b) -> str:
@@ -103,9 +137,49 @@ def table(out: Path, study: Path, suites: list[str], arm: str, reference: str) -
     return "\n".join(rows)
 
 
+def _difference(a, b) -> str:
+    r = paired_difference(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
+    return f"{r['mean']:+.3f} [{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}]"
+
+
+def real_table(out: Path, study: Path, arm: str, reference: str) -> str:
+    rows = ["| real set | tuned SGD, own start | balanced | balanced - own [95% CI] | tuned "
+            "Adam, own start | balanced | balanced - own [95% CI] | arm from balanced starts: "
+            "seeds | accuracy | - the better balanced hand's [95% CI] |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for name in realdata.REAL_SETS:
+        path, ref_path = out / f"real-{name}.json", study / reference / f"s0-real-{name}.json"
+        if not path.exists() or not ref_path.exists():
+            continue
+        bal, ref = json.loads(path.read_text()), json.loads(ref_path.read_text())
+        cells = [name]
+        for kind in realdata.HAND:
+            own, new = ref[kind]["accuracy"], bal[kind]["accuracy"]
+            cells += [f"{np.median(own):.3f}", f"{np.median(new):.3f}",
+                      _difference([new], [own])]
+        files = sorted((study / arm).glob(f"s[0-9]-real-{name}.json"))
+        if files:
+            acc = [json.loads(f.read_text())["learned"]["accuracy"] for f in files]
+            best = max(realdata.HAND, key=lambda k: float(np.median(bal[k]["accuracy"])))
+            cells += [str(len(acc)), f"{np.median(acc):.3f}",
+                      f"{_difference(acc, [bal[best]['accuracy']] * len(acc))} vs {best}"]
+        else:
+            cells += ["0", "-", "-"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _write(path: Path, result: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.replace(path)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--suites", nargs="+", choices=list(SUITES), default=list(SUITES))
+    p.add_argument("--real", nargs="*", choices=list(realdata.REAL_SETS),
+                   default=list(realdata.REAL_SETS))
     p.add_argument("--problems", type=int, default=32)
     p.add_argument("--out", type=Path, default=STUDY / "balanced_hand",
                    help="folder of the per-suite JSON; the table goes to <out>.md")
@@ -118,14 +192,16 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for suite in args.suites:
         path = args.out / f"{suite}.json"
-        if path.exists():
-            continue
-        result = score_balanced(suite, args.problems)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=1) + "\n")
-        tmp.replace(path)
-        print(f"{suite}: done", flush=True)
-    text = table(args.out, args.study, args.suites, args.arm, args.reference)
+        if not path.exists():
+            _write(path, score_balanced(suite, args.problems))
+            print(f"{suite}: done", flush=True)
+    for name in args.real:
+        path = args.out / f"real-{name}.json"
+        if not path.exists():
+            _write(path, score_real_balanced(name, args.problems))
+            print(f"real {name}: done", flush=True)
+    text = (table(args.out, args.study, args.suites, args.arm, args.reference) + "\n\n"
+            + real_table(args.out, args.study, args.arm, args.reference))
     command = "python scripts/balanced_hand.py " + " ".join(
         argv if argv is not None else sys.argv[1:])
     args.out.with_suffix(".md").write_text(

@@ -179,8 +179,8 @@ def test_balanced_hand_scores_tuned_adam_from_balanced_starts_and_pairs_the_arm(
     for seed in (0, 1):
         (study / "arm" / f"s{seed}-small.json").write_text(
             json.dumps({"learned": {"final": [0.5, 0.25]}}))
-    argv = ["--suites", "small", "--problems", "2", "--out", str(out), "--study", str(study),
-            "--arm", "arm", "--reference", "ref"]
+    argv = ["--suites", "small", "--real", "--problems", "2", "--out", str(out), "--study",
+            str(study), "--arm", "arm", "--reference", "ref"]
     assert script.main(argv) == 0
     result = json.loads((out / "small.json").read_text())
     # Adam at its tuned step size, run from the balanced test problems
@@ -196,3 +196,30 @@ def test_balanced_hand_scores_tuned_adam_from_balanced_starts_and_pairs_the_arm(
     (study / "ref" / "s0-small.json").write_text(json.dumps(ref))
     with pytest.raises(ValueError, match="other problems"):
         script.main(argv)
+
+
+def test_balanced_hand_on_real_data_balances_each_model_before_its_first_step(
+        tmp_path, monkeypatch):
+    from metateleport.modules import inspect_module, module_weights, write_weights
+    from metateleport.studies import realdata
+
+    script = _script("balanced_hand")
+    monkeypatch.setattr(realdata, "GRIDS", {"sgd": (0.1, 1.0), "adam": (0.001, 0.01)})
+    monkeypatch.setattr(realdata, "VAL_SEEDS", (1000, 1001))
+    study, out = tmp_path / "study", tmp_path / "bh"
+    (out).mkdir()
+    (out / "small.json").write_text("{}")  # scored already: skipped
+    argv = ["--suites", "small", "--real", "breast_cancer", "--problems", "2", "--out",
+            str(out), "--study", str(study)]
+    assert script.main(argv) == 0
+    found = json.loads((out / "real-breast_cancer.json").read_text())
+    # SGD at its tuned step size from the balanced model equals a run balanced by hand
+    problem = realdata.make_problem("breast_cancer", 1)
+    spec = inspect_module(problem.model, allow_bias=True)
+    write_weights(spec, balance_fully(module_weights(spec)))
+    plain = realdata.run(problem, lambda ps: torch.optim.SGD(ps, lr=found["sgd"]["lr"]), 100)
+    assert found["sgd"]["accuracy"][1] == plain["accuracy"]
+    assert found["sgd"]["final"][1] == plain["final"]
+    again = realdata.run(realdata.make_problem("breast_cancer", 1),
+                         lambda ps: torch.optim.SGD(ps, lr=found["sgd"]["lr"]), 100)
+    assert again["final"] != plain["final"]  # the balancing changed SGD's run

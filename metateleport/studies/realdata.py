@@ -37,7 +37,7 @@ from ..stats import paired_difference
 from ..torch_optim import LearnedTorchOptimizer
 
 __all__ = ["GRIDS", "REAL_SETS", "VAL_SEEDS", "RealProblem", "RealSet", "as_scored", "evaluate",
-           "hand_results", "loss_fn", "make_problem", "real_table", "run", "score_real",
+           "hand_results", "loss_fn", "make_problem", "real_table", "run", "run_set", "score_real",
            "score_validation", "tune", "validation_gap", "versus_best_hand"]
 
 
@@ -161,7 +161,8 @@ def run(problem: RealProblem, make_opt: Callable[[Any], torch.optim.Optimizer], 
         on_step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None
         ) -> dict[str, Any]:
     """Train ``problem.model`` for n_steps full-batch steps of make_opt(model.parameters()),
-    each ``opt.step(closure)``; with ``teleport`` (a LearnedTorchOptimizer) also
+    each ``opt.step(closure)``, after ``opt.start(model)`` where the optimizer has that
+    method (LearnedTorchOptimizer.start); with ``teleport`` (a LearnedTorchOptimizer) also
     ``opt.teleport`` after every step. A non-finite loss ends the run as diverged. Returns
     {"final": final training loss (inf if diverged), "accuracy": held-out accuracy (a sample
     with a non-finite output counts as wrong), "held_out_loss", "diverged", and "refused" and
@@ -175,8 +176,8 @@ def run(problem: RealProblem, make_opt: Callable[[Any], torch.optim.Optimizer], 
     it was taken at, each one float64 vector."""
     model, x, y = problem.model, problem.x, problem.y
     opt = make_opt(model.parameters())
-    if isinstance(opt, LearnedTorchOptimizer):
-        opt.start(model)  # a checkpoint meta-trained from balanced starts balances the model
+    if callable(getattr(opt, "start", None)):
+        opt.start(model)  # e.g. a checkpoint meta-trained from balanced starts balances it
     start = _flat(model) if trace else None
 
     def record() -> tuple[float, float, float, float]:
@@ -218,7 +219,7 @@ def run(problem: RealProblem, make_opt: Callable[[Any], torch.optim.Optimizer], 
     return result
 
 
-def _runs(name: str, seeds, make_opt, n_steps: int, teleport: bool = False) -> dict[str, Any]:
+def run_set(name: str, seeds, make_opt, n_steps: int, teleport: bool = False) -> dict[str, Any]:
     """run() on the problems ``seeds`` of ``name``, gathered per key: {"final": [...], ...,
     "diverged": count, "refused" and "tele_refused": the guard's refused steps and teleports
     (if counted)}."""
@@ -232,16 +233,18 @@ def _runs(name: str, seeds, make_opt, n_steps: int, teleport: bool = False) -> d
 
 
 def tune(name: str, kind: str, n_steps: int, grid: tuple[float, ...] | None = None,
-         val_seeds: tuple[int, ...] | None = None) -> dict[str, Any]:
+         val_seeds: tuple[int, ...] | None = None,
+         make: type[torch.optim.Optimizer] | None = None) -> dict[str, Any]:
     """{"lr": the value of ``grid`` (default GRIDS[kind]) with the lowest median final
-    training loss of HAND[kind] over the validation problems ``val_seeds`` (default
-    VAL_SEEDS; first on ties), "medians": {lr: that median}, "at_edge": whether it is the
-    grid's first or last value}."""
+    training loss of HAND[kind] (or ``make``, an optimizer class of that kind) over the
+    validation problems ``val_seeds`` (default VAL_SEEDS; first on ties), "medians": {lr:
+    that median}, "at_edge": whether it is the grid's first or last value}."""
+    make = HAND[kind] if make is None else make
     grid = GRIDS[kind] if grid is None else grid
     val_seeds = VAL_SEEDS if val_seeds is None else val_seeds
     medians = {}
     for lr in grid:
-        finals = _runs(name, val_seeds, functools.partial(HAND[kind], lr=lr), n_steps)["final"]
+        finals = run_set(name, val_seeds, functools.partial(make, lr=lr), n_steps)["final"]
         medians[lr] = float(np.median(finals))
     best = min(grid, key=lambda lr: medians[lr])
     return {"lr": best, "medians": medians, "at_edge": best in (grid[0], grid[-1])}
@@ -255,7 +258,7 @@ def _hand_cached(name: str, seeds: tuple, n_steps: int, grids: tuple,
     out = {}
     for kind, grid in grids:
         tuning = tune(name, kind, n_steps, grid, val_seeds)
-        out[kind] = {**_runs(name, seeds, functools.partial(HAND[kind], lr=tuning["lr"]),
+        out[kind] = {**run_set(name, seeds, functools.partial(HAND[kind], lr=tuning["lr"]),
                              n_steps), "tuning": tuning}
     return out
 
@@ -293,7 +296,7 @@ def score_real(params: Path | None, name: str, problems: int = 32, n_steps: int 
         learned, _ = load_optimizer(params)
         moves = teleport and learned.move is not None
         out["learned"] = {"params": str(params), "variant": learned.variant, "teleport": moves,
-                          **_runs(name, range(problems), as_scored(learned), n_steps,
+                          **run_set(name, range(problems), as_scored(learned), n_steps,
                                   moves)}
     return out
 
@@ -314,7 +317,7 @@ def score_validation(params: Path, name: str, n_steps: int = 100) -> dict[str, A
     moves = learned.move is not None
     return {"set": name, "n_steps": n_steps, "seeds": list(VAL_SEEDS), **hand,
             "learned": {"params": str(params), "teleport": moves,
-                        **_runs(name, VAL_SEEDS, as_scored(learned), n_steps, moves)}}
+                        **run_set(name, VAL_SEEDS, as_scored(learned), n_steps, moves)}}
 
 
 def validation_gap(found: dict[str, Any]) -> float:
