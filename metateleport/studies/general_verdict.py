@@ -45,6 +45,8 @@ CANDIDATES: dict[str, str] = {
         "update-long-gradient-layer3-first1",
     "update_tele_diag-noguard-long-bound3-mixed-layer3-first1":
         "update-long-mixed-layer3-first1",
+    "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced":
+        "update-long-mixed-tilt3-balanced",
 }
 
 
