@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -680,3 +681,44 @@ def test_first_layer_tilt_changes_the_bound_at_test_time_and_restores_it():
     assert all(0 <= got[k]["accuracy"] <= 1 for k in names)
     with pytest.raises(SystemExit):
         script.main(["--arm", "update-long"])
+
+
+def test_a_test_time_arm_takes_the_source_iterate_and_rescores_validation(tmp_path,
+                                                                          monkeypatch):
+    from metateleport.checkpoint import load_checkpoint, load_optimizer
+    from metateleport.config import config_from_dict
+    from metateleport.inner import run
+    from metateleport.trainer import MetaTrainer, validation_score
+    from metateleport.training import train_run
+
+    own = ["model.tele_group=diag", "model.tele_norm=null", "train.batch_size=2",
+           "train.n_steps=4", "train.unroll=2", "train.trajectories=4", "train.val_problems=2"]
+    cfg = config_from_dict({"model": {"tele_group": "diag", "tele_norm": None},
+                            "task": {"unit_span": 10.0},
+                            "train": {"batch_size": 2, "n_steps": 4, "unroll": 2,
+                                      "trajectories": 4, "val_problems": 2}})
+    train_run(cfg, tmp_path / "run", progress=False)
+    src = tmp_path / "general" / "src"
+    src.mkdir(parents=True)
+    shutil.copyfile(tmp_path / "run" / "params.pt", src / "s0.pt")
+    (src / "s0.json").write_text(json.dumps({"validation_score": 9.0, "chosen_meta_step": 4}))
+    arms = {"src": ("general_update_tele", own, "src", [0]),
+            "src-b": ("general_update_tele", own + ["model.balance_first=true"], "b", [0]),
+            "src-bad": ("general_update_tele", own + ["train.n_steps=8"], "bad", [0])}
+    monkeypatch.setattr(general_runs, "ARMS", arms)
+    monkeypatch.setattr(general_runs, "TEST_TIME", {"src-b": "src", "src-bad": "src"})
+    got = general_runs.train_one("src-b", 0, tmp_path / "runs", tmp_path, REPO)
+    assert got["derived_from"] == "src" and got["test_time"] == ["model.balance_first=true"]
+    assert got["chosen_meta_step"] == 4
+    a = load_checkpoint(src / "s0.pt", "params")
+    b = load_checkpoint(tmp_path / "general" / "src-b" / "s0.pt", "params")
+    assert b["model"] == {**a["model"], "balance_first": True}
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    # the validation score is the changed optimizer's on the run's own validation problems
+    opt, _ = load_optimizer(tmp_path / "general" / "src-b" / "s0.pt")
+    assert opt.balance_first
+    val = MetaTrainer(config_from_dict(b["config"])).val_problems
+    assert got["validation_score"] == validation_score(run(opt, val, 4).losses)
+    assert json.loads((tmp_path / "general" / "src-b" / "s0.json").read_text()) == got
+    with pytest.raises(ValueError, match="only model options"):
+        general_runs.train_one("src-bad", 0, tmp_path / "runs", tmp_path, REPO)

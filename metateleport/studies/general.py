@@ -25,12 +25,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .general_arms import ARMS, ORDER
+from .general_arms import ARMS, ORDER, TEST_TIME
 
 # general_runs' and general_tables' names in __all__ come from __getattr__ (at the end)
 # ruff: noqa: F822
 __all__ = ["ACCURACY", "ACCURACY_MARGIN", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS", "BALANCED",
-           "BALANCED_UPDATE", "CONTROLS",
+           "BALANCED_TEST", "BALANCED_TEST_UPDATE", "BALANCED_UPDATE", "CONTROLS",
            "CURVATURE", "DIGITS_SHARE", "FAILED_MARGIN", "GL_CONTROLS", "GL_RECIPE",
            "GRADIENT_FIRST", "GRADIENT_FIRST_TILT3", "GRADIENT_FIRST_UPDATE", "GRADIENT_FORM",
            "GRADIENT_FORM_UPDATE",
@@ -38,7 +38,8 @@ __all__ = ["ACCURACY", "ACCURACY_MARGIN", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS
            "GUARD_SWAP", "HEADLINE", "LONGER", "MIXED_FIRST", "MIXED_FIRST_UPDATE", "MIXED_FORM",
            "MIXED_FORM_UPDATE", "MIXED_TILT", "MIXED_TILT_PAIR", "MIXED_TILT_UPDATE",
            "MIXED_VS_SHIPPED", "MOMENTS", "MOMENTS_UPDATE", "ORDER", "SAME_BUDGET", "SHIPPED",
-           "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "TELE_OFF", "VAL_HELD_OUT", "VARIANTS",
+           "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "TELE_OFF", "TEST_TIME", "VAL_HELD_OUT",
+           "VARIANTS",
            "all_tables", "committed", "digits_accuracy_table", "guard_swap_table", "paired_table",
            "real_table", "real_validation_gap", "real_validation_gaps", "record_histories",
            "score_all", "score_guard_swap", "score_specialists", "score_study_specialists",
@@ -180,6 +181,16 @@ BALANCED = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced",
 #: balanced starts (the arm last)
 BALANCED_UPDATE = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced",
                    "update-long-mixed-tilt3", "update-long-mixed-tilt3-balanced")
+#: the mixed tilt-3 arm's iterates balanced at test time, with the arm meta-trained from
+#: balanced starts, paired with the mixed tilt-3 arm (the arm last)
+BALANCED_TEST = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test",
+                 "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced",
+                 "update_tele_diag-noguard-long-bound3-mixed-tilt3")
+#: that teleporting arm and the LSTM(update)s from balanced starts, meta-trained so and at test
+#: time only, paired with the first (the arm last)
+BALANCED_TEST_UPDATE = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test",
+                        "update-long-mixed-tilt3-balanced_test",
+                        "update-long-mixed-tilt3-balanced")
 #: the same budget (1600 trajectories) for LSTM(update): the teleporting arms meta-trained on
 #: it, paired with LSTM(update) meta-trained on it (the arm last)
 SAME_BUDGET = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",
@@ -209,7 +220,9 @@ ACCURACY = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-lo
             "update_tele_diag-noguard-long-bound3-mixed-layer3-first1",
             "update-long-mixed-layer3-first1",
             "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced",
-            "update-long-mixed-tilt3-balanced", "update_tele-noguard-long-bound3",
+            "update-long-mixed-tilt3-balanced",
+            "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test",
+            "update-long-mixed-tilt3-balanced_test", "update_tele-noguard-long-bound3",
             "update_tele-noguard-long-bound3-held_out", "update_tele-noguard", "update-long",
             "update")
 
@@ -254,7 +267,10 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                         "update-long-mixed-layer3-first1",
                         # (and the mixed tilt-3 arm from balanced starts, 2026-12-07, before
                         # any run)
-                        "update-long-mixed-tilt3-balanced"], 2.0),
+                        "update-long-mixed-tilt3-balanced",
+                        # (and its iterates balanced at test time, the same day, before any
+                        # test result of them)
+                        "update-long-mixed-tilt3-balanced_test"], 2.0),
     # the long arm a candidate since 2026-12-02, once its 5 seeds were trained; its bound-3
     # version since 2026-12-03, before its seeds 2-4 were trained (it counts once all 5 are)
     # (and the gradient form's since 2026-12-04, before any of its runs, at tilt 1 and 3)
@@ -276,7 +292,8 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                              # the same, in a fourth
                              "update_tele_diag-noguard-long-bound3-mixed-layer3-first1",
                              # the same, 2026-12-07
-                             "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced"],
+                             "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced",
+                             "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test"],
                             2.0),
 }
 

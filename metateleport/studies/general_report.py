@@ -13,6 +13,8 @@ from .general import (
     ADAM_FORM_UPDATE,
     ARMS,
     BALANCED,
+    BALANCED_TEST,
+    BALANCED_TEST_UPDATE,
     BALANCED_UPDATE,
     CONTROLS,
     CURVATURE,
@@ -186,6 +188,14 @@ def all_tables(summaries: Path) -> str:
         *_pairing(summaries, BALANCED_UPDATE,
                   "The mixed form at tilt 3 from balanced starts, for LSTM(update)",
                   ", paired with it", ""),
+        *_pairing(summaries, BALANCED_TEST,
+                  "The mixed form at tilt 3 balanced before the first step at test time only",
+                  " (with the arm meta-trained from balanced starts), paired with the mixed "
+                  "form at tilt 3 from the problems' own starts", ", paired with it"),
+        *_pairing(summaries, BALANCED_TEST_UPDATE,
+                  "Balanced starts at test time only, against the LSTM(update)s from balanced "
+                  "starts", " (meta-trained so, and at test time only), paired with the "
+                  "first", ", paired with it"),
         *_pairing(summaries, GL_RECIPE, "The gl group at the diag bound-3 arm's recipe",
                   " (with the held-out digits meta-loss and the first gl arm without the "
                   "guard), paired with the diag bound-3 arm", ", paired with it"),

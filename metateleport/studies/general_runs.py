@@ -20,9 +20,18 @@ from typing import Any
 
 import yaml
 
-from ..checkpoint import load_checkpoint
+from ..checkpoint import load_checkpoint, save_atomic
 from ..stats import median
-from .general import ACCURACY, ACCURACY_MARGIN, ARMS, ORDER, SHIPPED, SPECIALISTS, STUDY
+from .general import (
+    ACCURACY,
+    ACCURACY_MARGIN,
+    ARMS,
+    ORDER,
+    SHIPPED,
+    SPECIALISTS,
+    STUDY,
+    TEST_TIME,
+)
 from .realdata import REAL_SETS, score_real, score_validation, validation_gap
 from .runs import train, write_summary
 from .suites import SUITES, score_suite
@@ -30,7 +39,8 @@ from .suites import SUITES, score_suite
 __all__ = ["GUARD_SWAP", "STUDY_SPECIALISTS", "TELE_OFF", "committed", "real_validation_gap",
            "real_validation_gaps", "record_histories", "score_all", "score_guard_swap",
            "score_specialists", "score_study_specialists", "score_tele_off", "ship_generalist",
-           "shipped_choice", "train_all", "train_one", "validation_history", "within_margin"]
+           "shipped_choice", "train_all", "train_one", "validation_history", "within_margin",
+           "derive_one"]
 
 
 def real_validation_gap(summaries: Path, arm: str, seed: int) -> float | None:
@@ -112,6 +122,8 @@ def train_one(arm: str, seed: int, runs: Path, summaries: Path, repo: Path) -> d
     summary = out / f"s{seed}.json"
     if summary.is_file():
         return json.loads(summary.read_text())
+    if arm in TEST_TIME:
+        return derive_one(arm, seed, runs, summaries, repo)
     config, overrides, label, _ = ARMS[arm]
     folder = runs / STUDY / arm / f"s{seed}"
     start = time.time()
@@ -129,6 +141,46 @@ def train_one(arm: str, seed: int, runs: Path, summaries: Path, repo: Path) -> d
                   f"{arm} seed {seed}: trained in {seconds:.0f} s this session; chosen "
                   f"meta-step {best['meta_step']}, validation score {best['validation_score']}")
     return data
+
+
+def derive_one(arm: str, seed: int, runs: Path, summaries: Path, repo: Path) -> dict[str, Any]:
+    """The summary of (arm, seed) of a TEST_TIME arm, written with its iterate into
+    ``summaries``/general/<arm>/: the source arm's chosen iterate of that seed (trained first if
+    missing) with the arm's further overrides applied to its model config and nothing else,
+    and its validation score measured anew on the run's own validation problems (the
+    trainer's, as the changed optimizer runs on them)."""
+    from ..config import apply_overrides, config_from_dict, config_to_dict
+    from ..meta_optimizers import LearnedOptimizer
+    from ..trainer import MetaTrainer, validation_score
+
+    source = TEST_TIME[arm]
+    config, overrides, label, _ = ARMS[arm]
+    own = ARMS[source][1]
+    if overrides[:len(own)] != own or ARMS[source][0] != config:
+        raise ValueError(f"{arm}: its config and overrides must extend {source}'s")
+    changed = overrides[len(own):]
+    if any(not item.startswith("model.") for item in changed):
+        raise ValueError(f"{arm}: only model options change at test time, got {changed}")
+    base = train_one(source, seed, runs, summaries, repo)
+    start = time.time()
+    data = load_checkpoint(summaries / STUDY / source / f"s{seed}.pt", "params")
+    cfg = config_from_dict(apply_overrides(data["config"], changed))
+    data["config"], data["model"] = config_to_dict(cfg), config_to_dict(cfg)["model"]
+    opt = LearnedOptimizer(**data["model"])
+    opt.load_state_dict(data["state_dict"])
+    data["validation_score"] = validation_score(MetaTrainer(cfg, opt=opt).validation_losses())
+    out = summaries / STUDY / arm
+    out.mkdir(parents=True, exist_ok=True)
+    save_atomic(data, out / f"s{seed}.pt")
+    summary = {"study": STUDY, "arm": arm, "label": label, "seed": seed, "config_file": config,
+               "overrides": overrides, "derived_from": source, "test_time": changed,
+               "config": data["config"], "train_seconds_this_session": time.time() - start,
+               "chosen_meta_step": base["chosen_meta_step"],
+               "validation_score": data["validation_score"]}
+    write_summary(out / f"s{seed}.json", summary, summaries / STUDY / "study.log",
+                  f"{arm} seed {seed}: {source}'s iterate with {changed} at test time; "
+                  f"validation score {data['validation_score']}")
+    return summary
 
 
 def train_all(runs: Path, summaries: Path, repo: Path, jobs: int = 2,

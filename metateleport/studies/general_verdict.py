@@ -47,6 +47,8 @@ CANDIDATES: dict[str, str] = {
         "update-long-mixed-layer3-first1",
     "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced":
         "update-long-mixed-tilt3-balanced",
+    "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test":
+        "update-long-mixed-tilt3-balanced_test",
 }
 
 
