@@ -59,8 +59,9 @@ def main(argv=None) -> int:
                    choices=["train", "score", "status", "guard-swap", "tele-off", "ship"])
     p.add_argument("--jobs", type=int, default=2, help="runs trained at once (1 thread each)")
     p.add_argument("--arms", nargs="+", choices=list(ARMS), default=None, metavar="ARM",
-                   help="train only these arms' runs (the registry's names, "
-                        "metateleport/studies/general_arms.py); default every arm")
+                   help="train or score only these arms' runs (the registry's names, "
+                        "metateleport/studies/general_arms.py; scoring two disjoint sets "
+                        "in two processes runs them in parallel); default every arm")
     p.add_argument("--runs", type=Path, default=REPO / "runs" / "studies")
     p.add_argument("--summaries", type=Path, default=REPO / "studies")
     args = p.parse_args(argv)
@@ -69,7 +70,7 @@ def main(argv=None) -> int:
     if args.what == "train":
         train_all(runs, summaries, REPO, args.jobs, args.arms)
     if args.what == "score":
-        score_all(summaries)
+        score_all(summaries, arms=args.arms)
         score_specialists(summaries, REPO / "checkpoints")
         score_study_specialists(summaries, runs)
         record_histories(runs, summaries)

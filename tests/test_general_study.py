@@ -84,6 +84,8 @@ def _finished_run(tmp_path, monkeypatch, digits_learned):
 
 def test_score_all_scores_each_finished_run_once(tmp_path, monkeypatch):
     folder, calls = _finished_run(tmp_path, monkeypatch, {"final": [1.0]})
+    general.score_all(tmp_path, problems=2, log=lambda line: None, arms=["update_tele"])
+    assert calls == [], "only the arms asked for"
     general.score_all(tmp_path, problems=2, log=lambda line: None)
     # update is in ACCURACY, and its digits score has no held-out accuracy (a score from
     # before score_suite recorded it): the digits suite once more

@@ -209,13 +209,16 @@ def _score_once(out: Path, head: dict[str, Any], score: Callable[..., dict[str, 
     log(done)
 
 
-def score_all(summaries: Path, problems: int = 32, log: Callable[[str], None] = print) -> None:
-    """Score every finished run (its committed chosen iterate) on every suite of
-    suites.SUITES and every real set that has no ``<arm>/s<seed>-<suite>.json`` (or
+def score_all(summaries: Path, problems: int = 32, log: Callable[[str], None] = print,
+              arms: list[str] | None = None) -> None:
+    """Score every finished run (its committed chosen iterate; of ``arms``, if given) on every
+    suite of suites.SUITES and every real set that has no ``<arm>/s<seed>-<suite>.json`` (or
     ``-real-<set>.json``) yet, and write it; a run of an arm SHIPPED may choose from also on
     every real set's validation problems (``-val-real-<set>.json``, what shipped_choice
     reads)."""
     for arm, seed in ORDER:
+        if arms is not None and arm not in arms:
+            continue
         params = summaries / STUDY / arm / f"s{seed}.pt"
         if not params.is_file():
             continue
