@@ -10,13 +10,13 @@ steps on the balanced test problems. Each suite's result goes to
 suites already there and only rewrites the table. The table (``<out>.md``): per suite the
 median loss at step 100 of tuned GD and Adam from the problems' own starts (the study's score
 files of ``--reference``, the same test problems and tuning as every arm's) and from the
-balanced ones, their paired ratio over problems; and for ``--arm`` (meta-trained from balanced
-starts) its median over its scored seeds and its paired ratio over seeds x problems against
-tuned Adam from the balanced starts. The same for real data (studies.realdata: tuned SGD and
+balanced ones, their paired ratio over problems; and for each of ``--arms`` (optimizers that
+start balanced) its median over its scored seeds and its paired ratio over seeds x problems
+against tuned Adam from the balanced starts. The same for real data (studies.realdata: tuned SGD and
 Adam, step sizes chosen on the validation seeds, each model balanced before its first step),
 scored by the optimizee's held-out accuracy on the test seeds, ``<out>/real-<set>.json``, and
-the arm's accuracy minus the better balanced hand optimizer's. Deterministic (the suites'
-problem seeds, the real sets' seeds); rerun with
+each arm's accuracy minus the better balanced hand optimizer's (means over the test seeds).
+Deterministic (the suites' problem seeds, the real sets' seeds); rerun with
 
     python scripts/balanced_hand.py [--suites depth3 ...] [--out studies/general/balanced_hand]
 """
@@ -44,7 +44,10 @@ from metateleport.tasks import make_family  # noqa: E402
 from metateleport.teleport import balance_fully, balanced_problems  # noqa: E402
 
 STUDY = REPO / "studies" / "general"
-ARM = "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced"
+#: the arms that start balanced: meta-trained so, and the shipped recipe's iterates at test time
+ARMS = ["update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced",
+        "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test",
+        "update-long-mixed-tilt3-balanced", "update-long-mixed-tilt3-balanced_test"]
 REFERENCE = "update_tele_diag-noguard-long-bound3-mixed-tilt3"
 N_STEPS = 100
 
@@ -110,11 +113,17 @@ def _arm_finals(study: Path, arm: str, suite: str) -> list[list[float]]:
     return [json.loads(f.read_text())["learned"]["final"] for f in files]
 
 
-def table(out: Path, study: Path, suites: list[str], arm: str, reference: str) -> str:
-    rows = ["| suite | tuned GD, own start | balanced | balanced / own [95% CI] | tuned Adam, "
-            "own start | balanced | balanced / own [95% CI] | arm from balanced starts: "
-            "seeds | median | / tuned Adam from balanced starts [95% CI] |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+def _header(first: str, unit: str, arms: list[str], versus: str) -> list[str]:
+    cols = [first, f"tuned {unit[0]}, own start", "balanced", f"balanced {unit[1]} own [95% CI]",
+            f"tuned {unit[2]}, own start", "balanced", f"balanced {unit[1]} own [95% CI]"]
+    for arm in arms:
+        cols += [f"`{arm}`: seeds", "median" if unit[1] == "/" else "accuracy", versus]
+    return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+
+
+def table(out: Path, study: Path, suites: list[str], arms: list[str], reference: str) -> str:
+    rows = _header("suite", ("GD", "/", "Adam"), arms,
+                   "/ tuned Adam from balanced starts [95% CI]")
     for suite in suites:
         path = out / f"{suite}.json"
         ref_path = study / reference / f"s0-{suite}.json"
@@ -127,12 +136,13 @@ def table(out: Path, study: Path, suites: list[str], arm: str, reference: str) -
         for name in ("gd", "adam"):
             own, new = ref[name]["final"], bal[name]["final"]
             cells += [_median(own), _median(new), _ratio([new], [own])]
-        finals = _arm_finals(study, arm, suite)
-        if finals:
-            adam = [bal["adam"]["final"]] * len(finals)  # the same problems for every seed
-            cells += [str(len(finals)), _median(finals), _ratio(finals, adam)]
-        else:
-            cells += ["0", "-", "-"]
+        for arm in arms:
+            finals = _arm_finals(study, arm, suite)
+            if finals:
+                adam = [bal["adam"]["final"]] * len(finals)  # the same problems for every seed
+                cells += [str(len(finals)), _median(finals), _ratio(finals, adam)]
+            else:
+                cells += ["0", "-", "-"]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -142,11 +152,10 @@ def _difference(a, b) -> str:
     return f"{r['mean']:+.3f} [{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}]"
 
 
-def real_table(out: Path, study: Path, arm: str, reference: str) -> str:
-    rows = ["| real set | tuned SGD, own start | balanced | balanced - own [95% CI] | tuned "
-            "Adam, own start | balanced | balanced - own [95% CI] | arm from balanced starts: "
-            "seeds | accuracy | - the better balanced hand's [95% CI] |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+def real_table(out: Path, study: Path, arms: list[str], reference: str) -> str:
+    """Mean held-out accuracies over the test seeds and their paired differences."""
+    rows = _header("real set", ("SGD", "-", "Adam"), arms,
+                   "- the better balanced hand's [95% CI]")
     for name in realdata.REAL_SETS:
         path, ref_path = out / f"real-{name}.json", study / reference / f"s0-real-{name}.json"
         if not path.exists() or not ref_path.exists():
@@ -155,16 +164,16 @@ def real_table(out: Path, study: Path, arm: str, reference: str) -> str:
         cells = [name]
         for kind in realdata.HAND:
             own, new = ref[kind]["accuracy"], bal[kind]["accuracy"]
-            cells += [f"{np.median(own):.3f}", f"{np.median(new):.3f}",
-                      _difference([new], [own])]
-        files = sorted((study / arm).glob(f"s[0-9]-real-{name}.json"))
-        if files:
-            acc = [json.loads(f.read_text())["learned"]["accuracy"] for f in files]
-            best = max(realdata.HAND, key=lambda k: float(np.median(bal[k]["accuracy"])))
-            cells += [str(len(acc)), f"{np.median(acc):.3f}",
-                      f"{_difference(acc, [bal[best]['accuracy']] * len(acc))} vs {best}"]
-        else:
-            cells += ["0", "-", "-"]
+            cells += [f"{np.mean(own):.3f}", f"{np.mean(new):.3f}", _difference([new], [own])]
+        best = max(realdata.HAND, key=lambda k: float(np.mean(bal[k]["accuracy"])))
+        for arm in arms:
+            files = sorted((study / arm).glob(f"s[0-9]-real-{name}.json"))
+            if files:
+                acc = [json.loads(f.read_text())["learned"]["accuracy"] for f in files]
+                cells += [str(len(acc)), f"{np.mean(acc):.3f}",
+                          f"{_difference(acc, [bal[best]['accuracy']] * len(acc))} vs {best}"]
+            else:
+                cells += ["0", "-", "-"]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -184,7 +193,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=STUDY / "balanced_hand",
                    help="folder of the per-suite JSON; the table goes to <out>.md")
     p.add_argument("--study", type=Path, default=STUDY, help="the study's summaries folder")
-    p.add_argument("--arm", default=ARM)
+    p.add_argument("--arms", nargs="*", default=list(ARMS), metavar="ARM",
+                   help="arms from balanced starts to pair with tuned Adam from them")
     p.add_argument("--reference", default=REFERENCE,
                    help="an arm whose seed 0 score files give tuned GD and Adam as sampled")
     args = p.parse_args(argv)
@@ -200,8 +210,8 @@ def main(argv=None) -> int:
         if not path.exists():
             _write(path, score_real_balanced(name, args.problems))
             print(f"real {name}: done", flush=True)
-    text = (table(args.out, args.study, args.suites, args.arm, args.reference) + "\n\n"
-            + real_table(args.out, args.study, args.arm, args.reference))
+    text = (table(args.out, args.study, args.suites, args.arms, args.reference) + "\n\n"
+            + real_table(args.out, args.study, args.arms, args.reference))
     command = "python scripts/balanced_hand.py " + " ".join(
         argv if argv is not None else sys.argv[1:])
     args.out.with_suffix(".md").write_text(

@@ -180,7 +180,7 @@ def test_balanced_hand_scores_tuned_adam_from_balanced_starts_and_pairs_the_arm(
         (study / "arm" / f"s{seed}-small.json").write_text(
             json.dumps({"learned": {"final": [0.5, 0.25]}}))
     argv = ["--suites", "small", "--real", "--problems", "2", "--out", str(out), "--study",
-            str(study), "--arm", "arm", "--reference", "ref"]
+            str(study), "--arms", "arm", "--reference", "ref"]
     assert script.main(argv) == 0
     result = json.loads((out / "small.json").read_text())
     # Adam at its tuned step size, run from the balanced test problems
