@@ -82,6 +82,7 @@ def test_fused_steps_are_as_accurate_as_the_kernel(path, tight, late):
         load_problem(model, [w.to(dtype) for w in p.weights])
         opt = LearnedOpt(model.parameters(), learned=learned.to(dtype), fused=fused)
         assert opt.fused is fused
+        opt.start(model)  # general_update_tele.pt starts balanced (model.balance_first)
         runs[fused, dtype] = torch_loop(model, opt, p.X[0].T.to(dtype), p.Y[0].T.to(dtype), 30)
     exact = runs[False, torch.float64]
 

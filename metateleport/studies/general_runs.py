@@ -107,9 +107,12 @@ def ship_generalist(summaries: Path, dest: Path, name: str) -> str:
     dest.mkdir(parents=True, exist_ok=True)
     save_atomic(data, dest / f"{name}.pt")
     how = "without the loss guard" if trained is None else f"with loss guard {trained:g}"
-    header = "" if trained == guard else (
-        f"# meta-trained {how} (studies/general/{arm}, seed {seed}); shipped with model.guard "
-        f"{guard:g} at test time\n")
+    where = f"studies/general/{arm}, seed {seed}"
+    if arm in TEST_TIME:  # another arm's iterate, model options changed at test time
+        where = (f"studies/general/{TEST_TIME[arm]}, seed {seed}; "
+                 f"{', '.join(ARMS[arm][1][len(ARMS[TEST_TIME[arm]][1]):])} at test time: {arm}")
+    header = "" if trained == guard and arm not in TEST_TIME else (
+        f"# meta-trained {how} ({where}); shipped with model.guard {guard:g} at test time\n")
     (dest / f"{name}.yaml").write_text(header + yaml.safe_dump(data["config"], sort_keys=False))
     return (f"shipped general/{arm} seed {seed} (validation score "
             f"{data['validation_score']:.4g}) as {dest / name}.pt, guard {guard:g}")
