@@ -173,9 +173,10 @@ MIXED_FIRST_UPDATE = ("update_tele_diag-noguard-long-bound3-mixed-layer3-first1"
 #: arm last): the group alone
 GL_RECIPE = ("update_tele-noguard-long-bound3", "update_tele-noguard-long-bound3-held_out",
              "update_tele-noguard", "update_tele_diag-noguard-long-bound3")
-#: the mixed tilt-3 arm meta-trained from balanced starts (model.balance_first), paired with
-#: the mixed tilt-3 arm (the shipped generalist's; the arm last)
+#: the mixed tilt-3 arm meta-trained from balanced starts (model.balance_first), and the same
+#: with teleport bound 1, paired with the mixed tilt-3 arm (the shipped recipe; the arm last)
 BALANCED = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced",
+            "update_tele_diag-noguard-long-mixed-tilt3-balanced",
             "update_tele_diag-noguard-long-bound3-mixed-tilt3")
 #: that teleporting arm and the mixed tilt-3 LSTM(update) paired with its LSTM(update) from
 #: balanced starts (the arm last)
@@ -222,7 +223,8 @@ ACCURACY = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-lo
             "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced",
             "update-long-mixed-tilt3-balanced",
             "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test",
-            "update-long-mixed-tilt3-balanced_test", "update_tele-noguard-long-bound3",
+            "update-long-mixed-tilt3-balanced_test",
+            "update_tele_diag-noguard-long-mixed-tilt3-balanced", "update_tele-noguard-long-bound3",
             "update_tele-noguard-long-bound3-held_out", "update_tele-noguard", "update-long",
             "update")
 
