@@ -36,11 +36,11 @@ from .realdata import REAL_SETS, score_real, score_validation, validation_gap
 from .runs import train, write_summary
 from .suites import SUITES, score_suite
 
-__all__ = ["GUARD_SWAP", "STUDY_SPECIALISTS", "TELE_OFF", "committed", "real_validation_gap",
+__all__ = ["GUARD_SWAP", "STUDY_SPECIALISTS", "TELE_OFF", "committed", "derive_one",
+           "real_validation_gap",
            "real_validation_gaps", "record_histories", "score_all", "score_guard_swap",
            "score_specialists", "score_study_specialists", "score_tele_off", "ship_generalist",
-           "shipped_choice", "train_all", "train_one", "validation_history", "within_margin",
-           "derive_one"]
+           "shipped_choice", "train_all", "train_one", "validation_history", "within_margin"]
 
 
 def real_validation_gap(summaries: Path, arm: str, seed: int) -> float | None:
