@@ -12,7 +12,9 @@ seeds first, interleaved, so that a stopped session leaves comparable arms), res
 interrupted runs; each finished run leaves in the summaries folder ``<arm>/s<seed>.json``
 (config, training time, the chosen iterate and its validation score) and ``<arm>/s<seed>.pt``
 (the chosen iterate's parameters, ~50 KB), both committed, so that scoring can run on any
-machine. Scoring on the test suites reads those files only.
+machine. Scoring on the test suites reads those files only. A test-time arm (TEST_TIME) is not
+meta-trained: its runs are another arm's iterates with model options changed at test time
+(general_runs.derive_one).
 
 This module is the registry (the arms and the order of their runs, from general_arms.py; the
 arms paired in each table; what ships); the runs themselves (training, scoring, shipping) are
