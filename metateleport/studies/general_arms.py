@@ -17,6 +17,32 @@ def _in_gradient_form(config: str, overrides: list[str], label: str,
             f"{label}, m1 a preconditioner of the gradient (tilt {tilt:g})", [0, 1, 2, 3, 4])
 
 
+#: the mixed form at tilt 3 (the shipped generalists' recipe) and its LSTM(update): ARMS
+#: entries, and the base of the arms that start balanced
+_MIXED_TILT3 = (
+    "general_update_tele",
+    ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
+     "model.max_tele_norm=3.0", "model.update_moments=true", "model.update_form=mixed",
+     "model.update_tilt=3.0", "model.update_scale=0.1"],
+    "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
+    "teleport bound 3, m1 a preconditioner of both the gradient and Adam's direction "
+    "(tilt 3)", [0, 1, 2, 3, 4])
+_MIXED_TILT3_UPDATE = (
+    "general_update",
+    ["train.trajectories=1600", "model.update_moments=true", "model.update_form=mixed",
+     "model.update_tilt=3.0", "model.update_scale=0.1"],
+    "LSTM(update), guarded, twice the meta-training, m1 a preconditioner of both the "
+    "gradient and Adam's direction (tilt 3)", [0, 1, 2, 3, 4])
+
+
+def _balanced(entry: tuple[str, list[str], str, list[int]],
+              how: str) -> tuple[str, list[str], str, list[int]]:
+    """The ARMS ``entry`` with model.balance_first on (its overrides extended, so that a
+    TEST_TIME arm extends its source's), its label ending in ``how``."""
+    config, overrides, label, seeds = entry
+    return config, [*overrides, "model.balance_first=true"], f"{label}, {how}", list(seeds)
+
+
 #: arm -> (config, overrides, label, seeds)
 ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
     "update": ("general_update", [], "LSTM(update), guarded", [0, 1, 2, 3, 4]),
@@ -215,20 +241,8 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
     # its RMS and one along Adam's direction, each within e^+-3 of its own common step, so
     # that m1 can follow either per coordinate and per problem; and its LSTM(update), the
     # done-when's comparison. Candidates to ship (SHIPPED)
-    "update_tele_diag-noguard-long-bound3-mixed-tilt3": (
-        "general_update_tele",
-        ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
-         "model.max_tele_norm=3.0", "model.update_moments=true", "model.update_form=mixed",
-         "model.update_tilt=3.0", "model.update_scale=0.1"],
-        "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
-        "teleport bound 3, m1 a preconditioner of both the gradient and Adam's direction "
-        "(tilt 3)", [0, 1, 2, 3, 4]),
-    "update-long-mixed-tilt3": (
-        "general_update",
-        ["train.trajectories=1600", "model.update_moments=true", "model.update_form=mixed",
-         "model.update_tilt=3.0", "model.update_scale=0.1"],
-        "LSTM(update), guarded, twice the meta-training, m1 a preconditioner of both the "
-        "gradient and Adam's direction (tilt 3)", [0, 1, 2, 3, 4]),
+    "update_tele_diag-noguard-long-bound3-mixed-tilt3": _MIXED_TILT3,
+    "update-long-mixed-tilt3": _MIXED_TILT3_UPDATE,
     # added 2026-12-06 (a new session), 5 seeds each registered before any run, once both
     # mixed tilt-3 arms had all 5 seeds scored: on real digits the teleporting generalists'
     # held-out accuracy falls as m1's per-coordinate steps spread (tuned SGD minus: the
@@ -358,20 +372,9 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
     # starts (model.balance_first, every unit of every hidden layer balanced): does m1/m2
     # learn from there what keeps that gain on rescaled units without the loss on digits?
     # Its LSTM(update) from balanced starts is the done-when's comparison. Candidates (SHIPPED)
-    "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced": (
-        "general_update_tele",
-        ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
-         "model.max_tele_norm=3.0", "model.update_moments=true", "model.update_form=mixed",
-         "model.update_tilt=3.0", "model.update_scale=0.1", "model.balance_first=true"],
-        "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
-        "teleport bound 3, m1 a preconditioner of both the gradient and Adam's direction "
-        "(tilt 3), from balanced starts", [0, 1, 2, 3, 4]),
-    "update-long-mixed-tilt3-balanced": (
-        "general_update",
-        ["train.trajectories=1600", "model.update_moments=true", "model.update_form=mixed",
-         "model.update_tilt=3.0", "model.update_scale=0.1", "model.balance_first=true"],
-        "LSTM(update), guarded, twice the meta-training, m1 a preconditioner of both the "
-        "gradient and Adam's direction (tilt 3), from balanced starts", [0, 1, 2, 3, 4]),
+    "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced":
+        _balanced(_MIXED_TILT3, "from balanced starts"),
+    "update-long-mixed-tilt3-balanced": _balanced(_MIXED_TILT3_UPDATE, "from balanced starts"),
     # added 2026-12-07 once the arm above had 3 seeds scored: meta-trained from balanced
     # starts, the teleporting arm's optimizee falls to 0.64-0.67 held-out accuracy on real
     # digits (tuned SGD 0.761) while its LSTM(update) rises to 0.767. The shipped arm's own
@@ -379,21 +382,10 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
     # of their own), and its LSTM(update) alike: on real digits' validation problems seed 0
     # kept its accuracy (0.771 against 0.769 from the problems' own starts). Registered before
     # any test result of them; candidates to ship (SHIPPED)
-    "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test": (
-        "general_update_tele",
-        ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
-         "model.max_tele_norm=3.0", "model.update_moments=true", "model.update_form=mixed",
-         "model.update_tilt=3.0", "model.update_scale=0.1", "model.balance_first=true"],
-        "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
-        "teleport bound 3, m1 a preconditioner of both the gradient and Adam's direction "
-        "(tilt 3), balanced starts at test time only", [0, 1, 2, 3, 4]),
-    "update-long-mixed-tilt3-balanced_test": (
-        "general_update",
-        ["train.trajectories=1600", "model.update_moments=true", "model.update_form=mixed",
-         "model.update_tilt=3.0", "model.update_scale=0.1", "model.balance_first=true"],
-        "LSTM(update), guarded, twice the meta-training, m1 a preconditioner of both the "
-        "gradient and Adam's direction (tilt 3), balanced starts at test time only",
-        [0, 1, 2, 3, 4]),
+    "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test":
+        _balanced(_MIXED_TILT3, "balanced starts at test time only"),
+    "update-long-mixed-tilt3-balanced_test":
+        _balanced(_MIXED_TILT3_UPDATE, "balanced starts at test time only"),
     # added 2026-12-07 once the arms above were scored, before any run of it: meta-trained from
     # balanced starts, the teleporting arm's optimizee lost 0.12 of held-out accuracy on real
     # digits. Is it the size of the moves m2 learned to make away from the balanced point?
