@@ -274,7 +274,10 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                         "update-long-mixed-tilt3-balanced",
                         # (and its iterates balanced at test time, the same day, before any
                         # test result of them)
-                        "update-long-mixed-tilt3-balanced_test"], 2.0),
+                        "update-long-mixed-tilt3-balanced_test",
+                        # (and the per-layer recipe's both ways, in the next, before any run)
+                        "update-long-mixed-layer3-first1-balanced_test",
+                        "update-long-mixed-layer3-first1-balanced"], 2.0),
     # the long arm a candidate since 2026-12-02, once its 5 seeds were trained; its bound-3
     # version since 2026-12-03, before its seeds 2-4 were trained (it counts once all 5 are)
     # (and the gradient form's since 2026-12-04, before any of its runs, at tilt 1 and 3)
@@ -297,7 +300,12 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                              "update_tele_diag-noguard-long-bound3-mixed-layer3-first1",
                              # the same, 2026-12-07
                              "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced",
-                             "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test"],
+                             "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test",
+                             # the same, in the next session
+                             "update_tele_diag-noguard-long-bound3-mixed-layer3-first1-"
+                             "balanced_test",
+                             "update_tele_diag-noguard-long-bound3-mixed-layer3-first1-"
+                             "balanced"],
                             2.0),
 }
 
