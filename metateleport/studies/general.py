@@ -33,7 +33,8 @@ from .general_arms import ARMS, ORDER, TEST_TIME
 # ruff: noqa: F822
 __all__ = ["ACCURACY", "ACCURACY_MARGIN", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS", "BALANCED",
            "BALANCED_TEST", "BALANCED_TEST_UPDATE", "BALANCED_UPDATE", "CONTROLS",
-           "CURVATURE", "DIGITS_SHARE", "FAILED_MARGIN", "GL_CONTROLS", "GL_RECIPE",
+           "CURVATURE", "DIGITS_SHARE", "FAILED_MARGIN", "FIRST_BALANCED",
+           "FIRST_BALANCED_UPDATE", "FIRST_BALANCED_VS_SHIPPED", "GL_CONTROLS", "GL_RECIPE",
            "GRADIENT_FIRST", "GRADIENT_FIRST_TILT3", "GRADIENT_FIRST_UPDATE", "GRADIENT_FORM",
            "GRADIENT_FORM_UPDATE",
            "GRADIENT_LAYER", "GRADIENT_LAYER_UPDATE", "GRADIENT_TILT", "GRADIENT_TILT_UPDATE",
@@ -194,6 +195,22 @@ BALANCED_TEST = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test
 BALANCED_TEST_UPDATE = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test",
                         "update-long-mixed-tilt3-balanced_test",
                         "update-long-mixed-tilt3-balanced")
+#: the per-layer recipe (tilt 3, the first layer at 1) balanced at test time only and
+#: meta-trained from balanced starts, paired with it from the problems' own starts (the arm
+#: last)
+FIRST_BALANCED = ("update_tele_diag-noguard-long-bound3-mixed-layer3-first1-balanced_test",
+                  "update_tele_diag-noguard-long-bound3-mixed-layer3-first1-balanced",
+                  "update_tele_diag-noguard-long-bound3-mixed-layer3-first1")
+#: the same for their LSTM(update)s (the arm last)
+FIRST_BALANCED_UPDATE = ("update-long-mixed-layer3-first1-balanced_test",
+                         "update-long-mixed-layer3-first1-balanced",
+                         "update-long-mixed-layer3-first1")
+#: those two teleporting arms paired with the shipped one (tilt 3 over the problem, balanced at
+#: test time only; the arm last)
+FIRST_BALANCED_VS_SHIPPED = (
+    "update_tele_diag-noguard-long-bound3-mixed-layer3-first1-balanced_test",
+    "update_tele_diag-noguard-long-bound3-mixed-layer3-first1-balanced",
+    "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test")
 #: the same budget (1600 trajectories) for LSTM(update): the teleporting arms meta-trained on
 #: it, paired with LSTM(update) meta-trained on it (the arm last)
 SAME_BUDGET = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",
@@ -226,7 +243,8 @@ ACCURACY = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-lo
             "update-long-mixed-tilt3-balanced",
             "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test",
             "update-long-mixed-tilt3-balanced_test",
-            "update_tele_diag-noguard-long-mixed-tilt3-balanced", "update_tele-noguard-long-bound3",
+            "update_tele_diag-noguard-long-mixed-tilt3-balanced",
+            *FIRST_BALANCED[:2], *FIRST_BALANCED_UPDATE[:2], "update_tele-noguard-long-bound3",
             "update_tele-noguard-long-bound3-held_out", "update_tele-noguard", "update-long",
             "update")
 

@@ -19,6 +19,9 @@ from .general import (
     CONTROLS,
     CURVATURE,
     DIGITS_SHARE,
+    FIRST_BALANCED,
+    FIRST_BALANCED_UPDATE,
+    FIRST_BALANCED_VS_SHIPPED,
     GL_CONTROLS,
     GL_RECIPE,
     GRADIENT_FIRST,
@@ -196,6 +199,17 @@ def all_tables(summaries: Path) -> str:
                   "Balanced starts at test time only, against the LSTM(update)s from balanced "
                   "starts", " (meta-trained so, and at test time only), paired with the "
                   "first", ", paired with it"),
+        *_pairing(summaries, FIRST_BALANCED,
+                  "The per-layer recipe (the first layer at tilt 1) from balanced starts",
+                  " (at test time only and meta-trained so), paired with it from the problems' "
+                  "own starts", ", paired with it"),
+        *_pairing(summaries, FIRST_BALANCED_UPDATE,
+                  "The per-layer recipe from balanced starts, for LSTM(update)",
+                  ", paired with it", ""),
+        *_pairing(summaries, FIRST_BALANCED_VS_SHIPPED,
+                  "The per-layer recipe from balanced starts against the shipped generalist",
+                  " (tilt 3 over the problem, balanced at test time only), paired with it",
+                  ", paired with it"),
         *_pairing(summaries, GL_RECIPE, "The gl group at the diag bound-3 arm's recipe",
                   " (with the held-out digits meta-loss and the first gl arm without the "
                   "guard), paired with the diag bound-3 arm", ", paired with it"),

@@ -49,6 +49,10 @@ CANDIDATES: dict[str, str] = {
         "update-long-mixed-tilt3-balanced",
     "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test":
         "update-long-mixed-tilt3-balanced_test",
+    "update_tele_diag-noguard-long-bound3-mixed-layer3-first1-balanced_test":
+        "update-long-mixed-layer3-first1-balanced_test",
+    "update_tele_diag-noguard-long-bound3-mixed-layer3-first1-balanced":
+        "update-long-mixed-layer3-first1-balanced",
 }
 
 
