@@ -223,3 +223,26 @@ def test_balanced_hand_on_real_data_balances_each_model_before_its_first_step(
     again = realdata.run(realdata.make_problem("breast_cancer", 1),
                          lambda ps: torch.optim.SGD(ps, lr=found["sgd"]["lr"]), 100)
     assert again["final"] != plain["final"]  # the balancing changed SGD's run
+
+
+def test_the_orbit_norm_probe_measures_what_no_rescaling_changes():
+    probe = _script("orbit_norm_probe")
+    from metateleport.studies import realdata
+    problem = realdata.make_problem("digits", realdata.VAL_SEEDS[0])
+    before = probe.least_orbit_norm(problem.model)
+    first, second = problem.model[0], problem.model[2]
+    scale = torch.exp(torch.randn(first.out_features, generator=torch.Generator().manual_seed(0)))
+    with torch.no_grad():  # a per-unit rescaling of the hidden layer, biases with their units
+        first.weight.mul_(scale[:, None])
+        first.bias.mul_(scale)
+        second.weight.div_(scale[None, :])
+    norm = float(torch.sqrt(sum((p.detach().double() ** 2).sum()
+                                for p in problem.model.parameters())))
+    assert probe.least_orbit_norm(problem.model) == pytest.approx(before, rel=1e-6)
+    assert before < norm, "the rescaled point lies off the orbit's least-norm point"
+    still = probe.probe(lambda params: torch.optim.SGD(params, lr=0.0), 3, False)
+    assert len(still["growth"]) == len(realdata.VAL_SEEDS)
+    assert still["growth"] == pytest.approx([1.0] * len(realdata.VAL_SEEDS), rel=1e-9)
+    moved = probe.probe(lambda params: torch.optim.SGD(params, lr=1.0), 3, False)
+    assert all(g != pytest.approx(1.0, rel=1e-6) for g in moved["growth"]), "steps change it"
+    assert probe.spearman([1.0, 2.0, 3.0], [0.9, 0.5, 0.1]) == pytest.approx(-1.0)
