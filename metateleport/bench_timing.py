@@ -109,7 +109,7 @@ def bench_lockstep(
 def _per_group_window(trainer) -> None:
     """One meta-step of ``trainer`` whose groups are unrolled one after the other (one LSTM call
     per group and inner step); the carry is left as it was (the copy is thrown away)."""
-    from .estimator import apply_meta_step, unroll_window, window_meta_loss
+    from .estimator import apply_meta_step, scale_growth, unroll_window, window_meta_loss
 
     tr = trainer.cfg.train
     outs = [unroll_window(trainer.opt, part["weights"], part["state"], part["problems"],
@@ -120,6 +120,11 @@ def _per_group_window(trainer) -> None:
     if "guard_penalty" in outs[0][3].stats:
         meta_loss = meta_loss + tr.refused_weight * torch.cat(
             [o[3].stats["guard_penalty"] for o in outs]).mean()
+    if tr.scale_weight > 0:
+        parts = trainer._parts()
+        meta_loss = meta_loss + tr.scale_weight * scale_growth(
+            [part["weights"] for part in parts], [o[1] for o in outs],
+            [part["problems"].X.shape[1] for part in parts]).mean()
     apply_meta_step(trainer.meta_opt, trainer.opt.parameters(), meta_loss, tr.grad_clip)
 
 

@@ -119,6 +119,9 @@ class TrainConfig:
     # iterate kept (best_params.pt): the same choices as meta_loss_on
     validate_on: str = "train"
     refused_weight: float = 0.0  # meta-loss + this x log(L(proposal) / bound) per refused step
+    # meta-loss + this x log(P(W_end) / P(W_start)) per window, P the squared path norm
+    # (mlp.path_norm_sq): how much the window grew the function's scale, which no teleport moves
+    scale_weight: float = 0.0
     val_every: int = 10
     val_problems: int = 32
     ckpt_every: int = 20
@@ -203,6 +206,7 @@ _RANGES = {
     "train.meta_lr": _POSITIVE,
     "train.grad_clip": _POSITIVE,
     "train.refused_weight": (_NON_NEGATIVE[0], ">= 0 (0: refused proposals give no meta-loss)"),
+    "train.scale_weight": (_NON_NEGATIVE[0], ">= 0 (0: the function's scale is not penalized)"),
     "train.val_every": (_NON_NEGATIVE[0], ">= 0 (0: never)"),
     "train.val_problems": _AT_LEAST_ONE,
     "train.ckpt_every": _AT_LEAST_ONE,

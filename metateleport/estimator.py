@@ -7,7 +7,9 @@ The meta-loss of a window starting at inner step t is the mean over trajectories
     sum_{s = t+1}^{t+K} L(W_s)          ("sum"), or
     sum_{s = t+1}^{t+K} log L(W_s)      ("log"),
 
-i.e. the losses reached by the window's K updates (L(W_t) itself does not depend on them).
+i.e. the losses reached by the window's K updates (L(W_t) itself does not depend on them),
+with train.scale_weight > 0 plus that times the mean of ``scale_growth``, log P(W_{t+K}) /
+P(W_t) for P the squared path norm: how much the window grew the function's scale.
 The meta-step skips a window whose meta-loss or meta-gradient is not finite, clips the
 meta-gradient norm and, in a data-parallel run, replaces the meta-gradient by its mean over
 ranks first. ``unroll_groups`` unrolls the groups of a mixed batch (one architecture each) in
@@ -25,13 +27,14 @@ import torch
 
 from .inner import LossAndGrad, State, StepContext, inner_step_groups
 from .learned import LearnedOptimizer
-from .mlp import mlp_loss
+from .mlp import mlp_loss, path_norm_sq
 from .tasks import MixedProblems, Problems
 
 __all__ = [
     "META_LOSSES",
     "META_LOSS_ON",
     "apply_meta_step",
+    "scale_growth",
     "unroll_groups",
     "unroll_window",
     "window_meta_loss",
@@ -51,6 +54,15 @@ def window_meta_loss(losses: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "log":
         losses = losses.log()
     return losses.sum(dim=0).mean()
+
+
+def scale_growth(starts: list[list[torch.Tensor]], ends: list[list[torch.Tensor]],
+                 d_0s: list[int]) -> torch.Tensor:
+    """log P(end) - log P(start) of every trajectory of every group, concatenated (B,): P
+    the squared path norm (mlp.path_norm_sq) of a group's weights at a window's start and
+    end, ``d_0s`` its input widths. The graph runs through ``ends`` only."""
+    return torch.cat([path_norm_sq(end, d).log() - path_norm_sq(start, d).detach().log()
+                      for start, end, d in zip(starts, ends, d_0s)])
 
 
 def unroll_window(

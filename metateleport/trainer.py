@@ -23,7 +23,7 @@ import torch
 from torch.utils._pytree import tree_map
 
 from .config import Config, build_family, build_optimizer
-from .estimator import apply_meta_step, unroll_groups, window_meta_loss
+from .estimator import apply_meta_step, scale_growth, unroll_groups, window_meta_loss
 from .inner import StepContext, Trajectory, detach_state, run, starting_weights
 from .learned import LearnedOptimizer
 from .networks import set_fused_training, set_recompute
@@ -185,8 +185,15 @@ class MetaTrainer:
         meta_loss = window_meta_loss(losses, tr.meta_loss)
         if "guard_penalty" in ctx.stats:
             meta_loss = meta_loss + tr.refused_weight * ctx.stats["guard_penalty"].mean()
+        growth = None
+        if tr.scale_weight > 0:
+            growth = scale_growth([part["weights"] for part in parts], weights,
+                                  [part["problems"].X.shape[1] for part in parts])
+            meta_loss = meta_loss + tr.scale_weight * growth.mean()
         stats = {"meta_lr": self.meta_opt.param_groups[0]["lr"], "t_end": c["t"] + tr.unroll}
         stats.update(self._batch_stats(meta_loss, losses[-1], ctx))
+        if growth is not None:  # this rank's mean
+            stats["scale_growth"] = float(growth.detach().mean())
         average = None if self.dist is None else self.dist.all_reduce_mean
         applied, stats["grad_norm"] = apply_meta_step(
             self.meta_opt, self.opt.parameters(), meta_loss, tr.grad_clip, average)

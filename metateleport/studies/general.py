@@ -40,9 +40,9 @@ __all__ = ["ACCURACY", "ACCURACY_MARGIN", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS
            "GRADIENT_LAYER", "GRADIENT_LAYER_UPDATE", "GRADIENT_TILT", "GRADIENT_TILT_UPDATE",
            "GUARD_SWAP", "HEADLINE", "LONGER", "MIXED_FIRST", "MIXED_FIRST_UPDATE", "MIXED_FORM",
            "MIXED_FORM_UPDATE", "MIXED_TILT", "MIXED_TILT_PAIR", "MIXED_TILT_UPDATE",
-           "MIXED_VS_SHIPPED", "MOMENTS", "MOMENTS_UPDATE", "ORDER", "SAME_BUDGET", "SHIPPED",
-           "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "TELE_OFF", "TEST_TIME", "VAL_HELD_OUT",
-           "VARIANTS",
+           "MIXED_VS_SHIPPED", "MOMENTS", "MOMENTS_UPDATE", "ORDER", "SAME_BUDGET", "SCALE",
+           "SHIPPED", "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "TELE_OFF", "TEST_TIME",
+           "VAL_HELD_OUT", "VARIANTS",
            "all_tables", "committed", "digits_accuracy_table", "guard_swap_table", "paired_table",
            "real_table", "real_validation_gap", "real_validation_gaps", "record_histories",
            "score_all", "score_guard_swap", "score_specialists", "score_study_specialists",
@@ -211,6 +211,10 @@ FIRST_BALANCED_VS_SHIPPED = (
     "update_tele_diag-noguard-long-bound3-mixed-layer3-first1-balanced_test",
     "update_tele_diag-noguard-long-bound3-mixed-layer3-first1-balanced",
     "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test")
+#: the mixed tilt-3 arm from balanced starts with the growth of the function's scale in the
+#: meta-loss (train.scale_weight), paired with it without (the arm last)
+SCALE = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced-scale1",
+         "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced")
 #: the same budget (1600 trajectories) for LSTM(update): the teleporting arms meta-trained on
 #: it, paired with LSTM(update) meta-trained on it (the arm last)
 SAME_BUDGET = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",
@@ -244,7 +248,8 @@ ACCURACY = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-lo
             "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test",
             "update-long-mixed-tilt3-balanced_test",
             "update_tele_diag-noguard-long-mixed-tilt3-balanced",
-            *FIRST_BALANCED[:2], *FIRST_BALANCED_UPDATE[:2], "update_tele-noguard-long-bound3",
+            *FIRST_BALANCED[:2], *FIRST_BALANCED_UPDATE[:2], SCALE[0],
+            "update_tele-noguard-long-bound3",
             "update_tele-noguard-long-bound3-held_out", "update_tele-noguard", "update-long",
             "update")
 

@@ -1,9 +1,11 @@
-"""The generalist study's runs: every arm (its config, overrides, label and seeds) and the
-order in which their runs are trained. Registered before any of an arm's runs; general.py
-re-exports both with the tables' pairings and the shipping rule.
+"""The generalist study's runs: every arm (its config, overrides, label and seeds), and the
+order in which their runs are trained (general_order.ORDER). Registered before any of an
+arm's runs; general.py re-exports both with the tables' pairings and the shipping rule.
 """
 
 from __future__ import annotations
+
+from .general_order import ORDER
 
 __all__ = ["ARMS", "ORDER", "TEST_TIME"]
 
@@ -54,12 +56,19 @@ _MIXED_LAYER3_FIRST1_UPDATE = (
     "gradient and Adam's direction (tilt 3 per layer, 1 in the first)", [0, 1, 2, 3, 4])
 
 
+def _extended(entry: tuple[str, list[str], str, list[int]], overrides: list[str], how: str,
+              seeds: list[int] | None = None) -> tuple[str, list[str], str, list[int]]:
+    """The ARMS ``entry`` with ``overrides`` after its own (so that a TEST_TIME arm extends its
+    source's), its label ending in ``how``, on ``seeds`` (default the entry's)."""
+    config, own, label, own_seeds = entry
+    return config, [*own, *overrides], f"{label}, {how}", list(own_seeds if seeds is None
+                                                                else seeds)
+
+
 def _balanced(entry: tuple[str, list[str], str, list[int]],
               how: str) -> tuple[str, list[str], str, list[int]]:
-    """The ARMS ``entry`` with model.balance_first on (its overrides extended, so that a
-    TEST_TIME arm extends its source's), its label ending in ``how``."""
-    config, overrides, label, seeds = entry
-    return config, [*overrides, "model.balance_first=true"], f"{label}, {how}", list(seeds)
+    """The ARMS ``entry`` with model.balance_first on, its label ending in ``how``."""
+    return _extended(entry, ["model.balance_first=true"], how)
 
 
 #: arm -> (config, overrides, label, seeds)
@@ -419,6 +428,15 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
         _balanced(_MIXED_LAYER3_FIRST1, "from balanced starts"),
     "update-long-mixed-layer3-first1-balanced":
         _balanced(_MIXED_LAYER3_FIRST1_UPDATE, "from balanced starts"),
+    # added the same session, before any run: on real digits' validation problems the arms
+    # that lose held-out accuracy grow the least norm on the rescaling orbit most (13 arms,
+    # Spearman -0.90; scripts/orbit_norm_probe.py). The intervention: the mixed tilt-3 arm
+    # from balanced starts (0.119 below tuned SGD on real digits) with train.scale_weight=1,
+    # the growth of the squared path norm in the meta-loss. A control, 3 seeds, not a
+    # candidate to ship
+    "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced-scale1": _extended(
+        _balanced(_MIXED_TILT3, "from balanced starts"), ["train.scale_weight=1.0"],
+        "the function's scale growth in the meta-loss", [0, 1, 2]),
 }
 
 #: arms whose runs are another arm's chosen iterates with model options changed at test time
@@ -432,63 +450,3 @@ TEST_TIME: dict[str, str] = {
         "update_tele_diag-noguard-long-bound3-mixed-layer3-first1",
     "update-long-mixed-layer3-first1-balanced_test": "update-long-mixed-layer3-first1",
 }
-
-
-def _order() -> list[tuple[str, int]]:
-    main = [(arm, s) for s in range(5) for arm in ("update_tele", "update")]
-    controls = [(arm, s) for s in range(3)
-                for arm in ("update_tele-noguard", "update_random_tele", "update_balance")]
-    diag_controls = [(arm, s) for s in range(3)
-                     for arm in ("update_tele_diag-noguard", "update_random_tele_diag")]
-    return (main + controls + [("update_tele_diag", s) for s in range(5)] + diag_controls
-            + [("update_tele_diag-noguard", s) for s in (3, 4)]
-            + [("update_tele_diag-noguard-long", s) for s in range(5)]
-            + [(arm, s) for s in range(3) for arm in ("update_tele_diag-noguard-long-bound3",
-                                                      "update_tele_diag-noguard-long-held_out")]
-            + [("update_tele_diag-noguard-long-bound3", s) for s in (3, 4)]
-            + [("update_tele_diag-noguard-long-bound3-curv-held_out", s) for s in range(3)]
-            + [("update_tele_diag-noguard-long-bound3-digits05-held_out", s) for s in range(5)]
-            + [("update-long", s) for s in range(5)]
-            # seeds 2-4 first: this machine keeps the bound-3 arm's runs of those seeds, whose
-            # final meta-parameters the new runs must reproduce
-            + [("update_tele_diag-noguard-long-bound3-val_held_out", s) for s in (2, 3, 4, 0, 1)]
-            + [("update_tele_diag-noguard-long-bound3-gradient", s) for s in range(5)]
-            + [("update-long-gradient", s) for s in range(5)]
-            + [("update_tele_diag-noguard-long-bound3-gradient-tilt3", s) for s in range(5)]
-            + [("update-long-gradient-tilt3", s) for s in range(5)]
-            + [(arm, s) for s in range(5)
-               for arm in ("update_tele_diag-noguard-long-bound3-moments",
-                           "update-long-moments")]
-            + [(arm, s) for s in range(5)
-               for arm in ("update_tele_diag-noguard-long-bound3-adam-tilt3",
-                           "update-long-adam-tilt3")]
-            # the teleporting arm's seeds first: its LSTM(update) is the comparison only
-            + [("update_tele_diag-noguard-long-bound3-mixed-tilt3", s) for s in range(5)]
-            + [("update-long-mixed-tilt3", s) for s in range(5)]
-            + [("update_tele_diag-noguard-long-bound3-mixed-tilt2", s) for s in range(5)]
-            + [("update-long-mixed-tilt2", s) for s in range(5)]
-            + [("update_tele_diag-noguard-long-bound3-gradient-layer", s) for s in range(5)]
-            + [("update-long-gradient-layer", s) for s in range(5)]
-            + [("update_tele_diag-noguard-long-bound3-gradient-layer3-first1", s)
-               for s in range(5)]
-            + [("update-long-gradient-layer3-first1", s) for s in range(5)]
-            + [("update_tele_diag-noguard-long-bound3-mixed-layer3-first1", s)
-               for s in range(5)]
-            + [("update-long-mixed-layer3-first1", s) for s in range(5)]
-            + [("update_tele-noguard-long-bound3", s) for s in range(3)]
-            + [("update_tele-noguard-long-bound3-held_out", s) for s in range(3)]
-            # interleaved: each seed's pair is the done-when's comparison
-            + [(arm, s) for s in range(5)
-               for arm in ("update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced",
-                           "update-long-mixed-tilt3-balanced")]
-            + [(arm, s) for s in range(5)
-               for arm in ("update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test",
-                           "update-long-mixed-tilt3-balanced_test")]
-            + [("update_tele_diag-noguard-long-mixed-tilt3-balanced", s) for s in range(3)]
-            + [(arm, s) for suffix in ("balanced_test", "balanced") for s in range(5)
-               for arm in (f"update_tele_diag-noguard-long-bound3-mixed-layer3-first1-{suffix}",
-                           f"update-long-mixed-layer3-first1-{suffix}")])
-
-
-#: the order in which runs are trained
-ORDER = _order()

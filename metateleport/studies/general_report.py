@@ -45,6 +45,7 @@ from .general import (
     MOMENTS,
     MOMENTS_UPDATE,
     SAME_BUDGET,
+    SCALE,
     VAL_HELD_OUT,
     VARIANTS,
 )
@@ -209,6 +210,10 @@ def all_tables(summaries: Path) -> str:
         *_pairing(summaries, FIRST_BALANCED_VS_SHIPPED,
                   "The per-layer recipe from balanced starts against the shipped generalist",
                   " (tilt 3 over the problem, balanced at test time only), paired with it",
+                  ", paired with it"),
+        *_pairing(summaries, SCALE,
+                  "The function's scale growth in the meta-loss (train.scale_weight 1)",
+                  ", paired with the mixed tilt-3 arm from balanced starts without it",
                   ", paired with it"),
         *_pairing(summaries, GL_RECIPE, "The gl group at the diag bound-3 arm's recipe",
                   " (with the held-out digits meta-loss and the first gl arm without the "
