@@ -4,7 +4,7 @@ digits, when their LSTM(update)s do not? A probe on real digits' validation prob
 (on the mixed tilt-3 arms' four teleporting and LSTM(update) variants and the first1 arm from
 balanced starts); the other six arms and the rank correlation were added after it, to test
 it on arms it had not been seen on; the arm meta-trained with the growth of the squared path
-norm in its meta-loss (train.scale_weight), the intervention, was added before any of its
+norm in its meta-loss (train.scale_weight 1 and 10), the intervention, before any of their
 runs:
 
 hypothesis: a diag teleport from the orbit's least-norm point can only raise the weights'
@@ -49,6 +49,7 @@ ARMS_PROBED = ("update_tele_diag-noguard-long-bound3",
                "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test",
                "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced",
                "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced-scale1",
+               "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced-scale10",
                "update_tele_diag-noguard-long-mixed-tilt3-balanced",
                "update_tele_diag-noguard-long-bound3-mixed-layer3-first1",
                "update_tele_diag-noguard-long-bound3-mixed-layer3-first1-balanced_test",

@@ -31,9 +31,9 @@ def test_every_arm_resolves_on_the_distribution_with_the_same_budget(arm):
     # "-val_held_out": the validation score reads the held-out loss of those groups
     if arm.endswith("-val_held_out"):
         want = dataclasses.replace(want, validate_on="held_out_where_available")
-    # "-scale1": the growth of the function's scale in the meta-loss, weight 1
-    if arm.endswith("-scale1"):
-        want = dataclasses.replace(want, scale_weight=1.0)
+    # "-scale<w>": the growth of the function's scale in the meta-loss, weight w
+    if "-scale" in arm:
+        want = dataclasses.replace(want, scale_weight=float(arm.rsplit("-scale", 1)[1]))
     # "-digits05": half the groups on digits, the only arm whose distribution differs
     task = dataclasses.replace(base.task, options={**base.task.options, "digits": 0.5}) \
         if "-digits05" in arm else base.task

@@ -212,8 +212,9 @@ FIRST_BALANCED_VS_SHIPPED = (
     "update_tele_diag-noguard-long-bound3-mixed-layer3-first1-balanced",
     "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test")
 #: the mixed tilt-3 arm from balanced starts with the growth of the function's scale in the
-#: meta-loss (train.scale_weight), paired with it without (the arm last)
+#: meta-loss (train.scale_weight 1 and 10), paired with it without (the arm last)
 SCALE = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced-scale1",
+         "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced-scale10",
          "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced")
 #: the same budget (1600 trajectories) for LSTM(update): the teleporting arms meta-trained on
 #: it, paired with LSTM(update) meta-trained on it (the arm last)
@@ -248,7 +249,7 @@ ACCURACY = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-lo
             "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test",
             "update-long-mixed-tilt3-balanced_test",
             "update_tele_diag-noguard-long-mixed-tilt3-balanced",
-            *FIRST_BALANCED[:2], *FIRST_BALANCED_UPDATE[:2], SCALE[0],
+            *FIRST_BALANCED[:2], *FIRST_BALANCED_UPDATE[:2], *SCALE[:2],
             "update_tele-noguard-long-bound3",
             "update_tele-noguard-long-bound3-held_out", "update_tele-noguard", "update-long",
             "update")

@@ -437,6 +437,12 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
     "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced-scale1": _extended(
         _balanced(_MIXED_TILT3, "from balanced starts"), ["train.scale_weight=1.0"],
         "the function's scale growth in the meta-loss", [0, 1, 2]),
+    # added while its seeds 0-1 trained, before any score: a window's growth term there is
+    # 0.01-0.4 against a meta-loss of 8-50 (TensorBoard train/scale_growth, seed 0, first 400
+    # meta-steps), so weight 1 may be too weak to move m1: the same at weight 10, 3 seeds
+    "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced-scale10": _extended(
+        _balanced(_MIXED_TILT3, "from balanced starts"), ["train.scale_weight=10.0"],
+        "the function's scale growth in the meta-loss at weight 10", [0, 1, 2]),
 }
 
 #: arms whose runs are another arm's chosen iterates with model options changed at test time

@@ -61,8 +61,8 @@ def _order() -> list[tuple[str, int]]:
             + [(arm, s) for suffix in ("balanced_test", "balanced") for s in range(5)
                for arm in (f"update_tele_diag-noguard-long-bound3-mixed-layer3-first1-{suffix}",
                            f"update-long-mixed-layer3-first1-{suffix}")]
-            + [("update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced-scale1", s)
-               for s in range(3)])
+            + [(f"update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced-scale{w}", s)
+               for w in (1, 10) for s in range(3)])
 
 
 #: the order in which runs are trained

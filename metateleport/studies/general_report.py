@@ -212,7 +212,7 @@ def all_tables(summaries: Path) -> str:
                   " (tilt 3 over the problem, balanced at test time only), paired with it",
                   ", paired with it"),
         *_pairing(summaries, SCALE,
-                  "The function's scale growth in the meta-loss (train.scale_weight 1)",
+                  "The function's scale growth in the meta-loss (train.scale_weight 1, 10)",
                   ", paired with the mixed tilt-3 arm from balanced starts without it",
                   ", paired with it"),
         *_pairing(summaries, GL_RECIPE, "The gl group at the diag bound-3 arm's recipe",
