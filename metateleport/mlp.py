@@ -19,9 +19,9 @@ __all__ = [
     "leaky_relu",
     "leaky_relu_inv",
     "mlp_forward",
-    "path_norm_sq",
     "mlp_loss",
     "mlp_loss_and_grad",
+    "path_norm_sq",
     "with_ones",
 ]
 
@@ -110,8 +110,8 @@ def path_norm_sq(weights: list[torch.Tensor], d_0: int) -> torch.Tensor:
     """The squared l2 path norm of each problem's network, (B,): the sum over every path from
     an input (or a bias) to an output of the product of its weights squared, W_L^2 (...
     W_1^2 1), a bias column starting paths of its own. Unchanged by the diag group (a positive
-    rescaling of hidden units) and by LeakyReLU's slope: a measure of the function's scale
-    that no rescaling teleport moves. ``d_0``: the input width."""
+    rescaling of hidden units): a measure of the function's scale that no rescaling teleport
+    moves. ``d_0``: the input width."""
     v = weights[0].new_ones(weights[0].shape[0], d_0, 1)
     for W in weights:
         v = affine(W.pow(2), v)
