@@ -20,6 +20,7 @@ __all__ = [
     "paired_difference",
     "paired_log_ratio",
     "quantile",
+    "spearman",
     "steps_to_threshold",
     "win_rate",
 ]
@@ -186,6 +187,12 @@ def paired_difference(
     return {"mean": float(d.mean()),
             "ci": [float(quantile(boot, alpha / 2)), float(quantile(boot, 1 - alpha / 2))],
             "per_seed": [float(v) for v in d.mean(axis=1)], "pairs": d.size}
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation of two sequences (no ties expected)."""
+    ra, rb = (np.argsort(np.argsort(np.asarray(x, float))) for x in (a, b))
+    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def difference_text(d: dict, fmt: str = "+.3f") -> str:

@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 
 from metateleport.checkpoint import load_optimizer  # noqa: E402
 from metateleport.modules import inspect_module, module_weights  # noqa: E402
+from metateleport.stats import spearman  # noqa: E402
 from metateleport.studies import realdata  # noqa: E402
 from metateleport.studies.general import ARMS, STUDY  # noqa: E402
 from metateleport.teleport import balance_fully  # noqa: E402
@@ -81,12 +82,6 @@ def probe(make_opt, steps: int, teleport: bool) -> dict[str, list[float]]:
                            ("growth", least_orbit_norm(problem.model) / start)):
             out[key].append(value)
     return out
-
-
-def spearman(a: list[float], b: list[float]) -> float:
-    """Spearman's rank correlation of ``a`` and ``b`` (no ties expected)."""
-    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def row(name: str, seeds: str, m: dict[str, list[float]]) -> str:

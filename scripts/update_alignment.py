@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from metateleport.checkpoint import load_optimizer
+from metateleport.stats import spearman
 from metateleport.studies import general
 from metateleport.studies.general_runs import committed
 from metateleport.studies.realdata import HAND, VAL_SEEDS, as_scored, make_problem, run, tune
@@ -120,12 +121,6 @@ def learned(params: Path, problems: int) -> dict[str, float]:
     teleports after every step as realdata.score_real runs it."""
     opt, _ = load_optimizer(params)
     return over_problems(as_scored(opt), problems, teleport=opt.move is not None)
-
-
-def spearman(a, b) -> float:
-    """Spearman's rank correlation of two sequences (no ties expected)."""
-    ra, rb = (np.argsort(np.argsort(np.asarray(x, float))) for x in (a, b))
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from metateleport.config import ConfigError, config_from_dict
 from metateleport.inner import run
 from metateleport.learned import LearnedOptimizer
 from metateleport.mlp import mlp_forward
+from metateleport.stats import spearman
 from metateleport.studies.suites import suite_task
 from metateleport.tasks import MixedProblems, MLPTaskFamily, make_family
 from metateleport.teleport import balance_fully, balance_signal, balance_teleport
@@ -245,4 +246,4 @@ def test_the_orbit_norm_probe_measures_what_no_rescaling_changes():
     assert still["growth"] == pytest.approx([1.0] * len(realdata.VAL_SEEDS), rel=1e-9)
     moved = probe.probe(lambda params: torch.optim.SGD(params, lr=1.0), 3, False)
     assert all(g != pytest.approx(1.0, rel=1e-6) for g in moved["growth"]), "steps change it"
-    assert probe.spearman([1.0, 2.0, 3.0], [0.9, 0.5, 0.1]) == pytest.approx(-1.0)
+    assert spearman([1.0, 2.0, 3.0], [0.9, 0.5, 0.1]) == pytest.approx(-1.0)
