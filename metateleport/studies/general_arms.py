@@ -37,23 +37,20 @@ _MIXED_TILT3_UPDATE = (
     "gradient and Adam's direction (tilt 3)", [0, 1, 2, 3, 4])
 
 
+def _first_layer_at_1(entry: tuple[str, list[str], str, list[int]]
+                      ) -> tuple[str, list[str], str, list[int]]:
+    """The mixed tilt-3 ARMS ``entry`` with its tilt per layer and the first layer's at 1 (the
+    two options just before its base step), its label saying so."""
+    config, overrides, label, seeds = entry
+    at = overrides.index("model.update_scale=0.1")
+    return (config, [*overrides[:at], "model.update_tilt_over=layer",
+                     "model.update_tilt_first=1.0", *overrides[at:]],
+            label.replace("(tilt 3)", "(tilt 3 per layer, 1 in the first)"), list(seeds))
+
+
 #: the mixed form at tilt 3 per layer, the first layer at tilt 1, and its LSTM(update)
-_MIXED_LAYER3_FIRST1 = (
-    "general_update_tele",
-    ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
-     "model.max_tele_norm=3.0", "model.update_moments=true", "model.update_form=mixed",
-     "model.update_tilt=3.0", "model.update_tilt_over=layer",
-     "model.update_tilt_first=1.0", "model.update_scale=0.1"],
-    "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
-    "teleport bound 3, m1 a preconditioner of both the gradient and Adam's direction "
-    "(tilt 3 per layer, 1 in the first)", [0, 1, 2, 3, 4])
-_MIXED_LAYER3_FIRST1_UPDATE = (
-    "general_update",
-    ["train.trajectories=1600", "model.update_moments=true", "model.update_form=mixed",
-     "model.update_tilt=3.0", "model.update_tilt_over=layer",
-     "model.update_tilt_first=1.0", "model.update_scale=0.1"],
-    "LSTM(update), guarded, twice the meta-training, m1 a preconditioner of both the "
-    "gradient and Adam's direction (tilt 3 per layer, 1 in the first)", [0, 1, 2, 3, 4])
+_MIXED_LAYER3_FIRST1 = _first_layer_at_1(_MIXED_TILT3)
+_MIXED_LAYER3_FIRST1_UPDATE = _first_layer_at_1(_MIXED_TILT3_UPDATE)
 
 
 def _extended(entry: tuple[str, list[str], str, list[int]], overrides: list[str], how: str,
