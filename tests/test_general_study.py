@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -32,8 +33,8 @@ def test_every_arm_resolves_on_the_distribution_with_the_same_budget(arm):
     if arm.endswith("-val_held_out"):
         want = dataclasses.replace(want, validate_on="held_out_where_available")
     # "-scale<w>": the growth of the function's scale in the meta-loss, weight w
-    if "-scale" in arm:
-        want = dataclasses.replace(want, scale_weight=float(arm.rsplit("-scale", 1)[1]))
+    if scale := re.search(r"-scale(\d+)", arm):
+        want = dataclasses.replace(want, scale_weight=float(scale[1]))
     # "-digits05": half the groups on digits, the only arm whose distribution differs
     task = dataclasses.replace(base.task, options={**base.task.options, "digits": 0.5}) \
         if "-digits05" in arm else base.task

@@ -41,6 +41,7 @@ __all__ = ["ACCURACY", "ACCURACY_MARGIN", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS
            "GUARD_SWAP", "HEADLINE", "LONGER", "MIXED_FIRST", "MIXED_FIRST_UPDATE", "MIXED_FORM",
            "MIXED_FORM_UPDATE", "MIXED_TILT", "MIXED_TILT_PAIR", "MIXED_TILT_UPDATE",
            "MIXED_VS_SHIPPED", "MOMENTS", "MOMENTS_UPDATE", "ORDER", "SAME_BUDGET", "SCALE",
+           "SCALE_OWN", "SCALE_OWN_UPDATE",
            "SHIPPED", "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "TELE_OFF", "TEST_TIME",
            "VAL_HELD_OUT", "VARIANTS",
            "all_tables", "committed", "digits_accuracy_table", "guard_swap_table", "paired_table",
@@ -216,6 +217,16 @@ FIRST_BALANCED_VS_SHIPPED = (
 SCALE = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced-scale1",
          "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced-scale10",
          "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced")
+#: the shipped recipe (the mixed tilt-3 arm from the problems' own starts) with the scale
+#: term at weight 1, meta-trained so and balanced at test time, paired with the shipped arm
+#: (balanced at test time, without the term; the arm last)
+SCALE_OWN = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1",
+             "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-balanced_test",
+             "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test")
+#: the same for their LSTM(update)s (the arm last)
+SCALE_OWN_UPDATE = ("update-long-mixed-tilt3-scale1",
+                    "update-long-mixed-tilt3-scale1-balanced_test",
+                    "update-long-mixed-tilt3-balanced_test")
 #: the same budget (1600 trajectories) for LSTM(update): the teleporting arms meta-trained on
 #: it, paired with LSTM(update) meta-trained on it (the arm last)
 SAME_BUDGET = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",
@@ -250,6 +261,7 @@ ACCURACY = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-lo
             "update-long-mixed-tilt3-balanced_test",
             "update_tele_diag-noguard-long-mixed-tilt3-balanced",
             *FIRST_BALANCED[:2], *FIRST_BALANCED_UPDATE[:2], *SCALE[:2],
+            *SCALE_OWN[:2], *SCALE_OWN_UPDATE[:2],
             "update_tele-noguard-long-bound3",
             "update_tele-noguard-long-bound3-held_out", "update_tele-noguard", "update-long",
             "update")
@@ -301,7 +313,11 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                         "update-long-mixed-tilt3-balanced_test",
                         # (and the per-layer recipe's both ways, in the next, before any run)
                         "update-long-mixed-layer3-first1-balanced_test",
-                        "update-long-mixed-layer3-first1-balanced"], 2.0),
+                        "update-long-mixed-layer3-first1-balanced",
+                        # (and the mixed tilt-3 arm with the scale term, from the problems'
+                        # own starts and balanced at test time, in a third, before any run)
+                        "update-long-mixed-tilt3-scale1",
+                        "update-long-mixed-tilt3-scale1-balanced_test"], 2.0),
     # the long arm a candidate since 2026-12-02, once its 5 seeds were trained; its bound-3
     # version since 2026-12-03, before its seeds 2-4 were trained (it counts once all 5 are)
     # (and the gradient form's since 2026-12-04, before any of its runs, at tilt 1 and 3)
@@ -329,7 +345,9 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                              "update_tele_diag-noguard-long-bound3-mixed-layer3-first1-"
                              "balanced_test",
                              "update_tele_diag-noguard-long-bound3-mixed-layer3-first1-"
-                             "balanced"],
+                             "balanced",
+                             # the same, in a third
+                             *SCALE_OWN[:2]],
                             2.0),
 }
 

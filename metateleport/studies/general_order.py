@@ -62,7 +62,11 @@ def _order() -> list[tuple[str, int]]:
                for arm in (f"update_tele_diag-noguard-long-bound3-mixed-layer3-first1-{suffix}",
                            f"update-long-mixed-layer3-first1-{suffix}")]
             + [(f"update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced-scale{w}", s)
-               for w in (1, 10) for s in range(3)])
+               for w in (1, 10) for s in range(3)]
+            # interleaved, each seed's pair; then their iterates balanced at test time
+            + [(arm, s) for suffix in ("", "-balanced_test") for s in range(5)
+               for arm in (f"update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1{suffix}",
+                           f"update-long-mixed-tilt3-scale1{suffix}")])
 
 
 #: the order in which runs are trained

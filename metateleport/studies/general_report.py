@@ -46,6 +46,8 @@ from .general import (
     MOMENTS_UPDATE,
     SAME_BUDGET,
     SCALE,
+    SCALE_OWN,
+    SCALE_OWN_UPDATE,
     VAL_HELD_OUT,
     VARIANTS,
 )
@@ -215,6 +217,13 @@ def all_tables(summaries: Path) -> str:
                   "The function's scale growth in the meta-loss (train.scale_weight 1, 10)",
                   ", paired with the mixed tilt-3 arm from balanced starts without it",
                   ", paired with it"),
+        *_pairing(summaries, SCALE_OWN,
+                  "The scale term (weight 1) on the shipped recipe",
+                  " (meta-trained from the problems' own starts, and balanced at test time "
+                  "only), paired with the shipped arm (balanced at test time, without it)",
+                  ", paired with it"),
+        *_pairing(summaries, SCALE_OWN_UPDATE, "The scale term on the shipped recipe, for "
+                  "LSTM(update)", ", paired with it", ""),
         *_pairing(summaries, GL_RECIPE, "The gl group at the diag bound-3 arm's recipe",
                   " (with the held-out digits meta-loss and the first gl arm without the "
                   "guard), paired with the diag bound-3 arm", ", paired with it"),

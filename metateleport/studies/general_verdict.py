@@ -53,6 +53,9 @@ CANDIDATES: dict[str, str] = {
         "update-long-mixed-layer3-first1-balanced_test",
     "update_tele_diag-noguard-long-bound3-mixed-layer3-first1-balanced":
         "update-long-mixed-layer3-first1-balanced",
+    "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1": "update-long-mixed-tilt3-scale1",
+    "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-balanced_test":
+        "update-long-mixed-tilt3-scale1-balanced_test",
 }
 
 
