@@ -6,6 +6,7 @@ import dataclasses
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,33 @@ def test_order_trains_every_run_once_headline_arms_first():
     assert sorted(general.ORDER) == sorted((a, s) for a, (*_, seeds) in general.ARMS.items()
                                            for s in seeds)
     assert {a for a, _ in general.ORDER[:10]} == {"update", "update_tele"}
+
+
+def test_a_test_time_run_waits_for_its_source_trained_by_another_job(monkeypatch):
+    # ORDER puts the derived run right after its source: with two jobs the second job would
+    # take it while the first still trains the source (and refuse at the run folder's lock)
+    finished, calls = set(), []
+
+    def fake(arm, seed, *args):
+        calls.append((arm, seed))
+        if arm in general_runs.TEST_TIME:
+            assert (general_runs.TEST_TIME[arm], seed) in finished, "derived before its source"
+        else:
+            time.sleep(0.2)
+        finished.add((arm, seed))
+        return {"validation_score": 1.0, "chosen_meta_step": 1}
+
+    monkeypatch.setattr(general_runs, "train_one", fake)
+    monkeypatch.setattr(general_runs, "ORDER", [("src", 0), ("der", 0), ("other", 0)])
+    monkeypatch.setattr(general_runs, "TEST_TIME", {"der": "src"})
+    general_runs.train_all(Path("runs"), Path("summaries"), REPO, 2, log=lambda line: None)
+    assert sorted(calls) == [("der", 0), ("other", 0), ("src", 0)]
+    # asked for the derived arm alone, its source is trained first, once
+    calls.clear()
+    finished.clear()
+    general_runs.train_all(Path("runs"), Path("summaries"), REPO, 2, ["der"],
+                           log=lambda line: None)
+    assert calls == [("src", 0), ("der", 0)]
 
 
 def test_a_committed_summary_is_reused_and_listed(tmp_path, monkeypatch):

@@ -188,14 +188,19 @@ def derive_one(arm: str, seed: int, runs: Path, summaries: Path, repo: Path) -> 
 
 def train_all(runs: Path, summaries: Path, repo: Path, jobs: int = 2,
               arms: list[str] | None = None, log: Callable[[str], None] = print) -> None:
-    """Every missing run (of ``arms``, if given) in ORDER, ``jobs`` at once."""
+    """Every missing run (of ``arms``, if given) in ORDER, ``jobs`` at once: first the
+    meta-trained ones (with the sources of the TEST_TIME runs asked for), then the TEST_TIME
+    ones, so that no job derives from an iterate another job is still training."""
     todo = [(a, s) for a, s in ORDER if arms is None or a in arms]
+    trained = list(dict.fromkeys((TEST_TIME.get(a, a), s) for a, s in todo))
     with ThreadPoolExecutor(jobs) as pool:
-        futures = [(a, s, pool.submit(train_one, a, s, runs, summaries, repo)) for a, s in todo]
-        for arm, seed, f in futures:
-            data = f.result()
-            log(f"{arm} s{seed}: validation score {data['validation_score']:.4g} "
-                f"(meta-step {data['chosen_meta_step']})")
+        for batch in (trained, [(a, s) for a, s in todo if a in TEST_TIME]):
+            futures = [(a, s, pool.submit(train_one, a, s, runs, summaries, repo))
+                       for a, s in batch]
+            for arm, seed, f in futures:
+                data = f.result()
+                log(f"{arm} s{seed}: validation score {data['validation_score']:.4g} "
+                    f"(meta-step {data['chosen_meta_step']})")
 
 
 def _score_once(out: Path, head: dict[str, Any], score: Callable[..., dict[str, Any]],
