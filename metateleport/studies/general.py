@@ -41,7 +41,7 @@ __all__ = ["ACCURACY", "ACCURACY_MARGIN", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS
            "GUARD_SWAP", "HEADLINE", "LONGER", "MIXED_FIRST", "MIXED_FIRST_UPDATE", "MIXED_FORM",
            "MIXED_FORM_UPDATE", "MIXED_TILT", "MIXED_TILT_PAIR", "MIXED_TILT_UPDATE",
            "MIXED_VS_SHIPPED", "MOMENTS", "MOMENTS_UPDATE", "ORDER", "SAME_BUDGET", "SCALE",
-           "SCALE_OWN", "SCALE_OWN_UPDATE",
+           "SCALE_OWN", "SCALE_OWN_START", "SCALE_OWN_UPDATE",
            "SHIPPED", "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "TELE_OFF", "TEST_TIME",
            "VAL_HELD_OUT", "VARIANTS",
            "all_tables", "committed", "digits_accuracy_table", "guard_swap_table", "paired_table",
@@ -223,6 +223,10 @@ SCALE = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced-scale1",
 SCALE_OWN = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1",
              "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-balanced_test",
              "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test")
+#: the same meta-trained arm paired with the shipped recipe from the problems' own starts
+#: without the term (the arm last)
+SCALE_OWN_START = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1",
+                   "update_tele_diag-noguard-long-bound3-mixed-tilt3")
 #: the same for their LSTM(update)s (the arm last)
 SCALE_OWN_UPDATE = ("update-long-mixed-tilt3-scale1",
                     "update-long-mixed-tilt3-scale1-balanced_test",

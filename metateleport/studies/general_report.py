@@ -47,6 +47,7 @@ from .general import (
     SAME_BUDGET,
     SCALE,
     SCALE_OWN,
+    SCALE_OWN_START,
     SCALE_OWN_UPDATE,
     VAL_HELD_OUT,
     VARIANTS,
@@ -222,6 +223,8 @@ def all_tables(summaries: Path) -> str:
                   " (meta-trained from the problems' own starts, and balanced at test time "
                   "only), paired with the shipped arm (balanced at test time, without it)",
                   ", paired with it"),
+        *_pairing(summaries, SCALE_OWN_START, "The scale term on the shipped recipe from the "
+                  "problems' own starts", ", paired with the arm without it", ", paired with it"),
         *_pairing(summaries, SCALE_OWN_UPDATE, "The scale term on the shipped recipe, for "
                   "LSTM(update)", ", paired with it", ""),
         *_pairing(summaries, GL_RECIPE, "The gl group at the diag bound-3 arm's recipe",
