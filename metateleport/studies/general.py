@@ -217,20 +217,18 @@ FIRST_BALANCED_VS_SHIPPED = (
 SCALE = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced-scale1",
          "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced-scale10",
          "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced")
-#: the shipped recipe (the mixed tilt-3 arm from the problems' own starts) with the scale
-#: term at weight 1, meta-trained so and balanced at test time, paired with the shipped arm
-#: (balanced at test time, without the term; the arm last)
-SCALE_OWN = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1",
-             "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-balanced_test",
-             "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test")
-#: the same meta-trained arm paired with the shipped recipe from the problems' own starts
-#: without the term (the arm last)
-SCALE_OWN_START = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1",
-                   "update_tele_diag-noguard-long-bound3-mixed-tilt3")
+#: the mixed tilt-3 recipe from the problems' own starts with the scale term at weights 1 and
+#: 3, meta-trained so and balanced at test time, paired with that recipe balanced at test time
+#: without the term (the generalist shipped until the weight-1 arm; the arm last)
+SCALE_OWN = tuple(f"update_tele_diag-noguard-long-bound3-mixed-tilt3{arm}" for arm in (
+    "-scale1", "-scale1-balanced_test", "-scale3", "-scale3-balanced_test", "-balanced_test"))
+#: the meta-trained arms paired with the recipe from the problems' own starts without the
+#: term (the arm last)
+SCALE_OWN_START = tuple(f"update_tele_diag-noguard-long-bound3-mixed-tilt3{arm}"
+                        for arm in ("-scale1", "-scale3", ""))
 #: the same for their LSTM(update)s (the arm last)
-SCALE_OWN_UPDATE = ("update-long-mixed-tilt3-scale1",
-                    "update-long-mixed-tilt3-scale1-balanced_test",
-                    "update-long-mixed-tilt3-balanced_test")
+SCALE_OWN_UPDATE = tuple(f"update-long-mixed-tilt3{arm}" for arm in (
+    "-scale1", "-scale1-balanced_test", "-scale3", "-scale3-balanced_test", "-balanced_test"))
 #: the same budget (1600 trajectories) for LSTM(update): the teleporting arms meta-trained on
 #: it, paired with LSTM(update) meta-trained on it (the arm last)
 SAME_BUDGET = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",
@@ -265,7 +263,7 @@ ACCURACY = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-lo
             "update-long-mixed-tilt3-balanced_test",
             "update_tele_diag-noguard-long-mixed-tilt3-balanced",
             *FIRST_BALANCED[:2], *FIRST_BALANCED_UPDATE[:2], *SCALE[:2],
-            *SCALE_OWN[:2], *SCALE_OWN_UPDATE[:2],
+            *SCALE_OWN[:-1], *SCALE_OWN_UPDATE[:-1],
             "update_tele-noguard-long-bound3",
             "update_tele-noguard-long-bound3-held_out", "update_tele-noguard", "update-long",
             "update")
@@ -320,8 +318,8 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                         "update-long-mixed-layer3-first1-balanced",
                         # (and the mixed tilt-3 arm with the scale term, from the problems'
                         # own starts and balanced at test time, in a third, before any run)
-                        "update-long-mixed-tilt3-scale1",
-                        "update-long-mixed-tilt3-scale1-balanced_test"], 2.0),
+                        # (and at weight 3, the same session, before any run)
+                        *SCALE_OWN_UPDATE[:-1]], 2.0),
     # the long arm a candidate since 2026-12-02, once its 5 seeds were trained; its bound-3
     # version since 2026-12-03, before its seeds 2-4 were trained (it counts once all 5 are)
     # (and the gradient form's since 2026-12-04, before any of its runs, at tilt 1 and 3)
@@ -350,8 +348,9 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                              "balanced_test",
                              "update_tele_diag-noguard-long-bound3-mixed-layer3-first1-"
                              "balanced",
-                             # the same, in a third
-                             *SCALE_OWN[:2]],
+                             # the same, in a third (weight 3 registered later that day,
+                             # before any run of it)
+                             *SCALE_OWN[:-1]],
                             2.0),
 }
 

@@ -66,7 +66,11 @@ def _order() -> list[tuple[str, int]]:
             # interleaved, each seed's pair; then their iterates balanced at test time
             + [(arm, s) for suffix in ("", "-balanced_test") for s in range(5)
                for arm in (f"update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1{suffix}",
-                           f"update-long-mixed-tilt3-scale1{suffix}")])
+                           f"update-long-mixed-tilt3-scale1{suffix}")]
+            # weight 3: the teleporting arm's seeds first, then its LSTM(update)'s
+            + [(f"{arm}-scale3{suffix}", s) for suffix in ("", "-balanced_test")
+               for arm in ("update_tele_diag-noguard-long-bound3-mixed-tilt3",
+                           "update-long-mixed-tilt3") for s in range(5)])
 
 
 #: the order in which runs are trained

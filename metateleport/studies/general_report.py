@@ -219,13 +219,13 @@ def all_tables(summaries: Path) -> str:
                   ", paired with the mixed tilt-3 arm from balanced starts without it",
                   ", paired with it"),
         *_pairing(summaries, SCALE_OWN,
-                  "The scale term (weight 1) on the shipped recipe",
+                  "The scale term (weights 1 and 3) on the mixed tilt-3 recipe",
                   " (meta-trained from the problems' own starts, and balanced at test time "
-                  "only), paired with the shipped arm (balanced at test time, without it)",
+                  "only), paired with it balanced at test time without the term",
                   ", paired with it"),
-        *_pairing(summaries, SCALE_OWN_START, "The scale term on the shipped recipe from the "
+        *_pairing(summaries, SCALE_OWN_START, "The scale term on the mixed tilt-3 recipe from the "
                   "problems' own starts", ", paired with the arm without it", ", paired with it"),
-        *_pairing(summaries, SCALE_OWN_UPDATE, "The scale term on the shipped recipe, for "
+        *_pairing(summaries, SCALE_OWN_UPDATE, "The scale term on the mixed tilt-3 recipe, for "
                   "LSTM(update)", ", paired with it", ""),
         *_pairing(summaries, GL_RECIPE, "The gl group at the diag bound-3 arm's recipe",
                   " (with the held-out digits meta-loss and the first gl arm without the "

@@ -56,6 +56,9 @@ CANDIDATES: dict[str, str] = {
     "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1": "update-long-mixed-tilt3-scale1",
     "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-balanced_test":
         "update-long-mixed-tilt3-scale1-balanced_test",
+    "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale3": "update-long-mixed-tilt3-scale3",
+    "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale3-balanced_test":
+        "update-long-mixed-tilt3-scale3-balanced_test",
 }
 
 
