@@ -68,18 +68,24 @@ def _balanced(entry: tuple[str, list[str], str, list[int]],
     return _extended(entry, ["model.balance_first=true"], how)
 
 
-#: the mixed tilt-3 arm and its LSTM(update) with the growth of the function's scale in the
-#: meta-loss at weight 1
-_MIXED_TILT3_SCALE1 = _extended(_MIXED_TILT3, ["train.scale_weight=1.0"],
-                                "the function's scale growth in the meta-loss")
-_MIXED_TILT3_SCALE1_UPDATE = _extended(_MIXED_TILT3_UPDATE, ["train.scale_weight=1.0"],
-                                       "the function's scale growth in the meta-loss")
+#: the mixed tilt-3 arm and its LSTM(update) under their ARMS names
+_MIXED_TILT3_ARMS = {"update_tele_diag-noguard-long-bound3-mixed-tilt3": _MIXED_TILT3,
+                     "update-long-mixed-tilt3": _MIXED_TILT3_UPDATE}
 
-#: the same at weight 3
-_MIXED_TILT3_SCALE3 = _extended(_MIXED_TILT3, ["train.scale_weight=3.0"],
-                                "the function's scale growth in the meta-loss at weight 3")
-_MIXED_TILT3_SCALE3_UPDATE = _extended(_MIXED_TILT3_UPDATE, ["train.scale_weight=3.0"],
-                                       "the function's scale growth in the meta-loss at weight 3")
+
+def _with_scale(weight: int) -> dict[str, tuple[str, list[str], str, list[int]]]:
+    """ARMS entries: the mixed tilt-3 arm and its LSTM(update) with the growth of the
+    function's scale in the meta-loss at ``weight`` ("<arm>-scale<weight>"), then both with
+    their iterates balanced at test time only (TEST_TIME, "...-balanced_test")."""
+    how = "the function's scale growth in the meta-loss" + (
+        "" if weight == 1 else f" at weight {weight}")
+    scaled = {f"{arm}-scale{weight}": _extended(entry, [f"train.scale_weight={float(weight)}"],
+                                                how)
+              for arm, entry in _MIXED_TILT3_ARMS.items()}
+    return {**scaled, **{f"{arm}-balanced_test": _balanced(entry,
+                                                           "balanced starts at test time only")
+                         for arm, entry in scaled.items()}}
+
 
 #: arm -> (config, overrides, label, seeds)
 ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
@@ -459,23 +465,13 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
     # own starts, balanced at test time; real digits -0.028 and -0.030, the margin 0.03) with
     # the term at weight 1, and its LSTM(update) alike; and both balanced at test time only
     # (TEST_TIME). Candidates (SHIPPED)
-    "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1": _MIXED_TILT3_SCALE1,
-    "update-long-mixed-tilt3-scale1": _MIXED_TILT3_SCALE1_UPDATE,
-    "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-balanced_test":
-        _balanced(_MIXED_TILT3_SCALE1, "balanced starts at test time only"),
-    "update-long-mixed-tilt3-scale1-balanced_test":
-        _balanced(_MIXED_TILT3_SCALE1_UPDATE, "balanced starts at test time only"),
+    **_with_scale(1),
     # added the same session once the arms above were scored, before any run of these: at
     # weight 1 real digits moved by +0.006 [-0.004, +0.015] (own starts) and the arm balanced
     # at test time ships at -0.026 [-0.032, -0.021], its interval across the margin. The next
     # dose, weight 3 (weight 10 from balanced starts cost 1.5-34x on the suites), the same
     # four arms. Candidates (SHIPPED)
-    **{f"{arm}-scale3{suffix}": (_balanced(entry, "balanced starts at test time only")
-                                 if suffix else entry)
-       for arm, entry in (("update_tele_diag-noguard-long-bound3-mixed-tilt3",
-                           _MIXED_TILT3_SCALE3),
-                          ("update-long-mixed-tilt3", _MIXED_TILT3_SCALE3_UPDATE))
-       for suffix in ("", "-balanced_test")},
+    **_with_scale(3),
 }
 
 #: arms whose runs are another arm's chosen iterates with model options changed at test time
@@ -488,9 +484,6 @@ TEST_TIME: dict[str, str] = {
     "update_tele_diag-noguard-long-bound3-mixed-layer3-first1-balanced_test":
         "update_tele_diag-noguard-long-bound3-mixed-layer3-first1",
     "update-long-mixed-layer3-first1-balanced_test": "update-long-mixed-layer3-first1",
-    "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-balanced_test":
-        "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1",
-    "update-long-mixed-tilt3-scale1-balanced_test": "update-long-mixed-tilt3-scale1",
-    **{f"{arm}-scale3-balanced_test": f"{arm}-scale3"
-       for arm in ("update_tele_diag-noguard-long-bound3-mixed-tilt3", "update-long-mixed-tilt3")},
+    **{f"{arm}-scale{weight}-balanced_test": f"{arm}-scale{weight}"
+       for weight in (1, 3) for arm in _MIXED_TILT3_ARMS},
 }
