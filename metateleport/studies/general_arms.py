@@ -6,89 +6,23 @@ arm's runs; general.py re-exports both with the tables' pairings and the shippin
 from __future__ import annotations
 
 from .general_order import ORDER
+from .general_recipes import (
+    MIXED_LAYER3_FIRST1,
+    MIXED_LAYER3_FIRST1_UPDATE,
+    MIXED_TILT3,
+    MIXED_TILT3_ARMS,
+    MIXED_TILT3_UPDATE,
+    Entry,
+    balanced,
+    extended,
+    in_gradient_form,
+    with_scale,
+)
 
 __all__ = ["ARMS", "ORDER", "TEST_TIME"]
 
-
-def _in_gradient_form(config: str, overrides: list[str], label: str,
-                      tilt: float) -> tuple[str, list[str], str, list[int]]:
-    """An ARMS entry, 5 seeds: the arm of ``config``, ``overrides`` and ``label`` with m1 in
-    the gradient form (base step 0.1) under ``tilt``."""
-    return (config, overrides + ["model.update_form=gradient", f"model.update_tilt={tilt}",
-                                 "model.update_scale=0.1"],
-            f"{label}, m1 a preconditioner of the gradient (tilt {tilt:g})", [0, 1, 2, 3, 4])
-
-
-#: the mixed form at tilt 3 (the shipped generalists' recipe) and its LSTM(update): ARMS
-#: entries, and the base of the arms that start balanced
-_MIXED_TILT3 = (
-    "general_update_tele",
-    ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
-     "model.max_tele_norm=3.0", "model.update_moments=true", "model.update_form=mixed",
-     "model.update_tilt=3.0", "model.update_scale=0.1"],
-    "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
-    "teleport bound 3, m1 a preconditioner of both the gradient and Adam's direction "
-    "(tilt 3)", [0, 1, 2, 3, 4])
-_MIXED_TILT3_UPDATE = (
-    "general_update",
-    ["train.trajectories=1600", "model.update_moments=true", "model.update_form=mixed",
-     "model.update_tilt=3.0", "model.update_scale=0.1"],
-    "LSTM(update), guarded, twice the meta-training, m1 a preconditioner of both the "
-    "gradient and Adam's direction (tilt 3)", [0, 1, 2, 3, 4])
-
-
-def _first_layer_at_1(entry: tuple[str, list[str], str, list[int]]
-                      ) -> tuple[str, list[str], str, list[int]]:
-    """The mixed tilt-3 ARMS ``entry`` with its tilt per layer and the first layer's at 1 (the
-    two options just before its base step), its label saying so."""
-    config, overrides, label, seeds = entry
-    at = overrides.index("model.update_scale=0.1")
-    return (config, [*overrides[:at], "model.update_tilt_over=layer",
-                     "model.update_tilt_first=1.0", *overrides[at:]],
-            label.replace("(tilt 3)", "(tilt 3 per layer, 1 in the first)"), list(seeds))
-
-
-#: the mixed form at tilt 3 per layer, the first layer at tilt 1, and its LSTM(update)
-_MIXED_LAYER3_FIRST1 = _first_layer_at_1(_MIXED_TILT3)
-_MIXED_LAYER3_FIRST1_UPDATE = _first_layer_at_1(_MIXED_TILT3_UPDATE)
-
-
-def _extended(entry: tuple[str, list[str], str, list[int]], overrides: list[str], how: str,
-              seeds: list[int] | None = None) -> tuple[str, list[str], str, list[int]]:
-    """The ARMS ``entry`` with ``overrides`` after its own (so that a TEST_TIME arm extends its
-    source's), its label ending in ``how``, on ``seeds`` (default the entry's)."""
-    config, own, label, own_seeds = entry
-    return config, [*own, *overrides], f"{label}, {how}", list(own_seeds if seeds is None
-                                                                else seeds)
-
-
-def _balanced(entry: tuple[str, list[str], str, list[int]],
-              how: str) -> tuple[str, list[str], str, list[int]]:
-    """The ARMS ``entry`` with model.balance_first on, its label ending in ``how``."""
-    return _extended(entry, ["model.balance_first=true"], how)
-
-
-#: the mixed tilt-3 arm and its LSTM(update) under their ARMS names
-_MIXED_TILT3_ARMS = {"update_tele_diag-noguard-long-bound3-mixed-tilt3": _MIXED_TILT3,
-                     "update-long-mixed-tilt3": _MIXED_TILT3_UPDATE}
-
-
-def _with_scale(weight: int) -> dict[str, tuple[str, list[str], str, list[int]]]:
-    """ARMS entries: the mixed tilt-3 arm and its LSTM(update) with the growth of the
-    function's scale in the meta-loss at ``weight`` ("<arm>-scale<weight>"), then both with
-    their iterates balanced at test time only (TEST_TIME, "...-balanced_test")."""
-    how = "the function's scale growth in the meta-loss" + (
-        "" if weight == 1 else f" at weight {weight}")
-    scaled = {f"{arm}-scale{weight}": _extended(entry, [f"train.scale_weight={float(weight)}"],
-                                                how)
-              for arm, entry in _MIXED_TILT3_ARMS.items()}
-    return {**scaled, **{f"{arm}-balanced_test": _balanced(entry,
-                                                           "balanced starts at test time only")
-                         for arm, entry in scaled.items()}}
-
-
 #: arm -> (config, overrides, label, seeds)
-ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
+ARMS: dict[str, Entry] = {
     "update": ("general_update", [], "LSTM(update), guarded", [0, 1, 2, 3, 4]),
     # added 2026-12-03: every teleporting arm shipped since 2026-12-02 meta-trained on 1600
     # trajectories, and the LSTM(update) it was paired with on 800; the issue asks for the same
@@ -202,7 +136,7 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
     # (model.update_form), gradient descent under a positive diagonal preconditioner whose
     # per-coordinate steps stay within e^+-1 of the problem's common step, the implicit bias
     # of gradient descent that tuned SGD has; a candidate to ship (SHIPPED)
-    "update_tele_diag-noguard-long-bound3-gradient": _in_gradient_form(
+    "update_tele_diag-noguard-long-bound3-gradient": in_gradient_form(
         "general_update_tele",
         ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
          "model.max_tele_norm=3.0"],
@@ -215,7 +149,7 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
     # budget, the generalist LSTM(update) meta-trained the same way as the teleporting arm
     # (the done-when's comparison) and the teleports' control in that form; a candidate to
     # ship as general_update (SHIPPED)
-    "update-long-gradient": _in_gradient_form(
+    "update-long-gradient": in_gradient_form(
         "general_update", ["train.trajectories=1600"],
         "LSTM(update), guarded, twice the meta-training", 1.0),
     # added 2026-12-04, 5 seeds registered before any run, once scripts/tilt_saturation.py
@@ -225,7 +159,7 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
     # gradient form's teleporting arm with the bound at 3 (steps within e^+-3 of the common
     # one), between tilt 1 (real digits level with tuned SGD, slow) and the direct form
     # (fast, 0.06 below it); a candidate to ship (SHIPPED)
-    "update_tele_diag-noguard-long-bound3-gradient-tilt3": _in_gradient_form(
+    "update_tele_diag-noguard-long-bound3-gradient-tilt3": in_gradient_form(
         "general_update_tele",
         ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
          "model.max_tele_norm=3.0"],
@@ -235,7 +169,7 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
     # scored (real digits 0.025 below tuned SGD, 0.84-11.7x the direct form's loss): its
     # LSTM(update) in the same form at the same budget, the done-when's comparison for it; a
     # candidate to ship as general_update (SHIPPED)
-    "update-long-gradient-tilt3": _in_gradient_form(
+    "update-long-gradient-tilt3": in_gradient_form(
         "general_update", ["train.trajectories=1600"],
         "LSTM(update), guarded, twice the meta-training", 3.0),
     # added 2026-12-06, 5 seeds each registered before any run (a 100-meta-step timing run
@@ -285,8 +219,8 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
     # its RMS and one along Adam's direction, each within e^+-3 of its own common step, so
     # that m1 can follow either per coordinate and per problem; and its LSTM(update), the
     # done-when's comparison. Candidates to ship (SHIPPED)
-    "update_tele_diag-noguard-long-bound3-mixed-tilt3": _MIXED_TILT3,
-    "update-long-mixed-tilt3": _MIXED_TILT3_UPDATE,
+    "update_tele_diag-noguard-long-bound3-mixed-tilt3": MIXED_TILT3,
+    "update-long-mixed-tilt3": MIXED_TILT3_UPDATE,
     # added 2026-12-06 (a new session), 5 seeds each registered before any run, once both
     # mixed tilt-3 arms had all 5 seeds scored: on real digits the teleporting generalists'
     # held-out accuracy falls as m1's per-coordinate steps spread (tuned SGD minus: the
@@ -374,8 +308,8 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
     # tuned SGD 0.775) for +0.31 of median validation score (every layer at 1: +1.00). The
     # mixed form at tilt 3 per layer, the first layer at 1: do both hold at once? Its
     # LSTM(update) is the done-when's comparison. Candidates to ship (SHIPPED)
-    "update_tele_diag-noguard-long-bound3-mixed-layer3-first1": _MIXED_LAYER3_FIRST1,
-    "update-long-mixed-layer3-first1": _MIXED_LAYER3_FIRST1_UPDATE,
+    "update_tele_diag-noguard-long-bound3-mixed-layer3-first1": MIXED_LAYER3_FIRST1,
+    "update-long-mixed-layer3-first1": MIXED_LAYER3_FIRST1_UPDATE,
     # added 2026-12-06 (a fifth session): the gl group at the recipe that made the diag group
     # work (no guard, 1600 trajectories, bound 3; the moments of the mixed form do not follow a
     # gl teleport, so the direct form): is the done-when's "within 2x of the gl specialists"
@@ -403,8 +337,8 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
     # learn from there what keeps that gain on rescaled units without the loss on digits?
     # Its LSTM(update) from balanced starts is the done-when's comparison. Candidates (SHIPPED)
     "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced":
-        _balanced(_MIXED_TILT3, "from balanced starts"),
-    "update-long-mixed-tilt3-balanced": _balanced(_MIXED_TILT3_UPDATE, "from balanced starts"),
+        balanced(MIXED_TILT3, "from balanced starts"),
+    "update-long-mixed-tilt3-balanced": balanced(MIXED_TILT3_UPDATE, "from balanced starts"),
     # added 2026-12-07 once the arm above had 3 seeds scored: meta-trained from balanced
     # starts, the teleporting arm's optimizee falls to 0.64-0.67 held-out accuracy on real
     # digits (tuned SGD 0.761) while its LSTM(update) rises to 0.767. The shipped arm's own
@@ -413,9 +347,9 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
     # kept its accuracy (0.771 against 0.769 from the problems' own starts). Registered before
     # any test result of them; candidates to ship (SHIPPED)
     "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced_test":
-        _balanced(_MIXED_TILT3, "balanced starts at test time only"),
+        balanced(MIXED_TILT3, "balanced starts at test time only"),
     "update-long-mixed-tilt3-balanced_test":
-        _balanced(_MIXED_TILT3_UPDATE, "balanced starts at test time only"),
+        balanced(MIXED_TILT3_UPDATE, "balanced starts at test time only"),
     # added 2026-12-07 once the arms above were scored, before any run of it: meta-trained from
     # balanced starts, the teleporting arm's optimizee lost 0.12 of held-out accuracy on real
     # digits. Is it the size of the moves m2 learned to make away from the balanced point?
@@ -437,27 +371,27 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
     # lost 0.12 of real-digits accuracy: is that loss the first layer's, which tilt 1 held
     # before? Their LSTM(update)s are the done-when's comparisons. Candidates (SHIPPED)
     "update_tele_diag-noguard-long-bound3-mixed-layer3-first1-balanced_test":
-        _balanced(_MIXED_LAYER3_FIRST1, "balanced starts at test time only"),
+        balanced(MIXED_LAYER3_FIRST1, "balanced starts at test time only"),
     "update-long-mixed-layer3-first1-balanced_test":
-        _balanced(_MIXED_LAYER3_FIRST1_UPDATE, "balanced starts at test time only"),
+        balanced(MIXED_LAYER3_FIRST1_UPDATE, "balanced starts at test time only"),
     "update_tele_diag-noguard-long-bound3-mixed-layer3-first1-balanced":
-        _balanced(_MIXED_LAYER3_FIRST1, "from balanced starts"),
+        balanced(MIXED_LAYER3_FIRST1, "from balanced starts"),
     "update-long-mixed-layer3-first1-balanced":
-        _balanced(_MIXED_LAYER3_FIRST1_UPDATE, "from balanced starts"),
+        balanced(MIXED_LAYER3_FIRST1_UPDATE, "from balanced starts"),
     # added the same session, before any run: on real digits' validation problems the arms
     # that lose held-out accuracy grow the least norm on the rescaling orbit most (13 arms,
     # Spearman -0.90; scripts/orbit_norm_probe.py). The intervention: the mixed tilt-3 arm
     # from balanced starts (0.119 below tuned SGD on real digits) with train.scale_weight=1,
     # the growth of the squared path norm in the meta-loss. A control, 3 seeds, not a
     # candidate to ship
-    "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced-scale1": _extended(
-        _balanced(_MIXED_TILT3, "from balanced starts"), ["train.scale_weight=1.0"],
+    "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced-scale1": extended(
+        balanced(MIXED_TILT3, "from balanced starts"), ["train.scale_weight=1.0"],
         "the function's scale growth in the meta-loss", [0, 1, 2]),
     # added while its seeds 0-1 trained, before any score: a window's growth term there is
     # 0.01-0.4 against a meta-loss of 8-50 (TensorBoard train/scale_growth, seed 0, first 400
     # meta-steps), so weight 1 may be too weak to move m1: the same at weight 10, 3 seeds
-    "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced-scale10": _extended(
-        _balanced(_MIXED_TILT3, "from balanced starts"), ["train.scale_weight=10.0"],
+    "update_tele_diag-noguard-long-bound3-mixed-tilt3-balanced-scale10": extended(
+        balanced(MIXED_TILT3, "from balanced starts"), ["train.scale_weight=10.0"],
         "the function's scale growth in the meta-loss at weight 10", [0, 1, 2]),
     # added 2026-12-07 (a third session), 5 seeds each, before any run of them: at weight 1
     # the term raised the arm from balanced starts by 0.019 on real digits at the same
@@ -465,13 +399,13 @@ ARMS: dict[str, tuple[str, list[str], str, list[int]]] = {
     # own starts, balanced at test time; real digits -0.028 and -0.030, the margin 0.03) with
     # the term at weight 1, and its LSTM(update) alike; and both balanced at test time only
     # (TEST_TIME). Candidates (SHIPPED)
-    **_with_scale(1),
+    **with_scale(1),
     # added the same session once the arms above were scored, before any run of these: at
     # weight 1 real digits moved by +0.006 [-0.004, +0.015] (own starts) and the arm balanced
     # at test time ships at -0.026 [-0.032, -0.021], its interval across the margin. The next
     # dose, weight 3 (weight 10 from balanced starts cost 1.5-34x on the suites), the same
     # four arms. Candidates (SHIPPED)
-    **_with_scale(3),
+    **with_scale(3),
 }
 
 #: arms whose runs are another arm's chosen iterates with model options changed at test time
@@ -485,5 +419,5 @@ TEST_TIME: dict[str, str] = {
         "update_tele_diag-noguard-long-bound3-mixed-layer3-first1",
     "update-long-mixed-layer3-first1-balanced_test": "update-long-mixed-layer3-first1",
     **{f"{arm}-scale{weight}-balanced_test": f"{arm}-scale{weight}"
-       for weight in (1, 3) for arm in _MIXED_TILT3_ARMS},
+       for weight in (1, 3) for arm in MIXED_TILT3_ARMS},
 }

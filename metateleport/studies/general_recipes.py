@@ -1,0 +1,84 @@
+"""The recipes the generalist study's arms are built from (general_arms.ARMS): the shipped
+generalists' mixed tilt-3 recipe and its LSTM(update), and the helpers that derive an ARMS
+entry from another (the gradient form, the first layer at tilt 1, balanced starts, the scale
+term, further overrides).
+"""
+
+from __future__ import annotations
+
+#: an ARMS entry: (config, overrides, label, seeds)
+Entry = tuple[str, list[str], str, list[int]]
+
+
+def in_gradient_form(config: str, overrides: list[str], label: str, tilt: float) -> Entry:
+    """An ARMS entry, 5 seeds: the arm of ``config``, ``overrides`` and ``label`` with m1 in
+    the gradient form (base step 0.1) under ``tilt``."""
+    return (config, overrides + ["model.update_form=gradient", f"model.update_tilt={tilt}",
+                                 "model.update_scale=0.1"],
+            f"{label}, m1 a preconditioner of the gradient (tilt {tilt:g})", [0, 1, 2, 3, 4])
+
+
+#: the mixed form at tilt 3 (the shipped generalists' recipe) and its LSTM(update): ARMS
+#: entries, and the base of the arms that start balanced
+MIXED_TILT3 = (
+    "general_update_tele",
+    ["model.tele_group=diag", "model.guard=null", "train.trajectories=1600",
+     "model.max_tele_norm=3.0", "model.update_moments=true", "model.update_form=mixed",
+     "model.update_tilt=3.0", "model.update_scale=0.1"],
+    "LSTM(update,tele) with a diag m2 without the guard, twice the meta-training, "
+    "teleport bound 3, m1 a preconditioner of both the gradient and Adam's direction "
+    "(tilt 3)", [0, 1, 2, 3, 4])
+MIXED_TILT3_UPDATE = (
+    "general_update",
+    ["train.trajectories=1600", "model.update_moments=true", "model.update_form=mixed",
+     "model.update_tilt=3.0", "model.update_scale=0.1"],
+    "LSTM(update), guarded, twice the meta-training, m1 a preconditioner of both the "
+    "gradient and Adam's direction (tilt 3)", [0, 1, 2, 3, 4])
+
+
+def first_layer_at_1(entry: Entry) -> Entry:
+    """The mixed tilt-3 ARMS ``entry`` with its tilt per layer and the first layer's at 1 (the
+    two options just before its base step), its label saying so."""
+    config, overrides, label, seeds = entry
+    at = overrides.index("model.update_scale=0.1")
+    return (config, [*overrides[:at], "model.update_tilt_over=layer",
+                     "model.update_tilt_first=1.0", *overrides[at:]],
+            label.replace("(tilt 3)", "(tilt 3 per layer, 1 in the first)"), list(seeds))
+
+
+#: the mixed form at tilt 3 per layer, the first layer at tilt 1, and its LSTM(update)
+MIXED_LAYER3_FIRST1 = first_layer_at_1(MIXED_TILT3)
+MIXED_LAYER3_FIRST1_UPDATE = first_layer_at_1(MIXED_TILT3_UPDATE)
+
+
+def extended(entry: Entry, overrides: list[str], how: str,
+             seeds: list[int] | None = None) -> Entry:
+    """The ARMS ``entry`` with ``overrides`` after its own (so that a TEST_TIME arm extends its
+    source's), its label ending in ``how``, on ``seeds`` (default the entry's)."""
+    config, own, label, own_seeds = entry
+    return config, [*own, *overrides], f"{label}, {how}", list(own_seeds if seeds is None
+                                                               else seeds)
+
+
+def balanced(entry: Entry, how: str) -> Entry:
+    """The ARMS ``entry`` with model.balance_first on, its label ending in ``how``."""
+    return extended(entry, ["model.balance_first=true"], how)
+
+
+#: the mixed tilt-3 arm and its LSTM(update) under their ARMS names
+MIXED_TILT3_ARMS = {"update_tele_diag-noguard-long-bound3-mixed-tilt3": MIXED_TILT3,
+                    "update-long-mixed-tilt3": MIXED_TILT3_UPDATE}
+
+
+def with_scale(weight: int) -> dict[str, Entry]:
+    """ARMS entries: the mixed tilt-3 arm and its LSTM(update) with the growth of the
+    function's scale in the meta-loss at ``weight`` ("<arm>-scale<weight>"), then both with
+    their iterates balanced at test time only (TEST_TIME, "...-balanced_test")."""
+    how = "the function's scale growth in the meta-loss" + (
+        "" if weight == 1 else f" at weight {weight}")
+    scaled = {f"{arm}-scale{weight}": extended(entry, [f"train.scale_weight={float(weight)}"],
+                                               how)
+              for arm, entry in MIXED_TILT3_ARMS.items()}
+    return {**scaled, **{f"{arm}-balanced_test": balanced(entry,
+                                                          "balanced starts at test time only")
+                         for arm, entry in scaled.items()}}
