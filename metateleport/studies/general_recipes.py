@@ -70,15 +70,32 @@ MIXED_TILT3_ARMS = {"update_tele_diag-noguard-long-bound3-mixed-tilt3": MIXED_TI
                     "update-long-mixed-tilt3": MIXED_TILT3_UPDATE}
 
 
-def with_scale(weight: int) -> dict[str, Entry]:
+def scaled(weight: int) -> dict[str, Entry]:
     """ARMS entries: the mixed tilt-3 arm and its LSTM(update) with the growth of the
-    function's scale in the meta-loss at ``weight`` ("<arm>-scale<weight>"), then both with
-    their iterates balanced at test time only (TEST_TIME, "...-balanced_test")."""
+    function's scale in the meta-loss at ``weight`` ("<arm>-scale<weight>")."""
     how = "the function's scale growth in the meta-loss" + (
         "" if weight == 1 else f" at weight {weight}")
-    scaled = {f"{arm}-scale{weight}": extended(entry, [f"train.scale_weight={float(weight)}"],
-                                               how)
-              for arm, entry in MIXED_TILT3_ARMS.items()}
-    return {**scaled, **{f"{arm}-balanced_test": balanced(entry,
-                                                          "balanced starts at test time only")
-                         for arm, entry in scaled.items()}}
+    return {f"{arm}-scale{weight}": extended(entry, [f"train.scale_weight={float(weight)}"],
+                                             how)
+            for arm, entry in MIXED_TILT3_ARMS.items()}
+
+
+def at_meta_lr(meta_lr: float, arms: dict[str, Entry]) -> dict[str, Entry]:
+    """ARMS entries: each of ``arms`` meta-trained at the peak meta-learning rate ``meta_lr``
+    ("<arm>-meta_lr<meta_lr>"), the cosine schedule unchanged."""
+    return {f"{arm}-meta_lr{meta_lr:g}": extended(
+                entry, [f"train.meta_lr={meta_lr:g}"], f"peak meta-learning rate {meta_lr:g}")
+            for arm, entry in arms.items()}
+
+
+def with_balanced_test(arms: dict[str, Entry]) -> dict[str, Entry]:
+    """ARMS entries: ``arms``, then each with its iterates balanced at test time only
+    (TEST_TIME, "<arm>-balanced_test")."""
+    return {**arms, **{f"{arm}-balanced_test": balanced(entry,
+                                                        "balanced starts at test time only")
+                       for arm, entry in arms.items()}}
+
+
+def with_scale(weight: int) -> dict[str, Entry]:
+    """ARMS entries: ``scaled(weight)``, then both balanced at test time only."""
+    return with_balanced_test(scaled(weight))

@@ -34,6 +34,9 @@ from .general import (
     GRADIENT_TILT,
     GRADIENT_TILT_UPDATE,
     LONGER,
+    META_LR,
+    META_LR_START,
+    META_LR_UPDATE,
     MIXED_FIRST,
     MIXED_FIRST_UPDATE,
     MIXED_FORM,
@@ -227,6 +230,13 @@ def all_tables(summaries: Path) -> str:
                   "problems' own starts", ", paired with the arm without it", ", paired with it"),
         *_pairing(summaries, SCALE_OWN_UPDATE, "The scale term on the mixed tilt-3 recipe, for "
                   "LSTM(update)", ", paired with it", ""),
+        *_pairing(summaries, META_LR, "The shipped recipe at peak meta-learning rate 0.001",
+                  " (meta-trained from the problems' own starts, and balanced at test time "
+                  "only), paired with the shipped generalist (0.003)", ", paired with it"),
+        *_pairing(summaries, META_LR_START, "Peak meta-learning rate 0.001 from the problems' "
+                  "own starts", ", paired with 0.003", ", paired with it"),
+        *_pairing(summaries, META_LR_UPDATE, "Peak meta-learning rate 0.001 for LSTM(update)",
+                  ", paired with 0.003 balanced at test time", ""),
         *_pairing(summaries, GL_RECIPE, "The gl group at the diag bound-3 arm's recipe",
                   " (with the held-out digits meta-loss and the first gl arm without the "
                   "guard), paired with the diag bound-3 arm", ", paired with it"),

@@ -59,6 +59,10 @@ CANDIDATES: dict[str, str] = {
     "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale3": "update-long-mixed-tilt3-scale3",
     "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale3-balanced_test":
         "update-long-mixed-tilt3-scale3-balanced_test",
+    "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-meta_lr0.001":
+        "update-long-mixed-tilt3-scale1-meta_lr0.001",
+    "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-meta_lr0.001-balanced_test":
+        "update-long-mixed-tilt3-scale1-meta_lr0.001-balanced_test",
 }
 
 
