@@ -39,6 +39,9 @@ def test_every_arm_resolves_on_the_distribution_with_the_same_budget(arm):
     # "-meta_lr<r>": the peak meta-learning rate r, the schedule and budget unchanged
     if meta_lr := re.search(r"-meta_lr([0-9.]+)", arm):
         want = dataclasses.replace(want, meta_lr=float(meta_lr[1]))
+    # "-budget<t>": t trajectories of meta-training instead of "-long"'s
+    if budget := re.search(r"-budget(\d+)", arm):
+        want = dataclasses.replace(want, trajectories=int(budget[1]))
     # "-digits05": half the groups on digits, the only arm whose distribution differs
     task = dataclasses.replace(base.task, options={**base.task.options, "digits": 0.5}) \
         if "-digits05" in arm else base.task

@@ -41,7 +41,8 @@ __all__ = ["ACCURACY", "ACCURACY_MARGIN", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS
            "GUARD_SWAP", "HEADLINE", "LONGER", "MIXED_FIRST", "MIXED_FIRST_UPDATE", "MIXED_FORM",
            "MIXED_FORM_UPDATE", "MIXED_TILT", "MIXED_TILT_PAIR", "MIXED_TILT_UPDATE",
            "MIXED_VS_SHIPPED", "MOMENTS", "MOMENTS_UPDATE", "ORDER", "SAME_BUDGET", "SCALE",
-           "META_LR", "META_LR_START", "META_LR_UPDATE",
+           "BUDGET", "BUDGET_START", "BUDGET_UPDATE", "META_LR", "META_LR_START",
+           "META_LR_UPDATE",
            "SCALE_OWN", "SCALE_OWN_START", "SCALE_OWN_UPDATE",
            "SHIPPED", "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "TELE_OFF", "TEST_TIME",
            "VAL_HELD_OUT", "VARIANTS",
@@ -244,6 +245,19 @@ META_LR_START = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-meta_l
 META_LR_UPDATE = ("update-long-mixed-tilt3-scale1-meta_lr0.001",
                   "update-long-mixed-tilt3-scale1-meta_lr0.001-balanced_test",
                   "update-long-mixed-tilt3-scale1-balanced_test")
+#: the shipped recipe on 3200 trajectories: meta-trained so and balanced at test time, paired
+#: with the shipped generalist (1600, balanced at test time; the arm last)
+BUDGET = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-budget3200",
+          "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-budget3200-balanced_test",
+          "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-balanced_test")
+#: the meta-trained arm paired with the same on 1600 from the problems' own starts (last)
+BUDGET_START = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-budget3200",
+                "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1")
+#: the same for their LSTM(update)s, paired with the LSTM(update) on 1600 balanced at test
+#: time (the arm last)
+BUDGET_UPDATE = ("update-long-mixed-tilt3-scale1-budget3200",
+                 "update-long-mixed-tilt3-scale1-budget3200-balanced_test",
+                 "update-long-mixed-tilt3-scale1-balanced_test")
 #: the same budget (1600 trajectories) for LSTM(update): the teleporting arms meta-trained on
 #: it, paired with LSTM(update) meta-trained on it (the arm last)
 SAME_BUDGET = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",
@@ -279,6 +293,7 @@ ACCURACY = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-lo
             "update_tele_diag-noguard-long-mixed-tilt3-balanced",
             *FIRST_BALANCED[:2], *FIRST_BALANCED_UPDATE[:2], *SCALE[:2],
             *SCALE_OWN[:-1], *SCALE_OWN_UPDATE[:-1], *META_LR[:-1], *META_LR_UPDATE[:-1],
+            *BUDGET[:-1], *BUDGET_UPDATE[:-1],
             "update_tele-noguard-long-bound3",
             "update_tele-noguard-long-bound3-held_out", "update_tele-noguard", "update-long",
             "update")
@@ -335,8 +350,9 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                         # own starts and balanced at test time, in a third, before any run)
                         # (and at weight 3, the same session, before any run)
                         *SCALE_OWN_UPDATE[:-1],
-                        # (and at peak meta-learning rate 0.001, in a fourth, before any run)
-                        *META_LR_UPDATE[:-1]], 2.0),
+                        # (and at peak meta-learning rate 0.001, in a fourth, before any run;
+                        # and on 3200 trajectories, the same session, before any run)
+                        *META_LR_UPDATE[:-1], *BUDGET_UPDATE[:-1]], 2.0),
     # the long arm a candidate since 2026-12-02, once its 5 seeds were trained; its bound-3
     # version since 2026-12-03, before its seeds 2-4 were trained (it counts once all 5 are)
     # (and the gradient form's since 2026-12-04, before any of its runs, at tilt 1 and 3)
@@ -368,8 +384,8 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                              # the same, in a third (weight 3 registered later that day,
                              # before any run of it)
                              *SCALE_OWN[:-1],
-                             # the same, in a fourth
-                             *META_LR[:-1]],
+                             # the same, in a fourth (both)
+                             *META_LR[:-1], *BUDGET[:-1]],
                             2.0),
 }
 

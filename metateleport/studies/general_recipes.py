@@ -88,6 +88,20 @@ def at_meta_lr(meta_lr: float, arms: dict[str, Entry]) -> dict[str, Entry]:
             for arm, entry in arms.items()}
 
 
+def at_budget(trajectories: int, arms: dict[str, Entry]) -> dict[str, Entry]:
+    """ARMS entries: each of ``arms`` (meta-trained on 1600 trajectories, "twice the
+    meta-training") on ``trajectories`` instead ("<arm>-budget<trajectories>"), the cosine
+    schedule stretched over them, everything else unchanged."""
+    out = {}
+    for arm, (config, overrides, label, seeds) in arms.items():
+        at = overrides.index("train.trajectories=1600")
+        out[f"{arm}-budget{trajectories}"] = (
+            config, [*overrides[:at], f"train.trajectories={trajectories}", *overrides[at + 1:]],
+            label.replace("twice the meta-training", f"{trajectories} meta-training trajectories"),
+            list(seeds))
+    return out
+
+
 def with_balanced_test(arms: dict[str, Entry]) -> dict[str, Entry]:
     """ARMS entries: ``arms``, then each with its iterates balanced at test time only
     (TEST_TIME, "<arm>-balanced_test")."""

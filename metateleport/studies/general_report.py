@@ -16,6 +16,9 @@ from .general import (
     BALANCED_TEST,
     BALANCED_TEST_UPDATE,
     BALANCED_UPDATE,
+    BUDGET,
+    BUDGET_START,
+    BUDGET_UPDATE,
     CONTROLS,
     CURVATURE,
     DIGITS_SHARE,
@@ -237,6 +240,13 @@ def all_tables(summaries: Path) -> str:
                   "own starts", ", paired with 0.003", ", paired with it"),
         *_pairing(summaries, META_LR_UPDATE, "Peak meta-learning rate 0.001 for LSTM(update)",
                   ", paired with 0.003 balanced at test time", ""),
+        *_pairing(summaries, BUDGET, "The shipped recipe on 3200 meta-training trajectories",
+                  " (meta-trained from the problems' own starts, and balanced at test time "
+                  "only), paired with the shipped generalist (1600)", ", paired with it"),
+        *_pairing(summaries, BUDGET_START, "3200 meta-training trajectories from the problems' "
+                  "own starts", ", paired with 1600", ", paired with it"),
+        *_pairing(summaries, BUDGET_UPDATE, "3200 meta-training trajectories for LSTM(update)",
+                  ", paired with 1600 balanced at test time", ""),
         *_pairing(summaries, GL_RECIPE, "The gl group at the diag bound-3 arm's recipe",
                   " (with the held-out digits meta-loss and the first gl arm without the "
                   "guard), paired with the diag bound-3 arm", ", paired with it"),
