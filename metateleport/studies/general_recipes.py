@@ -80,11 +80,13 @@ def scaled(weight: int) -> dict[str, Entry]:
             for arm, entry in MIXED_TILT3_ARMS.items()}
 
 
-def at_meta_lr(meta_lr: float, arms: dict[str, Entry]) -> dict[str, Entry]:
+def at_meta_lr(meta_lr: float, arms: dict[str, Entry],
+               seeds: list[int] | None = None) -> dict[str, Entry]:
     """ARMS entries: each of ``arms`` meta-trained at the peak meta-learning rate ``meta_lr``
-    ("<arm>-meta_lr<meta_lr>"), the cosine schedule unchanged."""
+    ("<arm>-meta_lr<meta_lr>"), the cosine schedule unchanged, on ``seeds`` (default its)."""
     return {f"{arm}-meta_lr{meta_lr:g}": extended(
-                entry, [f"train.meta_lr={meta_lr:g}"], f"peak meta-learning rate {meta_lr:g}")
+                entry, [f"train.meta_lr={meta_lr:g}"], f"peak meta-learning rate {meta_lr:g}",
+                seeds)
             for arm, entry in arms.items()}
 
 
