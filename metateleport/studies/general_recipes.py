@@ -1,7 +1,7 @@
 """The recipes the generalist study's arms are built from (general_arms.ARMS): the shipped
 generalists' mixed tilt-3 recipe and its LSTM(update), and the helpers that derive an ARMS
 entry from another (the gradient form, the first layer at tilt 1, balanced starts, the scale
-term, further overrides).
+term, the peak meta-learning rate, the meta-training budget, further overrides).
 """
 
 from __future__ import annotations
