@@ -766,3 +766,13 @@ def test_a_test_time_arm_takes_the_source_iterate_and_rescores_validation(tmp_pa
     assert json.loads((tmp_path / "general" / "src-b" / "s0.json").read_text()) == got
     with pytest.raises(ValueError, match="only model options"):
         general_runs.train_one("src-bad", 0, tmp_path / "runs", tmp_path, REPO)
+
+
+def test_a_speedup_just_below_the_goal_never_reads_as_the_goal():
+    from metateleport.studies.general_tables import speed_text
+
+    # a median of two problems' speedups (9.91 and 10.0) is 9.955: rounded it read "10.0x"
+    # while general_verdict counted it below the issue's 10x
+    assert speed_text(9.955, 10) == "9.9x"
+    assert speed_text(10.0, 10) == "10.0x" and speed_text(5.9, 10) == "5.9x"
+    assert speed_text(float("inf"), 10) == ">10x"

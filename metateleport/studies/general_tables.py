@@ -71,9 +71,8 @@ def specialist_table(summaries: Path, arm: str = "update_tele_diag") -> str:
         adam = _ratio(paired_log_ratio(b, [done[s]["adam"]["final"] for s in seeds]))
         speed = median(np.concatenate([done[s]["learned"]["adam_equivalent"] for s in seeds]))
         cap = ADAM_CAP // done[seeds[0]]["n_steps"]
-        shown = f">{cap}x" if np.isinf(speed) else f"{speed:.1f}x"
         rows.append(f"| {suite} | {label} | {n or len(seeds)} | {median(b.ravel()):.3g} | "
-                    f"{adam} | {shown} | {median(a.ravel()):.3g} | "
+                    f"{adam} | {speed_text(speed, cap)} | {median(a.ravel()):.3g} | "
                     f"{_ratio(paired_log_ratio(a, b))} | {within}/{len(seeds)} |")
     return "\n".join(rows) + "\n"
 
@@ -178,6 +177,13 @@ def _ratio(test: dict) -> str:
     return f"{np.exp(test['median']):.3g} [{np.exp(lo):.3g}, {np.exp(hi):.3g}]"
 
 
+def speed_text(value: float, cap: int) -> str:
+    """An Adam-equivalent speedup as the tables print it: ">cap x" where tuned Adam never
+    reaches the loss, else truncated (not rounded) to one decimal, so that a median of 9.955
+    reads 9.9x, below the issue's 10x goal as general_verdict counts it."""
+    return f">{cap}x" if np.isinf(value) else f"{np.floor(value * 10 + 1e-9) / 10:.1f}x"
+
+
 def _cells(done: dict[int, dict]) -> tuple[np.ndarray, dict[str, str], str, str, str]:
     """For one arm's suite summaries (seed -> summary): its final losses (seeds, problems),
     the paired ratios against tuned Adam and GD ({"adam", "gd"}), and the diverged, refused
@@ -187,7 +193,7 @@ def _cells(done: dict[int, dict]) -> tuple[np.ndarray, dict[str, str], str, str,
     vs = {k: _ratio(test) for k, test in hand_tests(done).items()}
     speed = np.concatenate([done[s]["learned"]["adam_equivalent"] for s in seeds])
     cap = ADAM_CAP // done[seeds[0]]["n_steps"]
-    est, lo, hi = (f">{cap}x" if np.isinf(v) else f"{v:.1f}x" for v in bootstrap_ci(speed))
+    est, lo, hi = (speed_text(v, cap) for v in bootstrap_ci(speed))
     diverged = sum(done[s]["learned"]["diverged"] for s in seeds)
     refused = np.mean([done[s]["learned"].get("refused_fraction", 0.0) for s in seeds])
     return final, vs, f"{diverged}/{final.size}", f"{refused:.2f}", f"{est} [{lo}, {hi}]"
@@ -381,9 +387,9 @@ def suite_table(summaries: Path) -> str:
             d = json.loads(f.read_text())
             med = {k: median(d[k]["final"]) for k in ("learned", "gd", "adam")}
             speed = median(d["learned"]["adam_equivalent"])
-            shown = f">{ADAM_CAP // d['n_steps']}x" if np.isinf(speed) else f"{speed:.1f}x"
             rows.append(f"| {suite} | {arm} | {seed} | {med['learned']:.3g} | {med['gd']:.3g} | "
                         f"{med['adam']:.3g} | {d['learned']['diverged']}/{d['problems']} "
                         f"(GD {d['gd']['diverged']}, Adam {d['adam']['diverged']}) | "
-                        f"{d['learned'].get('refused_fraction', 0.0):.2f} | {shown} |")
+                        f"{d['learned'].get('refused_fraction', 0.0):.2f} | "
+                        f"{speed_text(speed, ADAM_CAP // d['n_steps'])} |")
     return "\n".join(rows) + "\n"
