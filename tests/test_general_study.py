@@ -773,6 +773,6 @@ def test_a_speedup_just_below_the_goal_never_reads_as_the_goal():
 
     # a median of two problems' speedups (9.91 and 10.0) is 9.955: rounded it read "10.0x"
     # while general_verdict counted it below the issue's 10x
-    assert speed_text(9.955, 10) == "9.9x"
-    assert speed_text(10.0, 10) == "10.0x" and speed_text(5.9, 10) == "5.9x"
-    assert speed_text(float("inf"), 10) == ">10x"
+    assert speed_text(9.955, 100) == "9.9x"
+    assert speed_text(10.0, 100) == "10.0x" and speed_text(5.9, 100) == "5.9x"
+    assert speed_text(float("inf"), 100) == ">10x"

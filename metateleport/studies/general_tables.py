@@ -69,10 +69,9 @@ def specialist_table(summaries: Path, arm: str = "update_tele_diag") -> str:
     for suite, label, n, done, seeds, a, b in specialist_pairs(summaries, arm):
         within = sum(median(x) <= 2 * median(y) for x, y in zip(a, b))
         adam = _ratio(paired_log_ratio(b, [done[s]["adam"]["final"] for s in seeds]))
-        speed = median(np.concatenate([done[s]["learned"]["adam_equivalent"] for s in seeds]))
-        cap = ADAM_CAP // done[seeds[0]]["n_steps"]
+        speed = speed_text(median(adam_speeds(done, seeds)), done[seeds[0]]["n_steps"])
         rows.append(f"| {suite} | {label} | {n or len(seeds)} | {median(b.ravel()):.3g} | "
-                    f"{adam} | {speed_text(speed, cap)} | {median(a.ravel()):.3g} | "
+                    f"{adam} | {speed} | {median(a.ravel()):.3g} | "
                     f"{_ratio(paired_log_ratio(a, b))} | {within}/{len(seeds)} |")
     return "\n".join(rows) + "\n"
 
@@ -177,11 +176,21 @@ def _ratio(test: dict) -> str:
     return f"{np.exp(test['median']):.3g} [{np.exp(lo):.3g}, {np.exp(hi):.3g}]"
 
 
-def speed_text(value: float, cap: int) -> str:
-    """An Adam-equivalent speedup as the tables print it: ">cap x" where tuned Adam never
-    reaches the loss, else truncated (not rounded) to one decimal, so that a median of 9.955
-    reads 9.9x, below the issue's 10x goal as general_verdict counts it."""
-    return f">{cap}x" if np.isinf(value) else f"{np.floor(value * 10 + 1e-9) / 10:.1f}x"
+def adam_speeds(done: dict[int, dict], seeds: list[int] | None = None) -> np.ndarray:
+    """The Adam-equivalent speedups of one arm's suite summaries (seed -> summary), of
+    ``seeds`` (default all, in order), concatenated over seeds and problems."""
+    return np.concatenate([done[s]["learned"]["adam_equivalent"]
+                           for s in (sorted(done) if seeds is None else seeds)])
+
+
+def speed_text(value: float, n_steps: int) -> str:
+    """An Adam-equivalent speedup of a run of ``n_steps`` as the tables print it: ">cap x"
+    where tuned Adam never reaches the loss within ADAM_CAP steps, else truncated (not
+    rounded) to one decimal, so that a median of 9.955 reads 9.9x, below the issue's 10x goal
+    as general_verdict counts it."""
+    if np.isinf(value):
+        return f">{ADAM_CAP // n_steps}x"
+    return f"{np.floor(value * 10 + 1e-9) / 10:.1f}x"
 
 
 def _cells(done: dict[int, dict]) -> tuple[np.ndarray, dict[str, str], str, str, str]:
@@ -191,9 +200,8 @@ def _cells(done: dict[int, dict]) -> tuple[np.ndarray, dict[str, str], str, str,
     seeds = sorted(done)
     final = np.array([done[s]["learned"]["final"] for s in seeds])
     vs = {k: _ratio(test) for k, test in hand_tests(done).items()}
-    speed = np.concatenate([done[s]["learned"]["adam_equivalent"] for s in seeds])
-    cap = ADAM_CAP // done[seeds[0]]["n_steps"]
-    est, lo, hi = (speed_text(v, cap) for v in bootstrap_ci(speed))
+    n_steps = done[seeds[0]]["n_steps"]
+    est, lo, hi = (speed_text(v, n_steps) for v in bootstrap_ci(adam_speeds(done)))
     diverged = sum(done[s]["learned"]["diverged"] for s in seeds)
     refused = np.mean([done[s]["learned"].get("refused_fraction", 0.0) for s in seeds])
     return final, vs, f"{diverged}/{final.size}", f"{refused:.2f}", f"{est} [{lo}, {hi}]"
@@ -386,10 +394,9 @@ def suite_table(summaries: Path) -> str:
                 continue
             d = json.loads(f.read_text())
             med = {k: median(d[k]["final"]) for k in ("learned", "gd", "adam")}
-            speed = median(d["learned"]["adam_equivalent"])
             rows.append(f"| {suite} | {arm} | {seed} | {med['learned']:.3g} | {med['gd']:.3g} | "
                         f"{med['adam']:.3g} | {d['learned']['diverged']}/{d['problems']} "
                         f"(GD {d['gd']['diverged']}, Adam {d['adam']['diverged']}) | "
                         f"{d['learned'].get('refused_fraction', 0.0):.2f} | "
-                        f"{speed_text(speed, ADAM_CAP // d['n_steps'])} |")
+                        f"{speed_text(median(d['learned']['adam_equivalent']), d['n_steps'])} |")
     return "\n".join(rows) + "\n"

@@ -24,7 +24,7 @@ import numpy as np
 from ..stats import difference_text, median
 from .arms import StudyError
 from .general import ACCURACY_MARGIN, ARMS, SHIPPED, STUDY
-from .general_tables import _scored, hand_tests, specialist_pairs, versus_test
+from .general_tables import _scored, adam_speeds, hand_tests, specialist_pairs, versus_test
 from .realdata import REAL_SETS, versus_best_hand
 from .suites import SUITES
 
@@ -95,8 +95,7 @@ def _row(summaries: Path, arm: str, update: str) -> str | None:
         if t is not None:
             lower += t["ci"][1] < 0
             higher += t["ci"][0] > 0
-        speed = np.concatenate([done[k]["learned"]["adam_equivalent"] for k in sorted(done)])
-        fast += float(np.median(speed)) >= 10
+        fast += float(np.median(adam_speeds(done))) >= 10
     pairs = [np.median(a) <= 2 * np.median(b)
              for *_, a, b in specialist_pairs(summaries, arm)]
     real = []
