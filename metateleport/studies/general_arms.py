@@ -25,6 +25,12 @@ from .general_recipes import (
 
 __all__ = ["ARMS", "ORDER", "TEST_TIME"]
 
+#: the shipped recipe (scale term at weight 1) and its LSTM(update) at peak meta-learning rate
+#: 0.001 (cut to seeds 0-2, see ARMS) and on 3200 trajectories: ARMS entries, each also
+#: balanced at test time (TEST_TIME)
+_META_LR = at_meta_lr(0.001, scaled(1), [0, 1, 2])
+_BUDGET = at_budget(3200, scaled(1))
+
 #: arm -> (config, overrides, label, seeds)
 ARMS: dict[str, Entry] = {
     "update": ("general_update", [], "LSTM(update), guarded", [0, 1, 2, 3, 4]),
@@ -422,7 +428,7 @@ ARMS: dict[str, Entry] = {
     # same session, once seeds 0-1 of the teleporting arm and seed 0 of its LSTM(update) had
     # ended higher on validation than at 0.003 (4.648 / 2.356 against 2.239 / -0.972; 5.141
     # against 3.231) and before any test score of them: the CPU went to the arms below
-    **with_balanced_test(at_meta_lr(0.001, scaled(1), [0, 1, 2])),
+    **with_balanced_test(_META_LR),
     # added the same session while the arms above trained (their seeds 0-1 a third of the way,
     # no score of them), before any run of these: on the shipped arm's seeds the validation
     # score sits on a plateau (5.7-6.7 for 900 meta-steps on seed 0, 2.6-3.8 for 500 on seed
@@ -431,7 +437,7 @@ ARMS: dict[str, Entry] = {
     # lower on 13 of 16 suites (0.40-0.92x), on 7 with the interval, higher on none with it.
     # The shipped recipe and its LSTM(update) on 3200 trajectories (four times the study's
     # first budget), both balanced at test time only (TEST_TIME). Candidates (SHIPPED)
-    **with_balanced_test(at_budget(3200, scaled(1))),
+    **with_balanced_test(_BUDGET),
 }
 
 #: arms whose runs are another arm's chosen iterates with model options changed at test time
@@ -446,6 +452,5 @@ TEST_TIME: dict[str, str] = {
     "update-long-mixed-layer3-first1-balanced_test": "update-long-mixed-layer3-first1",
     **{f"{arm}-scale{weight}-balanced_test": f"{arm}-scale{weight}"
        for weight in (1, 3) for arm in MIXED_TILT3_ARMS},
-    **{f"{arm}-balanced_test": arm for arm in (*at_meta_lr(0.001, scaled(1), [0, 1, 2]),
-                                                *at_budget(3200, scaled(1)))},
+    **{f"{arm}-balanced_test": arm for arm in (*_META_LR, *_BUDGET)},
 }
