@@ -57,18 +57,22 @@ def torch_loop(model, opt, X, Y, steps, teleport=True):
 
 
 # (checkpoint, steps at float32 rounding, bound at step 30): LSTM(update); the direct form's
-# teleporting generalist (shipped until 2026-12-06); the shipped one, whose m1 also steps along
-# Adam's direction, which amplifies float32 rounding faster (the one shipped since a fourth
-# session of 2026-12-07, meta-trained twice as long: 5e-6 by step 3, 1.4e-5 by step 4, 9e-5 by
-# step 7, 0.02-0.04 by step 30, nn.LSTM's kernel alike)
+# teleporting generalist (shipped until 2026-12-06); the mixed form's, whose m1 also steps
+# along Adam's direction, which amplifies float32 rounding faster: the one shipped until a
+# fourth session of 2026-12-07 (1600 trajectories; 5e-6 by step 4, 1.4e-5 by step 5) and the
+# one shipped since, meta-trained twice as long (5e-6 by step 3, 1.4e-5 by step 4, 9e-5 by
+# step 7, 0.02-0.04 by step 30), nn.LSTM's kernel alike in both
+GENERAL = CKPT.parent / "studies" / "general"
 FUSED_CASES = [(CKPT / "update.pt", 11, 0.05),
-               (CKPT.parent / "studies" / "general" / "update_tele_diag-noguard-long-bound3"
-                / "s1.pt", 11, 0.05),
+               (GENERAL / "update_tele_diag-noguard-long-bound3" / "s1.pt", 11, 0.05),
+               (GENERAL / "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-balanced_test"
+                / "s1.pt", 4, 0.5),
                (CKPT / "general_update_tele.pt", 3, 0.5)]
 
 
 @pytest.mark.parametrize("path, tight, late", FUSED_CASES,
-                         ids=["update", "direct_generalist", "general_update_tele"])
+                         ids=["update", "direct_generalist", "mixed_generalist_1600",
+                              "general_update_tele"])
 def test_fused_steps_are_as_accurate_as_the_kernel(path, tight, late):
     """fused=True (the default: networks.fused_inference) and fused=False (nn.LSTM's kernel),
     both in float32, against the float64 trajectory of the same checkpoint. Over the first
