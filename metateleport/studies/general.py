@@ -41,7 +41,8 @@ __all__ = ["ACCURACY", "ACCURACY_MARGIN", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS
            "GUARD_SWAP", "HEADLINE", "LONGER", "MIXED_FIRST", "MIXED_FIRST_UPDATE", "MIXED_FORM",
            "MIXED_FORM_UPDATE", "MIXED_TILT", "MIXED_TILT_PAIR", "MIXED_TILT_UPDATE",
            "MIXED_VS_SHIPPED", "MOMENTS", "MOMENTS_UPDATE", "ORDER", "SAME_BUDGET", "SCALE",
-           "BUDGET", "BUDGET_START", "BUDGET_UPDATE", "META_LR", "META_LR_START",
+           "BUDGET", "BUDGET_START", "BUDGET_UPDATE", "BUDGET6400", "BUDGET6400_START",
+           "BUDGET6400_UPDATE", "META_LR", "META_LR_START",
            "META_LR_UPDATE",
            "SCALE_OWN", "SCALE_OWN_START", "SCALE_OWN_UPDATE",
            "SHIPPED", "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "TELE_OFF", "TEST_TIME",
@@ -245,19 +246,29 @@ META_LR_START = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-meta_l
 META_LR_UPDATE = ("update-long-mixed-tilt3-scale1-meta_lr0.001",
                   "update-long-mixed-tilt3-scale1-meta_lr0.001-balanced_test",
                   "update-long-mixed-tilt3-scale1-balanced_test")
-#: the shipped recipe on 3200 trajectories: meta-trained so and balanced at test time, paired
-#: with the shipped generalist (1600, balanced at test time; the arm last)
-BUDGET = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-budget3200",
-          "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-budget3200-balanced_test",
-          "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-balanced_test")
-#: the meta-trained arm paired with the same on 1600 from the problems' own starts (last)
-BUDGET_START = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-budget3200",
-                "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1")
-#: the same for their LSTM(update)s, paired with the LSTM(update) on 1600 balanced at test
-#: time (the arm last)
-BUDGET_UPDATE = ("update-long-mixed-tilt3-scale1-budget3200",
-                 "update-long-mixed-tilt3-scale1-budget3200-balanced_test",
-                 "update-long-mixed-tilt3-scale1-balanced_test")
+
+
+def _budget_pairings(trajectories: int, before: int) -> tuple[tuple[str, ...], ...]:
+    """The pairings of the shipped recipe (scale term at weight 1) on ``trajectories``
+    meta-training trajectories with the same on ``before`` (1600: the arm without "-budget"):
+    (the teleporting arm meta-trained so and balanced at test time, paired with ``before``'s
+    balanced at test time; the meta-trained arm paired with ``before``'s from the problems' own
+    starts; the same as the first for their LSTM(update)s), the arm paired with last."""
+    def on(arm: str, budget: int) -> str:
+        return arm if budget == 1600 else f"{arm}-budget{budget}"
+    tele, update = ("update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1",
+                    "update-long-mixed-tilt3-scale1")
+    return ((on(tele, trajectories), f"{on(tele, trajectories)}-balanced_test",
+             f"{on(tele, before)}-balanced_test"),
+            (on(tele, trajectories), on(tele, before)),
+            (on(update, trajectories), f"{on(update, trajectories)}-balanced_test",
+             f"{on(update, before)}-balanced_test"))
+
+
+#: the shipped recipe on 3200 trajectories paired with it on 1600, and on 6400 paired with it
+#: on 3200 (_budget_pairings)
+BUDGET, BUDGET_START, BUDGET_UPDATE = _budget_pairings(3200, 1600)
+BUDGET6400, BUDGET6400_START, BUDGET6400_UPDATE = _budget_pairings(6400, 3200)
 #: the same budget (1600 trajectories) for LSTM(update): the teleporting arms meta-trained on
 #: it, paired with LSTM(update) meta-trained on it (the arm last)
 SAME_BUDGET = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",
@@ -293,7 +304,7 @@ ACCURACY = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-lo
             "update_tele_diag-noguard-long-mixed-tilt3-balanced",
             *FIRST_BALANCED[:2], *FIRST_BALANCED_UPDATE[:2], *SCALE[:2],
             *SCALE_OWN[:-1], *SCALE_OWN_UPDATE[:-1], *META_LR[:-1], *META_LR_UPDATE[:-1],
-            *BUDGET[:-1], *BUDGET_UPDATE[:-1],
+            *BUDGET[:-1], *BUDGET_UPDATE[:-1], *BUDGET6400[:-1], *BUDGET6400_UPDATE[:-1],
             "update_tele-noguard-long-bound3",
             "update_tele-noguard-long-bound3-held_out", "update_tele-noguard", "update-long",
             "update")
@@ -352,7 +363,9 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                         *SCALE_OWN_UPDATE[:-1],
                         # (and at peak meta-learning rate 0.001, in a fourth, before any run;
                         # and on 3200 trajectories, the same session, before any run)
-                        *META_LR_UPDATE[:-1], *BUDGET_UPDATE[:-1]], 2.0),
+                        *META_LR_UPDATE[:-1], *BUDGET_UPDATE[:-1],
+                        # (and on 6400 trajectories, in a fifth, before any run)
+                        *BUDGET6400_UPDATE[:-1]], 2.0),
     # the long arm a candidate since 2026-12-02, once its 5 seeds were trained; its bound-3
     # version since 2026-12-03, before its seeds 2-4 were trained (it counts once all 5 are)
     # (and the gradient form's since 2026-12-04, before any of its runs, at tilt 1 and 3)
@@ -385,7 +398,9 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                              # before any run of it)
                              *SCALE_OWN[:-1],
                              # the same, in a fourth (both)
-                             *META_LR[:-1], *BUDGET[:-1]],
+                             *META_LR[:-1], *BUDGET[:-1],
+                             # the same, in a fifth
+                             *BUDGET6400[:-1]],
                             2.0),
 }
 

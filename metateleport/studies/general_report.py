@@ -17,6 +17,9 @@ from .general import (
     BALANCED_TEST_UPDATE,
     BALANCED_UPDATE,
     BUDGET,
+    BUDGET6400,
+    BUDGET6400_START,
+    BUDGET6400_UPDATE,
     BUDGET_START,
     BUDGET_UPDATE,
     CONTROLS,
@@ -84,6 +87,22 @@ def _pairing(summaries: Path, arms: tuple[str, ...], subject: str, paired: str,
             (f"{subject} on real data", real_table(summaries, arms)),
             (f"{subject}: held-out accuracy on the digits suite{accuracy}",
              digits_accuracy_table(summaries, arms))]
+
+
+def _budget_sections(summaries: Path, pairings: tuple[tuple[str, ...], ...], budget: int,
+                     before: int) -> list[tuple[str, str]]:
+    """The sections of general.BUDGET*'s pairings (``pairings``): the shipped recipe on
+    ``budget`` meta-training trajectories paired with it on ``before``."""
+    both, start, update = pairings
+    shipped = "the shipped generalist" if before == 1600 else "the same"
+    return [*_pairing(summaries, both, f"The shipped recipe on {budget} meta-training "
+                      "trajectories", " (meta-trained from the problems' own starts, and "
+                      f"balanced at test time only), paired with {shipped} ({before})",
+                      ", paired with it"),
+            *_pairing(summaries, start, f"{budget} meta-training trajectories from the problems' "
+                      "own starts", f", paired with {before}", ", paired with it"),
+            *_pairing(summaries, update, f"{budget} meta-training trajectories for LSTM(update)",
+                      f", paired with {before} balanced at test time", "")]
 
 
 def all_tables(summaries: Path) -> str:
@@ -240,13 +259,10 @@ def all_tables(summaries: Path) -> str:
                   "own starts", ", paired with 0.003", ", paired with it"),
         *_pairing(summaries, META_LR_UPDATE, "Peak meta-learning rate 0.001 for LSTM(update)",
                   ", paired with 0.003 balanced at test time", ""),
-        *_pairing(summaries, BUDGET, "The shipped recipe on 3200 meta-training trajectories",
-                  " (meta-trained from the problems' own starts, and balanced at test time "
-                  "only), paired with the shipped generalist (1600)", ", paired with it"),
-        *_pairing(summaries, BUDGET_START, "3200 meta-training trajectories from the problems' "
-                  "own starts", ", paired with 1600", ", paired with it"),
-        *_pairing(summaries, BUDGET_UPDATE, "3200 meta-training trajectories for LSTM(update)",
-                  ", paired with 1600 balanced at test time", ""),
+        *(section for pairings, budget, before in (
+            ((BUDGET, BUDGET_START, BUDGET_UPDATE), 3200, 1600),
+            ((BUDGET6400, BUDGET6400_START, BUDGET6400_UPDATE), 6400, 3200))
+          for section in _budget_sections(summaries, pairings, budget, before)),
         *_pairing(summaries, GL_RECIPE, "The gl group at the diag bound-3 arm's recipe",
                   " (with the held-out digits meta-loss and the first gl arm without the "
                   "guard), paired with the diag bound-3 arm", ", paired with it"),

@@ -63,10 +63,9 @@ CANDIDATES: dict[str, str] = {
         "update-long-mixed-tilt3-scale1-meta_lr0.001",
     "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-meta_lr0.001-balanced_test":
         "update-long-mixed-tilt3-scale1-meta_lr0.001-balanced_test",
-    "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-budget3200":
-        "update-long-mixed-tilt3-scale1-budget3200",
-    "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-budget3200-balanced_test":
-        "update-long-mixed-tilt3-scale1-budget3200-balanced_test",
+    **{f"update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-budget{budget}{suffix}":
+       f"update-long-mixed-tilt3-scale1-budget{budget}{suffix}"
+       for budget in (3200, 6400) for suffix in ("", "-balanced_test")},
 }
 
 
