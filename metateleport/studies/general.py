@@ -42,7 +42,7 @@ __all__ = ["ACCURACY", "ACCURACY_MARGIN", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS
            "MIXED_FORM_UPDATE", "MIXED_TILT", "MIXED_TILT_PAIR", "MIXED_TILT_UPDATE",
            "MIXED_VS_SHIPPED", "MOMENTS", "MOMENTS_UPDATE", "ORDER", "SAME_BUDGET", "SCALE",
            "BUDGET", "BUDGET_START", "BUDGET_UPDATE", "BUDGET6400", "BUDGET6400_START",
-           "BUDGET6400_UPDATE", "META_LR", "META_LR_START",
+           "BUDGET6400_UPDATE", "UPDATE_SWAP", "META_LR", "META_LR_START",
            "META_LR_UPDATE",
            "SCALE_OWN", "SCALE_OWN_START", "SCALE_OWN_UPDATE",
            "SHIPPED", "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "TELE_OFF", "TEST_TIME",
@@ -269,6 +269,10 @@ def _budget_pairings(trajectories: int, before: int) -> tuple[tuple[str, ...], .
 #: on 3200 (_budget_pairings)
 BUDGET, BUDGET_START, BUDGET_UPDATE = _budget_pairings(3200, 1600)
 BUDGET6400, BUDGET6400_START, BUDGET6400_UPDATE = _budget_pairings(6400, 3200)
+#: the LSTM(update) shipped as general_update.pt since 2026-12-07 (a fifth session), paired
+#: with the one it replaced (meta-trained from balanced starts, its first layer at tilt 1)
+UPDATE_SWAP = ("update-long-mixed-tilt3-scale1-budget3200-balanced_test",
+               "update-long-mixed-layer3-first1-balanced")
 #: the same budget (1600 trajectories) for LSTM(update): the teleporting arms meta-trained on
 #: it, paired with LSTM(update) meta-trained on it (the arm last)
 SAME_BUDGET = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",

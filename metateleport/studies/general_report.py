@@ -58,6 +58,7 @@ from .general import (
     SCALE_OWN,
     SCALE_OWN_START,
     SCALE_OWN_UPDATE,
+    UPDATE_SWAP,
     VAL_HELD_OUT,
     VARIANTS,
 )
@@ -263,6 +264,9 @@ def all_tables(summaries: Path) -> str:
             ((BUDGET, BUDGET_START, BUDGET_UPDATE), 3200, 1600),
             ((BUDGET6400, BUDGET6400_START, BUDGET6400_UPDATE), 6400, 3200))
           for section in _budget_sections(summaries, pairings, budget, before)),
+        *_pairing(summaries, UPDATE_SWAP, "The LSTM(update) shipped as general_update.pt since "
+                  "a fifth session of 2026-12-07", ", paired with the one it replaced",
+                  ", paired with it"),
         *_pairing(summaries, GL_RECIPE, "The gl group at the diag bound-3 arm's recipe",
                   " (with the held-out digits meta-loss and the first gl arm without the "
                   "guard), paired with the diag bound-3 arm", ", paired with it"),
