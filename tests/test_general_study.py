@@ -47,6 +47,9 @@ def test_every_arm_resolves_on_the_distribution_with_the_same_budget(arm):
         if "-digits05" in arm else base.task
     assert cfg.task == task and cfg.train == want
     assert (cfg.model.guard is None) == ("-noguard" in arm)
+    # "-hidden<h>": m1's and m2's LSTMs h units wide; every other arm the default 20
+    hidden = re.search(r"-hidden(\d+)", arm)
+    assert cfg.model.hidden_size == (int(hidden[1]) if hidden else 20)
     assert set(seeds) <= {0, 1, 2, 3, 4} and len(seeds) >= 3
 
 

@@ -42,8 +42,8 @@ __all__ = ["ACCURACY", "ACCURACY_MARGIN", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS
            "MIXED_FORM_UPDATE", "MIXED_TILT", "MIXED_TILT_PAIR", "MIXED_TILT_UPDATE",
            "MIXED_VS_SHIPPED", "MOMENTS", "MOMENTS_UPDATE", "ORDER", "SAME_BUDGET", "SCALE",
            "BUDGET", "BUDGET_START", "BUDGET_UPDATE", "BUDGET6400", "BUDGET6400_START",
-           "BUDGET6400_UPDATE", "UPDATE_SWAP", "META_LR", "META_LR_START",
-           "META_LR_UPDATE",
+           "BUDGET6400_UPDATE", "UPDATE_SWAP", "HIDDEN", "HIDDEN_UPDATE", "META_LR",
+           "META_LR_START", "META_LR_UPDATE",
            "SCALE_OWN", "SCALE_OWN_START", "SCALE_OWN_UPDATE",
            "SHIPPED", "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "TELE_OFF", "TEST_TIME",
            "VAL_HELD_OUT", "VARIANTS",
@@ -273,6 +273,13 @@ BUDGET6400, BUDGET6400_START, BUDGET6400_UPDATE = _budget_pairings(6400, 3200)
 #: with the one it replaced (meta-trained from balanced starts, its first layer at tilt 1)
 UPDATE_SWAP = ("update-long-mixed-tilt3-scale1-budget3200-balanced_test",
                "update-long-mixed-layer3-first1-balanced")
+#: the recipe on 3200 trajectories with 40 x 2 LSTMs, meta-trained so and balanced at test
+#: time, paired with the same at 20 x 2 balanced at test time (the shipped generalist; last);
+#: the same for their LSTM(update)s
+HIDDEN = tuple(f"update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-budget3200{arm}"
+               for arm in ("-hidden40", "-hidden40-balanced_test", "-balanced_test"))
+HIDDEN_UPDATE = tuple(f"update-long-mixed-tilt3-scale1-budget3200{arm}"
+                      for arm in ("-hidden40", "-hidden40-balanced_test", "-balanced_test"))
 #: the same budget (1600 trajectories) for LSTM(update): the teleporting arms meta-trained on
 #: it, paired with LSTM(update) meta-trained on it (the arm last)
 SAME_BUDGET = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",
@@ -309,6 +316,7 @@ ACCURACY = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-lo
             *FIRST_BALANCED[:2], *FIRST_BALANCED_UPDATE[:2], *SCALE[:2],
             *SCALE_OWN[:-1], *SCALE_OWN_UPDATE[:-1], *META_LR[:-1], *META_LR_UPDATE[:-1],
             *BUDGET[:-1], *BUDGET_UPDATE[:-1], *BUDGET6400[:-1], *BUDGET6400_UPDATE[:-1],
+            *HIDDEN[:-1], *HIDDEN_UPDATE[:-1],
             "update_tele-noguard-long-bound3",
             "update_tele-noguard-long-bound3-held_out", "update_tele-noguard", "update-long",
             "update")
@@ -368,8 +376,9 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                         # (and at peak meta-learning rate 0.001, in a fourth, before any run;
                         # and on 3200 trajectories, the same session, before any run)
                         *META_LR_UPDATE[:-1], *BUDGET_UPDATE[:-1],
-                        # (and on 6400 trajectories, in a fifth, before any run)
-                        *BUDGET6400_UPDATE[:-1]], 2.0),
+                        # (and on 6400 trajectories, in a fifth, before any run; and with
+                        # 40 x 2 LSTMs, the same session, before any run)
+                        *BUDGET6400_UPDATE[:-1], *HIDDEN_UPDATE[:-1]], 2.0),
     # the long arm a candidate since 2026-12-02, once its 5 seeds were trained; its bound-3
     # version since 2026-12-03, before its seeds 2-4 were trained (it counts once all 5 are)
     # (and the gradient form's since 2026-12-04, before any of its runs, at tilt 1 and 3)
@@ -403,8 +412,8 @@ SHIPPED: dict[str, tuple[list[str], float]] = {
                              *SCALE_OWN[:-1],
                              # the same, in a fourth (both)
                              *META_LR[:-1], *BUDGET[:-1],
-                             # the same, in a fifth
-                             *BUDGET6400[:-1]],
+                             # the same, in a fifth (both)
+                             *BUDGET6400[:-1], *HIDDEN[:-1]],
                             2.0),
 }
 

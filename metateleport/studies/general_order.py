@@ -71,11 +71,11 @@ def _order() -> list[tuple[str, int]]:
             + [(f"{arm}-scale3{suffix}", s) for suffix in ("", "-balanced_test")
                for arm in ("update_tele_diag-noguard-long-bound3-mixed-tilt3",
                            "update-long-mixed-tilt3") for s in range(5)]
-            # the peak meta-learning rate 0.001 (3 seeds) and the budgets of 3200 and 6400
-            # trajectories: the same order as weight 3's
+            # the peak meta-learning rate 0.001 (3 seeds), the budgets of 3200 and 6400
+            # trajectories and 40 x 2 LSTMs: the same order as weight 3's
             + [(f"{arm}-scale1-{how}{suffix}", s)
                for how, seeds in (("meta_lr0.001", range(3)), ("budget3200", range(5)),
-                                  ("budget6400", range(5)))
+                                  ("budget6400", range(3)), ("budget3200-hidden40", range(5)))
                for suffix in ("", "-balanced_test")
                for arm in ("update_tele_diag-noguard-long-bound3-mixed-tilt3",
                            "update-long-mixed-tilt3") for s in seeds])

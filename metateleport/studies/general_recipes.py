@@ -1,7 +1,8 @@
 """The recipes the generalist study's arms are built from (general_arms.ARMS): the shipped
 generalists' mixed tilt-3 recipe and its LSTM(update), and the helpers that derive an ARMS
 entry from another (the gradient form, the first layer at tilt 1, balanced starts, the scale
-term, the peak meta-learning rate, the meta-training budget, further overrides).
+term, the peak meta-learning rate, the meta-training budget, the LSTMs' width, further
+overrides).
 """
 
 from __future__ import annotations
@@ -90,18 +91,28 @@ def at_meta_lr(meta_lr: float, arms: dict[str, Entry],
             for arm, entry in arms.items()}
 
 
-def at_budget(trajectories: int, arms: dict[str, Entry]) -> dict[str, Entry]:
+def at_budget(trajectories: int, arms: dict[str, Entry],
+              seeds: list[int] | None = None) -> dict[str, Entry]:
     """ARMS entries: each of ``arms`` (meta-trained on 1600 trajectories, "twice the
     meta-training") on ``trajectories`` instead ("<arm>-budget<trajectories>"), the cosine
-    schedule stretched over them, everything else unchanged."""
+    schedule stretched over them, everything else unchanged, on ``seeds`` (default its)."""
     out = {}
-    for arm, (config, overrides, label, seeds) in arms.items():
+    for arm, (config, overrides, label, own_seeds) in arms.items():
         at = overrides.index("train.trajectories=1600")
         out[f"{arm}-budget{trajectories}"] = (
             config, [*overrides[:at], f"train.trajectories={trajectories}", *overrides[at + 1:]],
             label.replace("twice the meta-training", f"{trajectories} meta-training trajectories"),
-            list(seeds))
+            list(own_seeds if seeds is None else seeds))
     return out
+
+
+def with_hidden(size: int, arms: dict[str, Entry]) -> dict[str, Entry]:
+    """ARMS entries: each of ``arms`` with its LSTMs (m1, and m2 if it has one) ``size`` units
+    wide instead of 20 ("<arm>-hidden<size>"; two layers, as before), everything else
+    unchanged."""
+    return {f"{arm}-hidden{size}": extended(entry, [f"model.hidden_size={size}"],
+                                            f"LSTMs of {size} x 2 units")
+            for arm, entry in arms.items()}
 
 
 def with_balanced_test(arms: dict[str, Entry]) -> dict[str, Entry]:

@@ -39,6 +39,8 @@ from .general import (
     GRADIENT_LAYER_UPDATE,
     GRADIENT_TILT,
     GRADIENT_TILT_UPDATE,
+    HIDDEN,
+    HIDDEN_UPDATE,
     LONGER,
     META_LR,
     META_LR_START,
@@ -264,6 +266,11 @@ def all_tables(summaries: Path) -> str:
             ((BUDGET, BUDGET_START, BUDGET_UPDATE), 3200, 1600),
             ((BUDGET6400, BUDGET6400_START, BUDGET6400_UPDATE), 6400, 3200))
           for section in _budget_sections(summaries, pairings, budget, before)),
+        *_pairing(summaries, HIDDEN, "40 x 2 LSTMs on the shipped recipe (3200 trajectories)",
+                  " (meta-trained from the problems' own starts, and balanced at test time "
+                  "only), paired with the shipped generalist (20 x 2)", ", paired with it"),
+        *_pairing(summaries, HIDDEN_UPDATE, "40 x 2 LSTMs for LSTM(update)",
+                  ", paired with 20 x 2 balanced at test time", ""),
         *_pairing(summaries, UPDATE_SWAP, "The LSTM(update) shipped as general_update.pt since "
                   "a fifth session of 2026-12-07", ", paired with the one it replaced",
                   ", paired with it"),

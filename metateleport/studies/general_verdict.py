@@ -65,7 +65,7 @@ CANDIDATES: dict[str, str] = {
         "update-long-mixed-tilt3-scale1-meta_lr0.001-balanced_test",
     **{f"update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-budget{budget}{suffix}":
        f"update-long-mixed-tilt3-scale1-budget{budget}{suffix}"
-       for budget in (3200, 6400) for suffix in ("", "-balanced_test")},
+       for budget in ("3200", "6400", "3200-hidden40") for suffix in ("", "-balanced_test")},
 }
 
 
