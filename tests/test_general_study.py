@@ -779,3 +779,25 @@ def test_a_speedup_just_below_the_goal_never_reads_as_the_goal():
     assert speed_text(9.955, 100) == "9.9x"
     assert speed_text(10.0, 100) == "10.0x" and speed_text(5.9, 100) == "5.9x"
     assert speed_text(float("inf"), 100) == ">10x"
+
+
+def test_the_width_cost_probe_times_the_arm_it_is_given_and_refuses_bad_sizes(monkeypatch,
+                                                                                capsys):
+    probe = _script("lstm_width_cost")
+    with pytest.raises(SystemExit) as exit_info:
+        probe.main(["--sizes", "0"])
+    assert exit_info.value.code == 2 and "--sizes" in capsys.readouterr().err
+    calls = []
+
+    def fake(config, batch, windows, extra):
+        calls.append((config, extra))
+        size = int(extra[-1].split("=")[1])
+        return {"tps": 1000.0 / size, "cpu_tps": 2000.0 / size}
+
+    monkeypatch.setattr(probe, "bench_train", fake)
+    assert probe.main(["--sizes", "20", "40"]) == 0
+    config, overrides, *_ = general.ARMS[probe.SHIPPED]
+    assert [c for c, _ in calls] == [config, config]
+    # the arm's own overrides, then one thread and the width, which replaces any of the arm's
+    assert calls[1][1] == [*overrides, "train.threads=1", "model.hidden_size=40"]
+    assert "| 40 x 2 | 25 | 50 | 2.00x |" in capsys.readouterr().out

@@ -461,8 +461,8 @@ ARMS: dict[str, Entry] = {
     # test score of them: the budget has stopped paying, so is the 20 x 2 LSTM the limit? Every
     # smaller size was 1.8-7x worse on the distribution (docs/benchmarks.md, frontier_general)
     # and no larger one was tried. The shipped recipe on 3200 trajectories with 40 x 2 units
-    # (2.0x the CPU time per meta-step: 189 against 386 task-steps per CPU second, bench_train
-    # on this machine), and its LSTM(update); both balanced at test time. Candidates (SHIPPED)
+    # (1.9-2.0x the CPU time per meta-step, scripts/lstm_width_cost.py), and its
+    # LSTM(update); both balanced at test time. Candidates (SHIPPED)
     **with_balanced_test(_HIDDEN40),
 }
 
