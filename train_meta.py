@@ -11,8 +11,10 @@ Data-parallel over N processes (train.batch_size is then the batch of each proce
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
+import traceback
 from pathlib import Path
 
 import torch
@@ -92,6 +94,10 @@ def main(argv=None) -> int:
     except RankFailure as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except Exception:
+        if dist is None:
+            raise
+        _die_alone()
     if dist is not None and not dist.is_main:
         return 0
     if trainer.done:
@@ -116,6 +122,18 @@ def _leave(dist) -> None:
     or still inside a collective that a final one of ours would be mistaken for)."""
     if dist is not None:
         dist.close()
+
+
+def _die_alone() -> None:
+    """An error only this rank of a distributed run raised (the others find out at their next
+    collective, RankFailure): print it and exit 1 at once. A normal interpreter exit tears the
+    process group's threads down while the other ranks close their connections, and a gloo
+    thread torn down so aborts the process (SIGABRT, exit -6) instead (seen in CI under load),
+    so that torchrun's summary named no rank with exit code 1."""
+    traceback.print_exc()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 def _where(dist) -> str:
