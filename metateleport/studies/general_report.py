@@ -97,10 +97,9 @@ def _budget_sections(summaries: Path, pairings: tuple[tuple[str, ...], ...], bud
     """The sections of general.BUDGET*'s pairings (``pairings``): the shipped recipe on
     ``budget`` meta-training trajectories paired with it on ``before``."""
     both, start, update = pairings
-    shipped = "the shipped generalist" if before == 1600 else "the same"
     return [*_pairing(summaries, both, f"The shipped recipe on {budget} meta-training "
                       "trajectories", " (meta-trained from the problems' own starts, and "
-                      f"balanced at test time only), paired with {shipped} ({before})",
+                      f"balanced at test time only), paired with the same on {before}",
                       ", paired with it"),
             *_pairing(summaries, start, f"{budget} meta-training trajectories from the problems' "
                       "own starts", f", paired with {before}", ", paired with it"),
