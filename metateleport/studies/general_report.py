@@ -261,10 +261,9 @@ def all_tables(summaries: Path) -> str:
                   "own starts", ", paired with 0.003", ", paired with it"),
         *_pairing(summaries, META_LR_UPDATE, "Peak meta-learning rate 0.001 for LSTM(update)",
                   ", paired with 0.003 balanced at test time", ""),
-        *(section for pairings, budget, before in (
-            ((BUDGET, BUDGET_START, BUDGET_UPDATE), 3200, 1600),
-            ((BUDGET6400, BUDGET6400_START, BUDGET6400_UPDATE), 6400, 3200))
-          for section in _budget_sections(summaries, pairings, budget, before)),
+        *_budget_sections(summaries, (BUDGET, BUDGET_START, BUDGET_UPDATE), 3200, 1600),
+        *_budget_sections(summaries, (BUDGET6400, BUDGET6400_START, BUDGET6400_UPDATE), 6400,
+                          3200),
         *_pairing(summaries, HIDDEN, "40 x 2 LSTMs on the shipped recipe (3200 trajectories)",
                   " (meta-trained from the problems' own starts, and balanced at test time "
                   "only), paired with the shipped generalist (20 x 2)", ", paired with it"),
