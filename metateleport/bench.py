@@ -1,6 +1,6 @@
 """Benchmark: ``python -m metateleport.bench [--quick] [--json PATH] [--threads N]
-[--configs NAME ...] [--optim-only] [--lockstep] [--floor] [--memory] [--chunks]
-[--lstm-chunk N] [--fused] [--frontier] [--reference DIR]``.
+[--configs NAME ...] [--optim-only] [--optim-checkpoints PATH ...] [--lockstep] [--floor]
+[--memory] [--chunks] [--lstm-chunk N] [--fused] [--frontier] [--reference DIR]``.
 
 For each config (a variant's shipped configs/<variant>.yaml, or any configs/NAME.yaml, e.g. the
 family-specific ones) and batch size B: meta-training throughput in inner task-steps per second
@@ -9,7 +9,8 @@ window of K inner steps plus the Adam step), and peak resident memory of a proce
 only that variant's training. Then the wall time to evaluate 6 optimizers (GD, Adam,
 GD+teleport and the three learned variants) on 64 problems for 100 steps. First of all, the
 cost of one optimizer step of optim.LearnedOpt against torch.optim.Adam on a 100k-parameter
-model (``bench_optim``; ``--optim-only`` runs just that).
+model (``bench_optim``; ``--optim-only`` runs just that), with the shipped generalists' (or
+``--optim-checkpoints``') steps in wall and CPU time.
 
 ``--lockstep`` times instead the mixed batches of the task distribution (``MIXED_CONFIGS``, groups
 of 4 problems per architecture): a meta-step with the groups in lockstep, each LSTM called once
@@ -204,6 +205,9 @@ def main(argv=None) -> int:
                              f"{', '.join(CONFIGS)}; --memory and --chunks have their own)")
     parser.add_argument("--optim-only", action="store_true",
                         help="only the optimizer-step comparison with torch.optim.Adam")
+    parser.add_argument("--optim-checkpoints", nargs="+", type=Path, default=None,
+                        metavar="PATH", help="checkpoints the optimizer step also times "
+                        "(default: the shipped generalists)")
     parser.add_argument("--lockstep", action="store_true",
                         help="only mixed batches: groups in lockstep against group by group")
     parser.add_argument("--floor", action="store_true",
@@ -276,13 +280,21 @@ def main(argv=None) -> int:
             args.json.write_text(json.dumps({"floor": floor}, indent=2))
         return 0
     args.configs = args.configs or list(CONFIGS)
-    optim = bench_optim(20 if args.quick else 50)
+    for path in args.optim_checkpoints or []:
+        if not path.is_file():
+            parser.error(f"--optim-checkpoints: no checkpoint file {path}")
+    optim = bench_optim(20 if args.quick else 50, checkpoints=args.optim_checkpoints)
     print(f"optimizer step on a {optim['parameters']:,}-parameter MLP: Adam "
           f"{optim['adam_ms']:.2f} ms; LearnedOpt LSTM(update) {optim['update_ms']:.2f} ms "
           f"({optim['update_ms'] / optim['adam_ms']:.1f}x Adam); LSTM(update,tele) step "
           f"{optim['update_tele_step_ms']:.2f} ms, step + teleport on 64 samples "
           f"{optim['update_tele_step_and_teleport_ms']:.1f} ms "
           f"({optim['update_tele_step_and_teleport_ms'] / optim['adam_ms']:.0f}x Adam)")
+    for path, timed in optim["checkpoints"].items():
+        print(f"  {path}: " + ", ".join(
+            f"{what.replace('_', ' ')} {timed[f'{what}_wall_ms']:.1f} ms "
+            f"(CPU {timed[f'{what}_cpu_ms']:.1f})" for what in ("step", "step_and_teleport")
+            if f"{what}_wall_ms" in timed))
     if args.optim_only:
         if args.json:
             args.json.write_text(json.dumps({"optim": optim}, indent=2))

@@ -17,6 +17,8 @@ import torch
 __all__ = ["CONFIG_DIR", "TIMED_VARIANTS", "bench_eval", "bench_lockstep", "bench_optim",
            "bench_train", "time_to_quality"]
 
+#: the shipped generalists, which bench_optim times unless told other checkpoints
+GENERALISTS = ("general_update.pt", "general_update_tele.pt")
 #: the learned variants timed (a subset of learned.VARIANTS): the paper's three
 TIMED_VARIANTS = ("update_tele", "update", "lr_tele")
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -176,12 +178,16 @@ def bench_eval(problems: int = 64, steps: int = 100) -> float:
     return time.perf_counter() - start
 
 
-def bench_optim(steps: int = 50, teleport_batch: int = 64) -> dict:
+def bench_optim(steps: int = 50, teleport_batch: int = 64,
+                checkpoints: list[Path] | None = None) -> dict:
     """Milliseconds per optimizer step on a 101,770-parameter MLP (784-128-10 with biases, a
     batch of 64 MNIST-sized inputs), gradients fixed: torch.optim.Adam against
-    optim.LearnedOpt with the shipped LSTM(update) and LSTM(update,tele) checkpoints, the
-    latter also with ``opt.teleport`` on ``teleport_batch`` samples after every step (the full
-    method). Each timed over ``steps`` steps after 3 untimed ones."""
+    optim.LearnedOpt with the paper's shipped LSTM(update) and LSTM(update,tele) checkpoints,
+    the latter also with ``opt.teleport`` on ``teleport_batch`` samples after every step (the
+    full method). Each timed over ``steps`` steps after 3 untimed ones. ``checkpoints``
+    (default: the shipped generalists, GENERALISTS) are timed alike under ``"checkpoints"``:
+    path -> step and, if the checkpoint teleports, step + teleport, each in wall and CPU
+    milliseconds (``opt.start(model)`` first where it meta-trained from balanced starts)."""
     from torch import nn
 
     from .torch_optim import LearnedTorchOptimizer as LearnedOpt
@@ -191,22 +197,33 @@ def bench_optim(steps: int = 50, teleport_batch: int = 64) -> dict:
     X, y = torch.rand(teleport_batch, 784), torch.randint(0, 10, (teleport_batch,))
     ckpt = CONFIG_DIR.parent / "checkpoints"
 
-    def time_steps(opt, teleport: bool) -> float:
+    def time_steps(opt, teleport: bool) -> tuple[float, float]:
         model.zero_grad()
         nn.functional.cross_entropy(model(X), y).backward()
         for _ in range(3):
             opt.step()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         for _ in range(steps):
             opt.step()
             if teleport:
                 opt.teleport(model, X, y)
-        return 1e3 * (time.perf_counter() - start) / steps
+        return (1e3 * (time.perf_counter() - start) / steps,
+                1e3 * (time.process_time() - start_cpu) / steps)
 
     out = {"parameters": sum(p.numel() for p in model.parameters()),
-           "adam_ms": time_steps(torch.optim.Adam(model.parameters(), 1e-3), False),
-           "update_ms": time_steps(LearnedOpt(model.parameters(), ckpt / "update.pt"), False)}
+           "adam_ms": time_steps(torch.optim.Adam(model.parameters(), 1e-3), False)[0],
+           "update_ms": time_steps(LearnedOpt(model.parameters(), ckpt / "update.pt"),
+                                   False)[0]}
     tele = LearnedOpt(model.parameters(), ckpt / "paper_update_tele.pt")
-    out["update_tele_step_ms"] = time_steps(tele, False)
-    out["update_tele_step_and_teleport_ms"] = time_steps(tele, True)
+    out["update_tele_step_ms"] = time_steps(tele, False)[0]
+    out["update_tele_step_and_teleport_ms"] = time_steps(tele, True)[0]
+    out["checkpoints"] = {}
+    for path in checkpoints if checkpoints is not None else [ckpt / g for g in GENERALISTS]:
+        opt = LearnedOpt(model.parameters(), path)
+        opt.start(model)
+        timed = {"step": time_steps(opt, False)}
+        if opt.variant != "update":  # a teleport of its own
+            timed["step_and_teleport"] = time_steps(opt, True)
+        out["checkpoints"][str(path)] = {f"{k}_{kind}_ms": v[i] for k, v in timed.items()
+                                         for i, kind in enumerate(("wall", "cpu"))}
     return out
