@@ -222,7 +222,7 @@ def bench_optim(steps: int = 50, teleport_batch: int = 64,
         opt = LearnedOpt(model.parameters(), path)
         opt.start(model)
         timed = {"step": time_steps(opt, False)}
-        if opt.variant != "update":  # a teleport of its own
+        if opt.learned.move is not None:  # a teleport of its own (m2, random, balance)
             timed["step_and_teleport"] = time_steps(opt, True)
         out["checkpoints"][str(path)] = {f"{k}_{kind}_ms": v[i] for k, v in timed.items()
                                          for i, kind in enumerate(("wall", "cpu"))}
