@@ -22,6 +22,7 @@ from .general_recipes import (
     with_balanced_test,
     with_hidden,
     with_scale,
+    with_unroll,
 )
 
 __all__ = ["ARMS", "ORDER", "TEST_TIME"]
@@ -34,6 +35,9 @@ _BUDGET = at_budget(3200, scaled(1))
 _BUDGET6400 = at_budget(6400, scaled(1), [0, 1, 2])
 #: the recipe on 3200 trajectories with m1's and m2's LSTMs 40 x 2 units instead of 20 x 2
 _HIDDEN40 = with_hidden(40, _BUDGET)
+#: the teleporting recipe on 3200 trajectories by unrolls of 20 steps instead of 10 (a control)
+_TELE = "update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-budget3200"
+_UNROLL20 = with_unroll(20, {_TELE: _BUDGET[_TELE]}, [0, 1, 2])
 
 #: arm -> (config, overrides, label, seeds)
 ARMS: dict[str, Entry] = {
@@ -464,6 +468,12 @@ ARMS: dict[str, Entry] = {
     # (1.9-2.0x the CPU time per meta-step, scripts/lstm_width_cost.py), and its
     # LSTM(update); both balanced at test time. Candidates (SHIPPED)
     **with_balanced_test(_HIDDEN40),
+    # added 2026-12-07 (a seventh session), before any run: budget and width are level, and
+    # the headroom oracle found teleports that win 10 steps ahead and lose by step 100 (the
+    # horizon of every window here). Does truncation hold m2 back? Unrolls of 20, the same
+    # 3200 trajectories; a control (3 seeds, teleporting arm only): if it wins, its 5 seeds
+    # and its LSTM(update) come next, as candidates
+    **with_balanced_test(_UNROLL20),
 }
 
 #: arms whose runs are another arm's chosen iterates with model options changed at test time
@@ -479,5 +489,5 @@ TEST_TIME: dict[str, str] = {
     **{f"{arm}-scale{weight}-balanced_test": f"{arm}-scale{weight}"
        for weight in (1, 3) for arm in MIXED_TILT3_ARMS},
     **{f"{arm}-balanced_test": arm
-       for arm in (*_META_LR, *_BUDGET, *_BUDGET6400, *_HIDDEN40)},
+       for arm in (*_META_LR, *_BUDGET, *_BUDGET6400, *_HIDDEN40, *_UNROLL20)},
 }

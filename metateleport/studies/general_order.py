@@ -78,7 +78,10 @@ def _order() -> list[tuple[str, int]]:
                                   ("budget6400", range(3)), ("budget3200-hidden40", range(5)))
                for suffix in ("", "-balanced_test")
                for arm in ("update_tele_diag-noguard-long-bound3-mixed-tilt3",
-                           "update-long-mixed-tilt3") for s in seeds])
+                           "update-long-mixed-tilt3") for s in seeds]
+            # unrolls of 20 (teleporting arm only)
+            + [(f"update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-budget3200-unroll20"
+                f"{suffix}", s) for suffix in ("", "-balanced_test") for s in range(3)])
 
 
 #: the order in which runs are trained

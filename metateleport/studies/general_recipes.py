@@ -1,8 +1,8 @@
 """The recipes the generalist study's arms are built from (general_arms.ARMS): the shipped
 generalists' mixed tilt-3 recipe and its LSTM(update), and the helpers that derive an ARMS
 entry from another (the gradient form, the first layer at tilt 1, balanced starts, the scale
-term, the peak meta-learning rate, the meta-training budget, the LSTMs' width, further
-overrides).
+term, the peak meta-learning rate, the meta-training budget, the LSTMs' width, the unroll
+length, further overrides).
 """
 
 from __future__ import annotations
@@ -112,6 +112,16 @@ def with_hidden(size: int, arms: dict[str, Entry]) -> dict[str, Entry]:
     unchanged."""
     return {f"{arm}-hidden{size}": extended(entry, [f"model.hidden_size={size}"],
                                             f"LSTMs of {size} x 2 units")
+            for arm, entry in arms.items()}
+
+
+def with_unroll(unroll: int, arms: dict[str, Entry],
+                seeds: list[int] | None = None) -> dict[str, Entry]:
+    """ARMS entries: each of ``arms`` meta-trained by truncated unrolls of ``unroll`` inner steps
+    instead of 10 ("<arm>-unroll<unroll>"; the same trajectories, so half the meta-steps at 20,
+    each twice as long), everything else unchanged, on ``seeds`` (default its)."""
+    return {f"{arm}-unroll{unroll}": extended(entry, [f"train.unroll={unroll}"],
+                                              f"unrolls of {unroll} steps", seeds)
             for arm, entry in arms.items()}
 
 

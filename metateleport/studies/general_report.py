@@ -60,6 +60,7 @@ from .general import (
     SCALE_OWN,
     SCALE_OWN_START,
     SCALE_OWN_UPDATE,
+    UNROLL,
     UPDATE_SWAP,
     VAL_HELD_OUT,
     VARIANTS,
@@ -269,6 +270,10 @@ def all_tables(summaries: Path) -> str:
                   "only), paired with the shipped generalist (20 x 2)", ", paired with it"),
         *_pairing(summaries, HIDDEN_UPDATE, "40 x 2 LSTMs for LSTM(update)",
                   ", paired with 20 x 2 balanced at test time", ""),
+        *_pairing(summaries, UNROLL, "Unrolls of 20 steps on the shipped recipe (3200 "
+                  "trajectories)", " (meta-trained from the problems' own starts, and balanced "
+                  "at test time only), paired with the shipped generalist (unrolls of 10)",
+                  ", paired with it"),
         *_pairing(summaries, UPDATE_SWAP, "The LSTM(update) shipped as general_update.pt since "
                   "a fifth session of 2026-12-07", ", paired with the one it replaced",
                   ", paired with it"),
