@@ -18,12 +18,17 @@ half-done ones, and print the status table.
     python scripts/general_study.py guard-swap  (the diag arm's and its no-guard control's
                                                chosen iterates with the guard swapped,
                                                studies.general.GUARD_SWAP, then the tables)
+    python scripts/general_study.py park      (every unfinished run on this machine: its newest
+                                               full checkpoint, config and validation
+                                               history to studies/general/<arm>/parked/,
+                                               which `train` resumes from on any machine)
     python scripts/general_study.py tele-off  (the teleporting arms' chosen iterates with m1
                                                alone, their teleports switched off,
                                                studies.general.TELE_OFF, then the tables)
 
-Every command but ship prints the tables and writes them to studies/general/tables.md. Each
-finished run leaves studies/general/<arm>/s<seed>.json and .pt: commit them. Run long
+Every command but ship and park prints the tables and writes them to studies/general/tables.md. Each
+finished run leaves studies/general/<arm>/s<seed>.json and .pt (and removes its parked folder):
+commit them, and before a session ends, park and commit the unfinished runs. Run long
 sessions from a snapshot of the tree (DEVELOPERS.md).
 """
 
@@ -40,6 +45,7 @@ from metateleport.studies.general import (
     SHIPPED,
     STUDY,
     all_tables,
+    park_all,
     record_histories,
     score_all,
     score_guard_swap,
@@ -56,7 +62,7 @@ REPO = Path(__file__).resolve().parents[1]
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("what",
-                   choices=["train", "score", "status", "guard-swap", "tele-off", "ship"])
+                   choices=["train", "score", "status", "guard-swap", "tele-off", "ship", "park"])
     p.add_argument("--jobs", type=int, default=2, help="runs trained at once (1 thread each)")
     p.add_argument("--arms", nargs="+", choices=list(ARMS), default=None, metavar="ARM",
                    help="train or score only these arms' runs (the registry's names, "
@@ -81,6 +87,9 @@ def main(argv=None) -> int:
     if args.what == "ship":
         for name in SHIPPED:
             print(ship_generalist(summaries, REPO / "checkpoints", name))
+        return 0
+    if args.what == "park":
+        park_all(runs, summaries)
         return 0
     tables = all_tables(summaries)
     (summaries / STUDY / "tables.md").write_text(tables)

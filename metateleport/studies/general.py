@@ -48,6 +48,7 @@ __all__ = ["ACCURACY", "ACCURACY_MARGIN", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS
            "SHIPPED", "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "TELE_OFF", "TEST_TIME",
            "VAL_HELD_OUT", "VARIANTS",
            "all_tables", "committed", "digits_accuracy_table", "guard_swap_table", "paired_table",
+           "park_all",
            "real_table", "real_validation_gap", "real_validation_gaps", "record_histories",
            "score_all", "score_guard_swap", "score_specialists", "score_study_specialists",
            "score_tele_off", "selection_table", "ship_generalist", "shipped_choice",

@@ -32,12 +32,13 @@ from .general import (
     STUDY,
     TEST_TIME,
 )
+from .parked import PARKED, park, unpark, validation_history
 from .realdata import REAL_SETS, score_real, score_validation, validation_gap
 from .runs import train, write_summary
 from .suites import SUITES, score_suite
 
 __all__ = ["GUARD_SWAP", "STUDY_SPECIALISTS", "TELE_OFF", "committed", "derive_one",
-           "real_validation_gap",
+           "park_all", "real_validation_gap",
            "real_validation_gaps", "record_histories", "score_all", "score_guard_swap",
            "score_specialists", "score_study_specialists", "score_tele_off", "ship_generalist",
            "shipped_choice", "train_all", "train_one", "validation_history", "within_margin"]
@@ -129,6 +130,8 @@ def train_one(arm: str, seed: int, runs: Path, summaries: Path, repo: Path) -> d
         return derive_one(arm, seed, runs, summaries, repo)
     config, overrides, label, _ = ARMS[arm]
     folder = runs / STUDY / arm / f"s{seed}"
+    parked = out / PARKED / f"s{seed}"
+    unpark(parked, folder)
     start = time.time()
     train(config, seed, folder, overrides, repo)
     seconds = time.time() - start
@@ -143,7 +146,23 @@ def train_one(arm: str, seed: int, runs: Path, summaries: Path, repo: Path) -> d
     write_summary(summary, data, summaries / STUDY / "study.log",
                   f"{arm} seed {seed}: trained in {seconds:.0f} s this session; chosen "
                   f"meta-step {best['meta_step']}, validation score {best['validation_score']}")
+    shutil.rmtree(parked, ignore_errors=True)  # finished: its summary and iterate are committed
+    if (out / PARKED).is_dir() and not any((out / PARKED).iterdir()):
+        (out / PARKED).rmdir()
     return data
+
+
+def park_all(runs: Path, summaries: Path, log: Callable[[str], None] = print) -> None:
+    """Park (parked.park) every unfinished run of ORDER on this machine, those with a full
+    checkpoint and no committed summary, beside its arm's summaries (``<arm>/parked/s<seed>``;
+    commit them): the next session resumes it there, on this machine or another."""
+    for arm, seed in ORDER:
+        out = summaries / STUDY / arm
+        if arm in TEST_TIME or (out / f"s{seed}.json").is_file():
+            continue
+        step = park(runs / STUDY / arm / f"s{seed}", out / PARKED / f"s{seed}")
+        if step is not None:
+            log(f"{arm} s{seed}: parked at meta-step {step}")
 
 
 def derive_one(arm: str, seed: int, runs: Path, summaries: Path, repo: Path) -> dict[str, Any]:
@@ -378,16 +397,6 @@ def _by_seed(folder: Path, seeds, suffix: str = "") -> dict[int, dict]:
     one (suffix "": the run's own summary; "-<suite>": its score on a suite)."""
     return {s: json.loads(f.read_text()) for s in seeds
             if (f := folder / f"s{s}{suffix}.json").is_file()}
-
-
-def validation_history(folder: Path) -> dict[int, float]:
-    """meta-step -> validation score (val/score, trainer.validation_score) of run ``folder``,
-    from its TensorBoard log; the last entry is the final iterate's."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(folder / "tb"))
-    events.Reload()
-    return {int(e.step): float(e.value) for e in events.Scalars("val/score")}
 
 
 def record_histories(runs: Path, summaries: Path, log: Callable[[str], None] = print) -> None:
