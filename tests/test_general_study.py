@@ -42,6 +42,9 @@ def test_every_arm_resolves_on_the_distribution_with_the_same_budget(arm):
     # "-budget<t>": t trajectories of meta-training instead of "-long"'s
     if budget := re.search(r"-budget(\d+)", arm):
         want = dataclasses.replace(want, trajectories=int(budget[1]))
+    # "-unroll<k>": truncated unrolls of k inner steps instead of 10, the budget unchanged
+    if unroll := re.search(r"-unroll(\d+)", arm):
+        want = dataclasses.replace(want, unroll=int(unroll[1]))
     # "-digits05": half the groups on digits, the only arm whose distribution differs
     task = dataclasses.replace(base.task, options={**base.task.options, "digits": 0.5}) \
         if "-digits05" in arm else base.task
