@@ -32,6 +32,14 @@ def _step(checkpoint: Path) -> int:
     return int(checkpoint.stem.split("_")[-1])
 
 
+def _newer(source: Path, target: Path) -> Path | None:
+    """The newest full checkpoint of run folder ``source`` if ``target`` has none as new."""
+    checkpoint, have = latest_full(source), latest_full(target)
+    if checkpoint is None or (have is not None and _step(have) >= _step(checkpoint)):
+        return None
+    return checkpoint
+
+
 def validation_history(folder: Path) -> dict[int, float]:
     """meta-step -> validation score (val/score, trainer.validation_score) of run ``folder``:
     the history parked with the checkpoint it resumed from (if it did), then its TensorBoard
@@ -54,11 +62,7 @@ def park(folder: Path, dest: Path) -> int | None:
     """Copy run ``folder``'s config, newest full checkpoint and validation history to ``dest``,
     replacing what was parked there. Returns the checkpoint's meta-step, or None (``dest``
     untouched) when the folder has no full checkpoint or ``dest`` holds one as new."""
-    checkpoint = latest_full(folder)
-    if checkpoint is None:
-        return None
-    old = latest_full(dest)
-    if old is not None and _step(old) >= _step(checkpoint):
+    if (checkpoint := _newer(folder, dest)) is None:
         return None
     history = validation_history(folder)
     staging = dest.with_name(dest.name + ".partial")
@@ -76,11 +80,7 @@ def unpark(dest: Path, folder: Path) -> int | None:
     """Copy the checkpoint parked at ``dest``, with its config and validation history, into run
     ``folder`` when the folder has no full checkpoint or only older ones (training then resumes
     from it: it is the newest). Returns its meta-step, or None (nothing copied)."""
-    checkpoint = latest_full(dest)
-    if checkpoint is None:
-        return None
-    own = latest_full(folder)
-    if own is not None and _step(own) >= _step(checkpoint):
+    if (checkpoint := _newer(dest, folder)) is None:
         return None
     (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
     if not (folder / "config.yaml").is_file():
