@@ -804,3 +804,44 @@ def test_the_width_cost_probe_times_the_arm_it_is_given_and_refuses_bad_sizes(mo
     # the arm's own overrides, then one thread and the width, which replaces any of the arm's
     assert calls[1][1] == [*overrides, "train.threads=1", "model.hidden_size=40"]
     assert "| 40 x 2 | 25 | 50 | 2.00x |" in capsys.readouterr().out
+
+
+def test_the_frontier_leaves_out_gl_specialists_and_needs_both_criteria(tmp_path):
+    """A diag arm is on the frontier's 'both' only when every specialist row outside the gl
+    group is within 2x at the median and every real set is at most 0.03 below the better hand
+    optimizer; a gl specialist far below it does not count, and a gl arm has no row."""
+    from metateleport.studies.general_verdict import frontier_table
+
+    root = tmp_path / "general"
+    # update.pt (not gl) at [0.1, 0.2]; paper_update_tele.pt (gl) 100x lower
+    _suite_summary(root / "specialists", "update-paper.json", [0.1, 0.2], [4.0, 8.0], [1, 1])
+    _suite_summary(root / "specialists", "paper_update_tele-paper.json", [0.001, 0.002],
+                   [4.0, 8.0], [1, 1])
+    hand = {"sgd": {"final": [0.1, 0.1], "accuracy": [0.8, 0.8]},
+            "adam": {"final": [0.1, 0.1], "accuracy": [0.7, 0.7]}}
+    # the direct bound-1 arm: 1.5x update.pt, accuracy 0.01 below SGD's; the bound-3 arm: 3x
+    # update.pt, level with SGD; the gl arm: level on both, but not in the diag group
+    for arm, loss, acc in (("update_tele_diag-noguard-long", [0.15, 0.3], 0.79),
+                           ("update_tele_diag-noguard-long-bound3", [0.3, 0.6], 0.8),
+                           ("update_tele-noguard", [0.1, 0.2], 0.8)):
+        for s in (0, 1):
+            _suite_summary(root / arm, f"s{s}-paper.json", loss, [4.0, 8.0], [2, 2])
+            for name in ("breast_cancer", "digits"):
+                (root / arm / f"s{s}-real-{name}.json").write_text(json.dumps({
+                    **hand, "learned": {"final": [0.05, 0.05], "accuracy": [acc, acc]}}))
+    rows = {r.split(" | ")[0].lstrip("| "): r.split(" | ")
+            for r in frontier_table(tmp_path).splitlines()[2:]}
+    assert set(rows) == {general.ARMS[a][2] for a in ("update_tele_diag-noguard-long",
+                                                     "update_tele_diag-noguard-long-bound3")}
+    near = rows[general.ARMS["update_tele_diag-noguard-long"][2]]
+    assert near[1:4] == ["2", "1 of 1", "1.50x update.pt (shipped) on paper"]
+    assert near[4].startswith("-0.010 [") and near[-1] == "yes |"
+    far = rows[general.ARMS["update_tele_diag-noguard-long-bound3"][2]]
+    assert far[2:4] == ["0 of 1", "3.00x update.pt (shipped) on paper"] and far[-1] == "no |"
+    # the same arm 0.04 below SGD on one real set: no longer both
+    for s in (0, 1):
+        (root / "update_tele_diag-noguard-long" / f"s{s}-real-digits.json").write_text(
+            json.dumps({**hand, "learned": {"final": [0.05, 0.05], "accuracy": [0.76, 0.76]}}))
+    near = next(r for r in frontier_table(tmp_path).splitlines()
+                if r.startswith(f"| {general.ARMS['update_tele_diag-noguard-long'][2]} |"))
+    assert near.endswith("| no |")

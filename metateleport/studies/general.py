@@ -42,7 +42,8 @@ __all__ = ["ACCURACY", "ACCURACY_MARGIN", "ADAM_FORM", "ADAM_FORM_UPDATE", "ARMS
            "MIXED_FORM_UPDATE", "MIXED_TILT", "MIXED_TILT_PAIR", "MIXED_TILT_UPDATE",
            "MIXED_VS_SHIPPED", "MOMENTS", "MOMENTS_UPDATE", "ORDER", "SAME_BUDGET", "SCALE",
            "BUDGET", "BUDGET_START", "BUDGET_UPDATE", "BUDGET6400", "BUDGET6400_START",
-           "BUDGET6400_UPDATE", "UPDATE_SWAP", "HIDDEN", "HIDDEN_UPDATE", "UNROLL", "META_LR",
+           "BUDGET6400_UPDATE", "UPDATE_SWAP", "HIDDEN", "HIDDEN_UPDATE", "UNROLL", "DIRECT_SCALE",
+           "META_LR",
            "META_LR_START", "META_LR_UPDATE",
            "SCALE_OWN", "SCALE_OWN_START", "SCALE_OWN_UPDATE",
            "SHIPPED", "SPECIALISTS", "STUDY", "STUDY_SPECIALISTS", "TELE_OFF", "TEST_TIME",
@@ -285,6 +286,11 @@ HIDDEN_UPDATE = tuple(f"update-long-mixed-tilt3-scale1-budget3200{arm}"
 #: balanced at test time, paired with the shipped generalist (unrolls of 10; last)
 UNROLL = tuple(f"update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-budget3200{arm}"
                for arm in ("-unroll20", "-unroll20-balanced_test", "-balanced_test"))
+#: the direct form's bound-1 arm with the scale term at weight 3, meta-trained so and balanced at
+#: test time, paired with that arm without it (last)
+DIRECT_SCALE = ("update_tele_diag-noguard-long-scale3",
+                "update_tele_diag-noguard-long-scale3-balanced_test",
+                "update_tele_diag-noguard-long")
 #: the same budget (1600 trajectories) for LSTM(update): the teleporting arms meta-trained on
 #: it, paired with LSTM(update) meta-trained on it (the arm last)
 SAME_BUDGET = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-long",
@@ -321,7 +327,7 @@ ACCURACY = ("update_tele_diag-noguard-long-bound3", "update_tele_diag-noguard-lo
             *FIRST_BALANCED[:2], *FIRST_BALANCED_UPDATE[:2], *SCALE[:2],
             *SCALE_OWN[:-1], *SCALE_OWN_UPDATE[:-1], *META_LR[:-1], *META_LR_UPDATE[:-1],
             *BUDGET[:-1], *BUDGET_UPDATE[:-1], *BUDGET6400[:-1], *BUDGET6400_UPDATE[:-1],
-            *HIDDEN[:-1], *HIDDEN_UPDATE[:-1], *UNROLL[:-1],
+            *HIDDEN[:-1], *HIDDEN_UPDATE[:-1], *UNROLL[:-1], *DIRECT_SCALE[:-1],
             "update_tele-noguard-long-bound3",
             "update_tele-noguard-long-bound3-held_out", "update_tele-noguard", "update-long",
             "update")

@@ -81,7 +81,10 @@ def _order() -> list[tuple[str, int]]:
                            "update-long-mixed-tilt3") for s in seeds]
             # unrolls of 20 (teleporting arm only)
             + [(f"update_tele_diag-noguard-long-bound3-mixed-tilt3-scale1-budget3200-unroll20"
-                f"{suffix}", s) for suffix in ("", "-balanced_test") for s in range(3)])
+                f"{suffix}", s) for suffix in ("", "-balanced_test") for s in range(3)]
+            # the direct form's bound-1 arm with the scale term at weight 3
+            + [(f"update_tele_diag-noguard-long-scale3{suffix}", s)
+               for suffix in ("", "-balanced_test") for s in range(5)])
 
 
 #: the order in which runs are trained

@@ -71,14 +71,14 @@ MIXED_TILT3_ARMS = {"update_tele_diag-noguard-long-bound3-mixed-tilt3": MIXED_TI
                     "update-long-mixed-tilt3": MIXED_TILT3_UPDATE}
 
 
-def scaled(weight: int) -> dict[str, Entry]:
-    """ARMS entries: the mixed tilt-3 arm and its LSTM(update) with the growth of the
-    function's scale in the meta-loss at ``weight`` ("<arm>-scale<weight>")."""
+def scaled(weight: int, arms: dict[str, Entry] | None = None) -> dict[str, Entry]:
+    """ARMS entries: each of ``arms`` (default the mixed tilt-3 arm and its LSTM(update)) with
+    the growth of the function's scale in the meta-loss at ``weight`` ("<arm>-scale<weight>")."""
     how = "the function's scale growth in the meta-loss" + (
         "" if weight == 1 else f" at weight {weight}")
     return {f"{arm}-scale{weight}": extended(entry, [f"train.scale_weight={float(weight)}"],
                                              how)
-            for arm, entry in MIXED_TILT3_ARMS.items()}
+            for arm, entry in (MIXED_TILT3_ARMS if arms is None else arms).items()}
 
 
 def at_meta_lr(meta_lr: float, arms: dict[str, Entry],

@@ -25,6 +25,7 @@ from .general import (
     CONTROLS,
     CURVATURE,
     DIGITS_SHARE,
+    DIRECT_SCALE,
     FIRST_BALANCED,
     FIRST_BALANCED_UPDATE,
     FIRST_BALANCED_VS_SHIPPED,
@@ -111,7 +112,8 @@ def _budget_sections(summaries: Path, pairings: tuple[tuple[str, ...], ...], bud
 def all_tables(summaries: Path) -> str:
     """Every table of the study from the committed summaries, as markdown under headings:
     what ``general_study.py`` prints and writes to ``studies/general/tables.md``."""
-    from .general_verdict import done_when_table, shipping_table  # they read this module's
+    # they read this module's
+    from .general_verdict import done_when_table, frontier_table, shipping_table
 
     shipped = shipped_choice(summaries, "general_update_tele")[0]
     # paired with the shipped LSTM(update)'s arm (the done-when comparison) and with the
@@ -124,6 +126,8 @@ def all_tables(summaries: Path) -> str:
          shipped_table(summaries, shipped, against)),
         ("The done-when per candidate teleporting arm (general_verdict.py)",
          done_when_table(summaries)),
+        ("The frontier: the specialists outside the gl group against real data, per teleporting "
+         "diag arm (general_verdict.py)", frontier_table(summaries)),
         ("The shipping rule: what it read of every arm it chooses from (general_verdict.py)",
          shipping_table(summaries)),
         ("Failed seeds with and without selection on validation", selection_table(summaries)),
@@ -274,6 +278,9 @@ def all_tables(summaries: Path) -> str:
                   "trajectories)", " (meta-trained from the problems' own starts, and balanced "
                   "at test time only), paired with the shipped generalist (unrolls of 10)",
                   ", paired with it"),
+        *_pairing(summaries, DIRECT_SCALE, "The scale term at weight 3 on the direct form's "
+                  "bound-1 arm", " (meta-trained so, and balanced at test time only), paired "
+                  "with that arm without it", ", paired with it"),
         *_pairing(summaries, UPDATE_SWAP, "The LSTM(update) shipped as general_update.pt since "
                   "a fifth session of 2026-12-07", ", paired with the one it replaced",
                   ", paired with it"),

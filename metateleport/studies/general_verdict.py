@@ -28,7 +28,7 @@ from .general_tables import _scored, adam_speeds, hand_tests, specialist_pairs, 
 from .realdata import REAL_SETS, versus_best_hand
 from .suites import SUITES
 
-__all__ = ["CANDIDATES", "done_when_table", "shipping_table"]
+__all__ = ["CANDIDATES", "GL_SPECIALISTS", "done_when_table", "frontier_table", "shipping_table"]
 
 #: the teleporting arms a shipped generalist may come from, each with the LSTM(update)
 #: meta-trained the same way (the done-when's "generalist LSTM(update)")
@@ -67,6 +67,12 @@ CANDIDATES: dict[str, str] = {
        f"update-long-mixed-tilt3-scale1-budget{budget}{suffix}"
        for budget in ("3200", "6400", "3200-hidden40") for suffix in ("", "-balanced_test")},
 }
+
+
+#: the shipped specialists whose m2 writes a full invertible matrix per hidden layer (the gl
+#: group): moves exact on the training batch only, which no diag arm can make
+GL_SPECIALISTS = ("paper_update_tele", "paper_update_tele_look", "imbalanced_update_tele",
+                  "cond_update_tele", "digits_update_tele")
 
 
 def _count(tests: list[dict]) -> str:
@@ -156,4 +162,42 @@ def shipping_table(summaries: Path) -> str:
             score = median([d["validation_score"] for d in done.values()])
             rows.append(f"| {name} | {ARMS[arm][2]} | {len(done)}/{len(seeds)} | {score:.3f} | "
                         + " | ".join(per_set) + f" | {within} | {ships} |")
+    return "\n".join(rows) + "\n"
+
+
+def _real_gaps(summaries: Path, arm: str) -> list[dict] | None:
+    """Per REAL_SETS the paired held-out accuracy difference of ``arm`` to the better tuned
+    hand optimizer on the real test problems (versus_best_hand), None unless all are scored."""
+    found = [_scored(summaries, arm, f"real-{name}") for name in REAL_SETS]
+    if not all(found):
+        return None
+    return [versus_best_hand(f, ("sgd", "adam"))[2] for f in found]
+
+
+def frontier_table(summaries: Path) -> str:
+    """Markdown, one row per teleporting arm in the diag group (random teleports aside) scored
+    on a specialist's suite and on real data: the done-when's two criteria that no such arm has
+    met together. Its seeds scored; its specialist rows outside the gl group (GL_SPECIALISTS)
+    within 2x at the median, and the farthest of them; per real set the paired held-out
+    accuracy minus the better tuned hand optimizer's; and whether both hold (every such row
+    within 2x, every set's mean at most ACCURACY_MARGIN below)."""
+    rows = ["| arm | seeds | specialist rows outside the gl group within 2x | the farthest | "
+            + " | ".join(f"real {name}: accuracy - best hand's" for name in REAL_SETS)
+            + " | both |", "|---|---|---|---|" + "---|" * len(REAL_SETS) + "---|"]
+    for arm, (_, overrides, label, _) in ARMS.items():
+        if "model.tele_group=diag" not in overrides or arm.startswith("update_random"):
+            continue
+        gaps = _real_gaps(summaries, arm)
+        pairs = [(suite, name, float(np.median(a)) / float(np.median(b)), len(seeds))
+                 for suite, name, _, _, seeds, a, b in specialist_pairs(summaries, arm)
+                 if name.removesuffix(".pt (shipped)") not in GL_SPECIALISTS]
+        if gaps is None or not pairs:
+            continue
+        within = sum(r <= 2 for _, _, r, _ in pairs)
+        suite, name, far, _ = max(pairs, key=lambda p: p[2])
+        both = within == len(pairs) and all(g["mean"] >= -ACCURACY_MARGIN for g in gaps)
+        rows.append(f"| {label} | {max(p[3] for p in pairs)} | {within} of {len(pairs)} | "
+                    f"{far:.2f}x {name} on {suite} | "
+                    + " | ".join(difference_text(g) for g in gaps)
+                    + f" | {'yes' if both else 'no'} |")
     return "\n".join(rows) + "\n"
