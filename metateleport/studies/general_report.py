@@ -112,7 +112,7 @@ def _budget_sections(summaries: Path, pairings: tuple[tuple[str, ...], ...], bud
 def all_tables(summaries: Path) -> str:
     """Every table of the study from the committed summaries, as markdown under headings:
     what ``general_study.py`` prints and writes to ``studies/general/tables.md``."""
-    # they read this module's
+    # imported here, not at the top: general_verdict imports the modules that import this one
     from .general_verdict import done_when_table, frontier_table, shipping_table
 
     shipped = shipped_choice(summaries, "general_update_tele")[0]
