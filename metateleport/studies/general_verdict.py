@@ -75,6 +75,16 @@ GL_SPECIALISTS = ("paper_update_tele", "paper_update_tele_look", "imbalanced_upd
                   "cond_update_tele", "digits_update_tele")
 
 
+def _real_gap(summaries: Path, arm: str, name: str) -> tuple[str, dict] | None:
+    """On real set ``name``'s test problems: the better tuned hand optimizer and ``arm``'s
+    paired held-out accuracy difference to it (versus_best_hand), None until scored."""
+    found = _scored(summaries, arm, f"real-{name}")
+    if not found:
+        return None
+    best, _, versus = versus_best_hand(found, ("sgd", "adam"))
+    return best, versus
+
+
 def _count(tests: list[dict]) -> str:
     """'k (j)': of paired_log_ratio results, how many have a median below 0, and of those
     how many an interval below 0."""
@@ -105,12 +115,8 @@ def _row(summaries: Path, arm: str, update: str) -> str | None:
              for *_, a, b in specialist_pairs(summaries, arm)]
     real = []
     for name in REAL_SETS:
-        found = _scored(summaries, arm, f"real-{name}")
-        if found:
-            best, _, versus = versus_best_hand(found, ("sgd", "adam"))
-            real.append(f"{difference_text(versus)} vs {best}")
-        else:
-            real.append("-")
+        gap = _real_gap(summaries, arm, name)
+        real.append("-" if gap is None else f"{difference_text(gap[1])} vs {gap[0]}")
     n = len(scored)
     return (f"| {ARMS[arm][2]} | {seeds} | {diverged}/{problems} | {_count(vs['adam'])} of {n} "
             f"| {_count(vs['gd'])} of {n} | {lower} / {higher} of {n} | {fast} of {n} | "
@@ -165,15 +171,6 @@ def shipping_table(summaries: Path) -> str:
     return "\n".join(rows) + "\n"
 
 
-def _real_gaps(summaries: Path, arm: str) -> list[dict] | None:
-    """Per REAL_SETS the paired held-out accuracy difference of ``arm`` to the better tuned
-    hand optimizer on the real test problems (versus_best_hand), None unless all are scored."""
-    found = [_scored(summaries, arm, f"real-{name}") for name in REAL_SETS]
-    if not all(found):
-        return None
-    return [versus_best_hand(f, ("sgd", "adam"))[2] for f in found]
-
-
 def frontier_table(summaries: Path) -> str:
     """Markdown, one row per teleporting arm in the diag group (random teleports aside) scored
     on a specialist's suite and on real data: the done-when's two criteria that no such arm has
@@ -187,17 +184,17 @@ def frontier_table(summaries: Path) -> str:
     for arm, (_, overrides, label, _) in ARMS.items():
         if "model.tele_group=diag" not in overrides or arm.startswith("update_random"):
             continue
-        gaps = _real_gaps(summaries, arm)
+        gaps = [_real_gap(summaries, arm, name) for name in REAL_SETS]
         pairs = [(suite, name, float(np.median(a)) / float(np.median(b)), len(seeds))
                  for suite, name, _, _, seeds, a, b in specialist_pairs(summaries, arm)
                  if name.removesuffix(".pt (shipped)") not in GL_SPECIALISTS]
-        if gaps is None or not pairs:
+        if None in gaps or not pairs:
             continue
         within = sum(r <= 2 for _, _, r, _ in pairs)
         suite, name, far, _ = max(pairs, key=lambda p: p[2])
-        both = within == len(pairs) and all(g["mean"] >= -ACCURACY_MARGIN for g in gaps)
+        both = within == len(pairs) and all(g["mean"] >= -ACCURACY_MARGIN for _, g in gaps)
         rows.append(f"| {label} | {max(p[3] for p in pairs)} | {within} of {len(pairs)} | "
                     f"{far:.2f}x {name} on {suite} | "
-                    + " | ".join(difference_text(g) for g in gaps)
+                    + " | ".join(difference_text(g) for _, g in gaps)
                     + f" | {'yes' if both else 'no'} |")
     return "\n".join(rows) + "\n"
