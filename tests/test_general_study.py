@@ -733,6 +733,27 @@ def test_first_layer_tilt_changes_the_bound_at_test_time_and_restores_it():
         script.main(["--arm", "update-long"])
 
 
+def test_the_paper_gap_probe_reads_the_loss_at_its_steps_and_pairs_per_problem():
+    """scripts/paper_gap_probe.py: at_steps takes row s of the run's losses (row 0 the start)
+    for every s in STEPS, and cell reads the paired ratio of two runs per problem."""
+    probe = _script("paper_gap_probe")
+    from metateleport.checkpoint import load_optimizer
+    from metateleport.evaluation.running import score
+    from metateleport.studies.suites import suite_task
+    from metateleport.tasks import make_family
+
+    problems = make_family(suite_task("paper")).sample(3, 0, "val")
+    opt = load_optimizer(REPO / "checkpoints" / "update.pt")[0]
+    full = score({"o": opt}, problems, max(probe.STEPS))["o"].losses
+    got = probe.at_steps(opt, problems)
+    assert got.shape == (len(probe.STEPS), 3)
+    torch.testing.assert_close(got, full[list(probe.STEPS)])
+    assert (got[-1] < got[0]).all()
+    last = got[-1][None]
+    assert probe.cell(2 * last, last) == "2.00 [2.00, 2.00]"
+    assert probe.cell(last, 4 * last) == "0.25 [0.25, 0.25]"
+
+
 def test_a_test_time_arm_takes_the_source_iterate_and_rescores_validation(tmp_path,
                                                                           monkeypatch):
     from metateleport.checkpoint import load_checkpoint, load_optimizer
