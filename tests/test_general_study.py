@@ -735,7 +735,8 @@ def test_first_layer_tilt_changes_the_bound_at_test_time_and_restores_it():
 
 def test_the_paper_gap_probe_reads_the_loss_at_its_steps_and_pairs_per_problem():
     """scripts/paper_gap_probe.py: at_steps takes row s of the run's losses (row 0 the start)
-    for every s in STEPS, and cell reads the paired ratio of two runs per problem."""
+    for every s in STEPS, cell reads the paired ratio of two runs per problem, and changed
+    sets m1's rule as a row of CHANGES says."""
     probe = _script("paper_gap_probe")
     from metateleport.checkpoint import load_optimizer
     from metateleport.evaluation.running import score
@@ -752,6 +753,13 @@ def test_the_paper_gap_probe_reads_the_loss_at_its_steps_and_pairs_per_problem()
     last = got[-1][None]
     assert probe.cell(2 * last, last) == "2.00 [2.00, 2.00]"
     assert probe.cell(last, 4 * last) == "0.25 [0.25, 0.25]"
+    # a change multiplies m1's step and sets its tilt, on that optimizer alone
+    shipped = REPO / "checkpoints" / "general_update_tele.pt"
+    plain = load_optimizer(shipped)[0]
+    opt = probe.changed(load_optimizer(shipped)[0], {"step": 2.0, "tilt": 8.0, "tilt_first": 3.0})
+    assert opt.rule.step == 2 * plain.rule.step
+    assert (opt.rule.tilt, opt.rule.tilt_first) == (8.0, 3.0) != (plain.rule.tilt,
+                                                                 plain.rule.tilt_first)
 
 
 def test_a_test_time_arm_takes_the_source_iterate_and_rescores_validation(tmp_path,
