@@ -1,7 +1,8 @@
 """Where along the run does the generalist fall behind the paper family's specialist?
 
 The shipped generalist ends 2.4x above update.pt (LSTM(update) meta-trained on the paper's
-task alone) on the paper suite, the one specialist row outside the gl group it misses. This
+task alone) on the paper suite, the one family where it misses specialists outside the gl
+group (update.pt and the paper study's diag arm; general_verdict.frontier_table). This
 probe runs arms' chosen iterates (every seed) and update.pt on the paper suite's *validation*
 problems (never its test problems), from the problems' own starts, and prints the paired ratio
 to update.pt of the loss at several steps (median over seeds x problems, two-level bootstrap
