@@ -104,7 +104,7 @@ def main(argv=None) -> int:
                    "|---|" + "---|" * (len(STEPS) + 1)]
     for name, change in CHANGES.items():
         opt = changed(load_optimizer(shipped)[0], change)
-        runs = at_steps(opt, val)
+        runs = at_steps(opt, val) if change else base  # unchanged: the run base already is
         cells = [cell(runs[i][None], base[i][None]) for i in range(len(STEPS))]
         acc = update_alignment.over_problems(as_scored(opt), args.accuracy_problems,
                                              opt.move is not None)["accuracy"]
